@@ -1,0 +1,586 @@
+//! The `DatasetIngest` use case: landing upload → version or quarantine, idempotently.
+//!
+//! Identity is (SHA-256 of the raw bytes, contract version). The steps are ordered so
+//! that a crash or a redelivery at any point converges on the same result:
+//! 1. scan (hash, validate, profile, write the Parquet snapshot to scratch disk);
+//! 2. if the identity is already indexed, answer with the existing version;
+//! 3. claim the next version number with a create-only `claim.json` (a claim holding
+//!    the same identity is resumed, not skipped, so retries leave no gaps);
+//! 4. write `data.parquet`, then `manifest.json` (the commit point), create-only;
+//! 5. write the index entry.
+//!
+//! Quarantine is claimed through its own index first, then the copy and report are
+//! written; nothing in `landing/` is ever modified or deleted.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use tracing::{info, instrument, warn};
+
+use super::contract::{ColumnSpec, ColumnType, Contract, CsvFormat};
+use super::layout;
+use super::profile::ColumnProfile;
+use super::scan::{self, ScanError, ScanOutput, SourceFormat};
+use super::validation::ValidationResult;
+use super::DatasetName;
+use crate::storage::{ObjectKey, ObjectStore, Payload, PutMode, StorageError, get_json, put_json};
+
+/// An upload to ingest, as the trigger describes it.
+#[derive(Clone, Debug)]
+pub struct Upload {
+    pub key: ObjectKey,
+    /// The ETag the event reported, if any (recorded; the ETag actually read wins).
+    pub etag: Option<String>,
+    /// Who uploaded it, where the event says.
+    pub uploader: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SourceInfo {
+    pub key: ObjectKey,
+    pub uri: String,
+    pub etag: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploader: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SchemaField {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: ColumnType,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataFile {
+    pub key: ObjectKey,
+    pub uri: String,
+    pub bytes: u64,
+}
+
+/// Everything known about a dataset version. Written once, never changed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub dataset: DatasetName,
+    pub version: u32,
+    /// SHA-256 of the uploaded bytes, hex.
+    pub content_sha256: String,
+    pub contract_version: u32,
+    pub contract_inferred: bool,
+    pub source: SourceInfo,
+    pub format: SourceFormat,
+    pub bytes: u64,
+    pub rows: u64,
+    pub schema: Vec<SchemaField>,
+    pub profile: Vec<ColumnProfile>,
+    pub validation: ValidationResult,
+    pub parent_version: Option<u32>,
+    pub data: DataFile,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Why an upload was quarantined, beside its copy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuarantineReport {
+    pub dataset: DatasetName,
+    pub content_sha256: String,
+    pub contract_version: u32,
+    pub contract_inferred: bool,
+    pub source: SourceInfo,
+    pub format: SourceFormat,
+    pub bytes: u64,
+    pub rows: u64,
+    pub validation: ValidationResult,
+    pub copy: DataFile,
+    pub report_key: ObjectKey,
+    pub quarantined_at: DateTime<Utc>,
+}
+
+/// What downstream systems hear (a Service Bus topic in Azure, the embedded queue locally).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum DatasetEvent {
+    #[serde(rename = "dataset.versioned")]
+    Versioned { dataset: DatasetName, version: u32, content_sha256: String, manifest_uri: String, rows: u64 },
+    #[serde(rename = "dataset.rejected")]
+    Rejected { dataset: DatasetName, content_sha256: String, report_uri: String, rules: Vec<String> },
+}
+
+impl DatasetEvent {
+    /// A stable id, so consumers can drop the duplicates at-least-once delivery brings.
+    pub fn id(&self) -> String {
+        match self {
+            DatasetEvent::Versioned { dataset, version, .. } => format!("dataset.versioned:{dataset}:v{version}"),
+            DatasetEvent::Rejected { dataset, content_sha256, .. } => format!("dataset.rejected:{dataset}:{content_sha256}"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum IngestOutcome {
+    Versioned { manifest: Box<Manifest>, duplicate: bool, event: DatasetEvent },
+    Quarantined { report: Box<QuarantineReport>, duplicate: bool, event: DatasetEvent },
+    /// Nothing to do, and retrying will not change that (said why).
+    Ignored { reason: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error("stored contract {key} is invalid: {reason}")]
+    BadContract { key: ObjectKey, reason: String },
+    #[error("gave up allocating a version of {0} after many conflicts")]
+    Contention(DatasetName),
+}
+
+impl IngestError {
+    /// Whether the same call may succeed later (the trigger should be retried).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            IngestError::Storage(e) => e.is_transient(),
+            IngestError::Scan(ScanError::Read(_)) | IngestError::Contention(_) => true,
+            IngestError::Scan(ScanError::Parquet(_)) | IngestError::BadContract { .. } => false,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Claim {
+    content_sha256: String,
+    contract_version: u32,
+    source_uri: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct IndexEntry {
+    key: ObjectKey,
+}
+
+pub struct Ingestor {
+    store: Arc<dyn ObjectStore>,
+    scratch: PathBuf,
+}
+
+impl Ingestor {
+    pub fn new(store: Arc<dyn ObjectStore>, scratch: PathBuf) -> Self {
+        Self { store, scratch }
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Ingests the upload at `upload.key`, streaming it from the store.
+    #[instrument(skip_all, fields(upload = %upload.key, dataset, dataset_version))]
+    pub async fn ingest(&self, upload: Upload) -> Result<IngestOutcome, IngestError> {
+        let dataset = match layout::dataset_of_landing_key(&upload.key) {
+            None => {
+                return Ok(IngestOutcome::Ignored {
+                    reason: format!("{} is not under {}<dataset>/", upload.key, layout::LANDING),
+                });
+            }
+            Some(Err(e)) => return Ok(IngestOutcome::Ignored { reason: e.to_string() }),
+            Some(Ok(d)) => d,
+        };
+        tracing::Span::current().record("dataset", dataset.as_str());
+        let (contract, inferred) = match current_contract(self.store.as_ref(), &dataset).await? {
+            Some(c) => (c, false),
+            None => match self.infer(&dataset, &upload.key).await? {
+                Some(c) => (c, true),
+                None => return self.gone(&upload),
+            },
+        };
+        let got = match self.store.get(&upload.key).await {
+            Ok(got) => got,
+            Err(StorageError::NotFound { .. }) => return self.gone(&upload),
+            Err(e) => return Err(e.into()),
+        };
+        let source = SourceInfo {
+            key: upload.key.clone(),
+            uri: self.store.uri(&upload.key),
+            etag: got.meta.etag.0.clone(),
+            uploader: upload.uploader.clone(),
+        };
+        let body = tokio_util::io::StreamReader::new(got.body.map_err(std::io::Error::other));
+        let reader = tokio_util::io::SyncIoBridge::new(body);
+        let scratch = tempfile::Builder::new().prefix("sluice-ingest-").tempdir_in(&self.scratch).map_err(ScanError::Read)?;
+        let parquet_path = scratch.path().join("data.parquet");
+        let scanned = {
+            let contract = contract.clone();
+            let path = parquet_path.clone();
+            let span = tracing::Span::current();
+            tokio::task::spawn_blocking(move || span.in_scope(|| scan::scan(reader, &contract, &path)))
+                .await
+                .expect("scan task panicked")?
+        };
+        info!(rows = scanned.rows, bytes = scanned.bytes, passed = scanned.validation.passed, "scanned upload");
+        if scanned.validation.passed {
+            let contract = if inferred { store_contract(self.store.as_ref(), contract).await? } else { contract };
+            self.version(&dataset, &contract, inferred, source, scanned, parquet_path).await
+        } else {
+            self.quarantine(&dataset, &contract, inferred, source, scanned).await
+        }
+    }
+
+    fn gone(&self, upload: &Upload) -> Result<IngestOutcome, IngestError> {
+        Ok(IngestOutcome::Ignored { reason: format!("{} no longer exists", upload.key) })
+    }
+
+    /// Infers a contract from the upload's first rows (see [`infer_contract`]).
+    async fn infer(&self, dataset: &DatasetName, key: &ObjectKey) -> Result<Option<Contract>, IngestError> {
+        let got = match self.store.get(key).await {
+            Ok(got) => got,
+            Err(StorageError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let body = tokio_util::io::StreamReader::new(got.body.map_err(std::io::Error::other));
+        let reader = tokio_util::io::SyncIoBridge::new(body);
+        let dataset = dataset.clone();
+        let contract = tokio::task::spawn_blocking(move || infer_contract(dataset, reader))
+            .await
+            .expect("inference task panicked")
+            .map_err(ScanError::Read)?;
+        Ok(Some(contract))
+    }
+
+    async fn version(
+        &self,
+        dataset: &DatasetName,
+        contract: &Contract,
+        inferred: bool,
+        source: SourceInfo,
+        scanned: ScanOutput,
+        parquet_path: PathBuf,
+    ) -> Result<IngestOutcome, IngestError> {
+        let store = self.store.as_ref();
+        let index = layout::version_index(dataset, &scanned.sha256, contract.version);
+        if let Some(manifest) = self.indexed_manifest(&index).await? {
+            tracing::Span::current().record("dataset_version", manifest.version);
+            info!(version = manifest.version, "same content already versioned");
+            let event = versioned_event(store, &manifest);
+            return Ok(IngestOutcome::Versioned { manifest: Box::new(manifest), duplicate: true, event });
+        }
+        let claim = Claim {
+            content_sha256: scanned.sha256.clone(),
+            contract_version: contract.version,
+            source_uri: source.uri.clone(),
+        };
+        let version = self.claim_version(dataset, &claim).await?;
+        tracing::Span::current().record("dataset_version", version);
+        let data_key = layout::data(dataset, version);
+        let data_meta = match store.put(&data_key, Payload::from_file(&parquet_path).await?, PutMode::Create).await {
+            Ok(meta) => meta,
+            // A concurrent ingest of the same content wrote it first; identical bytes.
+            Err(StorageError::AlreadyExists { .. }) => store.head(&data_key).await?,
+            Err(e) => return Err(e.into()),
+        };
+        let parent_version = (version > 1).then(|| version - 1);
+        let manifest = Manifest {
+            dataset: dataset.clone(),
+            version,
+            content_sha256: scanned.sha256,
+            contract_version: contract.version,
+            contract_inferred: inferred,
+            source,
+            format: scanned.format,
+            bytes: scanned.bytes,
+            rows: scanned.rows,
+            schema: contract.columns.iter().map(|c| SchemaField { name: c.name.clone(), kind: c.kind }).collect(),
+            profile: scanned.profile,
+            validation: scanned.validation,
+            parent_version,
+            data: DataFile { uri: store.uri(&data_key), key: data_key, bytes: data_meta.size },
+            created_at: Utc::now(),
+        };
+        let manifest_key = layout::manifest(dataset, version);
+        let (manifest, duplicate) = match put_json(store, &manifest_key, &manifest, PutMode::Create).await {
+            Ok(_) => (manifest, false),
+            Err(StorageError::AlreadyExists { .. }) => (get_json(store, &manifest_key).await?.0, true),
+            Err(e) => return Err(e.into()),
+        };
+        create_or_keep(store, &index, &IndexEntry { key: manifest_key }).await?;
+        info!(version, duplicate, "dataset versioned");
+        let event = versioned_event(store, &manifest);
+        Ok(IngestOutcome::Versioned { manifest: Box::new(manifest), duplicate, event })
+    }
+
+    async fn indexed_manifest(&self, index: &ObjectKey) -> Result<Option<Manifest>, IngestError> {
+        match get_json::<IndexEntry>(self.store.as_ref(), index).await {
+            Ok((entry, _)) => Ok(Some(get_json(self.store.as_ref(), &entry.key).await?.0)),
+            Err(StorageError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Claims the next free version number, or resumes a claim for the same identity.
+    async fn claim_version(&self, dataset: &DatasetName, claim: &Claim) -> Result<u32, IngestError> {
+        let store = self.store.as_ref();
+        for _ in 0..100 {
+            let mut highest = 0;
+            for meta in store.list(&layout::versions_prefix(dataset)).await? {
+                if let Some((n, "claim.json")) = layout::parse_version_key(dataset, &meta.key) {
+                    highest = highest.max(n);
+                    if let Ok((existing, _)) = get_json::<Claim>(store, &meta.key).await
+                        && existing.content_sha256 == claim.content_sha256
+                        && existing.contract_version == claim.contract_version
+                    {
+                        return Ok(n);
+                    }
+                }
+            }
+            let next = highest + 1;
+            match put_json(store, &layout::claim(dataset, next), claim, PutMode::Create).await {
+                Ok(_) => return Ok(next),
+                Err(StorageError::AlreadyExists { .. }) => {
+                    let (existing, _) = get_json::<Claim>(store, &layout::claim(dataset, next)).await?;
+                    if existing.content_sha256 == claim.content_sha256 && existing.contract_version == claim.contract_version {
+                        return Ok(next);
+                    }
+                    warn!(version = next, "version number taken by a concurrent upload; retrying");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(IngestError::Contention(dataset.clone()))
+    }
+
+    async fn quarantine(
+        &self,
+        dataset: &DatasetName,
+        contract: &Contract,
+        inferred: bool,
+        source: SourceInfo,
+        scanned: ScanOutput,
+    ) -> Result<IngestOutcome, IngestError> {
+        let store = self.store.as_ref();
+        let index = layout::quarantine_index(dataset, &scanned.sha256, contract.version);
+        let now = Utc::now();
+        let copy_key = layout::quarantine_copy(dataset, now, source.key.file_name());
+        let report_key = layout::quarantine_report(&copy_key);
+        // The index entry claims the quarantine; a redelivery finds it and finishes or reuses it.
+        let (report_key, duplicate) = match put_json(store, &index, &IndexEntry { key: report_key.clone() }, PutMode::Create).await {
+            Ok(_) => (report_key, false),
+            Err(StorageError::AlreadyExists { .. }) => (get_json::<IndexEntry>(store, &index).await?.0.key, true),
+            Err(e) => return Err(e.into()),
+        };
+        if duplicate && let Ok((report, _)) = get_json::<QuarantineReport>(store, &report_key).await {
+            info!(report = %report_key, "same content already quarantined");
+            let event = rejected_event(store, &report);
+            return Ok(IngestOutcome::Quarantined { report: Box::new(report), duplicate: true, event });
+        }
+        let copy_key = ObjectKey::parse(report_key.as_str().trim_end_matches(".report.json"))?;
+        let copy_meta = match store.copy(&source.key, &copy_key).await {
+            Ok(meta) => meta,
+            Err(StorageError::AlreadyExists { .. }) => store.head(&copy_key).await?,
+            Err(e) => return Err(e.into()),
+        };
+        let report = QuarantineReport {
+            dataset: dataset.clone(),
+            content_sha256: scanned.sha256,
+            contract_version: contract.version,
+            contract_inferred: inferred,
+            source,
+            format: scanned.format,
+            bytes: scanned.bytes,
+            rows: scanned.rows,
+            validation: scanned.validation,
+            copy: DataFile { uri: store.uri(&copy_key), key: copy_key, bytes: copy_meta.size },
+            report_key: report_key.clone(),
+            quarantined_at: now,
+        };
+        let report = match put_json(store, &report_key, &report, PutMode::Create).await {
+            Ok(_) => report,
+            Err(StorageError::AlreadyExists { .. }) => get_json(store, &report_key).await?.0,
+            Err(e) => return Err(e.into()),
+        };
+        let rules: Vec<_> = report.validation.violations.iter().map(|v| format!("{:?}", v.rule)).collect();
+        warn!(report = %report_key, ?rules, "upload quarantined");
+        let event = rejected_event(store, &report);
+        Ok(IngestOutcome::Quarantined { report: Box::new(report), duplicate, event })
+    }
+}
+
+fn versioned_event(store: &dyn ObjectStore, m: &Manifest) -> DatasetEvent {
+    DatasetEvent::Versioned {
+        dataset: m.dataset.clone(),
+        version: m.version,
+        content_sha256: m.content_sha256.clone(),
+        manifest_uri: store.uri(&layout::manifest(&m.dataset, m.version)),
+        rows: m.rows,
+    }
+}
+
+fn rejected_event(store: &dyn ObjectStore, r: &QuarantineReport) -> DatasetEvent {
+    let mut rules: Vec<String> = r
+        .validation
+        .violations
+        .iter()
+        .map(|v| serde_json::to_value(v.rule).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+        .collect();
+    rules.dedup();
+    DatasetEvent::Rejected {
+        dataset: r.dataset.clone(),
+        content_sha256: r.content_sha256.clone(),
+        report_uri: store.uri(&r.report_key),
+        rules,
+    }
+}
+
+async fn create_or_keep<T: Serialize>(store: &dyn ObjectStore, key: &ObjectKey, value: &T) -> Result<(), StorageError> {
+    match put_json(store, key, value, PutMode::Create).await {
+        Ok(_) | Err(StorageError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The newest stored contract of a dataset, if any.
+pub async fn current_contract(store: &dyn ObjectStore, dataset: &DatasetName) -> Result<Option<Contract>, IngestError> {
+    let latest = store
+        .list(&layout::contracts_prefix(dataset))
+        .await?
+        .iter()
+        .filter_map(|m| layout::parse_contract_key(dataset, &m.key))
+        .max();
+    let Some(version) = latest else { return Ok(None) };
+    let key = layout::contract(dataset, version);
+    let bytes = store.get(&key).await?.bytes().await?;
+    let mut contract = Contract::from_json(&bytes).map_err(|e| IngestError::BadContract { key: key.clone(), reason: e.to_string() })?;
+    contract.version = version;
+    Ok(Some(contract))
+}
+
+/// Stores `contract` as the dataset's next contract version and returns it numbered.
+/// Storing a contract equal to the current one is a no-op (idempotent).
+pub async fn store_contract(store: &dyn ObjectStore, mut contract: Contract) -> Result<Contract, IngestError> {
+    contract.check().map_err(|e| IngestError::BadContract {
+        key: layout::contract(&contract.dataset, 0),
+        reason: e.to_string(),
+    })?;
+    for _ in 0..100 {
+        let current = current_contract(store, &contract.dataset).await?;
+        if let Some(current) = &current {
+            let mut same = contract.clone();
+            same.version = current.version;
+            if &same == current {
+                return Ok(current.clone());
+            }
+        }
+        contract.version = current.map_or(1, |c| c.version + 1);
+        match put_json(store, &layout::contract(&contract.dataset, contract.version), &contract, PutMode::Create).await {
+            Ok(_) => return Ok(contract),
+            Err(StorageError::AlreadyExists { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(IngestError::Contention(contract.dataset))
+}
+
+/// Rows read to infer a contract.
+const INFER_ROWS: usize = 10_000;
+const INFER_NULLS: [&str; 6] = ["", "NA", "N/A", "null", "NULL", "?"];
+
+/// Infers a contract from a file's first rows: the delimiter (the candidate that splits
+/// the first lines into equally many fields), whether the first row is a header, and
+/// each column's narrowest type. It asserts no ranges, categories or label; values
+/// later in the file that do not fit the inferred types quarantine the file.
+pub fn infer_contract(dataset: DatasetName, source: impl Read) -> std::io::Result<Contract> {
+    let mut sample = Vec::new();
+    source.take(4 << 20).read_to_end(&mut sample)?;
+    let text = String::from_utf8_lossy(sample.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&sample)).into_owned();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(50).collect();
+    let delimiter = [',', '\t', ';', '|']
+        .into_iter()
+        .filter(|&d| lines.first().is_some_and(|l| l.contains(d)))
+        .max_by_key(|&d| {
+            let counts: Vec<usize> = lines.iter().map(|l| l.matches(d).count()).collect();
+            let consistent = counts.iter().all(|&c| c == counts[0]);
+            (consistent, counts[0])
+        })
+        .unwrap_or(',');
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter as u8).from_reader(text.as_bytes());
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .take(INFER_ROWS)
+        .filter_map(Result::ok)
+        .map(|r| r.iter().map(|f| f.trim().to_owned()).collect())
+        .collect();
+    let width = rows.first().map_or(1, Vec::len);
+    let kind_of = |values: &mut dyn Iterator<Item = &str>| {
+        let values: Vec<&str> = values.filter(|v| !INFER_NULLS.contains(v)).collect();
+        if values.is_empty() {
+            ColumnType::String
+        } else if values.iter().all(|v| v.parse::<i64>().is_ok()) {
+            ColumnType::Integer
+        } else if values.iter().all(|v| v.parse::<f64>().is_ok_and(f64::is_finite)) {
+            ColumnType::Float
+        } else if values.iter().all(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "false")) {
+            ColumnType::Boolean
+        } else {
+            ColumnType::String
+        }
+    };
+    let column = |i: usize, skip: usize| {
+        let mut it = rows.iter().skip(skip).filter_map(move |r| r.get(i).map(String::as_str));
+        kind_of(&mut it)
+    };
+    // A header: the first row is not of the type the rest of its column has, somewhere,
+    // or every column is text and the first row's values never recur below it.
+    let first = rows.first().cloned().unwrap_or_default();
+    let has_header = rows.len() > 1
+        && ((0..width).any(|i| column(i, 1) != ColumnType::String && column(i, 0) == ColumnType::String)
+            || (0..width).all(|i| column(i, 1) == ColumnType::String
+                && !rows.iter().skip(1).any(|r| r.get(i) == first.get(i))));
+    let columns = (0..width)
+        .map(|i| ColumnSpec {
+            name: if has_header { first.get(i).cloned().unwrap_or_default() } else { format!("col_{}", i + 1) },
+            kind: column(i, usize::from(has_header)),
+            min: None,
+            max: None,
+            allowed: None,
+            max_null_fraction: None,
+        })
+        .collect();
+    Ok(Contract {
+        dataset,
+        version: 0,
+        csv: CsvFormat {
+            delimiter,
+            has_header,
+            null_tokens: INFER_NULLS.iter().filter(|t| !t.is_empty()).map(|t| (*t).to_owned()).collect(),
+            ..CsvFormat::default()
+        },
+        columns,
+        label: None,
+        min_rows: 1,
+        inferred: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inference_finds_delimiter_header_and_types() {
+        let csv = "id;score;name;ok\n1;0.5;ann;true\n2;?;bob;false\n3;2;cy;true\n";
+        let c = infer_contract(DatasetName::parse("t").unwrap(), csv.as_bytes()).unwrap();
+        assert_eq!(c.csv.delimiter, ';');
+        assert!(c.csv.has_header);
+        let cols: Vec<_> = c.columns.iter().map(|c| (c.name.as_str(), c.kind)).collect();
+        assert_eq!(
+            cols,
+            [("id", ColumnType::Integer), ("score", ColumnType::Float), ("name", ColumnType::String), ("ok", ColumnType::Boolean)]
+        );
+        let headerless = "1,a\n2,b\n3,c\n";
+        let c = infer_contract(DatasetName::parse("t").unwrap(), headerless.as_bytes()).unwrap();
+        assert!(!c.csv.has_header);
+        assert_eq!(c.column_names(), ["col_1", "col_2"]);
+    }
+}

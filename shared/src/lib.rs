@@ -1,0 +1,6 @@
+//! Sluice's domain: datasets, contracts, validation, profiling and versioning, plus the
+//! storage and messaging contracts their adapters implement. No HTTP framework and no
+//! Functions-host types live here; `functions/` decodes invocations and calls in.
+
+pub mod storage;
+pub mod dataset;
