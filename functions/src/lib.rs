@@ -1,1 +1,13 @@
+//! Sluice's Azure Functions custom handler, its local host (`sluice dev`) and CLI.
+//!
+//! `functions/` is thin on purpose: it decodes the host's invocations, calls the domain
+//! in `sluice-shared`, and encodes the result. `main.rs` only parses the command line.
 
+pub mod cli;
+pub mod devhost;
+pub mod error;
+pub mod handlers;
+pub mod invocation;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;

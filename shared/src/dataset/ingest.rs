@@ -16,6 +16,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
@@ -177,9 +178,10 @@ impl Ingestor {
         &self.store
     }
 
-    /// Ingests the upload at `upload.key`, streaming it from the store.
+    /// Ingests the upload at `upload.key`. Its bytes are streamed from the store, or
+    /// taken from `inline` when the trigger already carried them (blob trigger).
     #[instrument(skip_all, fields(upload = %upload.key, dataset, dataset_version))]
-    pub async fn ingest(&self, upload: Upload) -> Result<IngestOutcome, IngestError> {
+    pub async fn ingest(&self, upload: Upload, inline: Option<Bytes>) -> Result<IngestOutcome, IngestError> {
         let dataset = match layout::dataset_of_landing_key(&upload.key) {
             None => {
                 return Ok(IngestOutcome::Ignored {
@@ -192,24 +194,27 @@ impl Ingestor {
         tracing::Span::current().record("dataset", dataset.as_str());
         let (contract, inferred) = match current_contract(self.store.as_ref(), &dataset).await? {
             Some(c) => (c, false),
-            None => match self.infer(&dataset, &upload.key).await? {
-                Some(c) => (c, true),
-                None => return self.gone(&upload),
+            None => match self.open(&upload, inline.clone()).await? {
+                Some((reader, _)) => {
+                    let dataset = dataset.clone();
+                    let contract = tokio::task::spawn_blocking(move || infer_contract(dataset, reader))
+                        .await
+                        .expect("inference task panicked")
+                        .map_err(ScanError::Read)?;
+                    (contract, true)
+                }
+                None => return Ok(gone(&upload)),
             },
         };
-        let got = match self.store.get(&upload.key).await {
-            Ok(got) => got,
-            Err(StorageError::NotFound { .. }) => return self.gone(&upload),
-            Err(e) => return Err(e.into()),
+        let Some((reader, etag)) = self.open(&upload, inline).await? else {
+            return Ok(gone(&upload));
         };
         let source = SourceInfo {
             key: upload.key.clone(),
             uri: self.store.uri(&upload.key),
-            etag: got.meta.etag.0.clone(),
+            etag,
             uploader: upload.uploader.clone(),
         };
-        let body = tokio_util::io::StreamReader::new(got.body.map_err(std::io::Error::other));
-        let reader = tokio_util::io::SyncIoBridge::new(body);
         let scratch = tempfile::Builder::new().prefix("sluice-ingest-").tempdir_in(&self.scratch).map_err(ScanError::Read)?;
         let parquet_path = scratch.path().join("data.parquet");
         let scanned = {
@@ -229,25 +234,20 @@ impl Ingestor {
         }
     }
 
-    fn gone(&self, upload: &Upload) -> Result<IngestOutcome, IngestError> {
-        Ok(IngestOutcome::Ignored { reason: format!("{} no longer exists", upload.key) })
-    }
-
-    /// Infers a contract from the upload's first rows (see [`infer_contract`]).
-    async fn infer(&self, dataset: &DatasetName, key: &ObjectKey) -> Result<Option<Contract>, IngestError> {
-        let got = match self.store.get(key).await {
+    /// A reader over the upload (inline bytes, or streamed from the store) and its ETag;
+    /// `None` when the blob no longer exists.
+    async fn open(&self, upload: &Upload, inline: Option<Bytes>) -> Result<Option<(Box<dyn Read + Send>, String)>, IngestError> {
+        if let Some(bytes) = inline {
+            return Ok(Some((Box::new(std::io::Cursor::new(bytes)), upload.etag.clone().unwrap_or_default())));
+        }
+        let got = match self.store.get(&upload.key).await {
             Ok(got) => got,
             Err(StorageError::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
+        let etag = got.meta.etag.0.clone();
         let body = tokio_util::io::StreamReader::new(got.body.map_err(std::io::Error::other));
-        let reader = tokio_util::io::SyncIoBridge::new(body);
-        let dataset = dataset.clone();
-        let contract = tokio::task::spawn_blocking(move || infer_contract(dataset, reader))
-            .await
-            .expect("inference task panicked")
-            .map_err(ScanError::Read)?;
-        Ok(Some(contract))
+        Ok(Some((Box::new(tokio_util::io::SyncIoBridge::new(body)), etag)))
     }
 
     async fn version(
@@ -405,6 +405,10 @@ impl Ingestor {
         let event = rejected_event(store, &report);
         Ok(IngestOutcome::Quarantined { report: Box::new(report), duplicate, event })
     }
+}
+
+fn gone(upload: &Upload) -> IngestOutcome {
+    IngestOutcome::Ignored { reason: format!("{} no longer exists", upload.key) }
 }
 
 fn versioned_event(store: &dyn ObjectStore, m: &Manifest) -> DatasetEvent {

@@ -1,0 +1,256 @@
+//! The `sluice` command line: the custom handler, the local host, and tools for people.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use sha2::{Digest, Sha256};
+use sluice_shared::dataset::contract::Contract;
+use sluice_shared::dataset::{DatasetName, Manifest, QuarantineReport, ingest, layout};
+use sluice_shared::storage::{ObjectKey, ObjectStore, Payload, PutMode, get_json};
+
+use crate::devhost::{DevHost, DevOptions};
+use crate::settings::StorageSettings;
+use crate::startup::{AppState, Application};
+
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about = "Event-driven MLOps functions: datasets in, models out, with an audit trail.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub storage: StorageSettings,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Custom-handler mode: serve the functions to the Azure Functions host.
+    Serve {
+        /// Used when neither FUNCTIONS_CUSTOMHANDLER_PORT nor FUNCTIONS_HTTPWORKER_PORT is set.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+    /// The embedded default: run the functions with a local host (no Azure needed).
+    Dev {
+        /// Store these contracts (*.json) for datasets that have none.
+        #[arg(long, default_value = "contracts")]
+        contracts: PathBuf,
+        /// Push a file at start, as DATASET=PATH (repeatable).
+        #[arg(long = "push", value_parser = parse_push)]
+        push: Vec<(String, PathBuf)>,
+        /// Exit once every upload has been handled.
+        #[arg(long)]
+        exit_when_idle: bool,
+        /// How often to look for new uploads, in milliseconds.
+        #[arg(long, default_value_t = 300)]
+        poll_ms: u64,
+    },
+    /// Datasets: push files, list versions, show profiles.
+    #[command(subcommand)]
+    Datasets(DatasetsCommand),
+    /// Dataset contracts.
+    #[command(subcommand)]
+    Contracts(ContractsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatasetsCommand {
+    /// Copy a file to landing/<dataset>/, wait for the dev host, print the outcome.
+    Push {
+        file: PathBuf,
+        #[arg(long)]
+        dataset: String,
+        /// Do not wait for the outcome.
+        #[arg(long)]
+        no_wait: bool,
+        /// Seconds to wait for the outcome.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// List datasets and their versions.
+    List,
+    /// Show a version's manifest and profile: NAME or NAME@VERSION (latest by default).
+    Show { target: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContractsCommand {
+    /// Store a contract file as its dataset's next contract version.
+    Put { file: PathBuf },
+}
+
+fn parse_push(s: &str) -> Result<(String, PathBuf), String> {
+    let (d, p) = s.split_once('=').ok_or("expected DATASET=PATH")?;
+    DatasetName::parse(d).map_err(|e| e.to_string())?;
+    Ok((d.to_owned(), PathBuf::from(p)))
+}
+
+/// The port the host asked for: FUNCTIONS_CUSTOMHANDLER_PORT, then FUNCTIONS_HTTPWORKER_PORT, then the flag.
+pub fn handler_port(flag: u16) -> anyhow::Result<u16> {
+    for var in ["FUNCTIONS_CUSTOMHANDLER_PORT", "FUNCTIONS_HTTPWORKER_PORT"] {
+        if let Ok(v) = std::env::var(var) {
+            return v.trim().parse().with_context(|| format!("{var}={v:?} is not a port"));
+        }
+    }
+    Ok(flag)
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let store = cli.storage.build().await?;
+    match cli.command {
+        Command::Serve { port } => {
+            let app = Application::build(AppState::new(store, cli.storage.scratch()), handler_port(port)?).await?;
+            // Tests and operators rely on this exact line to find the port.
+            println!("listening on http://127.0.0.1:{}", app.port());
+            app.run_until_stopped().await?;
+        }
+        Command::Dev { contracts, push, exit_when_idle, poll_ms } => {
+            let host = DevHost::new(store, cli.storage.scratch(), &cli.storage.queue_dir())?;
+            let options = DevOptions { contracts_dir: Some(contracts), push, exit_when_idle, poll: Duration::from_millis(poll_ms) };
+            host.run(options).await?;
+        }
+        Command::Datasets(DatasetsCommand::Push { file, dataset, no_wait, timeout }) => {
+            let key = push_file(store.as_ref(), &dataset, &file).await?;
+            println!("↑ {} → {key}", file.display());
+            if !no_wait {
+                let sha = sha256_file(&file)?;
+                wait_for_outcome(store.as_ref(), &DatasetName::parse(dataset)?, &sha, Duration::from_secs(timeout)).await?;
+            }
+        }
+        Command::Datasets(DatasetsCommand::List) => list(store.as_ref()).await?,
+        Command::Datasets(DatasetsCommand::Show { target }) => show(store.as_ref(), &target).await?,
+        Command::Contracts(ContractsCommand::Put { file }) => {
+            let contract = Contract::from_json(&std::fs::read(&file)?).with_context(|| format!("{}", file.display()))?;
+            let stored = ingest::store_contract(store.as_ref(), contract).await?;
+            println!("contract {} v{}", stored.dataset, stored.version);
+        }
+    }
+    Ok(())
+}
+
+/// Copies a local file to `landing/<dataset>/<file name>`, streaming it.
+pub async fn push_file(store: &dyn ObjectStore, dataset: &str, file: &Path) -> anyhow::Result<ObjectKey> {
+    let dataset = DatasetName::parse(dataset)?;
+    let name = file.file_name().and_then(|n| n.to_str()).context("the file needs a UTF-8 name")?;
+    let key = layout::landing(&dataset, name)?;
+    store
+        .put(&key, Payload::from_file(file).await.with_context(|| format!("reading {}", file.display()))?, PutMode::Overwrite)
+        .await?;
+    Ok(key)
+}
+
+fn sha256_file(file: &Path) -> anyhow::Result<String> {
+    let mut f = std::fs::File::open(file)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+async fn wait_for_outcome(store: &dyn ObjectStore, dataset: &DatasetName, sha: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let versions = format!("index/datasets/{dataset}/{sha}-");
+    let quarantined = format!("index/quarantine/{dataset}/{sha}-");
+    loop {
+        if let Some(entry) = store.list(&versions).await?.pop() {
+            let (index, _): (serde_json::Value, _) = get_json(store, &entry.key).await?;
+            let key = ObjectKey::parse(index["key"].as_str().unwrap_or_default())?;
+            let (m, _): (Manifest, _) = get_json(store, &key).await?;
+            println!("✓ {} v{}: {} rows, {} columns (sha256 {})", m.dataset, m.version, m.rows, m.schema.len(), m.content_sha256);
+            return Ok(());
+        }
+        if let Some(entry) = store.list(&quarantined).await?.pop() {
+            let (index, _): (serde_json::Value, _) = get_json(store, &entry.key).await?;
+            let key = ObjectKey::parse(index["key"].as_str().unwrap_or_default())?;
+            if let Ok((r, _)) = get_json::<QuarantineReport>(store, &key).await {
+                println!("✗ quarantined: {} (report {})", r.copy.key, r.report_key);
+                for v in &r.validation.violations {
+                    println!("    {} {:?}: {} ({} rows)", v.column.as_deref().unwrap_or("(file)"), v.rule, v.message, v.count);
+                }
+                bail!("{dataset}: upload quarantined");
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("no outcome after {timeout:?}: is `sluice dev` (or the Function App) running?");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn list(store: &dyn ObjectStore) -> anyhow::Result<()> {
+    let mut any = false;
+    for meta in store.list("datasets/").await? {
+        if !meta.key.as_str().ends_with("/manifest.json") {
+            continue;
+        }
+        let (m, _): (Manifest, _) = get_json(store, &meta.key).await?;
+        any = true;
+        println!(
+            "{:<20} v{:<4} {:>10} rows  {:>12} bytes  sha256 {}…  {}",
+            m.dataset.as_str(),
+            m.version,
+            m.rows,
+            m.bytes,
+            &m.content_sha256[..12],
+            m.created_at.format("%Y-%m-%d %H:%M:%S")
+        );
+    }
+    let quarantined = store.list("quarantine/").await?.iter().filter(|m| m.key.as_str().ends_with(".report.json")).count();
+    if !any {
+        println!("no dataset versions yet");
+    }
+    println!("{quarantined} upload(s) in quarantine");
+    Ok(())
+}
+
+async fn show(store: &dyn ObjectStore, target: &str) -> anyhow::Result<()> {
+    let (name, version) = match target.split_once('@') {
+        Some((n, v)) => (n, Some(v.trim_start_matches('v').parse::<u32>().context("version must be a number, as in adult@3")?)),
+        None => (target, None),
+    };
+    let dataset = DatasetName::parse(name)?;
+    let version = match version {
+        Some(v) => v,
+        None => store
+            .list(&layout::versions_prefix(&dataset))
+            .await?
+            .iter()
+            .filter_map(|m| layout::parse_version_key(&dataset, &m.key).filter(|(_, f)| *f == "manifest.json").map(|(n, _)| n))
+            .max()
+            .with_context(|| format!("dataset {dataset} has no versions"))?,
+    };
+    let (m, _): (Manifest, _) = get_json(store, &layout::manifest(&dataset, version))
+        .await
+        .with_context(|| format!("{dataset}@v{version} not found"))?;
+    println!("{}@v{}  {} rows  {} bytes  contract v{}  sha256 {}", m.dataset, m.version, m.rows, m.bytes, m.contract_version, m.content_sha256);
+    println!("source {} (etag {})  created {}", m.source.uri, m.source.etag, m.created_at);
+    println!();
+    println!("{:<16} {:<8} {:>7} {:>8} {:>12} {:>12} {:>12} {:>12}  top values", "column", "type", "nulls", "distinct", "min", "max", "mean", "std");
+    for p in &m.profile {
+        let (min, max, mean, std) = p.numeric.as_ref().map_or((String::new(), String::new(), String::new(), String::new()), |n| {
+            (format!("{:.4}", n.min), format!("{:.4}", n.max), format!("{:.4}", n.mean), format!("{:.4}", n.std))
+        });
+        let top: Vec<String> = p.top_values.iter().take(3).map(|v| format!("{} ({})", v.value, v.count)).collect();
+        println!(
+            "{:<16} {:<8} {:>7} {:>8} {:>12} {:>12} {:>12} {:>12}  {}",
+            p.name,
+            format!("{:?}", p.kind).to_lowercase(),
+            p.nulls,
+            p.distinct,
+            min,
+            max,
+            mean,
+            std,
+            top.join(", ")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! The one place where errors become status codes, and the one error envelope:
+//! `{"error":{"code":"…","message":"…","field":"…"}}`.
+//!
+//! Client errors say what and where. Server errors are opaque to the caller; their
+//! cause chain is logged here, once.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use sluice_shared::dataset::IngestError;
+
+use crate::invocation::InvocationError;
+
+#[derive(Debug)]
+pub struct AppError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    field: Option<String>,
+}
+
+impl AppError {
+    pub fn bad_request(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, code: "bad_request", message: message.into(), field: Some(field.into()) }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::NOT_FOUND, code: "not_found", message: message.into(), field: None }
+    }
+
+    pub fn too_large(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { status: StatusCode::PAYLOAD_TOO_LARGE, code: "payload_too_large", message: message.into(), field: Some(field.into()) }
+    }
+
+    /// A failure that may pass on retry: the host should redeliver.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(%cause, "transient failure; asking the host to retry");
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "unavailable",
+            message: "a dependency is temporarily unavailable; retry later".into(),
+            field: None,
+        }
+    }
+
+    pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
+        let mut chain = cause.to_string();
+        let mut source = cause.source();
+        while let Some(s) = source {
+            chain.push_str(": ");
+            chain.push_str(&s.to_string());
+            source = s.source();
+        }
+        tracing::error!(cause = %chain, "internal error");
+        Self { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", message: "internal error".into(), field: None }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<InvocationError> for AppError {
+    fn from(e: InvocationError) -> Self {
+        Self::bad_request(e.field, e.problem)
+    }
+}
+
+impl From<IngestError> for AppError {
+    fn from(e: IngestError) -> Self {
+        if e.is_transient() { Self::unavailable(&e) } else { Self::internal(&e) }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(field) = self.field {
+            error["field"] = json!(field);
+        }
+        (self.status, axum::Json(json!({ "error": error }))).into_response()
+    }
+}

@@ -1,0 +1,161 @@
+//! The functions: decode the host's invocation, call the domain, encode the result.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use serde_json::{Value, json};
+use sluice_shared::dataset::{IngestOutcome, Upload};
+use tracing::{Instrument, info, info_span};
+
+use crate::error::AppError;
+use crate::invocation::{Invocation, InvocationError, InvocationResponse};
+use crate::startup::{AppState, BLOB_TRIGGER_MAX_BYTES};
+
+/// The output binding that carries `dataset.versioned` / `dataset.rejected` events.
+pub const DATASET_EVENTS_BINDING: &str = "datasetEvents";
+
+/// Storage operations that create blob content; others (e.g. CopyBlob metadata-only
+/// events, directory renames) are ignored.
+const BLOB_CREATED_APIS: &[&str] = &["PutBlob", "PutBlockList", "FlushWithClose"];
+
+fn body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Invocation, AppError> {
+    let bytes = body.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::too_large("body", format!("invocation body larger than {limit} bytes"))
+        } else {
+            AppError::bad_request("body", e.body_text())
+        }
+    })?;
+    Ok(Invocation::parse(&bytes)?)
+}
+
+/// `DatasetIngest`: an Event Grid `Microsoft.Storage.BlobCreated` event (Event Grid or
+/// CloudEvents schema). The event carries only the URL; the blob is streamed from storage.
+pub async fn dataset_ingest(
+    State(state): State<AppState>,
+    payload: Result<Bytes, BytesRejection>,
+) -> Result<axum::Json<InvocationResponse>, AppError> {
+    let inv = body(payload, 4 << 20)?;
+    let span = info_span!("invocation", function = "DatasetIngest", invocation_id = %inv.invocation_id());
+    async move {
+        let event = inv.data_json("event")?;
+        let event = match event {
+            // A batch of one is accepted too.
+            Value::Array(mut events) if events.len() == 1 => events.remove(0),
+            Value::Object(_) => event,
+            _ => return Err(InvocationError::new("Data.event", "must be one Event Grid event object").into()),
+        };
+        let kind = event
+            .get("eventType")
+            .or_else(|| event.get("type"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| InvocationError::new("Data.event.eventType", "missing (or `type` for CloudEvents)"))?;
+        if kind != "Microsoft.Storage.BlobCreated" {
+            return Ok(ignored(format!("event type {kind} is not handled")));
+        }
+        let data = event.get("data").ok_or_else(|| InvocationError::new("Data.event.data", "missing"))?;
+        let api = data.get("api").and_then(Value::as_str).unwrap_or_default();
+        if !BLOB_CREATED_APIS.contains(&api) {
+            return Ok(ignored(format!("storage operation {api:?} does not create content")));
+        }
+        let url = data
+            .get("url")
+            .and_then(Value::as_str)
+            .ok_or_else(|| InvocationError::new("Data.event.data.url", "missing or not a string"))?;
+        let Some(key) = state.store.key_from_uri(url) else {
+            return Ok(ignored(format!("{url} is not in this deployment's container")));
+        };
+        let upload = Upload {
+            key,
+            etag: data.get("eTag").and_then(Value::as_str).map(str::to_owned),
+            uploader: data.get("identity").and_then(Value::as_str).map(str::to_owned),
+        };
+        respond(state.ingestor.ingest(upload, None).await?)
+    }
+    .instrument(span)
+    .await
+}
+
+/// `DatasetIngestBlob`: a blob trigger with `dataType: binary`, for small files only
+/// (see [`BLOB_TRIGGER_MAX_BYTES`]).
+pub async fn dataset_ingest_blob(
+    State(state): State<AppState>,
+    payload: Result<Bytes, BytesRejection>,
+) -> Result<axum::Json<InvocationResponse>, AppError> {
+    let inv = body(payload, BLOB_TRIGGER_MAX_BYTES)?;
+    let span = info_span!("invocation", function = "DatasetIngestBlob", invocation_id = %inv.invocation_id());
+    async move {
+        // The host never sends the `BlobTrigger` path itself: use `Uri`, else the path tokens.
+        let key = match inv.meta_str("Uri") {
+            Some(uri) => state
+                .store
+                .key_from_uri(&uri)
+                .ok_or_else(|| InvocationError::new("Metadata.Uri", format!("{uri} is not in this deployment's container")))?,
+            None => {
+                let dataset = inv.meta_str("dataset").ok_or_else(|| InvocationError::new("Metadata.dataset", "missing (and no Metadata.Uri)"))?;
+                let name = inv.meta_str("name").ok_or_else(|| InvocationError::new("Metadata.name", "missing (and no Metadata.Uri)"))?;
+                sluice_shared::storage::ObjectKey::parse(format!("landing/{dataset}/{name}"))
+                    .map_err(|e| InvocationError::new("Metadata.name", e.to_string()))?
+            }
+        };
+        if let Some(length) = inv.meta_u64("Properties.Length")
+            && length as usize > BLOB_TRIGGER_MAX_BYTES
+        {
+            return Err(too_large(length as usize));
+        }
+        let bytes = inv.data_bytes("blob")?;
+        if bytes.len() > BLOB_TRIGGER_MAX_BYTES {
+            return Err(too_large(bytes.len()));
+        }
+        let upload = Upload { key, etag: inv.meta_str("Properties.ETag"), uploader: None };
+        respond(state.ingestor.ingest(upload, Some(bytes.into())).await?)
+    }
+    .instrument(span)
+    .await
+}
+
+fn too_large(len: usize) -> AppError {
+    AppError::too_large(
+        "Data.blob",
+        format!(
+            "blob of {len} bytes exceeds the blob trigger's {BLOB_TRIGGER_MAX_BYTES}-byte limit; \
+             large files are ingested through DatasetIngest (Event Grid), which streams them"
+        ),
+    )
+}
+
+fn ignored(reason: String) -> axum::Json<InvocationResponse> {
+    info!(%reason, "ignored");
+    axum::Json(InvocationResponse::default().log(format!("ignored: {reason}")).returning(json!({"status": "ignored", "reason": reason})))
+}
+
+fn respond(outcome: IngestOutcome) -> Result<axum::Json<InvocationResponse>, AppError> {
+    let response = match outcome {
+        IngestOutcome::Ignored { reason } => return Ok(ignored(reason)),
+        IngestOutcome::Versioned { manifest, duplicate, event } => InvocationResponse::default()
+            .log(format!("{} v{}: {} rows (duplicate: {duplicate})", manifest.dataset, manifest.version, manifest.rows))
+            .output(DATASET_EVENTS_BINDING, &event)
+            .returning(json!({
+                "status": "versioned",
+                "duplicate": duplicate,
+                "dataset": manifest.dataset,
+                "version": manifest.version,
+                "content_sha256": manifest.content_sha256,
+                "rows": manifest.rows,
+                "manifest_key": sluice_shared::dataset::layout::manifest(&manifest.dataset, manifest.version),
+            })),
+        IngestOutcome::Quarantined { report, duplicate, event } => InvocationResponse::default()
+            .log(format!("{} quarantined: {} rule(s) broken (duplicate: {duplicate})", report.dataset, report.validation.violations.len()))
+            .output(DATASET_EVENTS_BINDING, &event)
+            .returning(json!({
+                "status": "quarantined",
+                "duplicate": duplicate,
+                "dataset": report.dataset,
+                "content_sha256": report.content_sha256,
+                "report_key": report.report_key,
+                "copy_key": report.copy.key,
+                "violations": report.validation.violations,
+            })),
+    };
+    Ok(axum::Json(response))
+}
