@@ -1,1 +1,11 @@
+//! The black-box suite: drives Sluice over HTTP with the Functions host's payloads.
+//! Tests named `contract_*` check against a cloud service's documented wire contract
+//! (Functions host, Event Grid) where the service itself cannot run here.
 
+mod adult;
+mod azurite;
+mod bad_input;
+mod binary;
+mod concurrency;
+mod helpers;
+mod host_contract;

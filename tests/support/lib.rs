@@ -1,1 +1,116 @@
+//! Test support for `tests/api`: the real `sluice` binary, Azurite, and shared data.
+//!
+//! It lives in the root package's library (the design card keeps `tests/` at the top),
+//! so it ships nothing: the root package exists only to host the black-box suite.
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared` beside the repository (data and wire fixtures).
+pub fn shared_dir() -> PathBuf {
+    let dir = repo_root().join("../shared");
+    assert!(dir.join("README.md").exists(), "tests need ../shared beside the repository");
+    dir
+}
+
+pub fn adult(file: &str) -> PathBuf {
+    shared_dir().join("data/adult").join(file)
+}
+
+pub fn fixture(path: &str) -> serde_json::Value {
+    let p = shared_dir().join("fixtures").join(path);
+    serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+/// The `sluice` binary, built once per test process with the same cargo and profile.
+/// (A root-package test cannot use `CARGO_BIN_EXE_*` for another package's binary.)
+pub fn sluice_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test binary path");
+        // target/<profile>/deps/api-… → target/<profile>/sluice
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target layout").to_path_buf();
+        let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "sluice", "--bin", "sluice"])
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .current_dir(repo_root())
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "building the sluice binary failed");
+        let bin = profile_dir.join("sluice");
+        assert!(bin.exists(), "{} missing after build", bin.display());
+        bin
+    })
+}
+
+/// A child process killed when dropped.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Azurite's blob service on 127.0.0.1 (a free port), storing in a temp directory.
+pub struct Azurite {
+    pub endpoint: String,
+    _child: ChildGuard,
+    _dir: tempfile::TempDir,
+}
+
+impl Azurite {
+    pub fn connection_string(&self) -> String {
+        format!(
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={};BlobEndpoint={};",
+            sluice_shared::storage::azure::AZURITE_KEY,
+            self.endpoint
+        )
+    }
+}
+
+/// Installs Azurite from `tests/azurite/package-lock.json` if needed, then starts it.
+pub fn start_azurite() -> Azurite {
+    let pkg = repo_root().join("tests/azurite");
+    let bin = pkg.join("node_modules/.bin/azurite-blob");
+    if !bin.exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&pkg)
+            .status()
+            .expect("npm must be installed to run Azurite");
+        assert!(status.success(), "npm ci for Azurite failed");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(&bin)
+        .args(["--blobHost", "127.0.0.1", "--blobPort", "0", "--disableTelemetry", "--location"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting Azurite");
+    let stdout = child.stdout.take().unwrap();
+    let child = ChildGuard(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.split("successfully listens on ").nth(1) {
+                let _ = tx.send(url.trim().to_owned());
+            }
+        }
+    });
+    let url = rx.recv_timeout(Duration::from_secs(60)).expect("Azurite did not start within 60 s");
+    // No trailing slash: the SDK would otherwise address `//container`.
+    Azurite { endpoint: format!("{}/devstoreaccount1", url.trim_end_matches('/')), _child: child, _dir: dir }
+}

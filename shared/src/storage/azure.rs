@@ -77,7 +77,7 @@ impl fmt::Debug for ConnectionString {
 /// Azurite's published development account (documented by Microsoft; not a secret).
 pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
 pub const AZURITE_KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tN/K1SZFPTOtr/KBHBeksoGMGw==";
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 impl ConnectionString {
     /// Parses `AccountName=…;AccountKey=…;BlobEndpoint=…` (or `UseDevelopmentStorage=true`).
@@ -284,7 +284,13 @@ impl ObjectStore for AzureBlobStore {
         let got = self.blob(key).download(None).await.map_err(|e| self.map_err(key, None, e))?;
         let meta = ObjectMeta {
             key: key.clone(),
-            size: got.properties.content_length.unwrap_or_default(),
+            // A partitioned download's first response covers one range: the total is in Content-Range.
+            size: got
+                .headers
+                .get_optional_str(&azure_core::http::headers::HeaderName::from_static("content-range"))
+                .and_then(|r| r.rsplit('/').next()?.parse().ok())
+                .or(got.properties.content_length)
+                .unwrap_or_default(),
             etag: ETag(got.properties.etag.map(|e| e.to_string()).unwrap_or_default()),
             last_modified: to_chrono(got.properties.last_modified),
         };

@@ -1,0 +1,117 @@
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use sluice::startup::{AppState, Application};
+use sluice_shared::dataset::contract::Contract;
+use sluice_shared::dataset::{Manifest, QuarantineReport, ingest};
+use sluice_shared::storage::local::LocalStore;
+use sluice_shared::storage::{ObjectKey, ObjectStore, PutMode, get_json};
+
+/// A running handler (in-process, real HTTP on 127.0.0.1:0) over a fresh store.
+pub struct TestApp {
+    pub base: String,
+    pub store: Arc<dyn ObjectStore>,
+    pub client: reqwest::Client,
+    _root: Option<tempfile::TempDir>,
+    _scratch: tempfile::TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let root = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(root.path()).unwrap());
+    spawn_app_on(store, Some(root)).await
+}
+
+pub async fn spawn_app_on(store: Arc<dyn ObjectStore>, root: Option<tempfile::TempDir>) -> TestApp {
+    let scratch = tempfile::tempdir().unwrap();
+    let app = Application::build(AppState::new(store.clone(), scratch.path().to_path_buf()), 0).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp { base, store, client: reqwest::Client::new(), _root: root, _scratch: scratch }
+}
+
+impl TestApp {
+    /// POSTs an invocation body to `/<function>`; returns status and JSON body.
+    pub async fn invoke(&self, function: &str, body: &Value) -> (u16, Value) {
+        self.invoke_raw(function, serde_json::to_vec(body).unwrap()).await
+    }
+
+    pub async fn invoke_raw(&self, function: &str, body: Vec<u8>) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}/{function}", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON answer ({status}): {text}"));
+        (status, json)
+    }
+
+    /// Writes `bytes` to `landing/<dataset>/<name>`.
+    pub async fn upload(&self, dataset: &str, name: &str, bytes: Vec<u8>) -> ObjectKey {
+        let key = ObjectKey::parse(format!("landing/{dataset}/{name}")).unwrap();
+        self.store.put(&key, bytes.into(), PutMode::Overwrite).await.unwrap();
+        key
+    }
+
+    pub async fn put_contract(&self, contract: Value) -> Contract {
+        let c = Contract::from_json(contract.to_string().as_bytes()).unwrap();
+        ingest::store_contract(self.store.as_ref(), c).await.unwrap()
+    }
+
+    pub async fn adult_contract(&self) -> Contract {
+        let c = Contract::from_json(&std::fs::read(sluice_tests::repo_root().join("contracts/adult.json")).unwrap()).unwrap();
+        ingest::store_contract(self.store.as_ref(), c).await.unwrap()
+    }
+
+    /// The invocation the Functions host sends for an Event Grid BlobCreated event
+    /// (Event Grid schema), built from the documented fixture with our blob's URL.
+    pub async fn blob_created(&self, key: &ObjectKey) -> Value {
+        let mut event = sluice_tests::fixture("eventgrid/Microsoft.Storage.BlobCreated.eventgrid.json")[0].clone();
+        let meta = self.store.head(key).await.unwrap();
+        event["data"]["url"] = json!(self.store.uri(key));
+        event["data"]["eTag"] = json!(meta.etag.0);
+        event["data"]["contentLength"] = json!(meta.size);
+        json!({
+            "Data": {"event": event},
+            "Metadata": {"data": event["data"].clone(), "sys": {"MethodName": "DatasetIngest", "UtcNow": "2026-11-24T00:00:00Z", "RandGuid": uuid::Uuid::new_v4().to_string()}}
+        })
+    }
+
+    /// Uploads and ingests through `DatasetIngest`; returns the ReturnValue.
+    pub async fn ingest(&self, dataset: &str, name: &str, bytes: Vec<u8>) -> Value {
+        let key = self.upload(dataset, name, bytes).await;
+        let (status, body) = self.invoke("DatasetIngest", &self.blob_created(&key).await).await;
+        assert_eq!(status, 200, "{body}");
+        body["ReturnValue"].clone()
+    }
+
+    pub async fn manifest(&self, dataset: &str, version: u32) -> Manifest {
+        let key = ObjectKey::parse(format!("datasets/{dataset}/v{version}/manifest.json")).unwrap();
+        get_json(self.store.as_ref(), &key).await.unwrap().0
+    }
+
+    pub async fn report(&self, ret: &Value) -> QuarantineReport {
+        let key = ObjectKey::parse(ret["report_key"].as_str().unwrap()).unwrap();
+        get_json(self.store.as_ref(), &key).await.unwrap().0
+    }
+
+    /// Version numbers that have a manifest.
+    pub async fn versions(&self, dataset: &str) -> Vec<u32> {
+        let mut v: Vec<u32> = self
+            .store
+            .list(&format!("datasets/{dataset}/v"))
+            .await
+            .unwrap()
+            .iter()
+            .filter(|m| m.key.as_str().ends_with("/manifest.json"))
+            .map(|m| m.key.as_str().split('/').nth(2).unwrap()[1..].parse().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+}
