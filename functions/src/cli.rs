@@ -16,7 +16,11 @@ use crate::settings::StorageSettings;
 use crate::startup::{AppState, Application};
 
 #[derive(Debug, Parser)]
-#[command(name = "sluice", version, about = "Event-driven MLOps functions: datasets in, models out, with an audit trail.")]
+#[command(
+    name = "sluice",
+    version,
+    about = "Event-driven MLOps functions: datasets in, models out, with an audit trail."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub storage: StorageSettings,
@@ -91,7 +95,10 @@ fn parse_push(s: &str) -> Result<(String, PathBuf), String> {
 pub fn handler_port(flag: u16) -> anyhow::Result<u16> {
     for var in ["FUNCTIONS_CUSTOMHANDLER_PORT", "FUNCTIONS_HTTPWORKER_PORT"] {
         if let Ok(v) = std::env::var(var) {
-            return v.trim().parse().with_context(|| format!("{var}={v:?} is not a port"));
+            return v
+                .trim()
+                .parse()
+                .with_context(|| format!("{var}={v:?} is not a port"));
         }
     }
     Ok(flag)
@@ -101,28 +108,56 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let store = cli.storage.build().await?;
     match cli.command {
         Command::Serve { port } => {
-            let app = Application::build(AppState::new(store, cli.storage.scratch()), handler_port(port)?).await?;
+            let app = Application::build(
+                AppState::new(store, cli.storage.scratch()),
+                handler_port(port)?,
+            )
+            .await?;
             // Tests and operators rely on this exact line to find the port.
             println!("listening on http://127.0.0.1:{}", app.port());
             app.run_until_stopped().await?;
         }
-        Command::Dev { contracts, push, exit_when_idle, poll_ms } => {
+        Command::Dev {
+            contracts,
+            push,
+            exit_when_idle,
+            poll_ms,
+        } => {
             let host = DevHost::new(store, cli.storage.scratch(), &cli.storage.queue_dir())?;
-            let options = DevOptions { contracts_dir: Some(contracts), push, exit_when_idle, poll: Duration::from_millis(poll_ms) };
+            let options = DevOptions {
+                contracts_dir: Some(contracts),
+                push,
+                exit_when_idle,
+                poll: Duration::from_millis(poll_ms),
+            };
             host.run(options).await?;
         }
-        Command::Datasets(DatasetsCommand::Push { file, dataset, no_wait, timeout }) => {
+        Command::Datasets(DatasetsCommand::Push {
+            file,
+            dataset,
+            no_wait,
+            timeout,
+        }) => {
             let key = push_file(store.as_ref(), &dataset, &file).await?;
             println!("↑ {} → {key}", file.display());
             if !no_wait {
                 let sha = sha256_file(&file)?;
-                wait_for_outcome(store.as_ref(), &DatasetName::parse(dataset)?, &sha, Duration::from_secs(timeout)).await?;
+                wait_for_outcome(
+                    store.as_ref(),
+                    &DatasetName::parse(dataset)?,
+                    &sha,
+                    Duration::from_secs(timeout),
+                )
+                .await?;
             }
         }
         Command::Datasets(DatasetsCommand::List) => list(store.as_ref()).await?,
-        Command::Datasets(DatasetsCommand::Show { target }) => show(store.as_ref(), &target).await?,
+        Command::Datasets(DatasetsCommand::Show { target }) => {
+            show(store.as_ref(), &target).await?
+        }
         Command::Contracts(ContractsCommand::Put { file }) => {
-            let contract = Contract::from_json(&std::fs::read(&file)?).with_context(|| format!("{}", file.display()))?;
+            let contract = Contract::from_json(&std::fs::read(&file)?)
+                .with_context(|| format!("{}", file.display()))?;
             let stored = ingest::store_contract(store.as_ref(), contract).await?;
             println!("contract {} v{}", stored.dataset, stored.version);
         }
@@ -131,12 +166,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Copies a local file to `landing/<dataset>/<file name>`, streaming it.
-pub async fn push_file(store: &dyn ObjectStore, dataset: &str, file: &Path) -> anyhow::Result<ObjectKey> {
+pub async fn push_file(
+    store: &dyn ObjectStore,
+    dataset: &str,
+    file: &Path,
+) -> anyhow::Result<ObjectKey> {
     let dataset = DatasetName::parse(dataset)?;
-    let name = file.file_name().and_then(|n| n.to_str()).context("the file needs a UTF-8 name")?;
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("the file needs a UTF-8 name")?;
     let key = layout::landing(&dataset, name)?;
     store
-        .put(&key, Payload::from_file(file).await.with_context(|| format!("reading {}", file.display()))?, PutMode::Overwrite)
+        .put(
+            &key,
+            Payload::from_file(file)
+                .await
+                .with_context(|| format!("reading {}", file.display()))?,
+            PutMode::Overwrite,
+        )
         .await?;
     Ok(key)
 }
@@ -155,7 +203,12 @@ fn sha256_file(file: &Path) -> anyhow::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-async fn wait_for_outcome(store: &dyn ObjectStore, dataset: &DatasetName, sha: &str, timeout: Duration) -> anyhow::Result<()> {
+async fn wait_for_outcome(
+    store: &dyn ObjectStore,
+    dataset: &DatasetName,
+    sha: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     let versions = format!("index/datasets/{dataset}/{sha}-");
     let quarantined = format!("index/quarantine/{dataset}/{sha}-");
@@ -164,7 +217,14 @@ async fn wait_for_outcome(store: &dyn ObjectStore, dataset: &DatasetName, sha: &
             let (index, _): (serde_json::Value, _) = get_json(store, &entry.key).await?;
             let key = ObjectKey::parse(index["key"].as_str().unwrap_or_default())?;
             let (m, _): (Manifest, _) = get_json(store, &key).await?;
-            println!("✓ {} v{}: {} rows, {} columns (sha256 {})", m.dataset, m.version, m.rows, m.schema.len(), m.content_sha256);
+            println!(
+                "✓ {} v{}: {} rows, {} columns (sha256 {})",
+                m.dataset,
+                m.version,
+                m.rows,
+                m.schema.len(),
+                m.content_sha256
+            );
             return Ok(());
         }
         if let Some(entry) = store.list(&quarantined).await?.pop() {
@@ -173,7 +233,13 @@ async fn wait_for_outcome(store: &dyn ObjectStore, dataset: &DatasetName, sha: &
             if let Ok((r, _)) = get_json::<QuarantineReport>(store, &key).await {
                 println!("✗ quarantined: {} (report {})", r.copy.key, r.report_key);
                 for v in &r.validation.violations {
-                    println!("    {} {:?}: {} ({} rows)", v.column.as_deref().unwrap_or("(file)"), v.rule, v.message, v.count);
+                    println!(
+                        "    {} {:?}: {} ({} rows)",
+                        v.column.as_deref().unwrap_or("(file)"),
+                        v.rule,
+                        v.message,
+                        v.count
+                    );
                 }
                 bail!("{dataset}: upload quarantined");
             }
@@ -203,7 +269,12 @@ async fn list(store: &dyn ObjectStore) -> anyhow::Result<()> {
             m.created_at.format("%Y-%m-%d %H:%M:%S")
         );
     }
-    let quarantined = store.list("quarantine/").await?.iter().filter(|m| m.key.as_str().ends_with(".report.json")).count();
+    let quarantined = store
+        .list("quarantine/")
+        .await?
+        .iter()
+        .filter(|m| m.key.as_str().ends_with(".report.json"))
+        .count();
     if !any {
         println!("no dataset versions yet");
     }
@@ -213,7 +284,14 @@ async fn list(store: &dyn ObjectStore) -> anyhow::Result<()> {
 
 async fn show(store: &dyn ObjectStore, target: &str) -> anyhow::Result<()> {
     let (name, version) = match target.split_once('@') {
-        Some((n, v)) => (n, Some(v.trim_start_matches('v').parse::<u32>().context("version must be a number, as in adult@3")?)),
+        Some((n, v)) => (
+            n,
+            Some(
+                v.trim_start_matches('v')
+                    .parse::<u32>()
+                    .context("version must be a number, as in adult@3")?,
+            ),
+        ),
         None => (target, None),
     };
     let dataset = DatasetName::parse(name)?;
@@ -223,22 +301,48 @@ async fn show(store: &dyn ObjectStore, target: &str) -> anyhow::Result<()> {
             .list(&layout::versions_prefix(&dataset))
             .await?
             .iter()
-            .filter_map(|m| layout::parse_version_key(&dataset, &m.key).filter(|(_, f)| *f == "manifest.json").map(|(n, _)| n))
+            .filter_map(|m| {
+                layout::parse_version_key(&dataset, &m.key)
+                    .filter(|(_, f)| *f == "manifest.json")
+                    .map(|(n, _)| n)
+            })
             .max()
             .with_context(|| format!("dataset {dataset} has no versions"))?,
     };
     let (m, _): (Manifest, _) = get_json(store, &layout::manifest(&dataset, version))
         .await
         .with_context(|| format!("{dataset}@v{version} not found"))?;
-    println!("{}@v{}  {} rows  {} bytes  contract v{}  sha256 {}", m.dataset, m.version, m.rows, m.bytes, m.contract_version, m.content_sha256);
-    println!("source {} (etag {})  created {}", m.source.uri, m.source.etag, m.created_at);
+    println!(
+        "{}@v{}  {} rows  {} bytes  contract v{}  sha256 {}",
+        m.dataset, m.version, m.rows, m.bytes, m.contract_version, m.content_sha256
+    );
+    println!(
+        "source {} (etag {})  created {}",
+        m.source.uri, m.source.etag, m.created_at
+    );
     println!();
-    println!("{:<16} {:<8} {:>7} {:>8} {:>12} {:>12} {:>12} {:>12}  top values", "column", "type", "nulls", "distinct", "min", "max", "mean", "std");
+    println!(
+        "{:<16} {:<8} {:>7} {:>8} {:>12} {:>12} {:>12} {:>12}  top values",
+        "column", "type", "nulls", "distinct", "min", "max", "mean", "std"
+    );
     for p in &m.profile {
-        let (min, max, mean, std) = p.numeric.as_ref().map_or((String::new(), String::new(), String::new(), String::new()), |n| {
-            (format!("{:.4}", n.min), format!("{:.4}", n.max), format!("{:.4}", n.mean), format!("{:.4}", n.std))
-        });
-        let top: Vec<String> = p.top_values.iter().take(3).map(|v| format!("{} ({})", v.value, v.count)).collect();
+        let (min, max, mean, std) = p.numeric.as_ref().map_or(
+            (String::new(), String::new(), String::new(), String::new()),
+            |n| {
+                (
+                    format!("{:.4}", n.min),
+                    format!("{:.4}", n.max),
+                    format!("{:.4}", n.mean),
+                    format!("{:.4}", n.std),
+                )
+            },
+        );
+        let top: Vec<String> = p
+            .top_values
+            .iter()
+            .take(3)
+            .map(|v| format!("{} ({})", v.value, v.count))
+            .collect();
         println!(
             "{:<16} {:<8} {:>7} {:>8} {:>12} {:>12} {:>12} {:>12}  {}",
             p.name,

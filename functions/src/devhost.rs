@@ -46,8 +46,15 @@ pub struct DevHost {
 }
 
 impl DevHost {
-    pub fn new(store: Arc<dyn ObjectStore>, scratch: PathBuf, queue_dir: &Path) -> anyhow::Result<Self> {
-        let open = |name: &str| EmbeddedQueue::open(queue_dir.join(name), MAX_DELIVERIES).with_context(|| format!("opening queue {name}"));
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        scratch: PathBuf,
+        queue_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        let open = |name: &str| {
+            EmbeddedQueue::open(queue_dir.join(name), MAX_DELIVERIES)
+                .with_context(|| format!("opening queue {name}"))
+        };
         Ok(Self {
             router: router(AppState::new(store.clone(), scratch)),
             store,
@@ -68,7 +75,11 @@ impl DevHost {
             let key = crate::cli::push_file(self.store.as_ref(), dataset, path).await?;
             println!("↑ pushed {} to {key}", path.display());
         }
-        println!("watching {}{} for uploads (Ctrl-C to stop)", self.store.name(), format_args!(" {:?}, prefix {}", self.store, layout::LANDING));
+        println!(
+            "watching {}{} for uploads (Ctrl-C to stop)",
+            self.store.name(),
+            format_args!(" {:?}, prefix {}", self.store, layout::LANDING)
+        );
         loop {
             let found = self.watch_landing().await?;
             let mut worked = found > 0;
@@ -92,16 +103,27 @@ impl DevHost {
     }
 
     async fn seed_contracts(&self, dir: &Path) -> anyhow::Result<()> {
-        let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Ok(());
+        };
         for entry in entries {
             let path = entry?.path();
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
-            let contract = Contract::from_json(&std::fs::read(&path)?).with_context(|| format!("contract {}", path.display()))?;
-            if ingest::current_contract(self.store.as_ref(), &contract.dataset).await?.is_none() {
+            let contract = Contract::from_json(&std::fs::read(&path)?)
+                .with_context(|| format!("contract {}", path.display()))?;
+            if ingest::current_contract(self.store.as_ref(), &contract.dataset)
+                .await?
+                .is_none()
+            {
                 let stored = ingest::store_contract(self.store.as_ref(), contract).await?;
-                println!("✎ stored contract {} v{} from {}", stored.dataset, stored.version, path.display());
+                println!(
+                    "✎ stored contract {} v{} from {}",
+                    stored.dataset,
+                    stored.version,
+                    path.display()
+                );
             }
         }
         Ok(())
@@ -112,7 +134,10 @@ impl DevHost {
         let mut found = 0;
         for meta in self.store.list(layout::LANDING).await? {
             let id = format!("{}#{}", meta.key, meta.etag);
-            if self.blob_events.enqueue(&id, self.blob_created_invocation(&meta))? {
+            if self
+                .blob_events
+                .enqueue(&id, self.blob_created_invocation(&meta))?
+            {
                 println!("→ {}: new upload ({} bytes)", meta.key, meta.size);
                 found += 1;
             }
@@ -153,7 +178,12 @@ impl DevHost {
         let request = Request::post("/DatasetIngest")
             .header("content-type", "application/json")
             .body(Body::from(serde_json::to_vec(&delivery.message.body)?))?;
-        let response = self.router.clone().oneshot(request).await.expect("router is infallible");
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("router is infallible");
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), 16 << 20).await?;
         let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -165,11 +195,18 @@ impl DevHost {
             print_outcome(&answer["ReturnValue"]);
             self.blob_events.complete(delivery)?;
         } else if status.is_client_error() {
-            println!("✗ invocation refused ({status}): {answer}; set aside in the dead-letter area");
-            self.blob_events.dead_letter(delivery, &format!("{status}: {answer}"))?;
+            println!(
+                "✗ invocation refused ({status}): {answer}; set aside in the dead-letter area"
+            );
+            self.blob_events
+                .dead_letter(delivery, &format!("{status}: {answer}"))?;
         } else {
-            println!("… transient failure ({status}); will retry (delivery {})", delivery.message.delivery_count);
-            self.blob_events.abandon(delivery, &format!("{status}: {answer}"))?;
+            println!(
+                "… transient failure ({status}); will retry (delivery {})",
+                delivery.message.delivery_count
+            );
+            self.blob_events
+                .abandon(delivery, &format!("{status}: {answer}"))?;
         }
         Ok(())
     }
@@ -177,21 +214,36 @@ impl DevHost {
 
 fn event_id(event: &Value) -> String {
     let s = |k: &str| event.get(k).map(|v| v.to_string()).unwrap_or_default();
-    format!("{}:{}:{}:{}", s("type"), s("dataset"), s("version"), s("content_sha256"))
+    format!(
+        "{}:{}:{}:{}",
+        s("type"),
+        s("dataset"),
+        s("version"),
+        s("content_sha256")
+    )
 }
 
 fn print_outcome(r: &Value) {
-    let dup = if r["duplicate"].as_bool() == Some(true) { " (already done: same content)" } else { "" };
+    let dup = if r["duplicate"].as_bool() == Some(true) {
+        " (already done: same content)"
+    } else {
+        ""
+    };
     match r["status"].as_str() {
         Some("versioned") => println!(
             "✓ {} v{}: {} rows, sha256 {}…{dup}",
             r["dataset"].as_str().unwrap_or("?"),
             r["version"],
             r["rows"],
-            &r["content_sha256"].as_str().unwrap_or("")[..12.min(r["content_sha256"].as_str().unwrap_or("").len())]
+            &r["content_sha256"].as_str().unwrap_or("")
+                [..12.min(r["content_sha256"].as_str().unwrap_or("").len())]
         ),
         Some("quarantined") => {
-            println!("✗ {} quarantined → {}{dup}", r["dataset"].as_str().unwrap_or("?"), r["report_key"].as_str().unwrap_or("?"));
+            println!(
+                "✗ {} quarantined → {}{dup}",
+                r["dataset"].as_str().unwrap_or("?"),
+                r["report_key"].as_str().unwrap_or("?")
+            );
             for v in r["violations"].as_array().into_iter().flatten() {
                 println!(
                     "    {} {}: {} ({} rows)",

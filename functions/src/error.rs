@@ -21,15 +21,30 @@ pub struct AppError {
 
 impl AppError {
     pub fn bad_request(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, code: "bad_request", message: message.into(), field: Some(field.into()) }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_request",
+            message: message.into(),
+            field: Some(field.into()),
+        }
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::NOT_FOUND, code: "not_found", message: message.into(), field: None }
+        Self {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: message.into(),
+            field: None,
+        }
     }
 
     pub fn too_large(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { status: StatusCode::PAYLOAD_TOO_LARGE, code: "payload_too_large", message: message.into(), field: Some(field.into()) }
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "payload_too_large",
+            message: message.into(),
+            field: Some(field.into()),
+        }
     }
 
     /// A failure that may pass on retry: the host should redeliver.
@@ -52,7 +67,12 @@ impl AppError {
             source = s.source();
         }
         tracing::error!(cause = %chain, "internal error");
-        Self { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", message: "internal error".into(), field: None }
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: "internal error".into(),
+            field: None,
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -68,7 +88,11 @@ impl From<InvocationError> for AppError {
 
 impl From<IngestError> for AppError {
     fn from(e: IngestError) -> Self {
-        if e.is_transient() { Self::unavailable(&e) } else { Self::internal(&e) }
+        if e.is_transient() {
+            Self::unavailable(&e)
+        } else {
+            Self::internal(&e)
+        }
     }
 }
 

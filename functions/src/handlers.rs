@@ -36,39 +36,59 @@ pub async fn dataset_ingest(
     payload: Result<Bytes, BytesRejection>,
 ) -> Result<axum::Json<InvocationResponse>, AppError> {
     let inv = body(payload, 4 << 20)?;
-    let span = info_span!("invocation", function = "DatasetIngest", invocation_id = %inv.invocation_id());
+    let span =
+        info_span!("invocation", function = "DatasetIngest", invocation_id = %inv.invocation_id());
     async move {
         let event = inv.data_json("event")?;
         let event = match event {
             // A batch of one is accepted too.
             Value::Array(mut events) if events.len() == 1 => events.remove(0),
             Value::Object(_) => event,
-            _ => return Err(InvocationError::new("Data.event", "must be one Event Grid event object").into()),
+            _ => {
+                return Err(InvocationError::new(
+                    "Data.event",
+                    "must be one Event Grid event object",
+                )
+                .into());
+            }
         };
         let kind = event
             .get("eventType")
             .or_else(|| event.get("type"))
             .and_then(Value::as_str)
-            .ok_or_else(|| InvocationError::new("Data.event.eventType", "missing (or `type` for CloudEvents)"))?;
+            .ok_or_else(|| {
+                InvocationError::new(
+                    "Data.event.eventType",
+                    "missing (or `type` for CloudEvents)",
+                )
+            })?;
         if kind != "Microsoft.Storage.BlobCreated" {
             return Ok(ignored(format!("event type {kind} is not handled")));
         }
-        let data = event.get("data").ok_or_else(|| InvocationError::new("Data.event.data", "missing"))?;
+        let data = event
+            .get("data")
+            .ok_or_else(|| InvocationError::new("Data.event.data", "missing"))?;
         let api = data.get("api").and_then(Value::as_str).unwrap_or_default();
         if !BLOB_CREATED_APIS.contains(&api) {
-            return Ok(ignored(format!("storage operation {api:?} does not create content")));
+            return Ok(ignored(format!(
+                "storage operation {api:?} does not create content"
+            )));
         }
-        let url = data
-            .get("url")
-            .and_then(Value::as_str)
-            .ok_or_else(|| InvocationError::new("Data.event.data.url", "missing or not a string"))?;
+        let url = data.get("url").and_then(Value::as_str).ok_or_else(|| {
+            InvocationError::new("Data.event.data.url", "missing or not a string")
+        })?;
         let Some(key) = state.store.key_from_uri(url) else {
-            return Ok(ignored(format!("{url} is not in this deployment's container")));
+            return Ok(ignored(format!(
+                "{url} is not in this deployment's container"
+            )));
         };
         let upload = Upload {
             key,
             etag: data.get("eTag").and_then(Value::as_str).map(str::to_owned),
-            uploader: data.get("identity").and_then(Value::as_str).map(str::to_owned),
+            uploader: data
+                .get("identity")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         };
         respond(state.ingestor.ingest(upload, None).await?)
     }
@@ -87,13 +107,19 @@ pub async fn dataset_ingest_blob(
     async move {
         // The host never sends the `BlobTrigger` path itself: use `Uri`, else the path tokens.
         let key = match inv.meta_str("Uri") {
-            Some(uri) => state
-                .store
-                .key_from_uri(&uri)
-                .ok_or_else(|| InvocationError::new("Metadata.Uri", format!("{uri} is not in this deployment's container")))?,
+            Some(uri) => state.store.key_from_uri(&uri).ok_or_else(|| {
+                InvocationError::new(
+                    "Metadata.Uri",
+                    format!("{uri} is not in this deployment's container"),
+                )
+            })?,
             None => {
-                let dataset = inv.meta_str("dataset").ok_or_else(|| InvocationError::new("Metadata.dataset", "missing (and no Metadata.Uri)"))?;
-                let name = inv.meta_str("name").ok_or_else(|| InvocationError::new("Metadata.name", "missing (and no Metadata.Uri)"))?;
+                let dataset = inv.meta_str("dataset").ok_or_else(|| {
+                    InvocationError::new("Metadata.dataset", "missing (and no Metadata.Uri)")
+                })?;
+                let name = inv.meta_str("name").ok_or_else(|| {
+                    InvocationError::new("Metadata.name", "missing (and no Metadata.Uri)")
+                })?;
                 sluice_shared::storage::ObjectKey::parse(format!("landing/{dataset}/{name}"))
                     .map_err(|e| InvocationError::new("Metadata.name", e.to_string()))?
             }
@@ -107,7 +133,11 @@ pub async fn dataset_ingest_blob(
         if bytes.len() > BLOB_TRIGGER_MAX_BYTES {
             return Err(too_large(bytes.len()));
         }
-        let upload = Upload { key, etag: inv.meta_str("Properties.ETag"), uploader: None };
+        let upload = Upload {
+            key,
+            etag: inv.meta_str("Properties.ETag"),
+            uploader: None,
+        };
         respond(state.ingestor.ingest(upload, Some(bytes.into())).await?)
     }
     .instrument(span)
@@ -126,7 +156,11 @@ fn too_large(len: usize) -> AppError {
 
 fn ignored(reason: String) -> axum::Json<InvocationResponse> {
     info!(%reason, "ignored");
-    axum::Json(InvocationResponse::default().log(format!("ignored: {reason}")).returning(json!({"status": "ignored", "reason": reason})))
+    axum::Json(
+        InvocationResponse::default()
+            .log(format!("ignored: {reason}"))
+            .returning(json!({"status": "ignored", "reason": reason})),
+    )
 }
 
 fn respond(outcome: IngestOutcome) -> Result<axum::Json<InvocationResponse>, AppError> {

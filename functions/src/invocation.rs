@@ -21,7 +21,10 @@ pub struct InvocationError {
 
 impl InvocationError {
     pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self { field: field.into(), problem: problem.into() }
+        Self {
+            field: field.into(),
+            problem: problem.into(),
+        }
     }
 }
 
@@ -51,7 +54,10 @@ impl Invocation {
         let root: Value = serde_json::from_slice(body)
             .map_err(|e| InvocationError::new("body", format!("not JSON: {e}")))?;
         let Value::Object(mut root) = root else {
-            return Err(InvocationError::new("body", "must be a JSON object with Data and Metadata"));
+            return Err(InvocationError::new(
+                "body",
+                "must be a JSON object with Data and Metadata",
+            ));
         };
         let mut object = |name: &str| -> Result<Map<String, Value>, InvocationError> {
             match root.remove(name).map(|v| unwrap_encoded(&v)) {
@@ -60,19 +66,26 @@ impl Invocation {
                 Some(_) => Err(InvocationError::new(name, "must be an object")),
             }
         };
-        Ok(Self { data: object("Data")?, metadata: object("Metadata")? })
+        Ok(Self {
+            data: object("Data")?,
+            metadata: object("Metadata")?,
+        })
     }
 
     fn data_value(&self, name: &str) -> Result<&Value, InvocationError> {
-        self.data.get(name).filter(|v| !v.is_null()).ok_or_else(|| InvocationError::new(format!("Data.{name}"), "missing"))
+        self.data
+            .get(name)
+            .filter(|v| !v.is_null())
+            .ok_or_else(|| InvocationError::new(format!("Data.{name}"), "missing"))
     }
 
     /// A binding value that carries JSON: an object, or a string holding JSON.
     pub fn data_json(&self, name: &str) -> Result<Value, InvocationError> {
         let v = self.data_value(name)?;
         match v {
-            Value::String(s) => serde_json::from_str(s)
-                .map_err(|e| InvocationError::new(format!("Data.{name}"), format!("not JSON: {e}"))),
+            Value::String(s) => serde_json::from_str(s).map_err(|e| {
+                InvocationError::new(format!("Data.{name}"), format!("not JSON: {e}"))
+            }),
             other => Ok(other.clone()),
         }
     }
@@ -122,7 +135,8 @@ impl Invocation {
 
     /// The invocation id the host generated (`Metadata.sys.RandGuid`), for tracing.
     pub fn invocation_id(&self) -> String {
-        self.meta_str("sys.RandGuid").unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+        self.meta_str("sys.RandGuid")
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
     }
 }
 
@@ -140,7 +154,10 @@ impl InvocationResponse {
     /// strings for non-binary outputs.
     pub fn output(mut self, binding: &str, value: impl Serialize) -> Self {
         let value = serde_json::to_value(value).expect("outputs serialise");
-        debug_assert!(!value.is_string(), "outputs are objects, never bare strings");
+        debug_assert!(
+            !value.is_string(),
+            "outputs are objects, never bare strings"
+        );
         self.outputs.insert(binding.to_owned(), value);
         self
     }

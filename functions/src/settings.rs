@@ -20,22 +20,47 @@ pub enum StorageKind {
 #[derive(Clone, Debug, Args)]
 pub struct StorageSettings {
     /// Which storage adapter to use.
-    #[arg(long = "storage", env = "SLUICE_STORAGE__KIND", value_enum, default_value = "local", global = true)]
+    #[arg(
+        long = "storage",
+        env = "SLUICE_STORAGE__KIND",
+        value_enum,
+        default_value = "local",
+        global = true
+    )]
     pub kind: StorageKind,
     /// Root directory of the local store.
-    #[arg(long = "root", env = "SLUICE_STORAGE__ROOT", default_value = ".sluice", global = true)]
+    #[arg(
+        long = "root",
+        env = "SLUICE_STORAGE__ROOT",
+        default_value = ".sluice",
+        global = true
+    )]
     pub root: PathBuf,
     /// Blob service endpoint, e.g. https://<account>.blob.core.windows.net (managed identity).
-    #[arg(long = "account-url", env = "SLUICE_STORAGE__ACCOUNT_URL", global = true)]
+    #[arg(
+        long = "account-url",
+        env = "SLUICE_STORAGE__ACCOUNT_URL",
+        global = true
+    )]
     pub account_url: Option<String>,
     /// Client id of a user-assigned managed identity (system-assigned when absent).
     #[arg(long = "client-id", env = "SLUICE_STORAGE__CLIENT_ID", global = true)]
     pub client_id: Option<String>,
     /// A storage connection string (Azurite or development only; production uses managed identity).
-    #[arg(long = "connection", env = "SLUICE_STORAGE__CONNECTION_STRING", hide_env_values = true, global = true)]
+    #[arg(
+        long = "connection",
+        env = "SLUICE_STORAGE__CONNECTION_STRING",
+        hide_env_values = true,
+        global = true
+    )]
     pub connection: Option<String>,
     /// The blob container holding landing/, datasets/, quarantine/ and the rest.
-    #[arg(long = "container", env = "SLUICE_STORAGE__CONTAINER", default_value = "sluice", global = true)]
+    #[arg(
+        long = "container",
+        env = "SLUICE_STORAGE__CONTAINER",
+        default_value = "sluice",
+        global = true
+    )]
     pub container: String,
     /// Where scans write their Parquet snapshot before upload.
     #[arg(long = "scratch-dir", env = "SLUICE_SCRATCH_DIR", global = true)]
@@ -48,24 +73,32 @@ impl StorageSettings {
         use anyhow::Context;
         Ok(match self.kind {
             StorageKind::Local => Arc::new(
-                LocalStore::new(&self.root).with_context(|| format!("opening local store {}", self.root.display()))?,
+                LocalStore::new(&self.root)
+                    .with_context(|| format!("opening local store {}", self.root.display()))?,
             ),
             StorageKind::Azure => {
                 let store = match (&self.connection, &self.account_url) {
                     (Some(conn), _) => {
-                        let conn = ConnectionString::parse(conn).map_err(anyhow::Error::msg).context("SLUICE_STORAGE__CONNECTION_STRING")?;
+                        let conn = ConnectionString::parse(conn)
+                            .map_err(anyhow::Error::msg)
+                            .context("SLUICE_STORAGE__CONNECTION_STRING")?;
                         AzureBlobStore::from_connection_string(&conn, &self.container)?
                     }
                     (None, Some(url)) => AzureBlobStore::new(
                         url,
                         &self.container,
-                        AzureAuth::ManagedIdentity { client_id: self.client_id.clone() },
+                        AzureAuth::ManagedIdentity {
+                            client_id: self.client_id.clone(),
+                        },
                     )?,
                     (None, None) => anyhow::bail!(
                         "--storage azure needs SLUICE_STORAGE__ACCOUNT_URL (managed identity) or SLUICE_STORAGE__CONNECTION_STRING"
                     ),
                 };
-                store.ensure_container().await.context("creating the blob container")?;
+                store
+                    .ensure_container()
+                    .await
+                    .context("creating the blob container")?;
                 Arc::new(store)
             }
         })

@@ -29,7 +29,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Arc<dyn ObjectStore>, scratch: std::path::PathBuf) -> Self {
-        Self { ingestor: Arc::new(Ingestor::new(store.clone(), scratch)), store }
+        Self {
+            ingestor: Arc::new(Ingestor::new(store.clone(), scratch)),
+            store,
+        }
     }
 }
 
@@ -38,7 +41,10 @@ pub fn router(state: AppState) -> Router {
     // Base64 inflates by 4/3; leave room for the JSON around it.
     let blob_body_limit = BLOB_TRIGGER_MAX_BYTES / 3 * 4 + (1 << 20);
     Router::new()
-        .route("/", get(|| async { axum::Json(serde_json::json!({"status": "ready"})) }))
+        .route(
+            "/",
+            get(|| async { axum::Json(serde_json::json!({"status": "ready"})) }),
+        )
         .route("/DatasetIngest", post(handlers::dataset_ingest))
         .route(
             "/DatasetIngestBlob",
@@ -61,7 +67,10 @@ impl Application {
     /// Binds `127.0.0.1:port` (0 picks a free port, as tests do).
     pub async fn build(state: AppState, port: u16) -> std::io::Result<Self> {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
-        Ok(Self { listener, router: router(state) })
+        Ok(Self {
+            listener,
+            router: router(state),
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -70,7 +79,9 @@ impl Application {
 
     /// Serves until SIGINT/SIGTERM, letting in-flight invocations finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown_signal()).await
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
     }
 }
 

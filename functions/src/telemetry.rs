@@ -5,7 +5,8 @@ use tracing_subscriber::EnvFilter;
 /// `default_filter` applies when `RUST_LOG` is unset.
 pub fn init(default_filter: &str) {
     use std::io::IsTerminal;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

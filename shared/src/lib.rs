@@ -2,6 +2,6 @@
 //! storage and messaging contracts their adapters implement. No HTTP framework and no
 //! Functions-host types live here; `functions/` decodes invocations and calls in.
 
-pub mod storage;
 pub mod dataset;
 pub mod queue;
+pub mod storage;

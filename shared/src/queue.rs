@@ -52,7 +52,10 @@ impl EmbeddedQueue {
         for state in STATES {
             fs::create_dir_all(dir.join(state))?;
         }
-        Ok(Self { dir, max_deliveries })
+        Ok(Self {
+            dir,
+            max_deliveries,
+        })
     }
 
     fn file_name(id: &str) -> String {
@@ -61,7 +64,10 @@ impl EmbeddedQueue {
 
     fn write(&self, state: &str, file: &str, message: &Message) -> std::io::Result<()> {
         let tmp = self.dir.join(format!(".tmp-{}", uuid::Uuid::new_v4()));
-        fs::write(&tmp, serde_json::to_vec_pretty(message).expect("messages serialise"))?;
+        fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(message).expect("messages serialise"),
+        )?;
         fs::rename(tmp, self.dir.join(state).join(file))
     }
 
@@ -72,7 +78,14 @@ impl EmbeddedQueue {
             return Ok(false);
         }
         let now = Utc::now();
-        let message = Message { id: id.to_owned(), body, delivery_count: 0, enqueued_at: now, not_before: now, last_error: None };
+        let message = Message {
+            id: id.to_owned(),
+            body,
+            delivery_count: 0,
+            enqueued_at: now,
+            not_before: now,
+            last_error: None,
+        };
         self.write("ready", &file, &message)?;
         Ok(true)
     }
@@ -84,19 +97,32 @@ impl EmbeddedQueue {
         for entry in fs::read_dir(self.dir.join("ready"))? {
             let entry = entry?;
             let file = entry.file_name().to_string_lossy().into_owned();
-            let Ok(bytes) = fs::read(entry.path()) else { continue };
-            let Ok(message) = serde_json::from_slice::<Message>(&bytes) else { continue };
+            let Ok(bytes) = fs::read(entry.path()) else {
+                continue;
+            };
+            let Ok(message) = serde_json::from_slice::<Message>(&bytes) else {
+                continue;
+            };
             if message.not_before <= now {
                 candidates.push((message.enqueued_at, file, message));
             }
         }
-        candidates.sort_by(|a, b| a.0.cmp(&b.0));
+        candidates.sort_by_key(|c| c.0);
         for (_, file, mut message) in candidates {
             // The rename is the lease: only one receiver can win it.
-            if fs::rename(self.dir.join("ready").join(&file), self.dir.join("leased").join(&file)).is_ok() {
+            if fs::rename(
+                self.dir.join("ready").join(&file),
+                self.dir.join("leased").join(&file),
+            )
+            .is_ok()
+            {
                 message.delivery_count += 1;
                 self.write("leased", &file, &message)?;
-                return Ok(Some(Delivery { message, file, queue: self.dir.clone() }));
+                return Ok(Some(Delivery {
+                    message,
+                    file,
+                    queue: self.dir.clone(),
+                }));
             }
         }
         Ok(None)
@@ -111,10 +137,14 @@ impl EmbeddedQueue {
     pub fn abandon(&self, mut d: Delivery, reason: &str) -> std::io::Result<()> {
         d.message.last_error = Some(reason.to_owned());
         if d.message.delivery_count >= self.max_deliveries {
-            d.message.last_error = Some(format!("max deliveries ({}) reached; last error: {reason}", self.max_deliveries));
+            d.message.last_error = Some(format!(
+                "max deliveries ({}) reached; last error: {reason}",
+                self.max_deliveries
+            ));
             return self.settle(d, "dead");
         }
-        let backoff = chrono::Duration::milliseconds(200 * 2i64.pow(d.message.delivery_count.min(10)));
+        let backoff =
+            chrono::Duration::milliseconds(200 * 2i64.pow(d.message.delivery_count.min(10)));
         d.message.not_before = Utc::now() + backoff;
         self.settle(d, "ready")
     }
@@ -151,7 +181,7 @@ impl EmbeddedQueue {
                 out.push(m);
             }
         }
-        out.sort_by(|a: &Message, b| a.enqueued_at.cmp(&b.enqueued_at));
+        out.sort_by_key(|m: &Message| m.enqueued_at);
         Ok(out)
     }
 }
@@ -166,10 +196,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let q = EmbeddedQueue::open(dir.path(), 2).unwrap();
         assert!(q.enqueue("a", json!({"n": 1})).unwrap());
-        assert!(!q.enqueue("a", json!({"n": 1})).unwrap(), "same id is not enqueued twice");
+        assert!(
+            !q.enqueue("a", json!({"n": 1})).unwrap(),
+            "same id is not enqueued twice"
+        );
         let d = q.receive().unwrap().unwrap();
         assert_eq!((d.message.id.as_str(), d.message.delivery_count), ("a", 1));
-        assert!(q.receive().unwrap().is_none(), "a leased message is invisible");
+        assert!(
+            q.receive().unwrap().is_none(),
+            "a leased message is invisible"
+        );
         q.abandon(d, "transient").unwrap();
         assert!(q.receive().unwrap().is_none(), "backoff delays the retry");
         std::thread::sleep(std::time::Duration::from_millis(450));
@@ -178,8 +214,17 @@ mod tests {
         q.abandon(d, "still failing").unwrap();
         let dead = q.messages("dead").unwrap();
         assert_eq!(dead.len(), 1);
-        assert!(dead[0].last_error.as_deref().unwrap().contains("still failing"));
-        assert!(!q.enqueue("a", json!({})).unwrap(), "dead-lettered ids stay known");
+        assert!(
+            dead[0]
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("still failing")
+        );
+        assert!(
+            !q.enqueue("a", json!({})).unwrap(),
+            "dead-lettered ids stay known"
+        );
     }
 
     #[test]
@@ -198,6 +243,9 @@ mod tests {
         unsettled.enqueue("y", json!(2)).unwrap();
         let d = unsettled.receive().unwrap().unwrap();
         unsettled.dead_letter(d, "bad request").unwrap();
-        assert_eq!(unsettled.messages("dead").unwrap()[0].last_error.as_deref(), Some("bad request"));
+        assert_eq!(
+            unsettled.messages("dead").unwrap()[0].last_error.as_deref(),
+            Some("bad request")
+        );
     }
 }

@@ -42,13 +42,38 @@ async fn adult_ingests_on_azurite_through_the_handler() {
     let azurite = sluice_tests::start_azurite();
     let app = spawn_app_on(store(&azurite, "sluice").await, None).await;
     app.adult_contract().await;
-    let ret = app.ingest("adult", "adult.data", std::fs::read(sluice_tests::adult("adult.data")).unwrap()).await;
-    assert_eq!((ret["status"].as_str(), ret["version"].as_u64()), (Some("versioned"), Some(1)), "{ret}");
+    let ret = app
+        .ingest(
+            "adult",
+            "adult.data",
+            std::fs::read(sluice_tests::adult("adult.data")).unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (ret["status"].as_str(), ret["version"].as_u64()),
+        (Some("versioned"), Some(1)),
+        "{ret}"
+    );
     let m = app.manifest("adult", 1).await;
     assert_eq!(m.rows, 32_561);
-    assert!(m.source.uri.starts_with(&azurite.endpoint), "{}", m.source.uri);
-    let bad = app.ingest("adult", "adult.test", std::fs::read(sluice_tests::adult("adult.test")).unwrap()).await;
+    assert!(
+        m.source.uri.starts_with(&azurite.endpoint),
+        "{}",
+        m.source.uri
+    );
+    let bad = app
+        .ingest(
+            "adult",
+            "adult.test",
+            std::fs::read(sluice_tests::adult("adult.test")).unwrap(),
+        )
+        .await;
     assert_eq!(bad["status"], "quarantined");
     let report = app.report(&bad).await;
-    assert_eq!(report.copy.bytes, std::fs::metadata(sluice_tests::adult("adult.test")).unwrap().len());
+    assert_eq!(
+        report.copy.bytes,
+        std::fs::metadata(sluice_tests::adult("adult.test"))
+            .unwrap()
+            .len()
+    );
 }

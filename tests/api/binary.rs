@@ -10,7 +10,11 @@ use sluice_tests::{ChildGuard, sluice_bin};
 #[tokio::test]
 async fn serve_listens_where_the_host_says_and_answers_invocations() {
     let root = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = Command::new(sluice_bin())
         .args(["serve", "--port", "1"])
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
@@ -19,16 +23,23 @@ async fn serve_listens_where_the_host_says_and_answers_invocations() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let _guard = ChildGuard(child);
     assert_eq!(line.trim(), format!("listening on http://127.0.0.1:{port}"));
     let base = format!("http://127.0.0.1:{port}");
-    assert_eq!(reqwest::get(format!("{base}/")).await.unwrap().status(), 200);
+    assert_eq!(
+        reqwest::get(format!("{base}/")).await.unwrap().status(),
+        200
+    );
     // An upload written by someone else, announced by Event Grid.
     std::fs::create_dir_all(root.path().join("landing/t")).unwrap();
     std::fs::write(root.path().join("landing/t/a.csv"), "k,v\nx,1\n").unwrap();
-    let url = url::Url::from_file_path(root.path().canonicalize().unwrap().join("landing/t/a.csv")).unwrap();
-    let mut event = sluice_tests::fixture("eventgrid/Microsoft.Storage.BlobCreated.eventgrid.json")[0].clone();
+    let url = url::Url::from_file_path(root.path().canonicalize().unwrap().join("landing/t/a.csv"))
+        .unwrap();
+    let mut event =
+        sluice_tests::fixture("eventgrid/Microsoft.Storage.BlobCreated.eventgrid.json")[0].clone();
     event["data"]["url"] = json!(url.as_str());
     let r = reqwest::Client::new()
         .post(format!("{base}/DatasetIngest"))
@@ -53,7 +64,11 @@ fn dev_ingests_pushed_files_and_the_cli_shows_them() {
             .current_dir(sluice_tests::repo_root())
             .output()
             .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let data = format!("adult={}", sluice_tests::adult("adult.data").display());
     let test = format!("adult={}", sluice_tests::adult("adult.test").display());
@@ -67,11 +82,27 @@ fn dev_ingests_pushed_files_and_the_cli_shows_them() {
     let (ok, out, _) = run(&["dev", "--exit-when-idle"]);
     assert!(ok && !out.contains("new upload"), "{out}");
     let (ok, out, _) = run(&["datasets", "list"]);
-    assert!(ok && out.contains("adult") && out.contains("32561 rows") && out.contains("1 upload(s) in quarantine"), "{out}");
+    assert!(
+        ok && out.contains("adult")
+            && out.contains("32561 rows")
+            && out.contains("1 upload(s) in quarantine"),
+        "{out}"
+    );
     let (ok, out, _) = run(&["datasets", "show", "adult@1"]);
-    assert!(ok && out.contains("workclass") && out.contains("1836"), "{out}");
+    assert!(
+        ok && out.contains("workclass") && out.contains("1836"),
+        "{out}"
+    );
     // Pushing the same content again waits for (and finds) the existing version.
-    let (ok, out, err) = run(&["datasets", "push", sluice_tests::adult("adult.data").to_str().unwrap(), "--dataset", "adult", "--timeout", "5"]);
+    let (ok, out, err) = run(&[
+        "datasets",
+        "push",
+        sluice_tests::adult("adult.data").to_str().unwrap(),
+        "--dataset",
+        "adult",
+        "--timeout",
+        "5",
+    ]);
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("✓ adult v1"), "{out}");
 }

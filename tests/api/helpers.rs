@@ -24,16 +24,28 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_on(store: Arc<dyn ObjectStore>, root: Option<tempfile::TempDir>) -> TestApp {
     let scratch = tempfile::tempdir().unwrap();
-    let app = Application::build(AppState::new(store.clone(), scratch.path().to_path_buf()), 0).await.unwrap();
+    let app = Application::build(
+        AppState::new(store.clone(), scratch.path().to_path_buf()),
+        0,
+    )
+    .await
+    .unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    TestApp { base, store, client: reqwest::Client::new(), _root: root, _scratch: scratch }
+    TestApp {
+        base,
+        store,
+        client: reqwest::Client::new(),
+        _root: root,
+        _scratch: scratch,
+    }
 }
 
 impl TestApp {
     /// POSTs an invocation body to `/<function>`; returns status and JSON body.
     pub async fn invoke(&self, function: &str, body: &Value) -> (u16, Value) {
-        self.invoke_raw(function, serde_json::to_vec(body).unwrap()).await
+        self.invoke_raw(function, serde_json::to_vec(body).unwrap())
+            .await
     }
 
     pub async fn invoke_raw(&self, function: &str, body: Vec<u8>) -> (u16, Value) {
@@ -47,31 +59,44 @@ impl TestApp {
             .unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON answer ({status}): {text}"));
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("non-JSON answer ({status}): {text}"));
         (status, json)
     }
 
     /// Writes `bytes` to `landing/<dataset>/<name>`.
     pub async fn upload(&self, dataset: &str, name: &str, bytes: Vec<u8>) -> ObjectKey {
         let key = ObjectKey::parse(format!("landing/{dataset}/{name}")).unwrap();
-        self.store.put(&key, bytes.into(), PutMode::Overwrite).await.unwrap();
+        self.store
+            .put(&key, bytes.into(), PutMode::Overwrite)
+            .await
+            .unwrap();
         key
     }
 
     pub async fn put_contract(&self, contract: Value) -> Contract {
         let c = Contract::from_json(contract.to_string().as_bytes()).unwrap();
-        ingest::store_contract(self.store.as_ref(), c).await.unwrap()
+        ingest::store_contract(self.store.as_ref(), c)
+            .await
+            .unwrap()
     }
 
     pub async fn adult_contract(&self) -> Contract {
-        let c = Contract::from_json(&std::fs::read(sluice_tests::repo_root().join("contracts/adult.json")).unwrap()).unwrap();
-        ingest::store_contract(self.store.as_ref(), c).await.unwrap()
+        let c = Contract::from_json(
+            &std::fs::read(sluice_tests::repo_root().join("contracts/adult.json")).unwrap(),
+        )
+        .unwrap();
+        ingest::store_contract(self.store.as_ref(), c)
+            .await
+            .unwrap()
     }
 
     /// The invocation the Functions host sends for an Event Grid BlobCreated event
     /// (Event Grid schema), built from the documented fixture with our blob's URL.
     pub async fn blob_created(&self, key: &ObjectKey) -> Value {
-        let mut event = sluice_tests::fixture("eventgrid/Microsoft.Storage.BlobCreated.eventgrid.json")[0].clone();
+        let mut event =
+            sluice_tests::fixture("eventgrid/Microsoft.Storage.BlobCreated.eventgrid.json")[0]
+                .clone();
         let meta = self.store.head(key).await.unwrap();
         event["data"]["url"] = json!(self.store.uri(key));
         event["data"]["eTag"] = json!(meta.etag.0);
@@ -85,7 +110,9 @@ impl TestApp {
     /// Uploads and ingests through `DatasetIngest`; returns the ReturnValue.
     pub async fn ingest(&self, dataset: &str, name: &str, bytes: Vec<u8>) -> Value {
         let key = self.upload(dataset, name, bytes).await;
-        let (status, body) = self.invoke("DatasetIngest", &self.blob_created(&key).await).await;
+        let (status, body) = self
+            .invoke("DatasetIngest", &self.blob_created(&key).await)
+            .await;
         assert_eq!(status, 200, "{body}");
         body["ReturnValue"].clone()
     }
@@ -109,7 +136,11 @@ impl TestApp {
             .unwrap()
             .iter()
             .filter(|m| m.key.as_str().ends_with("/manifest.json"))
-            .map(|m| m.key.as_str().split('/').nth(2).unwrap()[1..].parse().unwrap())
+            .map(|m| {
+                m.key.as_str().split('/').nth(2).unwrap()[1..]
+                    .parse()
+                    .unwrap()
+            })
             .collect();
         v.sort();
         v

@@ -9,19 +9,35 @@ use crate::helpers::spawn_app;
 
 #[test]
 fn contract_host_payload_quirks_are_decoded() {
-    let blob = serde_json::to_vec(&sluice_tests::fixture("functions-host/blobTrigger.json")).unwrap();
+    let blob =
+        serde_json::to_vec(&sluice_tests::fixture("functions-host/blobTrigger.json")).unwrap();
     let inv = Invocation::parse(&blob).unwrap();
     assert_eq!(inv.data_bytes("blobIn").unwrap(), b"hello from byte\n");
     // Strings arrive JSON-encoded twice; numbers as numbers or strings.
-    assert_eq!(inv.meta_str("Uri").as_deref(), Some("https://baldevgroup84df.blob.core.windows.net/bpath1/hello.txt"));
+    assert_eq!(
+        inv.meta_str("Uri").as_deref(),
+        Some("https://baldevgroup84df.blob.core.windows.net/bpath1/hello.txt")
+    );
     assert_eq!(inv.meta_str("name").as_deref(), Some("hello.txt"));
     assert_eq!(inv.meta_u64("Properties.Length"), Some(16));
-    assert_eq!(inv.meta_str("Properties.ETag").as_deref(), Some("0x8DA6E28262505DD"));
-    let sb = serde_json::to_vec(&sluice_tests::fixture("functions-host/serviceBusTrigger.json")).unwrap();
+    assert_eq!(
+        inv.meta_str("Properties.ETag").as_deref(),
+        Some("0x8DA6E28262505DD")
+    );
+    let sb = serde_json::to_vec(&sluice_tests::fixture(
+        "functions-host/serviceBusTrigger.json",
+    ))
+    .unwrap();
     let inv = Invocation::parse(&sb).unwrap();
     assert_eq!(inv.meta_u64("DeliveryCount"), Some(1));
-    assert_eq!(inv.meta_str("MessageId").as_deref(), Some("4e773554-f6b7-4ea2-b07d-4c5fd5aba741"));
-    assert_eq!(inv.data_json("queue").unwrap(), json!({"message": "hello", "number": 2}));
+    assert_eq!(
+        inv.meta_str("MessageId").as_deref(),
+        Some("4e773554-f6b7-4ea2-b07d-4c5fd5aba741")
+    );
+    assert_eq!(
+        inv.data_json("queue").unwrap(),
+        json!({"message": "hello", "number": 2})
+    );
     assert_eq!(inv.invocation_id(), "4e773554-f6b7-4ea2-b07d-4c5fd5aba741");
     // Older hosts send nested Metadata objects as JSON strings.
     let old = json!({"Data": {}, "Metadata": {"Properties": "{\"Length\":\"42\",\"ETag\":\"\\\"0x1\\\"\"}"}});
@@ -40,13 +56,29 @@ async fn contract_every_function_json_names_a_served_route_and_nothing_else_is_s
         if !path.exists() {
             continue;
         }
-        let name = path.parent().unwrap().file_name().unwrap().to_str().unwrap().to_owned();
-        let fj: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let bindings = fj["bindings"].as_array().unwrap_or_else(|| panic!("{name}: no bindings"));
-        let triggers = bindings.iter().filter(|b| b["type"].as_str().unwrap().ends_with("Trigger")).count();
+        let name = path
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let fj: Value = serde_json::from_slice(&std::fs::read(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let bindings = fj["bindings"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: no bindings"));
+        let triggers = bindings
+            .iter()
+            .filter(|b| b["type"].as_str().unwrap().ends_with("Trigger"))
+            .count();
         assert_eq!(triggers, 1, "{name}: exactly one trigger");
         for b in bindings {
-            assert!(b["name"].is_string() && b["direction"].is_string(), "{name}: {b}");
+            assert!(
+                b["name"].is_string() && b["direction"].is_string(),
+                "{name}: {b}"
+            );
         }
         // The route exists: a bad body gets a 4xx JSON error from the handler, not a 404.
         let (status, body) = app.invoke_raw(&name, b"not json".to_vec()).await;
@@ -57,38 +89,72 @@ async fn contract_every_function_json_names_a_served_route_and_nothing_else_is_s
     declared.sort();
     let mut served: Vec<String> = FUNCTIONS.iter().map(|s| s.to_string()).collect();
     served.sort();
-    assert_eq!(declared, served, "function.json folders and served routes differ");
+    assert_eq!(
+        declared, served,
+        "function.json folders and served routes differ"
+    );
     let (status, body) = app.invoke("Undeclared", &json!({})).await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "not_found");
     let ready = reqwest::get(format!("{}/", app.base)).await.unwrap();
     assert_eq!(ready.status(), 200);
-    let host: Value = serde_json::from_slice(&std::fs::read(sluice_tests::repo_root().join("host.json")).unwrap()).unwrap();
+    let host: Value = serde_json::from_slice(
+        &std::fs::read(sluice_tests::repo_root().join("host.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(host["version"], "2.0");
-    assert_eq!(host["customHandler"]["description"]["defaultExecutablePath"], "sluice");
+    assert_eq!(
+        host["customHandler"]["description"]["defaultExecutablePath"],
+        "sluice"
+    );
 }
 
 #[tokio::test]
 async fn contract_both_blob_created_schemas_ingest_and_other_events_are_acknowledged() {
     let app = spawn_app().await;
-    let key = app.upload("inferred", "a.csv", b"x,y\n1,2\n".to_vec()).await;
-    for (i, fixture) in ["eventgrid/Microsoft.Storage.BlobCreated.eventgrid.json", "eventgrid/Microsoft.Storage.BlobCreated.cloudevent.json"].iter().enumerate() {
+    let key = app
+        .upload("inferred", "a.csv", b"x,y\n1,2\n".to_vec())
+        .await;
+    for (i, fixture) in [
+        "eventgrid/Microsoft.Storage.BlobCreated.eventgrid.json",
+        "eventgrid/Microsoft.Storage.BlobCreated.cloudevent.json",
+    ]
+    .iter()
+    .enumerate()
+    {
         let mut event = sluice_tests::fixture(fixture)[0].clone();
         event["data"]["url"] = json!(app.store.uri(&key));
         // The host may hand the event over as an object or as a JSON string.
-        let data = if i == 0 { event.clone() } else { json!(event.to_string()) };
-        let (status, body) = app.invoke("DatasetIngest", &json!({"Data": {"event": data}, "Metadata": {}})).await;
+        let data = if i == 0 {
+            event.clone()
+        } else {
+            json!(event.to_string())
+        };
+        let (status, body) = app
+            .invoke(
+                "DatasetIngest",
+                &json!({"Data": {"event": data}, "Metadata": {}}),
+            )
+            .await;
         assert_eq!(status, 200, "{fixture}: {body}");
-        assert_eq!(body["ReturnValue"]["status"], "versioned", "{fixture}: {body}");
+        assert_eq!(
+            body["ReturnValue"]["status"], "versioned",
+            "{fixture}: {body}"
+        );
         assert_eq!(body["ReturnValue"]["version"], 1);
-        assert!(body["Outputs"]["datasetEvents"].is_object(), "outputs are objects, never bare strings");
+        assert!(
+            body["Outputs"]["datasetEvents"].is_object(),
+            "outputs are objects, never bare strings"
+        );
         assert!(body["Logs"].is_array());
     }
     let ignored = [
         sluice_tests::fixture("functions-host/eventGridTrigger.json"),
         json!({"Data": {"event": sluice_tests::fixture("eventgrid/SubscriptionValidationEvent.json")[0].clone()}}),
         {
-            let mut e = sluice_tests::fixture("eventgrid/Microsoft.Storage.BlobCreated.eventgrid.json")[0].clone();
+            let mut e =
+                sluice_tests::fixture("eventgrid/Microsoft.Storage.BlobCreated.eventgrid.json")[0]
+                    .clone();
             e["data"]["api"] = json!("CopyBlob");
             e["data"]["url"] = json!(app.store.uri(&key));
             json!({"Data": {"event": e}})
@@ -113,21 +179,50 @@ async fn contract_payloads_that_cannot_be_understood_get_a_4xx_naming_the_field(
         (json!({"Data": "nope"}), "Data"),
         (json!({"Data": {}}), "Data.event"),
         (json!({"Data": {"event": "{not json"}}), "Data.event"),
-        (json!({"Data": {"event": {"data": {}}}}), "Data.event.eventType"),
-        (json!({"Data": {"event": {"eventType": "Microsoft.Storage.BlobCreated"}}}), "Data.event.data"),
-        (blob_created(json!({"api": "PutBlob"})), "Data.event.data.url"),
-        (blob_created(json!({"api": "PutBlob", "url": 7})), "Data.event.data.url"),
+        (
+            json!({"Data": {"event": {"data": {}}}}),
+            "Data.event.eventType",
+        ),
+        (
+            json!({"Data": {"event": {"eventType": "Microsoft.Storage.BlobCreated"}}}),
+            "Data.event.data",
+        ),
+        (
+            blob_created(json!({"api": "PutBlob"})),
+            "Data.event.data.url",
+        ),
+        (
+            blob_created(json!({"api": "PutBlob", "url": 7})),
+            "Data.event.data.url",
+        ),
     ];
     for (payload, field) in cases {
         let (status, body) = app.invoke("DatasetIngest", &payload).await;
         assert_eq!(status, 400, "{payload}: {body}");
         assert_eq!(body["error"]["field"], field, "{payload}: {body}");
-        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
     }
     let (status, body) = app.invoke("DatasetIngestBlob", &json!({"Data": {"blob": "!!!"}, "Metadata": {"dataset": "\"d\"", "name": "\"x.csv\""}})).await;
-    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("Data.blob")), "{body}");
-    let (status, body) = app.invoke("DatasetIngestBlob", &sluice_tests::fixture("functions-host/blobTrigger.json")).await;
-    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("Metadata.Uri")), "{body}");
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("Data.blob")),
+        "{body}"
+    );
+    let (status, body) = app
+        .invoke(
+            "DatasetIngestBlob",
+            &sluice_tests::fixture("functions-host/blobTrigger.json"),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("Metadata.Uri")),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -153,5 +248,11 @@ async fn contract_blob_trigger_ingests_small_files_and_refuses_large_ones_clearl
     big["Metadata"]["Properties"]["Length"] = json!(sluice::startup::BLOB_TRIGGER_MAX_BYTES + 1);
     let (status, body) = app.invoke("DatasetIngestBlob", &big).await;
     assert_eq!(status, 413, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("DatasetIngest"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("DatasetIngest"),
+        "{body}"
+    );
 }

@@ -17,7 +17,10 @@ pub fn repo_root() -> PathBuf {
 /// `../shared` beside the repository (data and wire fixtures).
 pub fn shared_dir() -> PathBuf {
     let dir = repo_root().join("../shared");
-    assert!(dir.join("README.md").exists(), "tests need ../shared beside the repository");
+    assert!(
+        dir.join("README.md").exists(),
+        "tests need ../shared beside the repository"
+    );
     dir
 }
 
@@ -27,7 +30,8 @@ pub fn adult(file: &str) -> PathBuf {
 
 pub fn fixture(path: &str) -> serde_json::Value {
     let p = shared_dir().join("fixtures").join(path);
-    serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+    serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .unwrap()
 }
 
 /// The `sluice` binary, built once per test process with the same cargo and profile.
@@ -37,7 +41,11 @@ pub fn sluice_bin() -> &'static Path {
     BIN.get_or_init(|| {
         let exe = std::env::current_exe().expect("test binary path");
         // target/<profile>/deps/api-… → target/<profile>/sluice
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target layout").to_path_buf();
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target layout")
+            .to_path_buf();
         let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
@@ -84,6 +92,9 @@ impl Azurite {
 pub fn start_azurite() -> Azurite {
     let pkg = repo_root().join("tests/azurite");
     let bin = pkg.join("node_modules/.bin/azurite-blob");
+    // Test processes run in parallel: one installs, the others wait on the lock.
+    let lock = std::fs::File::create(std::env::temp_dir().join("sluice-azurite-install.lock")).unwrap();
+    lock.lock().unwrap();
     if !bin.exists() {
         let status = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
@@ -92,9 +103,17 @@ pub fn start_azurite() -> Azurite {
             .expect("npm must be installed to run Azurite");
         assert!(status.success(), "npm ci for Azurite failed");
     }
+    drop(lock);
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(&bin)
-        .args(["--blobHost", "127.0.0.1", "--blobPort", "0", "--disableTelemetry", "--location"])
+        .args([
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            "0",
+            "--disableTelemetry",
+            "--location",
+        ])
         .arg(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -110,7 +129,13 @@ pub fn start_azurite() -> Azurite {
             }
         }
     });
-    let url = rx.recv_timeout(Duration::from_secs(60)).expect("Azurite did not start within 60 s");
+    let url = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("Azurite did not start within 60 s");
     // No trailing slash: the SDK would otherwise address `//container`.
-    Azurite { endpoint: format!("{}/devstoreaccount1", url.trim_end_matches('/')), _child: child, _dir: dir }
+    Azurite {
+        endpoint: format!("{}/devstoreaccount1", url.trim_end_matches('/')),
+        _child: child,
+        _dir: dir,
+    }
 }

@@ -64,7 +64,13 @@ pub struct CsvFormat {
 
 impl Default for CsvFormat {
     fn default() -> Self {
-        Self { delimiter: ',', quote: '"', has_header: true, trim: true, null_tokens: vec![] }
+        Self {
+            delimiter: ',',
+            quote: '"',
+            has_header: true,
+            trim: true,
+            null_tokens: vec![],
+        }
     }
 }
 
@@ -98,14 +104,18 @@ pub enum ContractError {
     #[error("label column {0:?} is not among the columns")]
     UnknownLabel(String),
     #[error("column {column:?}: {problem}")]
-    BadColumn { column: String, problem: &'static str },
+    BadColumn {
+        column: String,
+        problem: &'static str,
+    },
     #[error("delimiter and quote must be single ASCII characters and differ")]
     BadFormat,
 }
 
 impl Contract {
     pub fn from_json(bytes: &[u8]) -> Result<Self, ContractError> {
-        let contract: Contract = serde_json::from_slice(bytes).map_err(|e| ContractError::Json(e.to_string()))?;
+        let contract: Contract =
+            serde_json::from_slice(bytes).map_err(|e| ContractError::Json(e.to_string()))?;
         contract.check()?;
         Ok(contract)
     }
@@ -120,7 +130,12 @@ impl Contract {
             if !seen.insert(c.name.as_str()) {
                 return Err(ContractError::DuplicateColumn(c.name.clone()));
             }
-            let bad = |problem| Err(ContractError::BadColumn { column: c.name.clone(), problem });
+            let bad = |problem| {
+                Err(ContractError::BadColumn {
+                    column: c.name.clone(),
+                    problem,
+                })
+            };
             if (c.min.is_some() || c.max.is_some()) && !c.kind.is_numeric() {
                 return bad("min/max apply to numeric columns only");
             }
@@ -132,7 +147,9 @@ impl Contract {
             if c.allowed.is_some() && c.kind != ColumnType::String {
                 return bad("allowed values apply to string columns only");
             }
-            if c.max_null_fraction.is_some_and(|f| !(0.0..=1.0).contains(&f)) {
+            if c.max_null_fraction
+                .is_some_and(|f| !(0.0..=1.0).contains(&f))
+            {
                 return bad("max_null_fraction must be between 0 and 1");
             }
         }
@@ -166,7 +183,10 @@ mod tests {
         let ok = serde_json::json!({"dataset": "d", "columns": [{"name": "a", "type": "integer", "min": 0}]});
         assert!(contract(ok).is_ok());
         let cases = [
-            (serde_json::json!({"dataset": "d", "columns": []}), ContractError::NoColumns),
+            (
+                serde_json::json!({"dataset": "d", "columns": []}),
+                ContractError::NoColumns,
+            ),
             (
                 serde_json::json!({"dataset": "d", "columns": [{"name": "a", "type": "float"}, {"name": "a", "type": "float"}]}),
                 ContractError::DuplicateColumn("a".into()),
@@ -177,13 +197,19 @@ mod tests {
             ),
             (
                 serde_json::json!({"dataset": "d", "columns": [{"name": "a", "type": "string", "min": 1}]}),
-                ContractError::BadColumn { column: "a".into(), problem: "min/max apply to numeric columns only" },
+                ContractError::BadColumn {
+                    column: "a".into(),
+                    problem: "min/max apply to numeric columns only",
+                },
             ),
         ];
         for (json, expected) in cases {
             assert_eq!(contract(json).unwrap_err(), expected);
         }
         let typo = serde_json::json!({"dataset": "d", "columns": [{"name": "a", "type": "integer", "maxx": 1}]});
-        assert!(matches!(contract(typo), Err(ContractError::Json(_))), "unknown fields are refused");
+        assert!(
+            matches!(contract(typo), Err(ContractError::Json(_))),
+            "unknown fields are refused"
+        );
     }
 }

@@ -22,12 +22,12 @@ use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use tracing::{info, instrument, warn};
 
+use super::DatasetName;
 use super::contract::{ColumnSpec, ColumnType, Contract, CsvFormat};
 use super::layout;
 use super::profile::ColumnProfile;
 use super::scan::{self, ScanError, ScanOutput, SourceFormat};
 use super::validation::ValidationResult;
-use super::DatasetName;
 use crate::storage::{ObjectKey, ObjectStore, Payload, PutMode, StorageError, get_json, put_json};
 
 /// An upload to ingest, as the trigger describes it.
@@ -106,25 +106,50 @@ pub struct QuarantineReport {
 #[serde(tag = "type")]
 pub enum DatasetEvent {
     #[serde(rename = "dataset.versioned")]
-    Versioned { dataset: DatasetName, version: u32, content_sha256: String, manifest_uri: String, rows: u64 },
+    Versioned {
+        dataset: DatasetName,
+        version: u32,
+        content_sha256: String,
+        manifest_uri: String,
+        rows: u64,
+    },
     #[serde(rename = "dataset.rejected")]
-    Rejected { dataset: DatasetName, content_sha256: String, report_uri: String, rules: Vec<String> },
+    Rejected {
+        dataset: DatasetName,
+        content_sha256: String,
+        report_uri: String,
+        rules: Vec<String>,
+    },
 }
 
 impl DatasetEvent {
     /// A stable id, so consumers can drop the duplicates at-least-once delivery brings.
     pub fn id(&self) -> String {
         match self {
-            DatasetEvent::Versioned { dataset, version, .. } => format!("dataset.versioned:{dataset}:v{version}"),
-            DatasetEvent::Rejected { dataset, content_sha256, .. } => format!("dataset.rejected:{dataset}:{content_sha256}"),
+            DatasetEvent::Versioned {
+                dataset, version, ..
+            } => format!("dataset.versioned:{dataset}:v{version}"),
+            DatasetEvent::Rejected {
+                dataset,
+                content_sha256,
+                ..
+            } => format!("dataset.rejected:{dataset}:{content_sha256}"),
         }
     }
 }
 
 #[derive(Debug)]
 pub enum IngestOutcome {
-    Versioned { manifest: Box<Manifest>, duplicate: bool, event: DatasetEvent },
-    Quarantined { report: Box<QuarantineReport>, duplicate: bool, event: DatasetEvent },
+    Versioned {
+        manifest: Box<Manifest>,
+        duplicate: bool,
+        event: DatasetEvent,
+    },
+    Quarantined {
+        report: Box<QuarantineReport>,
+        duplicate: bool,
+        event: DatasetEvent,
+    },
     /// Nothing to do, and retrying will not change that (said why).
     Ignored { reason: String },
 }
@@ -181,14 +206,22 @@ impl Ingestor {
     /// Ingests the upload at `upload.key`. Its bytes are streamed from the store, or
     /// taken from `inline` when the trigger already carried them (blob trigger).
     #[instrument(skip_all, fields(upload = %upload.key, dataset, dataset_version))]
-    pub async fn ingest(&self, upload: Upload, inline: Option<Bytes>) -> Result<IngestOutcome, IngestError> {
+    pub async fn ingest(
+        &self,
+        upload: Upload,
+        inline: Option<Bytes>,
+    ) -> Result<IngestOutcome, IngestError> {
         let dataset = match layout::dataset_of_landing_key(&upload.key) {
             None => {
                 return Ok(IngestOutcome::Ignored {
                     reason: format!("{} is not under {}<dataset>/", upload.key, layout::LANDING),
                 });
             }
-            Some(Err(e)) => return Ok(IngestOutcome::Ignored { reason: e.to_string() }),
+            Some(Err(e)) => {
+                return Ok(IngestOutcome::Ignored {
+                    reason: e.to_string(),
+                });
+            }
             Some(Ok(d)) => d,
         };
         tracing::Span::current().record("dataset", dataset.as_str());
@@ -197,10 +230,11 @@ impl Ingestor {
             None => match self.open(&upload, inline.clone()).await? {
                 Some((reader, _)) => {
                     let dataset = dataset.clone();
-                    let contract = tokio::task::spawn_blocking(move || infer_contract(dataset, reader))
-                        .await
-                        .expect("inference task panicked")
-                        .map_err(ScanError::Read)?;
+                    let contract =
+                        tokio::task::spawn_blocking(move || infer_contract(dataset, reader))
+                            .await
+                            .expect("inference task panicked")
+                            .map_err(ScanError::Read)?;
                     (contract, true)
                 }
                 None => return Ok(gone(&upload)),
@@ -215,30 +249,53 @@ impl Ingestor {
             etag,
             uploader: upload.uploader.clone(),
         };
-        let scratch = tempfile::Builder::new().prefix("sluice-ingest-").tempdir_in(&self.scratch).map_err(ScanError::Read)?;
+        let scratch = tempfile::Builder::new()
+            .prefix("sluice-ingest-")
+            .tempdir_in(&self.scratch)
+            .map_err(ScanError::Read)?;
         let parquet_path = scratch.path().join("data.parquet");
         let scanned = {
             let contract = contract.clone();
             let path = parquet_path.clone();
             let span = tracing::Span::current();
-            tokio::task::spawn_blocking(move || span.in_scope(|| scan::scan(reader, &contract, &path)))
-                .await
-                .expect("scan task panicked")?
+            tokio::task::spawn_blocking(move || {
+                span.in_scope(|| scan::scan(reader, &contract, &path))
+            })
+            .await
+            .expect("scan task panicked")?
         };
-        info!(rows = scanned.rows, bytes = scanned.bytes, passed = scanned.validation.passed, "scanned upload");
+        info!(
+            rows = scanned.rows,
+            bytes = scanned.bytes,
+            passed = scanned.validation.passed,
+            "scanned upload"
+        );
         if scanned.validation.passed {
-            let contract = if inferred { store_contract(self.store.as_ref(), contract).await? } else { contract };
-            self.version(&dataset, &contract, inferred, source, scanned, parquet_path).await
+            let contract = if inferred {
+                store_contract(self.store.as_ref(), contract).await?
+            } else {
+                contract
+            };
+            self.version(&dataset, &contract, inferred, source, scanned, parquet_path)
+                .await
         } else {
-            self.quarantine(&dataset, &contract, inferred, source, scanned).await
+            self.quarantine(&dataset, &contract, inferred, source, scanned)
+                .await
         }
     }
 
     /// A reader over the upload (inline bytes, or streamed from the store) and its ETag;
     /// `None` when the blob no longer exists.
-    async fn open(&self, upload: &Upload, inline: Option<Bytes>) -> Result<Option<(Box<dyn Read + Send>, String)>, IngestError> {
+    async fn open(
+        &self,
+        upload: &Upload,
+        inline: Option<Bytes>,
+    ) -> Result<Option<(Box<dyn Read + Send>, String)>, IngestError> {
         if let Some(bytes) = inline {
-            return Ok(Some((Box::new(std::io::Cursor::new(bytes)), upload.etag.clone().unwrap_or_default())));
+            return Ok(Some((
+                Box::new(std::io::Cursor::new(bytes)),
+                upload.etag.clone().unwrap_or_default(),
+            )));
         }
         let got = match self.store.get(&upload.key).await {
             Ok(got) => got,
@@ -247,7 +304,10 @@ impl Ingestor {
         };
         let etag = got.meta.etag.0.clone();
         let body = tokio_util::io::StreamReader::new(got.body.map_err(std::io::Error::other));
-        Ok(Some((Box::new(tokio_util::io::SyncIoBridge::new(body)), etag)))
+        Ok(Some((
+            Box::new(tokio_util::io::SyncIoBridge::new(body)),
+            etag,
+        )))
     }
 
     async fn version(
@@ -265,7 +325,11 @@ impl Ingestor {
             tracing::Span::current().record("dataset_version", manifest.version);
             info!(version = manifest.version, "same content already versioned");
             let event = versioned_event(store, &manifest);
-            return Ok(IngestOutcome::Versioned { manifest: Box::new(manifest), duplicate: true, event });
+            return Ok(IngestOutcome::Versioned {
+                manifest: Box::new(manifest),
+                duplicate: true,
+                event,
+            });
         }
         let claim = Claim {
             content_sha256: scanned.sha256.clone(),
@@ -275,7 +339,14 @@ impl Ingestor {
         let version = self.claim_version(dataset, &claim).await?;
         tracing::Span::current().record("dataset_version", version);
         let data_key = layout::data(dataset, version);
-        let data_meta = match store.put(&data_key, Payload::from_file(&parquet_path).await?, PutMode::Create).await {
+        let data_meta = match store
+            .put(
+                &data_key,
+                Payload::from_file(&parquet_path).await?,
+                PutMode::Create,
+            )
+            .await
+        {
             Ok(meta) => meta,
             // A concurrent ingest of the same content wrote it first; identical bytes.
             Err(StorageError::AlreadyExists { .. }) => store.head(&data_key).await?,
@@ -292,23 +363,41 @@ impl Ingestor {
             format: scanned.format,
             bytes: scanned.bytes,
             rows: scanned.rows,
-            schema: contract.columns.iter().map(|c| SchemaField { name: c.name.clone(), kind: c.kind }).collect(),
+            schema: contract
+                .columns
+                .iter()
+                .map(|c| SchemaField {
+                    name: c.name.clone(),
+                    kind: c.kind,
+                })
+                .collect(),
             profile: scanned.profile,
             validation: scanned.validation,
             parent_version,
-            data: DataFile { uri: store.uri(&data_key), key: data_key, bytes: data_meta.size },
+            data: DataFile {
+                uri: store.uri(&data_key),
+                key: data_key,
+                bytes: data_meta.size,
+            },
             created_at: Utc::now(),
         };
         let manifest_key = layout::manifest(dataset, version);
-        let (manifest, duplicate) = match put_json(store, &manifest_key, &manifest, PutMode::Create).await {
-            Ok(_) => (manifest, false),
-            Err(StorageError::AlreadyExists { .. }) => (get_json(store, &manifest_key).await?.0, true),
-            Err(e) => return Err(e.into()),
-        };
+        let (manifest, duplicate) =
+            match put_json(store, &manifest_key, &manifest, PutMode::Create).await {
+                Ok(_) => (manifest, false),
+                Err(StorageError::AlreadyExists { .. }) => {
+                    (get_json(store, &manifest_key).await?.0, true)
+                }
+                Err(e) => return Err(e.into()),
+            };
         create_or_keep(store, &index, &IndexEntry { key: manifest_key }).await?;
         info!(version, duplicate, "dataset versioned");
         let event = versioned_event(store, &manifest);
-        Ok(IngestOutcome::Versioned { manifest: Box::new(manifest), duplicate, event })
+        Ok(IngestOutcome::Versioned {
+            manifest: Box::new(manifest),
+            duplicate,
+            event,
+        })
     }
 
     async fn indexed_manifest(&self, index: &ObjectKey) -> Result<Option<Manifest>, IngestError> {
@@ -320,7 +409,11 @@ impl Ingestor {
     }
 
     /// Claims the next free version number, or resumes a claim for the same identity.
-    async fn claim_version(&self, dataset: &DatasetName, claim: &Claim) -> Result<u32, IngestError> {
+    async fn claim_version(
+        &self,
+        dataset: &DatasetName,
+        claim: &Claim,
+    ) -> Result<u32, IngestError> {
         let store = self.store.as_ref();
         for _ in 0..100 {
             let mut highest = 0;
@@ -339,11 +432,17 @@ impl Ingestor {
             match put_json(store, &layout::claim(dataset, next), claim, PutMode::Create).await {
                 Ok(_) => return Ok(next),
                 Err(StorageError::AlreadyExists { .. }) => {
-                    let (existing, _) = get_json::<Claim>(store, &layout::claim(dataset, next)).await?;
-                    if existing.content_sha256 == claim.content_sha256 && existing.contract_version == claim.contract_version {
+                    let (existing, _) =
+                        get_json::<Claim>(store, &layout::claim(dataset, next)).await?;
+                    if existing.content_sha256 == claim.content_sha256
+                        && existing.contract_version == claim.contract_version
+                    {
                         return Ok(next);
                     }
-                    warn!(version = next, "version number taken by a concurrent upload; retrying");
+                    warn!(
+                        version = next,
+                        "version number taken by a concurrent upload; retrying"
+                    );
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -365,15 +464,31 @@ impl Ingestor {
         let copy_key = layout::quarantine_copy(dataset, now, source.key.file_name());
         let report_key = layout::quarantine_report(&copy_key);
         // The index entry claims the quarantine; a redelivery finds it and finishes or reuses it.
-        let (report_key, duplicate) = match put_json(store, &index, &IndexEntry { key: report_key.clone() }, PutMode::Create).await {
+        let (report_key, duplicate) = match put_json(
+            store,
+            &index,
+            &IndexEntry {
+                key: report_key.clone(),
+            },
+            PutMode::Create,
+        )
+        .await
+        {
             Ok(_) => (report_key, false),
-            Err(StorageError::AlreadyExists { .. }) => (get_json::<IndexEntry>(store, &index).await?.0.key, true),
+            Err(StorageError::AlreadyExists { .. }) => {
+                (get_json::<IndexEntry>(store, &index).await?.0.key, true)
+            }
             Err(e) => return Err(e.into()),
         };
-        if duplicate && let Ok((report, _)) = get_json::<QuarantineReport>(store, &report_key).await {
+        if duplicate && let Ok((report, _)) = get_json::<QuarantineReport>(store, &report_key).await
+        {
             info!(report = %report_key, "same content already quarantined");
             let event = rejected_event(store, &report);
-            return Ok(IngestOutcome::Quarantined { report: Box::new(report), duplicate: true, event });
+            return Ok(IngestOutcome::Quarantined {
+                report: Box::new(report),
+                duplicate: true,
+                event,
+            });
         }
         let copy_key = ObjectKey::parse(report_key.as_str().trim_end_matches(".report.json"))?;
         let copy_meta = match store.copy(&source.key, &copy_key).await {
@@ -391,7 +506,11 @@ impl Ingestor {
             bytes: scanned.bytes,
             rows: scanned.rows,
             validation: scanned.validation,
-            copy: DataFile { uri: store.uri(&copy_key), key: copy_key, bytes: copy_meta.size },
+            copy: DataFile {
+                uri: store.uri(&copy_key),
+                key: copy_key,
+                bytes: copy_meta.size,
+            },
             report_key: report_key.clone(),
             quarantined_at: now,
         };
@@ -400,15 +519,26 @@ impl Ingestor {
             Err(StorageError::AlreadyExists { .. }) => get_json(store, &report_key).await?.0,
             Err(e) => return Err(e.into()),
         };
-        let rules: Vec<_> = report.validation.violations.iter().map(|v| format!("{:?}", v.rule)).collect();
+        let rules: Vec<_> = report
+            .validation
+            .violations
+            .iter()
+            .map(|v| format!("{:?}", v.rule))
+            .collect();
         warn!(report = %report_key, ?rules, "upload quarantined");
         let event = rejected_event(store, &report);
-        Ok(IngestOutcome::Quarantined { report: Box::new(report), duplicate, event })
+        Ok(IngestOutcome::Quarantined {
+            report: Box::new(report),
+            duplicate,
+            event,
+        })
     }
 }
 
 fn gone(upload: &Upload) -> IngestOutcome {
-    IngestOutcome::Ignored { reason: format!("{} no longer exists", upload.key) }
+    IngestOutcome::Ignored {
+        reason: format!("{} no longer exists", upload.key),
+    }
 }
 
 fn versioned_event(store: &dyn ObjectStore, m: &Manifest) -> DatasetEvent {
@@ -426,7 +556,12 @@ fn rejected_event(store: &dyn ObjectStore, r: &QuarantineReport) -> DatasetEvent
         .validation
         .violations
         .iter()
-        .map(|v| serde_json::to_value(v.rule).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+        .map(|v| {
+            serde_json::to_value(v.rule)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        })
         .collect();
     rules.dedup();
     DatasetEvent::Rejected {
@@ -437,7 +572,11 @@ fn rejected_event(store: &dyn ObjectStore, r: &QuarantineReport) -> DatasetEvent
     }
 }
 
-async fn create_or_keep<T: Serialize>(store: &dyn ObjectStore, key: &ObjectKey, value: &T) -> Result<(), StorageError> {
+async fn create_or_keep<T: Serialize>(
+    store: &dyn ObjectStore,
+    key: &ObjectKey,
+    value: &T,
+) -> Result<(), StorageError> {
     match put_json(store, key, value, PutMode::Create).await {
         Ok(_) | Err(StorageError::AlreadyExists { .. }) => Ok(()),
         Err(e) => Err(e),
@@ -445,24 +584,35 @@ async fn create_or_keep<T: Serialize>(store: &dyn ObjectStore, key: &ObjectKey, 
 }
 
 /// The newest stored contract of a dataset, if any.
-pub async fn current_contract(store: &dyn ObjectStore, dataset: &DatasetName) -> Result<Option<Contract>, IngestError> {
+pub async fn current_contract(
+    store: &dyn ObjectStore,
+    dataset: &DatasetName,
+) -> Result<Option<Contract>, IngestError> {
     let latest = store
         .list(&layout::contracts_prefix(dataset))
         .await?
         .iter()
         .filter_map(|m| layout::parse_contract_key(dataset, &m.key))
         .max();
-    let Some(version) = latest else { return Ok(None) };
+    let Some(version) = latest else {
+        return Ok(None);
+    };
     let key = layout::contract(dataset, version);
     let bytes = store.get(&key).await?.bytes().await?;
-    let mut contract = Contract::from_json(&bytes).map_err(|e| IngestError::BadContract { key: key.clone(), reason: e.to_string() })?;
+    let mut contract = Contract::from_json(&bytes).map_err(|e| IngestError::BadContract {
+        key: key.clone(),
+        reason: e.to_string(),
+    })?;
     contract.version = version;
     Ok(Some(contract))
 }
 
 /// Stores `contract` as the dataset's next contract version and returns it numbered.
 /// Storing a contract equal to the current one is a no-op (idempotent).
-pub async fn store_contract(store: &dyn ObjectStore, mut contract: Contract) -> Result<Contract, IngestError> {
+pub async fn store_contract(
+    store: &dyn ObjectStore,
+    mut contract: Contract,
+) -> Result<Contract, IngestError> {
     contract.check().map_err(|e| IngestError::BadContract {
         key: layout::contract(&contract.dataset, 0),
         reason: e.to_string(),
@@ -477,7 +627,14 @@ pub async fn store_contract(store: &dyn ObjectStore, mut contract: Contract) -> 
             }
         }
         contract.version = current.map_or(1, |c| c.version + 1);
-        match put_json(store, &layout::contract(&contract.dataset, contract.version), &contract, PutMode::Create).await {
+        match put_json(
+            store,
+            &layout::contract(&contract.dataset, contract.version),
+            &contract,
+            PutMode::Create,
+        )
+        .await
+        {
             Ok(_) => return Ok(contract),
             Err(StorageError::AlreadyExists { .. }) => continue,
             Err(e) => return Err(e.into()),
@@ -497,8 +654,13 @@ const INFER_NULLS: [&str; 6] = ["", "NA", "N/A", "null", "NULL", "?"];
 pub fn infer_contract(dataset: DatasetName, source: impl Read) -> std::io::Result<Contract> {
     let mut sample = Vec::new();
     source.take(4 << 20).read_to_end(&mut sample)?;
-    let text = String::from_utf8_lossy(sample.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&sample)).into_owned();
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(50).collect();
+    let text = String::from_utf8_lossy(sample.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&sample))
+        .into_owned();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(50)
+        .collect();
     let delimiter = [',', '\t', ';', '|']
         .into_iter()
         .filter(|&d| lines.first().is_some_and(|l| l.contains(d)))
@@ -508,7 +670,11 @@ pub fn infer_contract(dataset: DatasetName, source: impl Read) -> std::io::Resul
             (consistent, counts[0])
         })
         .unwrap_or(',');
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter as u8).from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter as u8)
+        .from_reader(text.as_bytes());
     let rows: Vec<Vec<String>> = reader
         .records()
         .take(INFER_ROWS)
@@ -522,28 +688,44 @@ pub fn infer_contract(dataset: DatasetName, source: impl Read) -> std::io::Resul
             ColumnType::String
         } else if values.iter().all(|v| v.parse::<i64>().is_ok()) {
             ColumnType::Integer
-        } else if values.iter().all(|v| v.parse::<f64>().is_ok_and(f64::is_finite)) {
+        } else if values
+            .iter()
+            .all(|v| v.parse::<f64>().is_ok_and(f64::is_finite))
+        {
             ColumnType::Float
-        } else if values.iter().all(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "false")) {
+        } else if values
+            .iter()
+            .all(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "false"))
+        {
             ColumnType::Boolean
         } else {
             ColumnType::String
         }
     };
     let column = |i: usize, skip: usize| {
-        let mut it = rows.iter().skip(skip).filter_map(move |r| r.get(i).map(String::as_str));
+        let mut it = rows
+            .iter()
+            .skip(skip)
+            .filter_map(move |r| r.get(i).map(String::as_str));
         kind_of(&mut it)
     };
     // A header: the first row is not of the type the rest of its column has, somewhere,
     // or every column is text and the first row's values never recur below it.
     let first = rows.first().cloned().unwrap_or_default();
     let has_header = rows.len() > 1
-        && ((0..width).any(|i| column(i, 1) != ColumnType::String && column(i, 0) == ColumnType::String)
-            || (0..width).all(|i| column(i, 1) == ColumnType::String
-                && !rows.iter().skip(1).any(|r| r.get(i) == first.get(i))));
+        && ((0..width)
+            .any(|i| column(i, 1) != ColumnType::String && column(i, 0) == ColumnType::String)
+            || (0..width).all(|i| {
+                column(i, 1) == ColumnType::String
+                    && !rows.iter().skip(1).any(|r| r.get(i) == first.get(i))
+            }));
     let columns = (0..width)
         .map(|i| ColumnSpec {
-            name: if has_header { first.get(i).cloned().unwrap_or_default() } else { format!("col_{}", i + 1) },
+            name: if has_header {
+                first.get(i).cloned().unwrap_or_default()
+            } else {
+                format!("col_{}", i + 1)
+            },
             kind: column(i, usize::from(has_header)),
             min: None,
             max: None,
@@ -557,7 +739,11 @@ pub fn infer_contract(dataset: DatasetName, source: impl Read) -> std::io::Resul
         csv: CsvFormat {
             delimiter,
             has_header,
-            null_tokens: INFER_NULLS.iter().filter(|t| !t.is_empty()).map(|t| (*t).to_owned()).collect(),
+            null_tokens: INFER_NULLS
+                .iter()
+                .filter(|t| !t.is_empty())
+                .map(|t| (*t).to_owned())
+                .collect(),
             ..CsvFormat::default()
         },
         columns,
@@ -577,10 +763,19 @@ mod tests {
         let c = infer_contract(DatasetName::parse("t").unwrap(), csv.as_bytes()).unwrap();
         assert_eq!(c.csv.delimiter, ';');
         assert!(c.csv.has_header);
-        let cols: Vec<_> = c.columns.iter().map(|c| (c.name.as_str(), c.kind)).collect();
+        let cols: Vec<_> = c
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.kind))
+            .collect();
         assert_eq!(
             cols,
-            [("id", ColumnType::Integer), ("score", ColumnType::Float), ("name", ColumnType::String), ("ok", ColumnType::Boolean)]
+            [
+                ("id", ColumnType::Integer),
+                ("score", ColumnType::Float),
+                ("name", ColumnType::String),
+                ("ok", ColumnType::Boolean)
+            ]
         );
         let headerless = "1,a\n2,b\n3,c\n";
         let c = infer_contract(DatasetName::parse("t").unwrap(), headerless.as_bytes()).unwrap();

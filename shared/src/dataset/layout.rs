@@ -12,7 +12,9 @@ fn key(s: String) -> ObjectKey {
 }
 
 /// `landing/<dataset>/<file…>` → the dataset the upload belongs to.
-pub fn dataset_of_landing_key(k: &ObjectKey) -> Option<Result<DatasetName, super::InvalidDatasetName>> {
+pub fn dataset_of_landing_key(
+    k: &ObjectKey,
+) -> Option<Result<DatasetName, super::InvalidDatasetName>> {
     let rest = k.as_str().strip_prefix(LANDING)?;
     let (dataset, file) = rest.split_once('/')?;
     (!file.is_empty()).then(|| DatasetName::parse(dataset))
@@ -48,11 +50,15 @@ pub fn manifest(d: &DatasetName, version: u32) -> ObjectKey {
 
 /// The content index: (hash, contract version) → version, written last.
 pub fn version_index(d: &DatasetName, sha256: &str, contract_version: u32) -> ObjectKey {
-    key(format!("index/datasets/{d}/{sha256}-c{contract_version}.json"))
+    key(format!(
+        "index/datasets/{d}/{sha256}-c{contract_version}.json"
+    ))
 }
 
 pub fn quarantine_index(d: &DatasetName, sha256: &str, contract_version: u32) -> ObjectKey {
-    key(format!("index/quarantine/{d}/{sha256}-c{contract_version}.json"))
+    key(format!(
+        "index/quarantine/{d}/{sha256}-c{contract_version}.json"
+    ))
 }
 
 pub fn quarantine_prefix(d: &DatasetName) -> String {
@@ -61,7 +67,10 @@ pub fn quarantine_prefix(d: &DatasetName) -> String {
 
 /// `quarantine/<dataset>/<timestamp>-<file>`; the report sits beside it.
 pub fn quarantine_copy(d: &DatasetName, at: DateTime<Utc>, file: &str) -> ObjectKey {
-    key(format!("quarantine/{d}/{}-{file}", at.format("%Y%m%dT%H%M%S%.3fZ")))
+    key(format!(
+        "quarantine/{d}/{}-{file}",
+        at.format("%Y%m%dT%H%M%S%.3fZ")
+    ))
 }
 
 pub fn quarantine_report(copy: &ObjectKey) -> ObjectKey {
@@ -77,7 +86,12 @@ pub fn parse_version_key<'k>(d: &DatasetName, k: &'k ObjectKey) -> Option<(u32, 
 
 /// Parses `contracts/<d>/v<N>.json` into N.
 pub fn parse_contract_key(d: &DatasetName, k: &ObjectKey) -> Option<u32> {
-    k.as_str().strip_prefix(&contracts_prefix(d))?.strip_prefix('v')?.strip_suffix(".json")?.parse().ok()
+    k.as_str()
+        .strip_prefix(&contracts_prefix(d))?
+        .strip_prefix('v')?
+        .strip_suffix(".json")?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -87,27 +101,53 @@ mod tests {
     #[test]
     fn the_layout_is_pinned() {
         let d = DatasetName::parse("adult").unwrap();
-        let at = DateTime::parse_from_rfc3339("2026-11-24T01:02:03.456Z").unwrap().with_timezone(&Utc);
+        let at = DateTime::parse_from_rfc3339("2026-11-24T01:02:03.456Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let copy = quarantine_copy(&d, at, "adult.test");
         let cases = [
-            (landing(&d, "adult.data").unwrap(), "landing/adult/adult.data"),
+            (
+                landing(&d, "adult.data").unwrap(),
+                "landing/adult/adult.data",
+            ),
             (contract(&d, 2), "contracts/adult/v2.json"),
             (claim(&d, 3), "datasets/adult/v3/claim.json"),
             (data(&d, 3), "datasets/adult/v3/data.parquet"),
             (manifest(&d, 3), "datasets/adult/v3/manifest.json"),
-            (version_index(&d, "ab12", 1), "index/datasets/adult/ab12-c1.json"),
-            (quarantine_index(&d, "ab12", 1), "index/quarantine/adult/ab12-c1.json"),
-            (copy.clone(), "quarantine/adult/20261124T010203.456Z-adult.test"),
-            (quarantine_report(&copy), "quarantine/adult/20261124T010203.456Z-adult.test.report.json"),
+            (
+                version_index(&d, "ab12", 1),
+                "index/datasets/adult/ab12-c1.json",
+            ),
+            (
+                quarantine_index(&d, "ab12", 1),
+                "index/quarantine/adult/ab12-c1.json",
+            ),
+            (
+                copy.clone(),
+                "quarantine/adult/20261124T010203.456Z-adult.test",
+            ),
+            (
+                quarantine_report(&copy),
+                "quarantine/adult/20261124T010203.456Z-adult.test.report.json",
+            ),
         ];
         for (k, expected) in cases {
             assert_eq!(k.as_str(), expected);
         }
-        assert_eq!(parse_version_key(&d, &manifest(&d, 12)), Some((12, "manifest.json")));
+        assert_eq!(
+            parse_version_key(&d, &manifest(&d, 12)),
+            Some((12, "manifest.json"))
+        );
         assert_eq!(parse_contract_key(&d, &contract(&d, 7)), Some(7));
         let up = ObjectKey::parse("landing/adult/2026/part-1.csv").unwrap();
         assert_eq!(dataset_of_landing_key(&up), Some(Ok(d)));
-        assert_eq!(dataset_of_landing_key(&ObjectKey::parse("landing/loose.csv").unwrap()), None);
-        assert!(matches!(dataset_of_landing_key(&ObjectKey::parse("landing/Bad Name/x").unwrap()), Some(Err(_))));
+        assert_eq!(
+            dataset_of_landing_key(&ObjectKey::parse("landing/loose.csv").unwrap()),
+            None
+        );
+        assert!(matches!(
+            dataset_of_landing_key(&ObjectKey::parse("landing/Bad Name/x").unwrap()),
+            Some(Err(_))
+        ));
     }
 }

@@ -13,7 +13,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use contract::Contract;
-pub use ingest::{DatasetEvent, IngestError, IngestOutcome, Ingestor, Manifest, QuarantineReport, Upload};
+pub use ingest::{
+    DatasetEvent, IngestError, IngestOutcome, Ingestor, Manifest, QuarantineReport, Upload,
+};
 
 /// A dataset's name: lower-case ASCII letters, digits, `-` and `_`, 1 to 64 long, starting
 /// with a letter or digit. It is a path segment everywhere, so it is parsed, not trusted.
@@ -22,7 +24,9 @@ pub use ingest::{DatasetEvent, IngestError, IngestOutcome, Ingestor, Manifest, Q
 pub struct DatasetName(String);
 
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("invalid dataset name {0:?}: use 1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit")]
+#[error(
+    "invalid dataset name {0:?}: use 1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit"
+)]
 pub struct InvalidDatasetName(pub String);
 
 impl DatasetName {
@@ -30,9 +34,14 @@ impl DatasetName {
         let s = s.into();
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
             && s.as_bytes()[0].is_ascii_alphanumeric();
-        if ok { Ok(Self(s)) } else { Err(InvalidDatasetName(s)) }
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err(InvalidDatasetName(s))
+        }
     }
 
     pub fn as_str(&self) -> &str {

@@ -71,12 +71,19 @@ impl Histogram {
     fn add(&mut self, x: f64) {
         if self.bins.is_empty() && self.exp == 0 {
             // Start about 1/1024 of the first value's magnitude; doubling widens it.
-            self.exp = if x == 0.0 { -10 } else { x.abs().log2().floor() as i32 - 10 };
+            self.exp = if x == 0.0 {
+                -10
+            } else {
+                x.abs().log2().floor() as i32 - 10
+            };
         }
         while (x / self.width()).abs() > 1e15 {
             self.double();
         }
-        *self.bins.entry((x / self.width()).floor() as i64).or_default() += 1;
+        *self
+            .bins
+            .entry((x / self.width()).floor() as i64)
+            .or_default() += 1;
         while self.bins.len() > MAX_BINS {
             self.double();
         }
@@ -97,7 +104,14 @@ impl Histogram {
 
     fn finish(&self) -> Vec<Bin> {
         let w = self.width();
-        self.bins.iter().map(|(&i, &count)| Bin { lo: i as f64 * w, hi: (i + 1) as f64 * w, count }).collect()
+        self.bins
+            .iter()
+            .map(|(&i, &count)| Bin {
+                lo: i as f64 * w,
+                hi: (i + 1) as f64 * w,
+                count,
+            })
+            .collect()
     }
 }
 
@@ -156,7 +170,8 @@ impl ColumnAccumulator {
         self.histogram.add(x);
         if self.numeric_distinct.len() < DISTINCT_CAP {
             // +0.0 and -0.0 are one value.
-            self.numeric_distinct.insert(if x == 0.0 { 0 } else { x.to_bits() });
+            self.numeric_distinct
+                .insert(if x == 0.0 { 0 } else { x.to_bits() });
         } else if !self.numeric_distinct.contains(&x.to_bits()) {
             self.distinct_exact = false;
         }
@@ -182,14 +197,28 @@ impl ColumnAccumulator {
             min: self.min,
             max: self.max,
             mean: self.mean,
-            std: if self.n > 1 { (self.m2 / (self.n - 1) as f64).sqrt() } else { 0.0 },
+            std: if self.n > 1 {
+                (self.m2 / (self.n - 1) as f64).sqrt()
+            } else {
+                0.0
+            },
             histogram: self.histogram.finish(),
         });
-        let mut top: Vec<ValueCount> =
-            self.categories.iter().map(|(v, &c)| ValueCount { value: v.clone(), count: c }).collect();
+        let mut top: Vec<ValueCount> = self
+            .categories
+            .iter()
+            .map(|(v, &c)| ValueCount {
+                value: v.clone(),
+                count: c,
+            })
+            .collect();
         top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
         top.truncate(TOP_VALUES);
-        let distinct = if self.kind.is_numeric() { self.numeric_distinct.len() } else { self.categories.len() };
+        let distinct = if self.kind.is_numeric() {
+            self.numeric_distinct.len()
+        } else {
+            self.categories.len()
+        };
         ColumnProfile {
             name: self.name.clone(),
             kind: self.kind,
@@ -209,7 +238,9 @@ mod tests {
 
     #[test]
     fn numeric_profile_matches_a_direct_computation() {
-        let xs: Vec<f64> = (0..10_000).map(|i| ((i * 7919) % 1000) as f64 - 250.5).collect();
+        let xs: Vec<f64> = (0..10_000)
+            .map(|i| ((i * 7919) % 1000) as f64 - 250.5)
+            .collect();
         let mut acc = ColumnAccumulator::new("x", ColumnType::Float);
         for &x in &xs {
             acc.add_number(x);
@@ -239,7 +270,11 @@ mod tests {
         }
         let p = acc.finish();
         assert_eq!(p.distinct, 3);
-        let top: Vec<_> = p.top_values.iter().map(|v| (v.value.as_str(), v.count)).collect();
+        let top: Vec<_> = p
+            .top_values
+            .iter()
+            .map(|v| (v.value.as_str(), v.count))
+            .collect();
         assert_eq!(top, [("b", 3), ("a", 2), ("c", 1)]);
         assert!(p.numeric.is_none());
     }

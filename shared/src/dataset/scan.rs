@@ -72,8 +72,19 @@ impl<R: Read> Read for Hashing<R> {
 }
 
 /// Scans `source` against `contract`; writes the snapshot to `parquet_out` if it passes.
-pub fn scan(source: impl Read, contract: &Contract, parquet_out: &Path) -> Result<ScanOutput, ScanError> {
-    let mut reader = BufReader::with_capacity(1 << 20, Hashing { inner: source, hasher: Sha256::new(), bytes: 0 });
+pub fn scan(
+    source: impl Read,
+    contract: &Contract,
+    parquet_out: &Path,
+) -> Result<ScanOutput, ScanError> {
+    let mut reader = BufReader::with_capacity(
+        1 << 20,
+        Hashing {
+            inner: source,
+            hasher: Sha256::new(),
+            bytes: 0,
+        },
+    );
     let head = reader.fill_buf()?;
     if head.starts_with(b"PAR1") {
         return scan_parquet(reader, contract, parquet_out);
@@ -102,7 +113,13 @@ pub fn scan(source: impl Read, contract: &Contract, parquet_out: &Path) -> Resul
                 csv::ErrorKind::Io(io) => return Err(io.into()),
                 other => {
                     let line = record.position().map_or(0, |p| p.line());
-                    checker.violations.add(None, Rule::Unreadable, || "the file is not parseable CSV".into(), line, &format!("{other:?}"));
+                    checker.violations.add(
+                        None,
+                        Rule::Unreadable,
+                        || "the file is not parseable CSV".into(),
+                        line,
+                        &format!("{other:?}"),
+                    );
                     break;
                 }
             },
@@ -122,7 +139,13 @@ pub fn scan(source: impl Read, contract: &Contract, parquet_out: &Path) -> Resul
             checker.violations.add(
                 None,
                 Rule::ColumnCount,
-                || format!("expected {expected} fields per row, found {}{}", record.len(), hint.as_deref().unwrap_or("")),
+                || {
+                    format!(
+                        "expected {expected} fields per row, found {}{}",
+                        record.len(),
+                        hint.as_deref().unwrap_or("")
+                    )
+                },
                 line,
                 &raw,
             );
@@ -173,7 +196,13 @@ fn scan_parquet<R: Read>(
     let df = match ParquetReader::new(spool).finish() {
         Ok(df) => df,
         Err(e) => {
-            checker.violations.add(None, Rule::Unreadable, || "the file starts like Parquet but cannot be read".into(), 0, &e.to_string());
+            checker.violations.add(
+                None,
+                Rule::Unreadable,
+                || "the file starts like Parquet but cannot be read".into(),
+                0,
+                &e.to_string(),
+            );
             return checker.finish(SourceFormat::Parquet, sha256, bytes);
         }
     };
@@ -192,9 +221,14 @@ fn scan_parquet<R: Read>(
             }
         }
     }
-    let strings: Vec<&StringChunked> = columns.iter().map(|c| c.str()).collect::<PolarsResult<_>>()?;
+    let strings: Vec<&StringChunked> = columns
+        .iter()
+        .map(|c| c.str())
+        .collect::<PolarsResult<_>>()?;
     for row in 0..df.height() {
-        let fields = strings.iter().map(|s| s.get(row).map(str::as_bytes).unwrap_or_default());
+        let fields = strings
+            .iter()
+            .map(|s| s.get(row).map(str::as_bytes).unwrap_or_default());
         checker.check_row(fields, row as u64 + 1)?;
     }
     checker.finish(SourceFormat::Parquet, sha256, bytes)
@@ -266,19 +300,34 @@ struct Checker<'a> {
 
 impl<'a> Checker<'a> {
     fn new(contract: &'a Contract, parquet_out: &Path) -> Result<Self, ScanError> {
-        let schema: Schema = contract.columns.iter().map(|c| Field::new(c.name.as_str().into(), polars_type(c.kind))).collect();
+        let schema: Schema = contract
+            .columns
+            .iter()
+            .map(|c| Field::new(c.name.as_str().into(), polars_type(c.kind)))
+            .collect();
         let writer = ParquetWriter::new(File::create(parquet_out)?)
             .with_compression(ParquetCompression::Zstd(None))
             .with_row_group_size(Some(BATCH_ROWS))
             .batched(&schema)?;
         Ok(Self {
             contract,
-            label: contract.label.as_ref().and_then(|l| contract.columns.iter().position(|c| c.name == l.column)),
-            accumulators: contract.columns.iter().map(|c| ColumnAccumulator::new(&c.name, c.kind)).collect(),
+            label: contract
+                .label
+                .as_ref()
+                .and_then(|l| contract.columns.iter().position(|c| c.name == l.column)),
+            accumulators: contract
+                .columns
+                .iter()
+                .map(|c| ColumnAccumulator::new(&c.name, c.kind))
+                .collect(),
             violations: Violations::default(),
             sink: Some(ParquetSink {
                 writer,
-                buffers: contract.columns.iter().map(|c| ColumnBuffer::new(c.kind)).collect(),
+                buffers: contract
+                    .columns
+                    .iter()
+                    .map(|c| ColumnBuffer::new(c.kind))
+                    .collect(),
                 rows: 0,
             }),
             rows: 0,
@@ -286,10 +335,19 @@ impl<'a> Checker<'a> {
     }
 
     fn check_header(&mut self, record: &csv::ByteRecord, line: u64) {
-        let found: Vec<String> = record.iter().map(|f| trim(&String::from_utf8_lossy(f), true).to_owned()).collect();
+        let found: Vec<String> = record
+            .iter()
+            .map(|f| trim(&String::from_utf8_lossy(f), true).to_owned())
+            .collect();
         if found != self.contract.column_names() {
             let expected = self.contract.column_names().join(",");
-            self.violations.add(None, Rule::Header, || format!("the header must be {expected}"), line, &found.join(","));
+            self.violations.add(
+                None,
+                Rule::Header,
+                || format!("the header must be {expected}"),
+                line,
+                &found.join(","),
+            );
         }
     }
 
@@ -298,7 +356,11 @@ impl<'a> Checker<'a> {
         self.sink = None;
     }
 
-    fn check_row<'f>(&mut self, fields: impl Iterator<Item = &'f [u8]>, line: u64) -> Result<(), ScanError> {
+    fn check_row<'f>(
+        &mut self,
+        fields: impl Iterator<Item = &'f [u8]>,
+        line: u64,
+    ) -> Result<(), ScanError> {
         self.rows += 1;
         let had_violations = !self.violations.is_empty();
         for (i, raw) in fields.enumerate() {
@@ -321,7 +383,13 @@ impl<'a> Checker<'a> {
         let acc = &mut self.accumulators[i];
         let mut buffer = self.sink.as_mut().map(|s| &mut s.buffers[i]);
         let Ok(text) = std::str::from_utf8(raw) else {
-            self.violations.add(col, Rule::Encoding, || "values must be UTF-8 text".into(), line, &String::from_utf8_lossy(raw));
+            self.violations.add(
+                col,
+                Rule::Encoding,
+                || "values must be UTF-8 text".into(),
+                line,
+                &String::from_utf8_lossy(raw),
+            );
             acc.add_null();
             return;
         };
@@ -338,7 +406,13 @@ impl<'a> Checker<'a> {
             && !label.values.iter().any(|v| v == text)
         {
             let values = label.values.join(", ");
-            self.violations.add(col, Rule::LabelValues, || format!("labels must be one of: {values}"), line, text);
+            self.violations.add(
+                col,
+                Rule::LabelValues,
+                || format!("labels must be one of: {values}"),
+                line,
+                text,
+            );
         }
         let number = match spec.kind {
             ColumnType::Integer => match text.parse::<i64>() {
@@ -349,7 +423,13 @@ impl<'a> Checker<'a> {
                     Some(n as f64)
                 }
                 Err(_) => {
-                    self.violations.add(col, Rule::Type, || "values must be integers".into(), line, text);
+                    self.violations.add(
+                        col,
+                        Rule::Type,
+                        || "values must be integers".into(),
+                        line,
+                        text,
+                    );
                     None
                 }
             },
@@ -361,7 +441,13 @@ impl<'a> Checker<'a> {
                     Some(x)
                 }
                 _ => {
-                    self.violations.add(col, Rule::Type, || "values must be finite numbers".into(), line, text);
+                    self.violations.add(
+                        col,
+                        Rule::Type,
+                        || "values must be finite numbers".into(),
+                        line,
+                        text,
+                    );
                     None
                 }
             },
@@ -373,7 +459,13 @@ impl<'a> Checker<'a> {
                         }
                         acc.add_category(if b { "true" } else { "false" });
                     }
-                    None => self.violations.add(col, Rule::Type, || "values must be true/false".into(), line, text),
+                    None => self.violations.add(
+                        col,
+                        Rule::Type,
+                        || "values must be true/false".into(),
+                        line,
+                        text,
+                    ),
                 }
                 return;
             }
@@ -382,7 +474,13 @@ impl<'a> Checker<'a> {
                     && !allowed.iter().any(|a| a == text)
                 {
                     let n = allowed.len();
-                    self.violations.add(col, Rule::AllowedValues, || format!("values must be one of the {n} allowed values"), line, text);
+                    self.violations.add(
+                        col,
+                        Rule::AllowedValues,
+                        || format!("values must be one of the {n} allowed values"),
+                        line,
+                        text,
+                    );
                 }
                 if let Some(ColumnBuffer::String(v)) = buffer {
                     v.push(Some(text.to_owned()));
@@ -394,8 +492,17 @@ impl<'a> Checker<'a> {
         match number {
             Some(x) => {
                 if spec.min.is_some_and(|lo| x < lo) || spec.max.is_some_and(|hi| x > hi) {
-                    let (lo, hi) = (spec.min.unwrap_or(f64::NEG_INFINITY), spec.max.unwrap_or(f64::INFINITY));
-                    self.violations.add(col, Rule::Range, || format!("values must lie in [{lo}, {hi}]"), line, text);
+                    let (lo, hi) = (
+                        spec.min.unwrap_or(f64::NEG_INFINITY),
+                        spec.max.unwrap_or(f64::INFINITY),
+                    );
+                    self.violations.add(
+                        col,
+                        Rule::Range,
+                        || format!("values must lie in [{lo}, {hi}]"),
+                        line,
+                        text,
+                    );
                 }
                 acc.add_number(x);
             }
@@ -418,9 +525,15 @@ impl<'a> Checker<'a> {
         Ok(())
     }
 
-    fn finish(mut self, format: SourceFormat, sha256: String, bytes: u64) -> Result<ScanOutput, ScanError> {
+    fn finish(
+        mut self,
+        format: SourceFormat,
+        sha256: String,
+        bytes: u64,
+    ) -> Result<ScanOutput, ScanError> {
         if bytes == 0 {
-            self.violations.add_summary(None, Rule::EmptyFile, "the file is empty".into(), 0);
+            self.violations
+                .add_summary(None, Rule::EmptyFile, "the file is empty".into(), 0);
         }
         for (spec, acc) in self.contract.columns.iter().zip(&self.accumulators) {
             if let Some(max) = spec.max_null_fraction
@@ -431,14 +544,23 @@ impl<'a> Checker<'a> {
                 self.violations.add_summary(
                     Some(&spec.name),
                     Rule::MaxNullFraction,
-                    format!("at most {:.2}% nulls allowed, found {:.2}%", max * 100.0, share * 100.0),
+                    format!(
+                        "at most {:.2}% nulls allowed, found {:.2}%",
+                        max * 100.0,
+                        share * 100.0
+                    ),
                     acc.nulls(),
                 );
             }
         }
         if self.rows < self.contract.min_rows.max(1) && bytes > 0 {
             let min = self.contract.min_rows.max(1);
-            self.violations.add_summary(None, Rule::MinRows, format!("at least {min} data rows required, found {}", self.rows), self.rows);
+            self.violations.add_summary(
+                None,
+                Rule::MinRows,
+                format!("at least {min} data rows required, found {}", self.rows),
+                self.rows,
+            );
         }
         let passed = self.violations.is_empty();
         let mut parquet_written = false;
@@ -454,7 +576,11 @@ impl<'a> Checker<'a> {
             sha256,
             bytes,
             rows: self.rows,
-            profile: self.accumulators.iter().map(ColumnAccumulator::finish).collect(),
+            profile: self
+                .accumulators
+                .iter()
+                .map(ColumnAccumulator::finish)
+                .collect(),
             validation: self.violations.finish(),
             parquet_written,
         })
@@ -462,7 +588,11 @@ impl<'a> Checker<'a> {
 }
 
 fn trim(s: &str, enabled: bool) -> &str {
-    if enabled { s.trim_matches(|c: char| c.is_ascii_whitespace()) } else { s }
+    if enabled {
+        s.trim_matches(|c: char| c.is_ascii_whitespace())
+    } else {
+        s
+    }
 }
 
 fn parse_bool(s: &str) -> Option<bool> {

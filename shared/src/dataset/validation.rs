@@ -73,7 +73,14 @@ impl Violations {
         self.by_key.is_empty()
     }
 
-    pub fn add(&mut self, column: Option<&str>, rule: Rule, message: impl FnOnce() -> String, row: u64, value: &str) {
+    pub fn add(
+        &mut self,
+        column: Option<&str>,
+        rule: Rule,
+        message: impl FnOnce() -> String,
+        row: u64,
+        value: &str,
+    ) {
         let key = (column.map(str::to_owned), rule);
         let v = self.by_key.entry(key).or_insert_with(|| Violation {
             column: column.map(str::to_owned),
@@ -84,7 +91,10 @@ impl Violations {
         });
         v.count += 1;
         if v.examples.len() < MAX_EXAMPLES {
-            v.examples.push(Example { row, value: clip(value) });
+            v.examples.push(Example {
+                row,
+                value: clip(value),
+            });
         }
     }
 
@@ -92,13 +102,22 @@ impl Violations {
     pub fn add_summary(&mut self, column: Option<&str>, rule: Rule, message: String, count: u64) {
         self.by_key.insert(
             (column.map(str::to_owned), rule),
-            Violation { column: column.map(str::to_owned), rule, message, count, examples: Vec::new() },
+            Violation {
+                column: column.map(str::to_owned),
+                rule,
+                message,
+                count,
+                examples: Vec::new(),
+            },
         );
     }
 
     pub fn finish(self) -> ValidationResult {
         let violations: Vec<Violation> = self.by_key.into_values().collect();
-        ValidationResult { passed: violations.is_empty(), violations }
+        ValidationResult {
+            passed: violations.is_empty(),
+            violations,
+        }
     }
 }
 
@@ -123,15 +142,38 @@ mod tests {
     fn counts_are_exact_and_examples_bounded() {
         let mut v = Violations::default();
         for row in 1..=25 {
-            v.add(Some("age"), Rule::Type, || "expected an integer".into(), row, "x");
+            v.add(
+                Some("age"),
+                Rule::Type,
+                || "expected an integer".into(),
+                row,
+                "x",
+            );
         }
-        v.add(None, Rule::ColumnCount, || "expected 2 fields".into(), 3, &"y".repeat(500));
+        v.add(
+            None,
+            Rule::ColumnCount,
+            || "expected 2 fields".into(),
+            3,
+            &"y".repeat(500),
+        );
         let result = v.finish();
         assert!(!result.passed);
         assert_eq!(result.violations.len(), 2);
-        let ty = result.violations.iter().find(|v| v.rule == Rule::Type).unwrap();
-        assert_eq!((ty.count, ty.examples.len(), ty.examples[9].row), (25, MAX_EXAMPLES, 10));
-        let cc = result.violations.iter().find(|v| v.rule == Rule::ColumnCount).unwrap();
+        let ty = result
+            .violations
+            .iter()
+            .find(|v| v.rule == Rule::Type)
+            .unwrap();
+        assert_eq!(
+            (ty.count, ty.examples.len(), ty.examples[9].row),
+            (25, MAX_EXAMPLES, 10)
+        );
+        let cc = result
+            .violations
+            .iter()
+            .find(|v| v.rule == Rule::ColumnCount)
+            .unwrap();
         assert!(cc.examples[0].value.chars().count() <= 121);
     }
 }

@@ -14,15 +14,16 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use azure_core::http::NoFormat;
 use azure_core::http::{ClientOptions, Etag, RequestContent, StatusCode};
 use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
 use azure_storage_blob::models::{
-    BlobClientGetPropertiesResultHeaders, BlobClientStartCopyFromUrlOptions, BlockBlobClientCommitBlockListOptions,
-    BlockBlobClientUploadOptions, BlockLookupList, BlobContainerClientListBlobsOptions, CopyStatus,
+    BlobClientGetPropertiesResultHeaders, BlobClientStartCopyFromUrlOptions,
+    BlobContainerClientListBlobsOptions, BlockBlobClientCommitBlockListOptions,
+    BlockBlobClientUploadOptions, BlockLookupList, CopyStatus,
 };
 use azure_storage_blob::{BlobClient, BlobContainerClient, BlobContainerClientOptions};
 use base64::Engine;
-use azure_core::http::NoFormat;
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
@@ -30,7 +31,9 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use url::Url;
 
-use super::{ETag, GetResult, ObjectKey, ObjectMeta, ObjectStore, Payload, PutMode, Result, StorageError};
+use super::{
+    ETag, GetResult, ObjectKey, ObjectMeta, ObjectStore, Payload, PutMode, Result, StorageError,
+};
 
 const STORE: &str = "AzureBlobStore";
 /// The storage REST version sent with every request: the newest one Azurite 3.35.0
@@ -50,9 +53,10 @@ pub enum AzureAuth {
 impl fmt::Debug for AzureAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AzureAuth::ManagedIdentity { client_id } => {
-                f.debug_struct("ManagedIdentity").field("client_id", client_id).finish()
-            }
+            AzureAuth::ManagedIdentity { client_id } => f
+                .debug_struct("ManagedIdentity")
+                .field("client_id", client_id)
+                .finish(),
             AzureAuth::Sas(_) => f.write_str("Sas(<redacted>)"),
         }
     }
@@ -88,7 +92,12 @@ impl ConnectionString {
         let mut protocol = "https".to_owned();
         let mut suffix = "core.windows.net".to_owned();
         for part in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            let (k, v) = part.split_once('=').ok_or_else(|| format!("connection string part without '=': {:?}", part.split('=').next()))?;
+            let (k, v) = part.split_once('=').ok_or_else(|| {
+                format!(
+                    "connection string part without '=': {:?}",
+                    part.split('=').next()
+                )
+            })?;
             match k {
                 "UseDevelopmentStorage" if v.eq_ignore_ascii_case("true") => {
                     account = Some(AZURITE_ACCOUNT.to_owned());
@@ -106,11 +115,16 @@ impl ConnectionString {
         let account = account.ok_or("connection string has no AccountName")?;
         let key = key.ok_or("connection string has no AccountKey")?;
         let endpoint = endpoint.unwrap_or_else(|| format!("{protocol}://{account}.blob.{suffix}"));
-        let blob_endpoint = Url::parse(endpoint.trim_end_matches('/')).map_err(|e| format!("BlobEndpoint is not a URL: {e}"))?;
+        let blob_endpoint = Url::parse(endpoint.trim_end_matches('/'))
+            .map_err(|e| format!("BlobEndpoint is not a URL: {e}"))?;
         base64::engine::general_purpose::STANDARD
             .decode(&key)
             .map_err(|_| "AccountKey is not base64".to_owned())?;
-        Ok(Self { account, key, blob_endpoint })
+        Ok(Self {
+            account,
+            key,
+            blob_endpoint,
+        })
     }
 
     /// Signs an account SAS (blob service; read, write, list, create) valid for `ttl`.
@@ -118,13 +132,16 @@ impl ConnectionString {
         let expiry = (Utc::now() + chrono::Duration::from_std(ttl).expect("ttl fits"))
             .format("%Y-%m-%dT%H:%M:%SZ")
             .to_string();
-        let (permissions, services, resource_types, protocols) = ("rwlac", "b", "sco", "https,http");
+        let (permissions, services, resource_types, protocols) =
+            ("rwlac", "b", "sco", "https,http");
         // The account-SAS string to sign for signed versions 2020-12-06 and later.
         let to_sign = format!(
             "{}\n{permissions}\n{services}\n{resource_types}\n\n{expiry}\n\n{protocols}\n{API_VERSION}\n\n",
             self.account
         );
-        let key = base64::engine::general_purpose::STANDARD.decode(&self.key).expect("checked at parse");
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(&self.key)
+            .expect("checked at parse");
         let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("hmac takes any key length");
         mac.update(to_sign.as_bytes());
         let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
@@ -148,7 +165,9 @@ pub struct AzureBlobStore {
 
 impl fmt::Debug for AzureBlobStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AzureBlobStore").field("container", &self.public_base.as_str()).finish()
+        f.debug_struct("AzureBlobStore")
+            .field("container", &self.public_base.as_str())
+            .finish()
     }
 }
 
@@ -158,11 +177,16 @@ fn backend(e: azure_core::Error) -> StorageError {
         Some(s) => matches!(u16::from(s), 408 | 429 | 500 | 502 | 503 | 504),
         None => matches!(e.kind(), azure_core::error::ErrorKind::Io),
     };
-    StorageError::Backend { store: STORE, message: e.to_string(), transient }
+    StorageError::Backend {
+        store: STORE,
+        message: e.to_string(),
+        transient,
+    }
 }
 
 fn to_chrono(t: Option<time::OffsetDateTime>) -> DateTime<Utc> {
-    t.and_then(|t| DateTime::from_timestamp(t.unix_timestamp(), t.nanosecond())).unwrap_or_default()
+    t.and_then(|t| DateTime::from_timestamp(t.unix_timestamp(), t.nanosecond()))
+        .unwrap_or_default()
 }
 
 impl AzureBlobStore {
@@ -170,9 +194,17 @@ impl AzureBlobStore {
     /// `http://127.0.0.1:10000/devstoreaccount1` (a trailing slash is removed: the SDK
     /// would otherwise produce `//container`).
     pub fn new(service_url: &str, container: &str, auth: AzureAuth) -> Result<Self> {
-        let invalid = |message: String| StorageError::Backend { store: STORE, message, transient: false };
-        let mut base = Url::parse(service_url.trim_end_matches('/')).map_err(|e| invalid(format!("bad service URL: {e}")))?;
-        base.path_segments_mut().map_err(|()| invalid("service URL cannot be a base".into()))?.pop_if_empty().push(container);
+        let invalid = |message: String| StorageError::Backend {
+            store: STORE,
+            message,
+            transient: false,
+        };
+        let mut base = Url::parse(service_url.trim_end_matches('/'))
+            .map_err(|e| invalid(format!("bad service URL: {e}")))?;
+        base.path_segments_mut()
+            .map_err(|()| invalid("service URL cannot be a base".into()))?
+            .pop_if_empty()
+            .push(container);
         let public_base = base.clone();
         let options = BlobContainerClientOptions {
             version: API_VERSION.to_owned(),
@@ -180,11 +212,12 @@ impl AzureBlobStore {
         };
         let container = match auth {
             AzureAuth::ManagedIdentity { client_id } => {
-                let credential = ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
-                    user_assigned_id: client_id.map(UserAssignedId::ClientId),
-                    ..Default::default()
-                }))
-                .map_err(backend)?;
+                let credential =
+                    ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+                        user_assigned_id: client_id.map(UserAssignedId::ClientId),
+                        ..Default::default()
+                    }))
+                    .map_err(backend)?;
                 BlobContainerClient::new(base, Some(credential), Some(options)).map_err(backend)?
             }
             AzureAuth::Sas(token) => {
@@ -192,7 +225,10 @@ impl AzureBlobStore {
                 BlobContainerClient::new(base, None, Some(options)).map_err(backend)?
             }
         };
-        Ok(Self { container, public_base })
+        Ok(Self {
+            container,
+            public_base,
+        })
     }
 
     /// A store from a connection string, authenticated by a locally signed account SAS.
@@ -214,7 +250,12 @@ impl AzureBlobStore {
         self.container.blob_client(key.as_str())
     }
 
-    fn map_err(&self, key: &ObjectKey, mode: Option<&PutMode>, e: azure_core::Error) -> StorageError {
+    fn map_err(
+        &self,
+        key: &ObjectKey,
+        mode: Option<&PutMode>,
+        e: azure_core::Error,
+    ) -> StorageError {
         let key_s = key.to_string();
         match (e.http_status().map(u16::from), mode) {
             (Some(404), Some(PutMode::Update(_))) => StorageError::Precondition { key: key_s },
@@ -225,7 +266,12 @@ impl AzureBlobStore {
         }
     }
 
-    async fn put_stream(&self, key: &ObjectKey, stream: super::ByteStream, mode: &PutMode) -> Result<()> {
+    async fn put_stream(
+        &self,
+        key: &ObjectKey,
+        stream: super::ByteStream,
+        mode: &PutMode,
+    ) -> Result<()> {
         let block_client = self.blob(key).block_blob_client();
         let mut stream = stream;
         let mut buffer = BytesMut::with_capacity(BLOCK_SIZE);
@@ -250,11 +296,18 @@ impl AzureBlobStore {
             }
         }
         let (if_match, if_none_match) = conditions(mode);
-        let list = BlockLookupList { latest: Some(ids), ..Default::default() };
+        let list = BlockLookupList {
+            latest: Some(ids),
+            ..Default::default()
+        };
         block_client
             .commit_block_list(
                 list.try_into().map_err(backend)?,
-                Some(BlockBlobClientCommitBlockListOptions { if_match, if_none_match, ..Default::default() }),
+                Some(BlockBlobClientCommitBlockListOptions {
+                    if_match,
+                    if_none_match,
+                    ..Default::default()
+                }),
             )
             .await
             .map_err(|e| self.map_err(key, Some(mode), e))?;
@@ -281,29 +334,53 @@ impl ObjectStore for AzureBlobStore {
     }
 
     async fn get(&self, key: &ObjectKey) -> Result<GetResult> {
-        let got = self.blob(key).download(None).await.map_err(|e| self.map_err(key, None, e))?;
+        let got = self
+            .blob(key)
+            .download(None)
+            .await
+            .map_err(|e| self.map_err(key, None, e))?;
         let meta = ObjectMeta {
             key: key.clone(),
             // A partitioned download's first response covers one range: the total is in Content-Range.
             size: got
                 .headers
-                .get_optional_str(&azure_core::http::headers::HeaderName::from_static("content-range"))
+                .get_optional_str(&azure_core::http::headers::HeaderName::from_static(
+                    "content-range",
+                ))
                 .and_then(|r| r.rsplit('/').next()?.parse().ok())
                 .or(got.properties.content_length)
                 .unwrap_or_default(),
-            etag: ETag(got.properties.etag.map(|e| e.to_string()).unwrap_or_default()),
+            etag: ETag(
+                got.properties
+                    .etag
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
+            ),
             last_modified: to_chrono(got.properties.last_modified),
         };
         let body = got.body.map_err(backend);
-        Ok(GetResult { meta, body: Box::pin(body) })
+        Ok(GetResult {
+            meta,
+            body: Box::pin(body),
+        })
     }
 
     async fn head(&self, key: &ObjectKey) -> Result<ObjectMeta> {
-        let props = self.blob(key).get_properties(None).await.map_err(|e| self.map_err(key, None, e))?;
+        let props = self
+            .blob(key)
+            .get_properties(None)
+            .await
+            .map_err(|e| self.map_err(key, None, e))?;
         Ok(ObjectMeta {
             key: key.clone(),
             size: props.content_length().map_err(backend)?.unwrap_or_default(),
-            etag: ETag(props.etag().map_err(backend)?.map(|e| e.to_string()).unwrap_or_default()),
+            etag: ETag(
+                props
+                    .etag()
+                    .map_err(backend)?
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
+            ),
             last_modified: to_chrono(props.last_modified().map_err(backend)?),
         })
     }
@@ -312,7 +389,11 @@ impl ObjectStore for AzureBlobStore {
         match payload {
             Payload::Bytes(bytes) if bytes.len() <= BLOCK_SIZE => {
                 let (if_match, if_none_match) = conditions(&mode);
-                let options = BlockBlobClientUploadOptions { if_match, if_none_match, ..Default::default() };
+                let options = BlockBlobClientUploadOptions {
+                    if_match,
+                    if_none_match,
+                    ..Default::default()
+                };
                 self.blob(key)
                     .block_blob_client()
                     .upload(content(bytes), Some(options))
@@ -329,13 +410,20 @@ impl ObjectStore for AzureBlobStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-        let options = BlobContainerClientListBlobsOptions { prefix: Some(prefix.to_owned()), ..Default::default() };
+        let options = BlobContainerClientListBlobsOptions {
+            prefix: Some(prefix.to_owned()),
+            ..Default::default()
+        };
         let mut pager = self.container.list_blobs(Some(options)).map_err(backend)?;
         let mut out = Vec::new();
         while let Some(item) = pager.next().await {
             let item = item.map_err(backend)?;
-            let Some(name) = item.name.clone() else { continue };
-            let Ok(key) = ObjectKey::parse(name) else { continue };
+            let Some(name) = item.name.clone() else {
+                continue;
+            };
+            let Ok(key) = ObjectKey::parse(name) else {
+                continue;
+            };
             let props = item.properties.unwrap_or_default();
             out.push(ObjectMeta {
                 key,
@@ -354,17 +442,26 @@ impl ObjectStore for AzureBlobStore {
         let source = self.blob(from).url().to_string();
         self.head(from).await?;
         let dest = self.blob(to);
-        let options = BlobClientStartCopyFromUrlOptions { if_none_match: Some(Etag::from("*")), ..Default::default() };
+        let options = BlobClientStartCopyFromUrlOptions {
+            if_none_match: Some(Etag::from("*")),
+            ..Default::default()
+        };
         dest.start_copy_from_url(source, Some(options))
             .await
             .map_err(|e| self.map_err(to, Some(&PutMode::Create), e))?;
         for _ in 0..600 {
-            let props = dest.get_properties(None).await.map_err(|e| self.map_err(to, None, e))?;
+            let props = dest
+                .get_properties(None)
+                .await
+                .map_err(|e| self.map_err(to, None, e))?;
             match props.copy_status().map_err(backend)? {
                 Some(CopyStatus::Pending) => tokio::time::sleep(Duration::from_millis(100)).await,
                 None | Some(CopyStatus::Success) => return self.head(to).await,
                 Some(status) => {
-                    let why = props.copy_status_description().map_err(backend)?.unwrap_or_default();
+                    let why = props
+                        .copy_status_description()
+                        .map_err(backend)?
+                        .unwrap_or_default();
                     return Err(StorageError::Backend {
                         store: STORE,
                         message: format!("copy {from} -> {to} ended {status:?}: {why}"),
@@ -373,23 +470,34 @@ impl ObjectStore for AzureBlobStore {
                 }
             }
         }
-        Err(StorageError::Backend { store: STORE, message: format!("copy {from} -> {to} still pending after 60 s"), transient: true })
+        Err(StorageError::Backend {
+            store: STORE,
+            message: format!("copy {from} -> {to} still pending after 60 s"),
+            transient: true,
+        })
     }
 
     fn uri(&self, key: &ObjectKey) -> String {
         let mut url = self.public_base.clone();
-        url.path_segments_mut().expect("checked at construction").extend(key.as_str().split('/'));
+        url.path_segments_mut()
+            .expect("checked at construction")
+            .extend(key.as_str().split('/'));
         url.to_string()
     }
 
     fn key_from_uri(&self, uri: &str) -> Option<ObjectKey> {
         let url = Url::parse(uri).ok()?;
         let base = &self.public_base;
-        if url.scheme() != base.scheme() || url.host_str() != base.host_str() || url.port_or_known_default() != base.port_or_known_default() {
+        if url.scheme() != base.scheme()
+            || url.host_str() != base.host_str()
+            || url.port_or_known_default() != base.port_or_known_default()
+        {
             return None;
         }
         let rest = url.path().strip_prefix(base.path())?.strip_prefix('/')?;
-        let decoded = percent_encoding::percent_decode_str(rest).decode_utf8().ok()?;
+        let decoded = percent_encoding::percent_decode_str(rest)
+            .decode_utf8()
+            .ok()?;
         ObjectKey::parse(decoded.into_owned()).ok()
     }
 }
@@ -402,15 +510,22 @@ mod tests {
     fn connection_strings_parse_and_hide_the_key() {
         let c = ConnectionString::parse("UseDevelopmentStorage=true").unwrap();
         assert_eq!(c.account, AZURITE_ACCOUNT);
-        assert_eq!(c.blob_endpoint.as_str(), "http://127.0.0.1:10000/devstoreaccount1");
+        assert_eq!(
+            c.blob_endpoint.as_str(),
+            "http://127.0.0.1:10000/devstoreaccount1"
+        );
         let c = ConnectionString::parse(&format!(
             "DefaultEndpointsProtocol=http;AccountName=a1;AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:4567/a1/;"
         ))
         .unwrap();
         assert_eq!(c.blob_endpoint.as_str(), "http://127.0.0.1:4567/a1");
         assert!(!format!("{c:?}").contains(AZURITE_KEY));
-        let c = ConnectionString::parse(&format!("AccountName=prod;AccountKey={AZURITE_KEY}")).unwrap();
-        assert_eq!(c.blob_endpoint.as_str(), "https://prod.blob.core.windows.net/");
+        let c =
+            ConnectionString::parse(&format!("AccountName=prod;AccountKey={AZURITE_KEY}")).unwrap();
+        assert_eq!(
+            c.blob_endpoint.as_str(),
+            "https://prod.blob.core.windows.net/"
+        );
         assert!(ConnectionString::parse("AccountName=x").is_err());
         assert!(ConnectionString::parse("AccountName=x;AccountKey=not base64!").is_err());
     }
@@ -426,13 +541,27 @@ mod tests {
 
     #[test]
     fn uris_map_back_to_keys_only_inside_the_container() {
-        let store = AzureBlobStore::new("http://127.0.0.1:10000/devstoreaccount1/", "sluice", AzureAuth::Sas("sv=x".into())).unwrap();
+        let store = AzureBlobStore::new(
+            "http://127.0.0.1:10000/devstoreaccount1/",
+            "sluice",
+            AzureAuth::Sas("sv=x".into()),
+        )
+        .unwrap();
         let key = ObjectKey::parse("landing/adult/a b.csv").unwrap();
         let uri = store.uri(&key);
-        assert_eq!(uri, "http://127.0.0.1:10000/devstoreaccount1/sluice/landing/adult/a%20b.csv");
+        assert_eq!(
+            uri,
+            "http://127.0.0.1:10000/devstoreaccount1/sluice/landing/adult/a%20b.csv"
+        );
         assert!(!uri.contains("sv="), "URIs never carry the SAS");
         assert_eq!(store.key_from_uri(&uri), Some(key));
-        assert_eq!(store.key_from_uri("http://127.0.0.1:10000/devstoreaccount1/other/landing/x"), None);
-        assert_eq!(store.key_from_uri("https://evil.example/devstoreaccount1/sluice/x"), None);
+        assert_eq!(
+            store.key_from_uri("http://127.0.0.1:10000/devstoreaccount1/other/landing/x"),
+            None
+        );
+        assert_eq!(
+            store.key_from_uri("https://evil.example/devstoreaccount1/sluice/x"),
+            None
+        );
     }
 }

@@ -28,53 +28,132 @@ pub async fn run_all(store: &dyn ObjectStore, prefix: &str) {
 
 pub async fn put_get_head(store: &dyn ObjectStore, prefix: &str) {
     let k = key(prefix, "basic/hello.txt");
-    let written = store.put(&k, Bytes::from_static(b"hello").into(), PutMode::Create).await.unwrap();
+    let written = store
+        .put(&k, Bytes::from_static(b"hello").into(), PutMode::Create)
+        .await
+        .unwrap();
     assert_eq!(written.size, 5);
     let got = store.get(&k).await.unwrap();
-    assert_eq!(got.meta.etag, written.etag, "get returns the ETag the write returned");
+    assert_eq!(
+        got.meta.etag, written.etag,
+        "get returns the ETag the write returned"
+    );
     assert_eq!(&got.bytes().await.unwrap()[..], b"hello");
     let head = store.head(&k).await.unwrap();
     assert_eq!((head.size, &head.etag), (5, &written.etag));
-    let again = store.put(&k, Bytes::from_static(b"hello, world").into(), PutMode::Overwrite).await.unwrap();
+    let again = store
+        .put(
+            &k,
+            Bytes::from_static(b"hello, world").into(),
+            PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
     assert_ne!(again.etag, written.etag, "a replacement changes the ETag");
-    assert_eq!(&store.get(&k).await.unwrap().bytes().await.unwrap()[..], b"hello, world");
+    assert_eq!(
+        &store.get(&k).await.unwrap().bytes().await.unwrap()[..],
+        b"hello, world"
+    );
 }
 
 pub async fn create_only_conflicts(store: &dyn ObjectStore, prefix: &str) {
     let k = key(prefix, "create/once.json");
-    store.put(&k, Bytes::from_static(b"1").into(), PutMode::Create).await.unwrap();
-    let err = store.put(&k, Bytes::from_static(b"2").into(), PutMode::Create).await.unwrap_err();
-    assert!(matches!(err, StorageError::AlreadyExists { .. }), "got {err:?}");
-    assert_eq!(&store.get(&k).await.unwrap().bytes().await.unwrap()[..], b"1", "the loser wrote nothing");
+    store
+        .put(&k, Bytes::from_static(b"1").into(), PutMode::Create)
+        .await
+        .unwrap();
+    let err = store
+        .put(&k, Bytes::from_static(b"2").into(), PutMode::Create)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::AlreadyExists { .. }),
+        "got {err:?}"
+    );
+    assert_eq!(
+        &store.get(&k).await.unwrap().bytes().await.unwrap()[..],
+        b"1",
+        "the loser wrote nothing"
+    );
 
     // Ten writers race for one key: exactly one wins.
     let k = key(prefix, "create/raced.json");
     let results = futures::future::join_all((0..10).map(|i| {
         let k = k.clone();
-        async move { store.put(&k, Bytes::from(format!("{i}")).into(), PutMode::Create).await }
+        async move {
+            store
+                .put(&k, Bytes::from(format!("{i}")).into(), PutMode::Create)
+                .await
+        }
     }))
     .await;
     let wins = results.iter().filter(|r| r.is_ok()).count();
-    assert_eq!(wins, 1, "exactly one create wins: {results:?}", results = results.iter().map(|r| r.as_ref().map(|_| ())).collect::<Vec<_>>());
-    assert!(results.iter().filter_map(|r| r.as_ref().err()).all(|e| matches!(e, StorageError::AlreadyExists { .. })));
+    assert_eq!(
+        wins,
+        1,
+        "exactly one create wins: {results:?}",
+        results = results
+            .iter()
+            .map(|r| r.as_ref().map(|_| ()))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|e| matches!(e, StorageError::AlreadyExists { .. }))
+    );
 }
 
 pub async fn stale_etag_is_rejected(store: &dyn ObjectStore, prefix: &str) {
     let k = key(prefix, "cas/pointer.json");
-    let v1 = store.put(&k, Bytes::from_static(b"v1").into(), PutMode::Create).await.unwrap();
-    let v2 = store.put(&k, Bytes::from_static(b"v2").into(), PutMode::Update(v1.etag.clone())).await.unwrap();
-    let err = store.put(&k, Bytes::from_static(b"v3").into(), PutMode::Update(v1.etag)).await.unwrap_err();
-    assert!(matches!(err, StorageError::Precondition { .. }), "got {err:?}");
+    let v1 = store
+        .put(&k, Bytes::from_static(b"v1").into(), PutMode::Create)
+        .await
+        .unwrap();
+    let v2 = store
+        .put(
+            &k,
+            Bytes::from_static(b"v2").into(),
+            PutMode::Update(v1.etag.clone()),
+        )
+        .await
+        .unwrap();
+    let err = store
+        .put(
+            &k,
+            Bytes::from_static(b"v3").into(),
+            PutMode::Update(v1.etag),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::Precondition { .. }),
+        "got {err:?}"
+    );
     assert_eq!(store.head(&k).await.unwrap().etag, v2.etag);
     let missing = key(prefix, "cas/missing.json");
-    let err = store.put(&missing, Bytes::from_static(b"x").into(), PutMode::Update(v2.etag)).await.unwrap_err();
-    assert!(matches!(err, StorageError::Precondition { .. }), "update of a missing key: {err:?}");
+    let err = store
+        .put(
+            &missing,
+            Bytes::from_static(b"x").into(),
+            PutMode::Update(v2.etag),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::Precondition { .. }),
+        "update of a missing key: {err:?}"
+    );
 }
 
 /// Five workers each make ten compare-and-swap increments; none may be lost.
 pub async fn compare_and_swap_race(store: Arc<dyn ObjectStore>, prefix: &str) {
     let k = key(prefix, "cas/counter");
-    store.put(&k, Bytes::from_static(b"0").into(), PutMode::Create).await.unwrap();
+    store
+        .put(&k, Bytes::from_static(b"0").into(), PutMode::Create)
+        .await
+        .unwrap();
     let workers = (0..5).map(|_| {
         let store = store.clone();
         let k = k.clone();
@@ -83,8 +162,18 @@ pub async fn compare_and_swap_race(store: Arc<dyn ObjectStore>, prefix: &str) {
             while done < 10 {
                 let got = store.get(&k).await.unwrap();
                 let etag = got.meta.etag.clone();
-                let n: u64 = std::str::from_utf8(&got.bytes().await.unwrap()).unwrap().parse().unwrap();
-                match store.put(&k, Bytes::from((n + 1).to_string()).into(), PutMode::Update(etag)).await {
+                let n: u64 = std::str::from_utf8(&got.bytes().await.unwrap())
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                match store
+                    .put(
+                        &k,
+                        Bytes::from((n + 1).to_string()).into(),
+                        PutMode::Update(etag),
+                    )
+                    .await
+                {
                     Ok(_) => done += 1,
                     Err(StorageError::Precondition { .. }) => {}
                     Err(e) => panic!("unexpected {e:?}"),
@@ -96,42 +185,91 @@ pub async fn compare_and_swap_race(store: Arc<dyn ObjectStore>, prefix: &str) {
         w.unwrap();
     }
     let got = store.get(&k).await.unwrap().bytes().await.unwrap();
-    assert_eq!(std::str::from_utf8(&got).unwrap(), "50", "every increment survived");
+    assert_eq!(
+        std::str::from_utf8(&got).unwrap(),
+        "50",
+        "every increment survived"
+    );
 }
 
 pub async fn listing_is_by_prefix_and_sorted(store: &dyn ObjectStore, prefix: &str) {
     for name in ["list/b/2", "list/a/1", "list/a/0", "list/ab", "lister/x"] {
-        store.put(&key(prefix, name), Bytes::from_static(b"x").into(), PutMode::Create).await.unwrap();
+        store
+            .put(
+                &key(prefix, name),
+                Bytes::from_static(b"x").into(),
+                PutMode::Create,
+            )
+            .await
+            .unwrap();
     }
     let names = |metas: Vec<super::ObjectMeta>| {
-        metas.into_iter().map(|m| m.key.as_str()[prefix.len()..].to_owned()).collect::<Vec<_>>()
+        metas
+            .into_iter()
+            .map(|m| m.key.as_str()[prefix.len()..].to_owned())
+            .collect::<Vec<_>>()
     };
     assert_eq!(
         names(store.list(&format!("{prefix}list/")).await.unwrap()),
         ["list/a/0", "list/a/1", "list/ab", "list/b/2"]
     );
-    assert_eq!(names(store.list(&format!("{prefix}list/a")).await.unwrap()), ["list/a/0", "list/a/1", "list/ab"]);
-    assert!(store.list(&format!("{prefix}nothing-here/")).await.unwrap().is_empty());
+    assert_eq!(
+        names(store.list(&format!("{prefix}list/a")).await.unwrap()),
+        ["list/a/0", "list/a/1", "list/ab"]
+    );
+    assert!(
+        store
+            .list(&format!("{prefix}nothing-here/"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn copy_is_create_only(store: &dyn ObjectStore, prefix: &str) {
     let from = key(prefix, "copy/src.bin");
     let to = key(prefix, "copy/dst.bin");
-    store.put(&from, Bytes::from_static(b"payload").into(), PutMode::Create).await.unwrap();
+    store
+        .put(
+            &from,
+            Bytes::from_static(b"payload").into(),
+            PutMode::Create,
+        )
+        .await
+        .unwrap();
     let copied = store.copy(&from, &to).await.unwrap();
     assert_eq!(copied.size, 7);
-    assert_eq!(&store.get(&to).await.unwrap().bytes().await.unwrap()[..], b"payload");
+    assert_eq!(
+        &store.get(&to).await.unwrap().bytes().await.unwrap()[..],
+        b"payload"
+    );
     let err = store.copy(&from, &to).await.unwrap_err();
-    assert!(matches!(err, StorageError::AlreadyExists { .. }), "got {err:?}");
-    let err = store.copy(&key(prefix, "copy/none"), &key(prefix, "copy/none2")).await.unwrap_err();
+    assert!(
+        matches!(err, StorageError::AlreadyExists { .. }),
+        "got {err:?}"
+    );
+    let err = store
+        .copy(&key(prefix, "copy/none"), &key(prefix, "copy/none2"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StorageError::NotFound { .. }), "got {err:?}");
-    assert_eq!(&store.get(&from).await.unwrap().bytes().await.unwrap()[..], b"payload", "source untouched");
+    assert_eq!(
+        &store.get(&from).await.unwrap().bytes().await.unwrap()[..],
+        b"payload",
+        "source untouched"
+    );
 }
 
 pub async fn missing_objects_are_not_found(store: &dyn ObjectStore, prefix: &str) {
     let k = key(prefix, "missing/none");
-    assert!(matches!(store.get(&k).await, Err(StorageError::NotFound { .. })));
-    assert!(matches!(store.head(&k).await, Err(StorageError::NotFound { .. })));
+    assert!(matches!(
+        store.get(&k).await,
+        Err(StorageError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.head(&k).await,
+        Err(StorageError::NotFound { .. })
+    ));
 }
 
 pub async fn uris_name_keys(store: &dyn ObjectStore, prefix: &str) {
@@ -155,7 +293,10 @@ pub async fn large_streaming_upload(store: &dyn ObjectStore, prefix: &str, mib: 
         expected.update(chunk(i));
     }
     let stream = futures::stream::iter(0..mib).map(move |i| Ok(chunk(i)));
-    let meta = store.put(&k, Payload::Stream(Box::pin(stream)), PutMode::Create).await.unwrap();
+    let meta = store
+        .put(&k, Payload::Stream(Box::pin(stream)), PutMode::Create)
+        .await
+        .unwrap();
     assert_eq!(meta.size, (mib as u64) << 20);
     let mut got = store.get(&k).await.unwrap();
     assert_eq!(got.meta.size, (mib as u64) << 20);
@@ -167,5 +308,9 @@ pub async fn large_streaming_upload(store: &dyn ObjectStore, prefix: &str, mib: 
         actual.update(&piece);
     }
     assert_eq!(total, (mib as u64) << 20);
-    assert_eq!(actual.finalize(), expected.finalize(), "bytes survive the round trip");
+    assert_eq!(
+        actual.finalize(),
+        expected.finalize(),
+        "bytes survive the round trip"
+    );
 }

@@ -57,14 +57,20 @@ impl LocalStore {
 
     fn lock_path(&self, key: &ObjectKey) -> PathBuf {
         let digest = hex::encode(Sha256::digest(key.as_str().as_bytes()));
-        self.root.join(format!("{RESERVED_PREFIX}locks")).join(digest)
+        self.root
+            .join(format!("{RESERVED_PREFIX}locks"))
+            .join(digest)
     }
 }
 
 fn map_io(key: &ObjectKey, e: std::io::Error) -> StorageError {
     match e.kind() {
-        std::io::ErrorKind::NotFound => StorageError::NotFound { key: key.to_string() },
-        std::io::ErrorKind::AlreadyExists => StorageError::AlreadyExists { key: key.to_string() },
+        std::io::ErrorKind::NotFound => StorageError::NotFound {
+            key: key.to_string(),
+        },
+        std::io::ErrorKind::AlreadyExists => StorageError::AlreadyExists {
+            key: key.to_string(),
+        },
         _ => io_error(STORE, e),
     }
 }
@@ -72,7 +78,10 @@ fn map_io(key: &ObjectKey, e: std::io::Error) -> StorageError {
 fn meta_of(key: ObjectKey, md: &fs::Metadata) -> ObjectMeta {
     use std::os::unix::fs::MetadataExt;
     let modified = md.modified().unwrap_or(UNIX_EPOCH);
-    let nanos = modified.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let nanos = modified
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
     ObjectMeta {
         key,
         size: md.len(),
@@ -92,12 +101,21 @@ impl Staged {
         let dir = dest.parent().expect("object paths have a parent");
         fs::create_dir_all(dir)?;
         let path = dir.join(format!("{RESERVED_PREFIX}tmp-{}", uuid::Uuid::new_v4()));
-        let file = OpenOptions::new().write(true).create_new(true).open(&path)?;
-        Ok(Self { path, file: Some(file) })
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok(Self {
+            path,
+            file: Some(file),
+        })
     }
 
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.file.as_mut().expect("open until finished").write_all(bytes)
+        self.file
+            .as_mut()
+            .expect("open until finished")
+            .write_all(bytes)
     }
 
     /// Flushes to disk and, if given, sets the mtime (see the module docs).
@@ -127,20 +145,31 @@ impl ObjectStore for LocalStore {
     }
 
     async fn get(&self, key: &ObjectKey) -> Result<GetResult> {
-        let file = tokio::fs::File::open(self.path(key)).await.map_err(|e| map_io(key, e))?;
+        let file = tokio::fs::File::open(self.path(key))
+            .await
+            .map_err(|e| map_io(key, e))?;
         let md = file.metadata().await.map_err(|e| map_io(key, e))?;
         if md.is_dir() {
-            return Err(StorageError::NotFound { key: key.to_string() });
+            return Err(StorageError::NotFound {
+                key: key.to_string(),
+            });
         }
         let body = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20)
             .map_err(|e| io_error(STORE, e));
-        Ok(GetResult { meta: meta_of(key.clone(), &md), body: Box::pin(body) })
+        Ok(GetResult {
+            meta: meta_of(key.clone(), &md),
+            body: Box::pin(body),
+        })
     }
 
     async fn head(&self, key: &ObjectKey) -> Result<ObjectMeta> {
-        let md = tokio::fs::metadata(self.path(key)).await.map_err(|e| map_io(key, e))?;
+        let md = tokio::fs::metadata(self.path(key))
+            .await
+            .map_err(|e| map_io(key, e))?;
         if md.is_dir() {
-            return Err(StorageError::NotFound { key: key.to_string() });
+            return Err(StorageError::NotFound {
+                key: key.to_string(),
+            });
         }
         Ok(meta_of(key.clone(), &md))
     }
@@ -149,7 +178,9 @@ impl ObjectStore for LocalStore {
         let dest = self.path(key);
         // Fail fast on create-only writes before streaming anything.
         if mode == PutMode::Create && dest.exists() {
-            return Err(StorageError::AlreadyExists { key: key.to_string() });
+            return Err(StorageError::AlreadyExists {
+                key: key.to_string(),
+            });
         }
         let mut staged = {
             let dest = dest.clone();
@@ -163,12 +194,11 @@ impl ObjectStore for LocalStore {
             Payload::Stream(mut stream) => {
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk?;
-                    staged = tokio::task::spawn_blocking(move || {
-                        staged.write(&chunk).map(|()| staged)
-                    })
-                    .await
-                    .expect("write task")
-                    .map_err(|e| io_error(STORE, e))?;
+                    staged =
+                        tokio::task::spawn_blocking(move || staged.write(&chunk).map(|()| staged))
+                            .await
+                            .expect("write task")
+                            .map_err(|e| io_error(STORE, e))?;
                 }
             }
         }
@@ -199,11 +229,14 @@ impl ObjectStore for LocalStore {
 
     async fn copy(&self, from: &ObjectKey, to: &ObjectKey) -> Result<ObjectMeta> {
         let got = self.get(from).await?;
-        self.put(to, Payload::Stream(got.body), PutMode::Create).await
+        self.put(to, Payload::Stream(got.body), PutMode::Create)
+            .await
     }
 
     fn uri(&self, key: &ObjectKey) -> String {
-        url::Url::from_file_path(self.path(key)).expect("absolute root").to_string()
+        url::Url::from_file_path(self.path(key))
+            .expect("absolute root")
+            .to_string()
     }
 
     fn key_from_uri(&self, uri: &str) -> Option<ObjectKey> {
@@ -241,9 +274,13 @@ fn publish(
         Err(e) => return Err(io(e)),
     };
     if let PutMode::Update(expected) = &mode {
-        let matches = current.as_ref().is_some_and(|md| &meta_of(key.clone(), md).etag == expected);
+        let matches = current
+            .as_ref()
+            .is_some_and(|md| &meta_of(key.clone(), md).etag == expected);
         if !matches {
-            return Err(StorageError::Precondition { key: key.to_string() });
+            return Err(StorageError::Precondition {
+                key: key.to_string(),
+            });
         }
     }
     let now = SystemTime::now();
@@ -273,7 +310,9 @@ fn walk(root: &Path, dir: &Path, prefix: &str, out: &mut Vec<ObjectMeta>) -> Res
             continue;
         }
         let path = entry.path();
-        let Ok(rel) = path.strip_prefix(root) else { continue };
+        let Ok(rel) = path.strip_prefix(root) else {
+            continue;
+        };
         let Some(rel) = rel.to_str() else { continue };
         let file_type = entry.file_type().map_err(|e| io_error(STORE, e))?;
         if file_type.is_dir() {
@@ -283,7 +322,9 @@ fn walk(root: &Path, dir: &Path, prefix: &str, out: &mut Vec<ObjectMeta>) -> Res
                 walk(root, &path, prefix, out)?;
             }
         } else if rel.starts_with(prefix) {
-            let Ok(key) = ObjectKey::parse(rel) else { continue };
+            let Ok(key) = ObjectKey::parse(rel) else {
+                continue;
+            };
             match entry.metadata() {
                 Ok(md) => out.push(meta_of(key, &md)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -314,7 +355,10 @@ mod tests {
         assert!(uri.starts_with("file:///"), "{uri}");
         assert_eq!(store.key_from_uri(&uri), Some(key));
         assert_eq!(store.key_from_uri("file:///etc/passwd"), None);
-        assert_eq!(store.key_from_uri("https://x.blob.core.windows.net/c/k"), None);
+        assert_eq!(
+            store.key_from_uri("https://x.blob.core.windows.net/c/k"),
+            None
+        );
     }
 
     #[tokio::test]
@@ -324,15 +368,29 @@ mod tests {
         let key = ObjectKey::parse("a/b").unwrap();
         let chunks: Vec<Result<bytes::Bytes>> = vec![
             Ok(bytes::Bytes::from_static(b"partial")),
-            Err(StorageError::Backend { store: "test", message: "boom".into(), transient: true }),
+            Err(StorageError::Backend {
+                store: "test",
+                message: "boom".into(),
+                transient: true,
+            }),
         ];
         let err = store
-            .put(&key, Payload::Stream(Box::pin(futures::stream::iter(chunks))), PutMode::Create)
+            .put(
+                &key,
+                Payload::Stream(Box::pin(futures::stream::iter(chunks))),
+                PutMode::Create,
+            )
             .await
             .unwrap_err();
         assert!(err.is_transient());
-        assert!(matches!(store.head(&key).await, Err(StorageError::NotFound { .. })));
+        assert!(matches!(
+            store.head(&key).await,
+            Err(StorageError::NotFound { .. })
+        ));
         let leftovers: Vec<_> = fs::read_dir(dir.path().join("a")).unwrap().collect();
-        assert!(leftovers.is_empty(), "temp files left behind: {leftovers:?}");
+        assert!(
+            leftovers.is_empty(),
+            "temp files left behind: {leftovers:?}"
+        );
     }
 }

@@ -49,7 +49,13 @@ pub enum StorageError {
 
 impl StorageError {
     pub fn is_transient(&self) -> bool {
-        matches!(self, StorageError::Backend { transient: true, .. })
+        matches!(
+            self,
+            StorageError::Backend {
+                transient: true,
+                ..
+            }
+        )
     }
 }
 
@@ -279,7 +285,9 @@ pub(crate) fn io_error(store: &'static str, e: std::io::Error) -> StorageError {
         message: e.to_string(),
         transient: matches!(
             e.kind(),
-            std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            std::io::ErrorKind::Interrupted
+                | std::io::ErrorKind::TimedOut
+                | std::io::ErrorKind::WouldBlock
         ),
     }
 }
@@ -290,10 +298,23 @@ mod tests {
 
     #[test]
     fn keys_are_parsed_not_trusted() {
-        for good in ["a", "landing/adult/adult.data", "datasets/adult/v1/manifest.json"] {
+        for good in [
+            "a",
+            "landing/adult/adult.data",
+            "datasets/adult/v1/manifest.json",
+        ] {
             assert_eq!(ObjectKey::parse(good).unwrap().as_str(), good);
         }
-        for bad in ["", "/abs", "trail/", "a//b", "a/../b", "./a", "a\\b", "a/.sluice-tmp-x"] {
+        for bad in [
+            "",
+            "/abs",
+            "trail/",
+            "a//b",
+            "a/../b",
+            "./a",
+            "a\\b",
+            "a/.sluice-tmp-x",
+        ] {
             assert!(
                 matches!(ObjectKey::parse(bad), Err(StorageError::InvalidKey { .. })),
                 "{bad:?} should be rejected"
@@ -301,6 +322,9 @@ mod tests {
         }
         let key = ObjectKey::parse("landing/adult/adult.data").unwrap();
         assert_eq!(key.file_name(), "adult.data");
-        assert_eq!(key.join("x").unwrap().as_str(), "landing/adult/adult.data/x");
+        assert_eq!(
+            key.join("x").unwrap().as_str(),
+            "landing/adult/adult.data/x"
+        );
     }
 }
