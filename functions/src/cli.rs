@@ -57,6 +57,21 @@ pub enum Command {
     /// Dataset contracts.
     #[command(subcommand)]
     Contracts(ContractsCommand),
+    /// Benchmark ingest against pandas on a generated CSV (see tests/bench/run.sh).
+    Bench {
+        /// Size of the generated CSV in MiB.
+        #[arg(long, default_value_t = 1024)]
+        mib: u64,
+        /// Where the CSV is generated and kept between runs.
+        #[arg(long, default_value = ".sluice-bench")]
+        dir: PathBuf,
+        /// The Python with pandas installed.
+        #[arg(long, default_value = "python3")]
+        python: String,
+        /// Internal: run only Sluice's side on this file and print JSON.
+        #[arg(long, hide = true)]
+        sluice_side: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,8 +120,21 @@ pub fn handler_port(flag: u16) -> anyhow::Result<u16> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Bench {
+        mib,
+        dir,
+        python,
+        sluice_side,
+    } = &cli.command
+    {
+        return match sluice_side {
+            Some(file) => crate::bench::run_sluice_side(file, dir).await,
+            None => crate::bench::run(*mib, dir, python),
+        };
+    }
     let store = cli.storage.build().await?;
     match cli.command {
+        Command::Bench { .. } => unreachable!("handled above"),
         Command::Serve { port } => {
             let app = Application::build(
                 AppState::new(store, cli.storage.scratch()),

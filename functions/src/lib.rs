@@ -3,6 +3,7 @@
 //! `functions/` is thin on purpose: it decodes the host's invocations, calls the domain
 //! in `sluice-shared`, and encodes the result. `main.rs` only parses the command line.
 
+pub mod bench;
 pub mod cli;
 pub mod devhost;
 pub mod error;

@@ -93,7 +93,8 @@ pub fn start_azurite() -> Azurite {
     let pkg = repo_root().join("tests/azurite");
     let bin = pkg.join("node_modules/.bin/azurite-blob");
     // Test processes run in parallel: one installs, the others wait on the lock.
-    let lock = std::fs::File::create(std::env::temp_dir().join("sluice-azurite-install.lock")).unwrap();
+    let lock =
+        std::fs::File::create(std::env::temp_dir().join("sluice-azurite-install.lock")).unwrap();
     lock.lock().unwrap();
     if !bin.exists() {
         let status = Command::new("npm")

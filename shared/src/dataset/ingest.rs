@@ -525,7 +525,7 @@ impl Ingestor {
             .iter()
             .map(|v| format!("{:?}", v.rule))
             .collect();
-        warn!(report = %report_key, ?rules, "upload quarantined");
+        info!(report = %report_key, ?rules, "upload quarantined");
         let event = rejected_event(store, &report);
         Ok(IngestOutcome::Quarantined {
             report: Box::new(report),

@@ -102,6 +102,29 @@ impl Histogram {
         }
     }
 
+    /// Adds another histogram's counts (both are brought to the wider bin width).
+    fn merge(&mut self, mut other: Histogram) {
+        if other.bins.is_empty() {
+            return;
+        }
+        if self.bins.is_empty() {
+            *self = other;
+            return;
+        }
+        while self.exp < other.exp {
+            self.double();
+        }
+        while other.exp < self.exp {
+            other.double();
+        }
+        for (i, c) in other.bins {
+            *self.bins.entry(i).or_default() += c;
+        }
+        while self.bins.len() > MAX_BINS {
+            self.double();
+        }
+    }
+
     fn finish(&self) -> Vec<Bin> {
         let w = self.width();
         self.bins
@@ -188,6 +211,40 @@ impl ColumnAccumulator {
         }
     }
 
+    /// Folds in the accumulator of a later part of the same column (parallel scans).
+    pub fn merge(&mut self, other: ColumnAccumulator) {
+        self.count += other.count;
+        self.nulls += other.nulls;
+        if other.n > 0 {
+            // Chan et al.'s pairwise update of mean and M2.
+            let n = (self.n + other.n) as f64;
+            let delta = other.mean - self.mean;
+            self.mean += delta * other.n as f64 / n;
+            self.m2 += other.m2 + delta * delta * self.n as f64 * other.n as f64 / n;
+            self.n += other.n;
+            self.min = self.min.min(other.min);
+            self.max = self.max.max(other.max);
+        }
+        self.histogram.merge(other.histogram);
+        self.distinct_exact &= other.distinct_exact;
+        for x in other.numeric_distinct {
+            if self.numeric_distinct.len() < DISTINCT_CAP {
+                self.numeric_distinct.insert(x);
+            } else if !self.numeric_distinct.contains(&x) {
+                self.distinct_exact = false;
+            }
+        }
+        for (value, count) in other.categories {
+            if let Some(c) = self.categories.get_mut(&value) {
+                *c += count;
+            } else if self.categories.len() < DISTINCT_CAP {
+                self.categories.insert(value, count);
+            } else {
+                self.distinct_exact = false;
+            }
+        }
+    }
+
     pub fn nulls(&self) -> u64 {
         self.nulls
     }
@@ -259,6 +316,34 @@ mod tests {
         for b in &num.histogram {
             let inside = xs.iter().filter(|&&x| x >= b.lo && x < b.hi).count() as u64;
             assert_eq!(inside, b.count, "bin [{}, {})", b.lo, b.hi);
+        }
+    }
+
+    #[test]
+    fn merged_parts_profile_like_the_whole() {
+        let xs: Vec<f64> = (0..5_000)
+            .map(|i| ((i * 37) % 911) as f64 * 0.25 - 30.0)
+            .collect();
+        let mut whole = ColumnAccumulator::new("x", ColumnType::Float);
+        xs.iter().for_each(|&x| whole.add_number(x));
+        let mut merged = ColumnAccumulator::new("x", ColumnType::Float);
+        for part in xs.chunks(777) {
+            let mut acc = ColumnAccumulator::new("x", ColumnType::Float);
+            part.iter().for_each(|&x| acc.add_number(x));
+            acc.add_null();
+            merged.merge(acc);
+        }
+        let (w, m) = (whole.finish(), merged.finish());
+        let (wn, mn) = (w.numeric.unwrap(), m.numeric.unwrap());
+        assert_eq!((m.count - m.nulls, m.distinct), (w.count, w.distinct));
+        assert!((wn.mean - mn.mean).abs() < 1e-9 && (wn.std - mn.std).abs() < 1e-9);
+        assert_eq!((wn.min, wn.max), (mn.min, mn.max));
+        assert_eq!(mn.histogram.iter().map(|b| b.count).sum::<u64>(), 5_000);
+        for b in &mn.histogram {
+            assert_eq!(
+                xs.iter().filter(|&&x| x >= b.lo && x < b.hi).count() as u64,
+                b.count
+            );
         }
     }
 

@@ -1,14 +1,28 @@
 //! One streaming pass over an uploaded file: hash, parse, validate, profile, and write
-//! the Parquet snapshot, in bounded memory.
+//! the Parquet snapshot, in bounded memory and on every core.
+//!
+//! The pipeline has three stages joined by bounded channels:
+//! 1. the reader (one thread) hashes the raw bytes and cuts them into blocks of about
+//!    [`BLOCK_BYTES`] at record boundaries (a newline preceded by an even number of quote
+//!    characters, which is exact for RFC 4180 files);
+//! 2. workers (one per core) parse, validate and profile a block each and build its
+//!    typed column batch;
+//! 3. the caller's thread merges the blocks' profiles and violations in file order and
+//!    writes each batch as a Parquet row group.
+//!
+//! At most a few blocks are in flight, so memory stays bounded whatever the file size.
+//! Blocks are cut at the same places for the same bytes, so the output is deterministic.
 //!
 //! CSV is parsed record by record with the `csv` crate rather than polars' CSV reader:
 //! the quarantine report must name the line and value of every broken rule, and polars
 //! fails a whole batch on a ragged row or bad UTF-8 without saying where. Polars builds
 //! the typed column batches and writes (and, for Parquet uploads, reads) the Parquet.
 
+use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, Write};
+use std::io::{Read, Seek, Write};
 use std::path::Path;
+use std::sync::{Mutex, mpsc};
 
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
@@ -17,8 +31,8 @@ use super::contract::{ColumnType, Contract};
 use super::profile::{ColumnAccumulator, ColumnProfile};
 use super::validation::{Rule, ValidationResult, Violations};
 
-/// Rows per Parquet row group (and per in-memory batch).
-const BATCH_ROWS: usize = 64 * 1024;
+/// Bytes per block: the unit of parallel work and one Parquet row group.
+pub const BLOCK_BYTES: usize = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
@@ -55,76 +69,197 @@ pub struct ScanOutput {
     pub parquet_written: bool,
 }
 
-/// Hashes and counts every byte read through it.
-struct Hashing<R> {
+/// The upload: read in blocks, hashed and counted as it goes.
+struct Source<R> {
     inner: R,
     hasher: Sha256,
     bytes: u64,
 }
 
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
+impl<R: Read> Source<R> {
+    /// Reads until `buf` grew by `want` bytes or the upload ended; false at the end.
+    fn fill(&mut self, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
+        let target = buf.len() + want;
+        while buf.len() < target {
+            let start = buf.len();
+            buf.resize(target, 0);
+            let read = self.inner.read(&mut buf[start..]);
+            buf.truncate(start + *read.as_ref().unwrap_or(&0));
+            match read {
+                Ok(0) => return Ok(false),
+                Ok(n) => {
+                    self.hasher.update(&buf[start..start + n]);
+                    self.bytes += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
     }
+
+    fn finish(self) -> (String, u64) {
+        (hex::encode(self.hasher.finalize()), self.bytes)
+    }
+}
+
+/// The end (exclusive) of the last complete record in `buf`, if any: just after a
+/// newline with an even number of `quote` bytes before it (the buffer starts at a
+/// record boundary).
+fn last_record_end(buf: &[u8], quote: u8) -> Option<usize> {
+    let total = memchr::memchr_iter(quote, buf).count();
+    let mut after = 0;
+    for pos in memchr::memrchr2_iter(b'\n', quote, buf) {
+        if buf[pos] == quote {
+            after += 1;
+        } else if (total - after) % 2 == 0 {
+            return Some(pos + 1);
+        }
+    }
+    None
+}
+
+/// A block of whole records and the file line it starts on.
+struct Block {
+    index: usize,
+    first_line: u64,
+    bytes: Vec<u8>,
 }
 
 /// Scans `source` against `contract`; writes the snapshot to `parquet_out` if it passes.
 pub fn scan(
-    source: impl Read,
+    source: impl Read + Send,
     contract: &Contract,
     parquet_out: &Path,
 ) -> Result<ScanOutput, ScanError> {
-    let mut reader = BufReader::with_capacity(
-        1 << 20,
-        Hashing {
-            inner: source,
-            hasher: Sha256::new(),
-            bytes: 0,
-        },
-    );
-    let head = reader.fill_buf()?;
+    let mut source = Source {
+        inner: source,
+        hasher: Sha256::new(),
+        bytes: 0,
+    };
+    let mut head = Vec::with_capacity(BLOCK_BYTES);
+    let more = source.fill(&mut head, BLOCK_BYTES)?;
     if head.starts_with(b"PAR1") {
-        return scan_parquet(reader, contract, parquet_out);
+        return scan_parquet(source, head, contract, parquet_out);
     }
-    if head.starts_with(b"\xEF\xBB\xBF") {
-        reader.consume(3);
-    }
-    let mut checker = Checker::new(contract, parquet_out)?;
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let quote = contract.csv.quote as u8;
+    let mut merger = Merger::new(contract, parquet_out)?;
+    let (block_tx, block_rx) = mpsc::sync_channel::<Block>(workers);
+    let (done_tx, done_rx) = mpsc::sync_channel::<(usize, ChunkResult)>(workers);
+    let block_rx = Mutex::new(block_rx);
+    let (read_result, merged) = std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let (block_rx, done_tx) = (&block_rx, done_tx.clone());
+            scope.spawn(move || {
+                loop {
+                    let next = block_rx.lock().expect("block queue").recv();
+                    let Ok(block) = next else { break };
+                    let result = check_block(contract, &block);
+                    if done_tx.send((block.index, result)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let reader = scope.spawn(move || -> std::io::Result<(String, u64)> {
+            let mut buf = head;
+            let mut more = more;
+            if buf.starts_with(b"\xEF\xBB\xBF") {
+                buf.drain(..3);
+            }
+            let (mut index, mut line) = (0usize, 1u64);
+            loop {
+                let cut = if more {
+                    last_record_end(&buf, quote)
+                } else {
+                    Some(buf.len())
+                };
+                match cut {
+                    Some(end) if end > 0 => {
+                        let rest = buf.split_off(end);
+                        let lines = memchr::memchr_iter(b'\n', &buf).count() as u64;
+                        if block_tx
+                            .send(Block {
+                                index,
+                                first_line: line,
+                                bytes: buf,
+                            })
+                            .is_err()
+                        {
+                            break;
+                        }
+                        index += 1;
+                        line += lines;
+                        buf = rest;
+                        buf.reserve(BLOCK_BYTES);
+                    }
+                    // One record longer than a block (a huge quoted field): read on.
+                    _ => {}
+                }
+                if !more && buf.is_empty() {
+                    break;
+                }
+                if more {
+                    more = source.fill(&mut buf, BLOCK_BYTES)?;
+                }
+            }
+            Ok(source.finish())
+        });
+        // Merge in file order while blocks finish in any order.
+        let mut pending: BTreeMap<usize, ChunkResult> = BTreeMap::new();
+        let mut next = 0;
+        let mut outcome = Ok(());
+        for (index, result) in done_rx {
+            pending.insert(index, result);
+            while let Some(result) = pending.remove(&next) {
+                if outcome.is_ok() {
+                    outcome = merger.merge(result);
+                }
+                next += 1;
+            }
+        }
+        (reader.join().expect("reader thread"), outcome)
+    });
+    let (sha256, bytes) = read_result?;
+    merged?;
+    merger.finish(SourceFormat::Csv, sha256, bytes)
+}
+
+/// Parses, validates and profiles one block.
+fn check_block(contract: &Contract, block: &Block) -> ChunkResult {
+    let mut checker = ChunkChecker::new(contract);
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .delimiter(contract.csv.delimiter as u8)
         .quote(contract.csv.quote as u8)
-        .buffer_capacity(1 << 20)
-        .from_reader(&mut reader);
+        .from_reader(&block.bytes[..]);
     let mut record = csv::ByteRecord::new();
-    let mut header_pending = contract.csv.has_header;
+    let mut header_pending = contract.csv.has_header && block.index == 0;
     let expected = contract.columns.len();
     let mut hint: Option<String> = None;
     loop {
         match csv.read_byte_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
-            // The csv crate reports I/O errors here; parse problems surface as odd records.
-            Err(e) => match e.into_kind() {
-                csv::ErrorKind::Io(io) => return Err(io.into()),
-                other => {
-                    let line = record.position().map_or(0, |p| p.line());
-                    checker.violations.add(
-                        None,
-                        Rule::Unreadable,
-                        || "the file is not parseable CSV".into(),
-                        line,
-                        &format!("{other:?}"),
-                    );
-                    break;
-                }
-            },
+            Err(e) => {
+                let line = block.first_line + record.position().map_or(1, |p| p.line()) - 1;
+                checker.violations.add(
+                    None,
+                    Rule::Unreadable,
+                    || "the file is not parseable CSV".into(),
+                    line,
+                    &e.to_string(),
+                );
+                checker.reject();
+                break;
+            }
         }
-        let line = record.position().map_or(0, |p| p.line());
+        let line = block.first_line + record.position().map_or(1, |p| p.line()) - 1;
         if header_pending {
             header_pending = false;
             checker.check_header(&record, line);
@@ -135,7 +270,8 @@ pub fn scan(
                 hint = Some(delimiter_hint(&record, contract));
             }
             let raw = join_lossy(&record, contract.csv.delimiter);
-            checker.row_rejected();
+            checker.rows += 1;
+            checker.reject();
             checker.violations.add(
                 None,
                 Rule::ColumnCount,
@@ -151,11 +287,9 @@ pub fn scan(
             );
             continue;
         }
-        checker.check_row(record.iter(), line)?;
+        checker.check_row(record.iter(), line);
     }
-    drop(csv);
-    let Hashing { hasher, bytes, .. } = reader.into_inner();
-    checker.finish(SourceFormat::Csv, hex::encode(hasher.finalize()), bytes)
+    checker.finish()
 }
 
 fn join_lossy(record: &csv::ByteRecord, delimiter: char) -> String {
@@ -180,30 +314,39 @@ fn delimiter_hint(record: &csv::ByteRecord, contract: &Contract) -> String {
         .unwrap_or_default()
 }
 
-fn scan_parquet<R: Read>(
-    mut reader: BufReader<Hashing<R>>,
+fn scan_parquet(
+    mut source: Source<impl Read>,
+    head: Vec<u8>,
     contract: &Contract,
     parquet_out: &Path,
 ) -> Result<ScanOutput, ScanError> {
     // Parquet keeps its footer at the end, so the upload is spooled to disk (not memory).
     let mut spool = tempfile::tempfile()?;
-    std::io::copy(&mut reader, &mut spool)?;
+    spool.write_all(&head)?;
+    let mut buf = Vec::with_capacity(BLOCK_BYTES);
+    loop {
+        buf.clear();
+        let more = source.fill(&mut buf, BLOCK_BYTES)?;
+        spool.write_all(&buf)?;
+        if !more {
+            break;
+        }
+    }
     spool.flush()?;
     spool.rewind()?;
-    let Hashing { hasher, bytes, .. } = reader.into_inner();
-    let sha256 = hex::encode(hasher.finalize());
-    let mut checker = Checker::new(contract, parquet_out)?;
+    let (sha256, bytes) = source.finish();
+    let mut merger = Merger::new(contract, parquet_out)?;
     let df = match ParquetReader::new(spool).finish() {
         Ok(df) => df,
         Err(e) => {
-            checker.violations.add(
+            merger.violations.add(
                 None,
                 Rule::Unreadable,
                 || "the file starts like Parquet but cannot be read".into(),
                 0,
                 &e.to_string(),
             );
-            return checker.finish(SourceFormat::Parquet, sha256, bytes);
+            return merger.finish(SourceFormat::Parquet, sha256, bytes);
         }
     };
     let mut columns = Vec::with_capacity(contract.columns.len());
@@ -211,13 +354,13 @@ fn scan_parquet<R: Read>(
         match df.column(&spec.name) {
             Ok(c) => columns.push(c.cast(&DataType::String)?),
             Err(_) => {
-                checker.violations.add_summary(
+                merger.violations.add_summary(
                     Some(&spec.name),
                     Rule::MissingColumn,
                     format!("the Parquet file has no column {:?}", spec.name),
                     df.height() as u64,
                 );
-                return checker.finish(SourceFormat::Parquet, sha256, bytes);
+                return merger.finish(SourceFormat::Parquet, sha256, bytes);
             }
         }
     }
@@ -225,49 +368,55 @@ fn scan_parquet<R: Read>(
         .iter()
         .map(|c| c.str())
         .collect::<PolarsResult<_>>()?;
+    let mut checker = ChunkChecker::new(contract);
     for row in 0..df.height() {
         let fields = strings
             .iter()
             .map(|s| s.get(row).map(str::as_bytes).unwrap_or_default());
-        checker.check_row(fields, row as u64 + 1)?;
+        checker.check_row(fields, row as u64 + 1);
     }
-    checker.finish(SourceFormat::Parquet, sha256, bytes)
+    merger.merge(checker.finish())?;
+    merger.finish(SourceFormat::Parquet, sha256, bytes)
 }
 
-/// A typed column being filled for the next Parquet row group.
+/// A typed column being filled for one block's batch.
 enum ColumnBuffer {
-    Integer(Vec<Option<i64>>),
-    Float(Vec<Option<f64>>),
-    String(Vec<Option<String>>),
-    Boolean(Vec<Option<bool>>),
+    Integer(PrimitiveChunkedBuilder<Int64Type>),
+    Float(PrimitiveChunkedBuilder<Float64Type>),
+    String(StringChunkedBuilder),
+    Boolean(BooleanChunkedBuilder),
 }
 
 impl ColumnBuffer {
-    fn new(kind: ColumnType) -> Self {
+    fn new(name: &str, kind: ColumnType, capacity: usize) -> Self {
+        let name = PlSmallStr::from(name);
         match kind {
-            ColumnType::Integer => ColumnBuffer::Integer(Vec::with_capacity(BATCH_ROWS)),
-            ColumnType::Float => ColumnBuffer::Float(Vec::with_capacity(BATCH_ROWS)),
-            ColumnType::String => ColumnBuffer::String(Vec::with_capacity(BATCH_ROWS)),
-            ColumnType::Boolean => ColumnBuffer::Boolean(Vec::with_capacity(BATCH_ROWS)),
+            ColumnType::Integer => {
+                ColumnBuffer::Integer(PrimitiveChunkedBuilder::new(name, capacity))
+            }
+            ColumnType::Float => ColumnBuffer::Float(PrimitiveChunkedBuilder::new(name, capacity)),
+            ColumnType::String => ColumnBuffer::String(StringChunkedBuilder::new(name, capacity)),
+            ColumnType::Boolean => {
+                ColumnBuffer::Boolean(BooleanChunkedBuilder::new(name, capacity))
+            }
         }
     }
 
     fn push_null(&mut self) {
         match self {
-            ColumnBuffer::Integer(v) => v.push(None),
-            ColumnBuffer::Float(v) => v.push(None),
-            ColumnBuffer::String(v) => v.push(None),
-            ColumnBuffer::Boolean(v) => v.push(None),
+            ColumnBuffer::Integer(b) => b.append_null(),
+            ColumnBuffer::Float(b) => b.append_null(),
+            ColumnBuffer::String(b) => b.append_null(),
+            ColumnBuffer::Boolean(b) => b.append_null(),
         }
     }
 
-    fn take(&mut self, name: &str) -> Column {
-        let name = PlSmallStr::from(name);
+    fn finish(self) -> Column {
         match self {
-            ColumnBuffer::Integer(v) => Column::new(name, std::mem::take(v)),
-            ColumnBuffer::Float(v) => Column::new(name, std::mem::take(v)),
-            ColumnBuffer::String(v) => Column::new(name, std::mem::take(v)),
-            ColumnBuffer::Boolean(v) => Column::new(name, std::mem::take(v)),
+            ColumnBuffer::Integer(b) => b.finish().into_column(),
+            ColumnBuffer::Float(b) => b.finish().into_column(),
+            ColumnBuffer::String(b) => b.finish().into_column(),
+            ColumnBuffer::Boolean(b) => b.finish().into_column(),
         }
     }
 }
@@ -281,35 +430,28 @@ fn polars_type(kind: ColumnType) -> DataType {
     }
 }
 
-/// Writes row groups while the file is still valid; gives up at the first violation.
-struct ParquetSink {
-    writer: polars::prelude::BatchedWriter<File>,
-    buffers: Vec<ColumnBuffer>,
-    rows: usize,
+/// What one block contributes.
+struct ChunkResult {
+    accumulators: Vec<ColumnAccumulator>,
+    violations: Violations,
+    rows: u64,
+    /// The block's rows as a typed batch; `None` once the block broke a rule.
+    batch: Option<DataFrame>,
 }
 
-/// Checks values against the contract, profiles them, and buffers them for Parquet.
-struct Checker<'a> {
+/// Checks one block's values against the contract, profiles them, and buffers them.
+struct ChunkChecker<'a> {
     contract: &'a Contract,
     label: Option<usize>,
     accumulators: Vec<ColumnAccumulator>,
     violations: Violations,
-    sink: Option<ParquetSink>,
+    buffers: Option<Vec<ColumnBuffer>>,
     rows: u64,
 }
 
-impl<'a> Checker<'a> {
-    fn new(contract: &'a Contract, parquet_out: &Path) -> Result<Self, ScanError> {
-        let schema: Schema = contract
-            .columns
-            .iter()
-            .map(|c| Field::new(c.name.as_str().into(), polars_type(c.kind)))
-            .collect();
-        let writer = ParquetWriter::new(File::create(parquet_out)?)
-            .with_compression(ParquetCompression::Zstd(None))
-            .with_row_group_size(Some(BATCH_ROWS))
-            .batched(&schema)?;
-        Ok(Self {
+impl<'a> ChunkChecker<'a> {
+    fn new(contract: &'a Contract) -> Self {
+        Self {
             contract,
             label: contract
                 .label
@@ -321,17 +463,20 @@ impl<'a> Checker<'a> {
                 .map(|c| ColumnAccumulator::new(&c.name, c.kind))
                 .collect(),
             violations: Violations::default(),
-            sink: Some(ParquetSink {
-                writer,
-                buffers: contract
+            buffers: Some(
+                contract
                     .columns
                     .iter()
-                    .map(|c| ColumnBuffer::new(c.kind))
+                    .map(|c| ColumnBuffer::new(&c.name, c.kind, 1024))
                     .collect(),
-                rows: 0,
-            }),
+            ),
             rows: 0,
-        })
+        }
+    }
+
+    /// Stops building the batch: a file that breaks a rule gets no snapshot.
+    fn reject(&mut self) {
+        self.buffers = None;
     }
 
     fn check_header(&mut self, record: &csv::ByteRecord, line: u64) {
@@ -348,40 +493,25 @@ impl<'a> Checker<'a> {
                 line,
                 &found.join(","),
             );
+            self.reject();
         }
     }
 
-    fn row_rejected(&mut self) {
+    fn check_row<'f>(&mut self, fields: impl Iterator<Item = &'f [u8]>, line: u64) {
         self.rows += 1;
-        self.sink = None;
-    }
-
-    fn check_row<'f>(
-        &mut self,
-        fields: impl Iterator<Item = &'f [u8]>,
-        line: u64,
-    ) -> Result<(), ScanError> {
-        self.rows += 1;
-        let had_violations = !self.violations.is_empty();
         for (i, raw) in fields.enumerate() {
-            self.check_value(i, raw, line);
-        }
-        if had_violations || !self.violations.is_empty() {
-            self.sink = None;
-        } else if let Some(sink) = &mut self.sink {
-            sink.rows += 1;
-            if sink.rows == BATCH_ROWS {
-                self.flush()?;
+            if !self.check_value(i, raw, line) {
+                self.reject();
             }
         }
-        Ok(())
     }
 
-    fn check_value(&mut self, i: usize, raw: &[u8], line: u64) {
+    /// Checks, profiles and buffers one value; false if it broke a rule.
+    fn check_value(&mut self, i: usize, raw: &[u8], line: u64) -> bool {
         let spec = &self.contract.columns[i];
         let col = Some(spec.name.as_str());
         let acc = &mut self.accumulators[i];
-        let mut buffer = self.sink.as_mut().map(|s| &mut s.buffers[i]);
+        let mut buffer = self.buffers.as_mut().map(|b| &mut b[i]);
         let Ok(text) = std::str::from_utf8(raw) else {
             self.violations.add(
                 col,
@@ -391,7 +521,7 @@ impl<'a> Checker<'a> {
                 &String::from_utf8_lossy(raw),
             );
             acc.add_null();
-            return;
+            return false;
         };
         let text = trim(text, self.contract.csv.trim);
         if text.is_empty() || self.contract.csv.null_tokens.iter().any(|t| t == text) {
@@ -399,8 +529,9 @@ impl<'a> Checker<'a> {
             if let Some(b) = buffer.as_mut() {
                 b.push_null();
             }
-            return;
+            return true;
         }
+        let mut ok = true;
         if self.label == Some(i)
             && let Some(label) = &self.contract.label
             && !label.values.iter().any(|v| v == text)
@@ -413,12 +544,13 @@ impl<'a> Checker<'a> {
                 line,
                 text,
             );
+            ok = false;
         }
         let number = match spec.kind {
             ColumnType::Integer => match text.parse::<i64>() {
                 Ok(n) => {
-                    if let Some(ColumnBuffer::Integer(v)) = buffer {
-                        v.push(Some(n));
+                    if let Some(ColumnBuffer::Integer(b)) = buffer {
+                        b.append_value(n);
                     }
                     Some(n as f64)
                 }
@@ -435,8 +567,8 @@ impl<'a> Checker<'a> {
             },
             ColumnType::Float => match text.parse::<f64>() {
                 Ok(x) if x.is_finite() => {
-                    if let Some(ColumnBuffer::Float(v)) = buffer {
-                        v.push(Some(x));
+                    if let Some(ColumnBuffer::Float(b)) = buffer {
+                        b.append_value(x);
                     }
                     Some(x)
                 }
@@ -452,22 +584,25 @@ impl<'a> Checker<'a> {
                 }
             },
             ColumnType::Boolean => {
-                match parse_bool(text) {
-                    Some(b) => {
-                        if let Some(ColumnBuffer::Boolean(v)) = buffer {
-                            v.push(Some(b));
+                return match parse_bool(text) {
+                    Some(v) => {
+                        if let Some(ColumnBuffer::Boolean(b)) = buffer {
+                            b.append_value(v);
                         }
-                        acc.add_category(if b { "true" } else { "false" });
+                        acc.add_category(if v { "true" } else { "false" });
+                        ok
                     }
-                    None => self.violations.add(
-                        col,
-                        Rule::Type,
-                        || "values must be true/false".into(),
-                        line,
-                        text,
-                    ),
-                }
-                return;
+                    None => {
+                        self.violations.add(
+                            col,
+                            Rule::Type,
+                            || "values must be true/false".into(),
+                            line,
+                            text,
+                        );
+                        false
+                    }
+                };
             }
             ColumnType::String => {
                 if let Some(allowed) = &spec.allowed
@@ -481,12 +616,13 @@ impl<'a> Checker<'a> {
                         line,
                         text,
                     );
+                    ok = false;
                 }
-                if let Some(ColumnBuffer::String(v)) = buffer {
-                    v.push(Some(text.to_owned()));
+                if let Some(ColumnBuffer::String(b)) = buffer {
+                    b.append_value(text);
                 }
                 acc.add_category(text);
-                return;
+                return ok;
             }
         };
         match number {
@@ -503,24 +639,80 @@ impl<'a> Checker<'a> {
                         line,
                         text,
                     );
+                    ok = false;
                 }
                 acc.add_number(x);
+                ok
             }
-            None => acc.add_null(),
+            None => {
+                acc.add_null();
+                false
+            }
         }
     }
 
-    fn flush(&mut self) -> Result<(), ScanError> {
-        if let Some(sink) = &mut self.sink {
-            let columns: Vec<Column> = sink
-                .buffers
-                .iter_mut()
-                .zip(&self.contract.columns)
-                .map(|(b, spec)| b.take(&spec.name))
-                .collect();
-            let df = DataFrame::new(sink.rows, columns)?;
-            sink.writer.write_batch(&df)?;
-            sink.rows = 0;
+    fn finish(self) -> ChunkResult {
+        let batch = self.buffers.and_then(|buffers| {
+            let columns: Vec<Column> = buffers.into_iter().map(ColumnBuffer::finish).collect();
+            DataFrame::new(self.rows as usize, columns).ok()
+        });
+        ChunkResult {
+            accumulators: self.accumulators,
+            violations: self.violations,
+            rows: self.rows,
+            batch,
+        }
+    }
+}
+
+/// Folds blocks together in file order and writes their batches while the file is valid.
+struct Merger<'a> {
+    contract: &'a Contract,
+    accumulators: Vec<ColumnAccumulator>,
+    violations: Violations,
+    rows: u64,
+    /// Dropped at the first broken rule: invalid files get no snapshot.
+    writer: Option<polars::prelude::BatchedWriter<File>>,
+}
+
+impl<'a> Merger<'a> {
+    fn new(contract: &'a Contract, parquet_out: &Path) -> Result<Self, ScanError> {
+        let schema: Schema = contract
+            .columns
+            .iter()
+            .map(|c| Field::new(c.name.as_str().into(), polars_type(c.kind)))
+            .collect();
+        let writer = ParquetWriter::new(File::create(parquet_out)?)
+            .with_compression(ParquetCompression::Zstd(None))
+            .batched(&schema)?;
+        Ok(Self {
+            contract,
+            accumulators: contract
+                .columns
+                .iter()
+                .map(|c| ColumnAccumulator::new(&c.name, c.kind))
+                .collect(),
+            violations: Violations::default(),
+            rows: 0,
+            writer: Some(writer),
+        })
+    }
+
+    fn merge(&mut self, chunk: ChunkResult) -> Result<(), ScanError> {
+        for (mine, theirs) in self.accumulators.iter_mut().zip(chunk.accumulators) {
+            mine.merge(theirs);
+        }
+        self.violations.merge(chunk.violations);
+        self.rows += chunk.rows;
+        match (chunk.batch, self.violations.is_empty()) {
+            (Some(batch), true) => {
+                if let Some(writer) = &mut self.writer
+                    && batch.height() > 0
+                {
+                    writer.write_batch(&batch)?;
+                }
+            }
+            _ => self.writer = None,
         }
         Ok(())
     }
@@ -564,12 +756,9 @@ impl<'a> Checker<'a> {
         }
         let passed = self.violations.is_empty();
         let mut parquet_written = false;
-        if passed {
-            self.flush()?;
-            if let Some(sink) = self.sink.take() {
-                sink.writer.finish()?;
-                parquet_written = true;
-            }
+        if passed && let Some(writer) = self.writer.take() {
+            writer.finish()?;
+            parquet_written = true;
         }
         Ok(ScanOutput {
             format,
@@ -600,5 +789,71 @@ fn parse_bool(s: &str) -> Option<bool> {
         "true" | "t" | "yes" | "y" | "1" => Some(true),
         "false" | "f" | "no" | "n" | "0" => Some(false),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_end_after_a_newline_outside_quotes() {
+        assert_eq!(last_record_end(b"a,b\nc,d\ne,f", b'"'), Some(8));
+        assert_eq!(last_record_end(b"a,\"x\ny\"\nc,\"open\n", b'"'), Some(8));
+        assert_eq!(last_record_end(b"a,\"x\ny", b'"'), None);
+        assert_eq!(last_record_end(b"no newline", b'"'), None);
+    }
+
+    /// Several blocks, quoted fields with newlines across block ends, one bad value
+    /// far in: rows, line numbers and the snapshot must come out as for one block.
+    #[test]
+    fn a_multi_block_file_reports_true_line_numbers() {
+        let contract = Contract::from_json(
+            br#"{"dataset":"m","csv":{"has_header":true},"columns":[{"name":"id","type":"integer"},{"name":"note","type":"string"}]}"#,
+        )
+        .unwrap();
+        let mut csv = String::from("id,note\n");
+        let mut line = 2u64;
+        let mut bad_line = 0;
+        let rows = 800_000u64;
+        for i in 0..rows {
+            if i % 1000 == 7 {
+                csv.push_str(&format!("{i},\"two\nlines, with a comma\"\n"));
+                line += 2;
+            } else if i == rows - 3 {
+                csv.push_str("oops,bad\n");
+                bad_line = line;
+                line += 1;
+            } else {
+                csv.push_str(&format!("{i},plain note number {i}\n"));
+                line += 1;
+            }
+        }
+        assert!(csv.len() > 2 * BLOCK_BYTES, "the test needs several blocks");
+        let dir = tempfile::tempdir().unwrap();
+        let out = scan(csv.as_bytes(), &contract, &dir.path().join("x.parquet")).unwrap();
+        assert_eq!(out.rows, rows);
+        assert_eq!(out.bytes, csv.len() as u64);
+        let v = &out.validation.violations;
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(
+            (v[0].rule, v[0].count, v[0].examples[0].row),
+            (Rule::Type, 1, bad_line)
+        );
+        let notes = out.profile.iter().find(|p| p.name == "note").unwrap();
+        assert_eq!(notes.top_values[0].value, "two\nlines, with a comma");
+        assert_eq!(notes.top_values[0].count, rows / 1000);
+
+        let good = csv.replace("oops,bad\n", "1,fixed\n");
+        let out = scan(good.as_bytes(), &contract, &dir.path().join("y.parquet")).unwrap();
+        assert!(out.validation.passed && out.parquet_written);
+        let df = ParquetReader::new(File::open(dir.path().join("y.parquet")).unwrap())
+            .finish()
+            .unwrap();
+        assert_eq!(df.height() as u64, rows);
+        assert_eq!(
+            df.column("note").unwrap().str().unwrap().get(7),
+            Some("two\nlines, with a comma")
+        );
     }
 }

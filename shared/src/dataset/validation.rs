@@ -112,6 +112,24 @@ impl Violations {
         );
     }
 
+    /// Folds in the violations of a later part of the file: counts add up, and the
+    /// examples stay the first ones in file order.
+    pub fn merge(&mut self, other: Violations) {
+        for (key, v) in other.by_key {
+            match self.by_key.entry(key) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(v);
+                }
+                std::collections::btree_map::Entry::Occupied(mut e) => {
+                    let mine = e.get_mut();
+                    mine.count += v.count;
+                    let room = MAX_EXAMPLES.saturating_sub(mine.examples.len());
+                    mine.examples.extend(v.examples.into_iter().take(room));
+                }
+            }
+        }
+    }
+
     pub fn finish(self) -> ValidationResult {
         let violations: Vec<Violation> = self.by_key.into_values().collect();
         ValidationResult {

@@ -1,0 +1,223 @@
+//! `sluice bench`: end-to-end ingest throughput and peak memory, with pandas doing the
+//! same read + describe + nunique + null counts on the same file in the same run.
+//!
+//! Speed and memory targets live here, never in timed tests. Each side runs in its own
+//! child process so its peak RSS (`VmHWM` / `ru_maxrss`) is its own.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use sluice_shared::dataset::contract::Contract;
+use sluice_shared::dataset::{IngestOutcome, Ingestor, Upload, ingest};
+use sluice_shared::storage::local::LocalStore;
+use sluice_shared::storage::{ObjectKey, ObjectStore};
+
+const CITIES: [&str; 12] = [
+    "Oslo", "Lima", "Pune", "Kyiv", "Lagos", "Quito", "Hanoi", "Perth", "Dakar", "Turin", "Bergen",
+    "Osaka",
+];
+const SEGMENTS: [&str; 5] = ["retail", "wholesale", "online", "partner", "staff"];
+
+/// The benchmark dataset's contract (also what pandas is told about the columns).
+pub fn contract() -> Contract {
+    Contract::from_json(
+        json!({
+            "dataset": "bench",
+            "csv": {"has_header": true, "null_tokens": ["NA"]},
+            "columns": [
+                {"name": "id", "type": "integer", "min": 0},
+                {"name": "age", "type": "integer", "min": 18, "max": 90},
+                {"name": "income", "type": "float", "min": 0, "max_null_fraction": 0.1},
+                {"name": "score", "type": "float"},
+                {"name": "city", "type": "string", "allowed": CITIES, "max_null_fraction": 0.1},
+                {"name": "segment", "type": "string", "allowed": SEGMENTS},
+                {"name": "visits", "type": "integer", "min": 0},
+                {"name": "churned", "type": "string"}
+            ],
+            "label": {"column": "churned", "values": ["yes", "no"]},
+            "min_rows": 1
+        })
+        .to_string()
+        .as_bytes(),
+    )
+    .expect("the bench contract is valid")
+}
+
+/// Writes a deterministic CSV of about `mib` MiB: mixed numeric and categorical columns,
+/// about 3% nulls in `income` and `city`.
+pub fn generate(path: &Path, mib: u64) -> anyhow::Result<u64> {
+    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    writeln!(out, "id,age,income,score,city,segment,visits,churned")?;
+    let target = mib << 20;
+    let mut written = 0u64;
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        // xorshift64*: fast and reproducible.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    let mut id = 0u64;
+    let mut line = String::with_capacity(128);
+    while written < target {
+        line.clear();
+        let r = next();
+        let income = if r % 33 == 0 {
+            "NA".to_owned()
+        } else {
+            format!("{:.2}", (r >> 20) % 200_000_00 / 100)
+        };
+        let city = if r % 29 == 0 {
+            "NA"
+        } else {
+            CITIES[(r >> 8) as usize % CITIES.len()]
+        };
+        use std::fmt::Write as _;
+        let _ = write!(
+            line,
+            "{id},{},{income},{:.4},{city},{},{},{}\n",
+            18 + (r >> 3) % 73,
+            ((r >> 16) % 1_000_000) as f64 / 1_000.0 - 500.0,
+            SEGMENTS[(r >> 40) as usize % SEGMENTS.len()],
+            (r >> 45) % 400,
+            if (r >> 50) % 4 == 0 { "yes" } else { "no" },
+        );
+        out.write_all(line.as_bytes())?;
+        written += line.len() as u64;
+        id += 1;
+    }
+    out.flush()?;
+    Ok(std::fs::metadata(path)?.len())
+}
+
+/// Peak resident memory of this process, in bytes (Linux `VmHWM`).
+fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_owned)
+        })
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Child side: ingests `file` end to end into a fresh local store, prints JSON.
+pub async fn run_sluice_side(file: &Path, scratch: &Path) -> anyhow::Result<()> {
+    let root = tempfile::tempdir_in(scratch)?;
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(root.path())?);
+    ingest::store_contract(store.as_ref(), contract()).await?;
+    // The upload is linked into landing/ rather than copied: copying is not ingesting.
+    let key = ObjectKey::parse("landing/bench/data.csv")?;
+    std::fs::create_dir_all(root.path().join("landing/bench"))?;
+    std::fs::hard_link(file, root.path().join(key.as_str()))
+        .or_else(|_| std::fs::copy(file, root.path().join(key.as_str())).map(|_| ()))?;
+    let ingestor = Ingestor::new(store, scratch.to_path_buf());
+    let started = Instant::now();
+    let outcome = ingestor
+        .ingest(
+            Upload {
+                key,
+                etag: None,
+                uploader: None,
+            },
+            None,
+        )
+        .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let rows = match outcome {
+        IngestOutcome::Versioned { manifest, .. } => manifest.rows,
+        other => bail!("bench data did not version: {other:?}"),
+    };
+    println!(
+        "{}",
+        json!({"seconds": seconds, "peak_rss": peak_rss(), "rows": rows})
+    );
+    Ok(())
+}
+
+/// Parent side: generates the file if needed, runs both sides, prints the comparison.
+pub fn run(mib: u64, dir: &Path, python: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let file = dir.join(format!("bench-{mib}MiB.csv"));
+    if !file.exists() {
+        eprintln!("generating {} …", file.display());
+        generate(&file, mib)?;
+    }
+    let bytes = std::fs::metadata(&file)?.len();
+    let exe = std::env::current_exe()?;
+    let sluice = child_json(
+        Command::new(&exe)
+            .args(["bench", "--sluice-side"])
+            .arg(&file)
+            .arg("--dir")
+            .arg(dir),
+    )?;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/bench/pandas_ingest.py");
+    let pandas = child_json(Command::new(python).arg(&script).arg(&file))?;
+    let row = |name: &str, v: &Value| {
+        let s = v["seconds"].as_f64().unwrap_or(f64::NAN);
+        let mb = bytes as f64 / 1e6;
+        println!(
+            "{name:<8} {:>9.2} s {:>9.1} MB/s {:>9.0} MiB peak RSS ({:.2}× file size)",
+            s,
+            mb / s,
+            v["peak_rss"].as_f64().unwrap_or(0.0) / (1 << 20) as f64,
+            v["peak_rss"].as_f64().unwrap_or(0.0) / bytes as f64
+        );
+    };
+    println!(
+        "file: {} ({:.1} MB, {} rows)",
+        file.display(),
+        bytes as f64 / 1e6,
+        sluice["rows"]
+    );
+    row("sluice", &sluice);
+    row("pandas", &pandas);
+    let speedup = pandas["seconds"].as_f64().unwrap_or(f64::NAN)
+        / sluice["seconds"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "sluice/pandas throughput: {speedup:.2}× (target ≥ 5×); sluice peak memory below file size: {}",
+        sluice["peak_rss"].as_u64().unwrap_or(u64::MAX) < bytes
+    );
+    Ok(())
+}
+
+fn child_json(cmd: &mut Command) -> anyhow::Result<Value> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).with_context(|| format!("{cmd:?} printed {stdout:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_data_satisfies_the_bench_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("b.csv");
+        let size = generate(&file, 1).unwrap();
+        assert!(size >= 1 << 20);
+        let out = sluice_shared::dataset::scan::scan(
+            std::fs::File::open(&file).unwrap(),
+            &contract(),
+            &dir.path().join("b.parquet"),
+        )
+        .unwrap();
+        assert!(out.validation.passed, "{:?}", out.validation.violations);
+        let city = out.profile.iter().find(|p| p.name == "city").unwrap();
+        assert!(city.nulls > 0 && city.distinct == CITIES.len() as u64);
+    }
+}
