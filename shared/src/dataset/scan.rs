@@ -112,7 +112,7 @@ fn last_record_end(buf: &[u8], quote: u8) -> Option<usize> {
     for pos in memchr::memrchr2_iter(b'\n', quote, buf) {
         if buf[pos] == quote {
             after += 1;
-        } else if (total - after) % 2 == 0 {
+        } else if (total - after).is_multiple_of(2) {
             return Some(pos + 1);
         }
     }
