@@ -71,7 +71,7 @@ pub fn generate(path: &Path, mib: u64) -> anyhow::Result<u64> {
         let income = if r % 33 == 0 {
             "NA".to_owned()
         } else {
-            format!("{:.2}", (r >> 20) % 200_000_00 / 100)
+            format!("{:.2}", ((r >> 20) % 20_000_000) as f64 / 100.0)
         };
         let city = if r % 29 == 0 {
             "NA"
@@ -79,9 +79,9 @@ pub fn generate(path: &Path, mib: u64) -> anyhow::Result<u64> {
             CITIES[(r >> 8) as usize % CITIES.len()]
         };
         use std::fmt::Write as _;
-        let _ = write!(
+        let _ = writeln!(
             line,
-            "{id},{},{income},{:.4},{city},{},{},{}\n",
+            "{id},{},{income},{:.4},{city},{},{},{}",
             18 + (r >> 3) % 73,
             ((r >> 16) % 1_000_000) as f64 / 1_000.0 - 500.0,
             SEGMENTS[(r >> 40) as usize % SEGMENTS.len()],
