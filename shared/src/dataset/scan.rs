@@ -336,46 +336,80 @@ fn scan_parquet(
     spool.rewind()?;
     let (sha256, bytes) = source.finish();
     let mut merger = Merger::new(contract, parquet_out)?;
-    let df = match ParquetReader::new(spool).finish() {
-        Ok(df) => df,
+    let unreadable = |merger: &mut Merger<'_>, e: PolarsError| {
+        merger.violations.add(
+            None,
+            Rule::Unreadable,
+            || "the file starts like Parquet but cannot be read".into(),
+            0,
+            &e.to_string(),
+        );
+    };
+    // Read a slice of rows at a time (polars skips the row groups outside it), so a
+    // Parquet upload larger than memory is checked in bounded memory too.
+    let (schema, total) = match ParquetReader::new(spool.try_clone()?)
+        .schema()
+        .and_then(|schema| {
+            let total = ParquetReader::new(spool.try_clone()?).num_rows()?;
+            Ok((schema, total))
+        }) {
+        Ok(found) => found,
         Err(e) => {
-            merger.violations.add(
-                None,
-                Rule::Unreadable,
-                || "the file starts like Parquet but cannot be read".into(),
-                0,
-                &e.to_string(),
-            );
+            unreadable(&mut merger, e);
             return merger.finish(SourceFormat::Parquet, sha256, bytes);
         }
     };
-    let mut columns = Vec::with_capacity(contract.columns.len());
     for spec in &contract.columns {
-        match df.column(&spec.name) {
-            Ok(c) => columns.push(c.cast(&DataType::String)?),
-            Err(_) => {
-                merger.violations.add_summary(
-                    Some(&spec.name),
-                    Rule::MissingColumn,
-                    format!("the Parquet file has no column {:?}", spec.name),
-                    df.height() as u64,
-                );
-                return merger.finish(SourceFormat::Parquet, sha256, bytes);
-            }
+        if !schema.contains(spec.name.as_str()) {
+            merger.violations.add_summary(
+                Some(&spec.name),
+                Rule::MissingColumn,
+                format!("the Parquet file has no column {:?}", spec.name),
+                total as u64,
+            );
         }
     }
-    let strings: Vec<&StringChunked> = columns
-        .iter()
-        .map(|c| c.str())
-        .collect::<PolarsResult<_>>()?;
-    let mut checker = ChunkChecker::new(contract);
-    for row in 0..df.height() {
-        let fields = strings
-            .iter()
-            .map(|s| s.get(row).map(str::as_bytes).unwrap_or_default());
-        checker.check_row(fields, row as u64 + 1);
+    if !merger.violations.is_empty() {
+        merger.rows = total as u64;
+        return merger.finish(SourceFormat::Parquet, sha256, bytes);
     }
-    merger.merge(checker.finish())?;
+    const SLICE_ROWS: usize = 64 * 1024;
+    for offset in (0..total).step_by(SLICE_ROWS) {
+        let df = match ParquetReader::new(spool.try_clone()?)
+            .with_columns(Some(
+                contract
+                    .column_names()
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect(),
+            ))
+            .with_slice(Some((offset, SLICE_ROWS)))
+            .finish()
+        {
+            Ok(df) => df,
+            Err(e) => {
+                unreadable(&mut merger, e);
+                break;
+            }
+        };
+        let columns: Vec<Column> = contract
+            .columns
+            .iter()
+            .map(|spec| df.column(&spec.name)?.cast(&DataType::String))
+            .collect::<PolarsResult<_>>()?;
+        let strings: Vec<&StringChunked> = columns
+            .iter()
+            .map(|c| c.str())
+            .collect::<PolarsResult<_>>()?;
+        let mut checker = ChunkChecker::new(contract);
+        for row in 0..df.height() {
+            let fields = strings
+                .iter()
+                .map(|s| s.get(row).map(str::as_bytes).unwrap_or_default());
+            checker.check_row(fields, (offset + row) as u64 + 1);
+        }
+        merger.merge(checker.finish())?;
+    }
     merger.finish(SourceFormat::Parquet, sha256, bytes)
 }
 
@@ -745,7 +779,11 @@ impl<'a> Merger<'a> {
                 );
             }
         }
-        if self.rows < self.contract.min_rows.max(1) && bytes > 0 {
+        // An unreadable file's row count means nothing; do not report it as too short.
+        if self.rows < self.contract.min_rows.max(1)
+            && bytes > 0
+            && !self.violations.has(Rule::Unreadable)
+        {
             let min = self.contract.min_rows.max(1);
             self.violations.add_summary(
                 None,
@@ -855,5 +893,52 @@ mod tests {
             df.column("note").unwrap().str().unwrap().get(7),
             Some("two\nlines, with a comma")
         );
+    }
+
+    #[test]
+    fn parquet_uploads_are_checked_like_csv() {
+        let contract = Contract::from_json(
+            br#"{"dataset":"p","csv":{"has_header":true},"columns":[{"name":"id","type":"integer","max":100},{"name":"c","type":"string"}]}"#,
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let csv: String = std::iter::once("id,c\n".to_owned())
+            .chain((0..100).map(|i| format!("{i},x{}\n", i % 3)))
+            .collect();
+        let from_csv = scan(csv.as_bytes(), &contract, &dir.path().join("a.parquet")).unwrap();
+        assert!(from_csv.parquet_written);
+        // The snapshot, uploaded as Parquet, passes with the same profile.
+        let parquet = std::fs::read(dir.path().join("a.parquet")).unwrap();
+        let from_parquet = scan(&parquet[..], &contract, &dir.path().join("b.parquet")).unwrap();
+        assert_eq!(from_parquet.format, SourceFormat::Parquet);
+        assert!(
+            from_parquet.validation.passed,
+            "{:?}",
+            from_parquet.validation
+        );
+        assert_eq!(
+            (from_parquet.rows, &from_parquet.profile),
+            (from_csv.rows, &from_csv.profile)
+        );
+        // A stricter contract finds the row by number; a missing column is named.
+        let strict = Contract::from_json(
+            br#"{"dataset":"p","columns":[{"name":"id","type":"integer","max":98},{"name":"c","type":"string"}]}"#,
+        )
+        .unwrap();
+        let out = scan(&parquet[..], &strict, &dir.path().join("c.parquet")).unwrap();
+        let v = &out.validation.violations[0];
+        assert_eq!((v.rule, v.count, v.examples[0].row), (Rule::Range, 1, 100));
+        let missing =
+            Contract::from_json(br#"{"dataset":"p","columns":[{"name":"zzz","type":"string"}]}"#)
+                .unwrap();
+        let out = scan(&parquet[..], &missing, &dir.path().join("d.parquet")).unwrap();
+        assert_eq!(out.validation.violations[0].rule, Rule::MissingColumn);
+        let out = scan(
+            &b"PAR1 but not really"[..],
+            &contract,
+            &dir.path().join("e.parquet"),
+        )
+        .unwrap();
+        assert_eq!(out.validation.violations[0].rule, Rule::Unreadable);
     }
 }

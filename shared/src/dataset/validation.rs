@@ -73,6 +73,10 @@ impl Violations {
         self.by_key.is_empty()
     }
 
+    pub fn has(&self, rule: Rule) -> bool {
+        self.by_key.keys().any(|(_, r)| *r == rule)
+    }
+
     pub fn add(
         &mut self,
         column: Option<&str>,
