@@ -9,6 +9,29 @@ use sluice_shared::storage::ObjectStore;
 use sluice_shared::storage::azure::{AzureAuth, AzureBlobStore, ConnectionString};
 use sluice_shared::storage::local::LocalStore;
 
+/// A setting that must never reach a log: `Debug` prints `<redacted>`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum StorageKind {
     /// A directory on this machine (the embedded default).
@@ -53,7 +76,7 @@ pub struct StorageSettings {
         hide_env_values = true,
         global = true
     )]
-    pub connection: Option<String>,
+    pub connection: Option<Secret>,
     /// The blob container holding landing/, datasets/, quarantine/ and the rest.
     #[arg(
         long = "container",
@@ -79,7 +102,7 @@ impl StorageSettings {
             StorageKind::Azure => {
                 let store = match (&self.connection, &self.account_url) {
                     (Some(conn), _) => {
-                        let conn = ConnectionString::parse(conn)
+                        let conn = ConnectionString::parse(conn.expose())
                             .map_err(anyhow::Error::msg)
                             .context("SLUICE_STORAGE__CONNECTION_STRING")?;
                         AzureBlobStore::from_connection_string(&conn, &self.container)?
@@ -111,5 +134,27 @@ impl StorageSettings {
     /// Where the embedded queue keeps its files (inside the local store's reserved area).
     pub fn queue_dir(&self) -> PathBuf {
         self.root.join(".sluice-queue")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[test]
+    fn the_connection_string_never_reaches_debug_output() {
+        let cli = crate::cli::Cli::parse_from([
+            "sluice",
+            "--connection",
+            "AccountName=a;AccountKey=c2VjcmV0",
+            "datasets",
+            "list",
+        ]);
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("c2VjcmV0"), "{shown}");
+        assert_eq!(
+            cli.storage.connection.unwrap().expose(),
+            "AccountName=a;AccountKey=c2VjcmV0"
+        );
     }
 }

@@ -77,3 +77,41 @@ async fn adult_ingests_on_azurite_through_the_handler() {
             .len()
     );
 }
+
+#[test]
+fn dev_runs_against_azurite_with_a_connection_string() {
+    let azurite = sluice_tests::start_azurite();
+    let root = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(sluice_tests::sluice_bin())
+        .args([
+            "--storage",
+            "azure",
+            "--root",
+            root.path().to_str().unwrap(),
+            "dev",
+            "--exit-when-idle",
+        ])
+        .arg("--push")
+        .arg(format!(
+            "adult={}",
+            sluice_tests::adult("adult.data").display()
+        ))
+        .env(
+            "SLUICE_STORAGE__CONNECTION_STRING",
+            azurite.connection_string(),
+        )
+        .current_dir(sluice_tests::repo_root())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("✓ adult v1: 32561 rows"), "{stdout}");
+    assert!(
+        !stdout.contains(sluice_shared::storage::azure::AZURITE_KEY),
+        "the key is never printed"
+    );
+}
