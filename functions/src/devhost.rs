@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::http::Request;
 use serde_json::{Value, json};
 use sluice_shared::dataset::contract::Contract;
-use sluice_shared::dataset::{ingest, layout};
+use sluice_shared::dataset::{DatasetEvent, ingest, layout};
 use sluice_shared::queue::{Delivery, EmbeddedQueue};
 use sluice_shared::storage::{ObjectMeta, ObjectStore};
 use tower::ServiceExt;
@@ -75,10 +75,11 @@ impl DevHost {
             let key = crate::cli::push_file(self.store.as_ref(), dataset, path).await?;
             println!("↑ pushed {} to {key}", path.display());
         }
+        let landing =
+            sluice_shared::storage::ObjectKey::parse(layout::LANDING.trim_end_matches('/'))?;
         println!(
-            "watching {}{} for uploads (Ctrl-C to stop)",
-            self.store.name(),
-            format_args!(" {:?}, prefix {}", self.store, layout::LANDING)
+            "watching {}/ for uploads (Ctrl-C to stop)",
+            self.store.uri(&landing)
         );
         loop {
             let found = self.watch_landing().await?;
@@ -189,7 +190,9 @@ impl DevHost {
         let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status.is_success() {
             if let Some(event) = answer.pointer(&format!("/Outputs/{DATASET_EVENTS_BINDING}")) {
-                let id = event_id(event);
+                // The event's own id makes redelivered events collapse into one message.
+                let id = serde_json::from_value::<DatasetEvent>(event.clone())
+                    .map_or_else(|_| event.to_string(), |e| e.id());
                 self.dataset_events.enqueue(&id, event.clone())?;
             }
             print_outcome(&answer["ReturnValue"]);
@@ -210,17 +213,6 @@ impl DevHost {
         }
         Ok(())
     }
-}
-
-fn event_id(event: &Value) -> String {
-    let s = |k: &str| event.get(k).map(|v| v.to_string()).unwrap_or_default();
-    format!(
-        "{}:{}:{}:{}",
-        s("type"),
-        s("dataset"),
-        s("version"),
-        s("content_sha256")
-    )
 }
 
 fn print_outcome(r: &Value) {
