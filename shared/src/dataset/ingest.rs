@@ -184,6 +184,14 @@ struct Claim {
     source_uri: String,
 }
 
+impl Claim {
+    /// Whether a claim is for the same dataset version identity (hash, contract).
+    fn same_identity(&self, other: &Claim) -> bool {
+        self.content_sha256 == other.content_sha256
+            && self.contract_version == other.contract_version
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct IndexEntry {
     key: ObjectKey,
@@ -421,8 +429,7 @@ impl Ingestor {
                 if let Some((n, "claim.json")) = layout::parse_version_key(dataset, &meta.key) {
                     highest = highest.max(n);
                     if let Ok((existing, _)) = get_json::<Claim>(store, &meta.key).await
-                        && existing.content_sha256 == claim.content_sha256
-                        && existing.contract_version == claim.contract_version
+                        && existing.same_identity(claim)
                     {
                         return Ok(n);
                     }
@@ -434,9 +441,7 @@ impl Ingestor {
                 Err(StorageError::AlreadyExists { .. }) => {
                     let (existing, _) =
                         get_json::<Claim>(store, &layout::claim(dataset, next)).await?;
-                    if existing.content_sha256 == claim.content_sha256
-                        && existing.contract_version == claim.contract_version
-                    {
+                    if existing.same_identity(claim) {
                         return Ok(next);
                     }
                     warn!(

@@ -464,6 +464,14 @@ fn polars_type(kind: ColumnType) -> DataType {
     }
 }
 
+fn accumulators(contract: &Contract) -> Vec<ColumnAccumulator> {
+    contract
+        .columns
+        .iter()
+        .map(|c| ColumnAccumulator::new(&c.name, c.kind))
+        .collect()
+}
+
 /// What one block contributes.
 struct ChunkResult {
     accumulators: Vec<ColumnAccumulator>,
@@ -491,11 +499,7 @@ impl<'a> ChunkChecker<'a> {
                 .label
                 .as_ref()
                 .and_then(|l| contract.columns.iter().position(|c| c.name == l.column)),
-            accumulators: contract
-                .columns
-                .iter()
-                .map(|c| ColumnAccumulator::new(&c.name, c.kind))
-                .collect(),
+            accumulators: accumulators(contract),
             violations: Violations::default(),
             buffers: Some(
                 contract
@@ -721,11 +725,7 @@ impl<'a> Merger<'a> {
             .batched(&schema)?;
         Ok(Self {
             contract,
-            accumulators: contract
-                .columns
-                .iter()
-                .map(|c| ColumnAccumulator::new(&c.name, c.kind))
-                .collect(),
+            accumulators: accumulators(contract),
             violations: Violations::default(),
             rows: 0,
             writer: Some(writer),
