@@ -11,7 +11,6 @@
 //!   estimate (about 1% error) marked `distinct_exact: false`.
 //! - Top values are exact while a column has at most [`CATEGORY_CAP`] distinct values.
 
-use std::collections::hash_map::Entry;
 use std::hash::BuildHasher;
 
 use serde::{Deserialize, Serialize};
@@ -274,16 +273,20 @@ pub struct ColumnAccumulator {
     kind: ColumnType,
     count: u64,
     nulls: u64,
-    // numeric
+    // numeric: sums of (x - shift), which need no division per value and stay
+    // accurate because the shift (the first value) is close to the data.
     n: u64,
-    mean: f64,
-    m2: f64,
+    shift: f64,
+    sum: f64,
+    sum_sq: f64,
     min: f64,
     max: f64,
     histogram: Histogram,
     distinct: Distinct,
-    // categorical
-    categories: FastMap<String, u64>,
+    // categorical: counts by value hash (hashed once per value), names for the first
+    // CATEGORY_CAP values.
+    counts: FastMap<u64, u64>,
+    names: FastMap<u64, String>,
 }
 
 impl ColumnAccumulator {
@@ -294,14 +297,27 @@ impl ColumnAccumulator {
             count: 0,
             nulls: 0,
             n: 0,
-            mean: 0.0,
-            m2: 0.0,
+            shift: 0.0,
+            sum: 0.0,
+            sum_sq: 0.0,
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
             histogram: Histogram::default(),
             distinct: Distinct::default(),
-            categories: FastMap::default(),
+            counts: FastMap::default(),
+            names: FastMap::default(),
         }
+    }
+
+    /// Starts counting distinct values by estimate straight away: once the merged
+    /// profile has gone past [`DISTINCT_CAP`], exact counting in later blocks is wasted
+    /// work. The estimate is the same either way (it depends only on the value hashes).
+    pub fn estimate_distinct(&mut self) {
+        self.distinct.to_estimate();
+    }
+
+    pub fn distinct_is_estimated(&self) -> bool {
+        matches!(self.distinct, Distinct::Estimated(_))
     }
 
     pub fn add_null(&mut self) {
@@ -310,11 +326,14 @@ impl ColumnAccumulator {
     }
 
     pub fn add_number(&mut self, x: f64) {
+        if self.n == 0 {
+            self.shift = x;
+        }
         self.count += 1;
         self.n += 1;
-        let delta = x - self.mean;
-        self.mean += delta / self.n as f64;
-        self.m2 += delta * (x - self.mean);
+        let d = x - self.shift;
+        self.sum += d;
+        self.sum_sq += d * d;
         self.min = self.min.min(x);
         self.max = self.max.max(x);
         self.histogram.add(x);
@@ -325,12 +344,27 @@ impl ColumnAccumulator {
 
     pub fn add_category(&mut self, value: &str) {
         self.count += 1;
-        self.distinct.add(hash64(value.as_bytes()));
-        if let Some(c) = self.categories.get_mut(value) {
+        let h = hash64(value.as_bytes());
+        self.distinct.add(h);
+        if let Some(c) = self.counts.get_mut(&h) {
             *c += 1;
-        } else if self.categories.len() < CATEGORY_CAP {
-            self.categories.insert(value.to_owned(), 1);
+        } else if self.names.len() < CATEGORY_CAP {
+            self.counts.insert(h, 1);
+            self.names.insert(h, value.to_owned());
         }
+    }
+
+    /// (mean, sum of squared deviations) of the numbers seen.
+    fn moments(&self) -> (f64, f64) {
+        if self.n == 0 {
+            return (0.0, 0.0);
+        }
+        let n = self.n as f64;
+        let mean_d = self.sum / n;
+        (
+            self.shift + mean_d,
+            (self.sum_sq - self.sum * mean_d).max(0.0),
+        )
     }
 
     /// Folds in the accumulator of a later part of the same column (parallel scans).
@@ -338,25 +372,36 @@ impl ColumnAccumulator {
         self.count += other.count;
         self.nulls += other.nulls;
         if other.n > 0 {
-            // Chan et al.'s pairwise update of mean and M2.
-            let n = (self.n + other.n) as f64;
-            let delta = other.mean - self.mean;
-            self.mean += delta * other.n as f64 / n;
-            self.m2 += other.m2 + delta * delta * self.n as f64 * other.n as f64 / n;
+            // Chan et al.'s pairwise combination of means and squared deviations,
+            // re-expressed as sums around this accumulator's shift.
+            let (mean_a, m2_a) = self.moments();
+            let (mean_b, m2_b) = other.moments();
+            let (na, nb) = (self.n as f64, other.n as f64);
+            let n = na + nb;
+            let delta = mean_b - mean_a;
+            let mean = mean_a + delta * nb / n;
+            let m2 = m2_a + m2_b + delta * delta * na * nb / n;
+            if self.n == 0 {
+                self.shift = other.shift;
+            }
             self.n += other.n;
+            let mean_d = mean - self.shift;
+            self.sum = mean_d * n;
+            self.sum_sq = m2 + self.sum * mean_d;
             self.min = self.min.min(other.min);
             self.max = self.max.max(other.max);
         }
         self.histogram.merge(other.histogram);
         self.distinct.merge(other.distinct);
-        for (value, count) in other.categories {
-            let room = self.categories.len() < CATEGORY_CAP;
-            match self.categories.entry(value) {
-                Entry::Occupied(mut e) => *e.get_mut() += count,
-                Entry::Vacant(e) if room => {
-                    e.insert(count);
-                }
-                Entry::Vacant(_) => {}
+        let mut names = other.names;
+        for (h, count) in other.counts {
+            if let Some(c) = self.counts.get_mut(&h) {
+                *c += count;
+            } else if self.names.len() < CATEGORY_CAP
+                && let Some(name) = names.remove(&h)
+            {
+                self.counts.insert(h, count);
+                self.names.insert(h, name);
             }
         }
     }
@@ -366,23 +411,28 @@ impl ColumnAccumulator {
     }
 
     pub fn finish(&self) -> ColumnProfile {
-        let numeric = (self.kind.is_numeric() && self.n > 0).then(|| NumericProfile {
-            min: self.min,
-            max: self.max,
-            mean: self.mean,
-            std: if self.n > 1 {
-                (self.m2 / (self.n - 1) as f64).sqrt()
-            } else {
-                0.0
-            },
-            histogram: self.histogram.finish(),
+        let numeric = (self.kind.is_numeric() && self.n > 0).then(|| {
+            let (mean, m2) = self.moments();
+            NumericProfile {
+                min: self.min,
+                max: self.max,
+                mean,
+                std: if self.n > 1 {
+                    (m2 / (self.n - 1) as f64).sqrt()
+                } else {
+                    0.0
+                },
+                histogram: self.histogram.finish(),
+            }
         });
         let mut top: Vec<ValueCount> = self
-            .categories
+            .counts
             .iter()
-            .map(|(v, &c)| ValueCount {
-                value: v.clone(),
-                count: c,
+            .filter_map(|(h, &count)| {
+                Some(ValueCount {
+                    value: self.names.get(h)?.clone(),
+                    count,
+                })
             })
             .collect();
         top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));

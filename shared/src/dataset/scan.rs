@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, mpsc};
 
 use polars::prelude::*;
@@ -148,6 +149,13 @@ pub fn scan(
     let quote = contract.csv.quote as u8;
     let mut merger = Merger::new(contract, parquet_out)?;
     let allowed = &allowed_sets(contract);
+    // Columns whose merged distinct count went past the exact cap: later blocks skip
+    // exact counting (see ColumnAccumulator::estimate_distinct).
+    let estimating: &[AtomicBool] = &contract
+        .columns
+        .iter()
+        .map(|_| AtomicBool::new(false))
+        .collect::<Vec<_>>();
     let (block_tx, block_rx) = mpsc::sync_channel::<Block>(workers);
     let (done_tx, done_rx) = mpsc::sync_channel::<(usize, ChunkResult)>(workers);
     let block_rx = Mutex::new(block_rx);
@@ -158,7 +166,7 @@ pub fn scan(
                 loop {
                     let next = block_rx.lock().expect("block queue").recv();
                     let Ok(block) = next else { break };
-                    let result = check_block(contract, allowed, &block);
+                    let result = check_block(contract, allowed, estimating, &block);
                     if done_tx.send((block.index, result)).is_err() {
                         break;
                     }
@@ -219,6 +227,11 @@ pub fn scan(
             while let Some(result) = pending.remove(&next) {
                 if outcome.is_ok() {
                     outcome = merger.merge(result);
+                    for (acc, flag) in merger.accumulators.iter().zip(estimating) {
+                        if acc.distinct_is_estimated() {
+                            flag.store(true, Ordering::Relaxed);
+                        }
+                    }
                 }
                 next += 1;
             }
@@ -231,8 +244,18 @@ pub fn scan(
 }
 
 /// Parses, validates and profiles one block.
-fn check_block(contract: &Contract, allowed: &AllowedSets<'_>, block: &Block) -> ChunkResult {
+fn check_block(
+    contract: &Contract,
+    allowed: &AllowedSets<'_>,
+    estimating: &[AtomicBool],
+    block: &Block,
+) -> ChunkResult {
     let mut checker = ChunkChecker::new(contract, allowed);
+    for (acc, flag) in checker.accumulators.iter_mut().zip(estimating) {
+        if flag.load(Ordering::Relaxed) {
+            acc.estimate_distinct();
+        }
+    }
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
