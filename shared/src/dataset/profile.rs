@@ -132,6 +132,42 @@ impl Histogram {
         }
     }
 
+    /// A histogram of a whole batch whose range is known: the bin width is chosen once,
+    /// and each value is counted by direct indexing.
+    fn of_batch(xs: &[f64], lo: f64, hi: f64) -> Self {
+        let mut h = Histogram {
+            started: true,
+            ..Histogram::default()
+        };
+        let span = hi - lo;
+        let start = if span > 0.0 {
+            (span / (MAX_BINS - 1) as f64).log2().floor() as i32
+        } else if lo == 0.0 {
+            -10
+        } else {
+            lo.abs().log2().floor() as i32 - 10
+        };
+        h.set_exp(start);
+        while (lo * h.inv_width).abs() > 1e15
+            || (hi * h.inv_width).abs() > 1e15
+            || (hi * h.inv_width).floor() - (lo * h.inv_width).floor() >= MAX_BINS as f64
+        {
+            h.set_exp(h.exp + 1);
+        }
+        let base = (lo * h.inv_width).floor() as i64;
+        let mut counts = [0u64; MAX_BINS];
+        for &x in xs {
+            counts[((x * h.inv_width).floor() as i64 - base) as usize] += 1;
+        }
+        h.bins = counts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(i, &c)| (base + i as i64, c))
+            .collect();
+        h
+    }
+
     /// Adds another histogram's counts (both are brought to the wider bin width).
     fn merge(&mut self, mut other: Histogram) {
         if !other.started {
@@ -342,6 +378,35 @@ impl ColumnAccumulator {
         self.distinct.add(hash64(&bits.to_le_bytes()));
     }
 
+    /// Adds a batch of numbers in tight loops (what block scans use).
+    pub fn add_numbers(&mut self, xs: &[f64]) {
+        let Some(&first) = xs.first() else { return };
+        let mut part = ColumnAccumulator::new("", self.kind);
+        let (mut sum, mut sum_sq, mut lo, mut hi) = (0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY);
+        for &x in xs {
+            let d = x - first;
+            sum += d;
+            sum_sq += d * d;
+            lo = lo.min(x);
+            hi = hi.max(x);
+        }
+        (
+            part.count,
+            part.n,
+            part.shift,
+            part.sum,
+            part.sum_sq,
+            part.min,
+            part.max,
+        ) = (xs.len() as u64, xs.len() as u64, first, sum, sum_sq, lo, hi);
+        part.histogram = Histogram::of_batch(xs, lo, hi);
+        for &x in xs {
+            let bits = if x == 0.0 { 0u64 } else { x.to_bits() };
+            self.distinct.add(hash64(&bits.to_le_bytes()));
+        }
+        self.merge(part);
+    }
+
     pub fn add_category(&mut self, value: &str) {
         self.count += 1;
         let h = hash64(value.as_bytes());
@@ -507,6 +572,38 @@ mod tests {
                 b.count
             );
         }
+    }
+
+    #[test]
+    fn batches_profile_like_single_values() {
+        let xs: Vec<f64> = (0..20_000)
+            .map(|i| ((i * 7919) % 4001) as f64 * 0.5 - 700.0)
+            .collect();
+        let mut one = ColumnAccumulator::new("x", ColumnType::Float);
+        xs.iter().for_each(|&x| one.add_number(x));
+        let mut batched = ColumnAccumulator::new("x", ColumnType::Float);
+        xs.chunks(3000).for_each(|c| batched.add_numbers(c));
+        let (a, b) = (one.finish(), batched.finish());
+        let (an, bn) = (a.numeric.unwrap(), b.numeric.unwrap());
+        assert_eq!(
+            (a.count, a.distinct, an.min, an.max),
+            (b.count, b.distinct, bn.min, bn.max)
+        );
+        assert!((an.mean - bn.mean).abs() < 1e-9 && (an.std - bn.std).abs() < 1e-9);
+        assert!(bn.histogram.len() <= MAX_BINS);
+        for bin in &bn.histogram {
+            assert_eq!(
+                xs.iter().filter(|&&x| x >= bin.lo && x < bin.hi).count() as u64,
+                bin.count
+            );
+        }
+        let mut constant = ColumnAccumulator::new("c", ColumnType::Integer);
+        constant.add_numbers(&[5.0; 10]);
+        let c = constant.finish().numeric.unwrap();
+        assert_eq!(
+            (c.std, c.histogram.len(), c.histogram[0].count),
+            (0.0, 1, 10)
+        );
     }
 
     #[test]

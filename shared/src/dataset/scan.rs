@@ -525,6 +525,8 @@ fn allowed_sets(contract: &Contract) -> AllowedSets<'_> {
 struct ChunkChecker<'a> {
     contract: &'a Contract,
     allowed: &'a AllowedSets<'a>,
+    /// Each numeric column's values, profiled in one batch when the block ends.
+    numbers: Vec<Vec<f64>>,
     label: Option<usize>,
     accumulators: Vec<ColumnAccumulator>,
     violations: Violations,
@@ -537,6 +539,7 @@ impl<'a> ChunkChecker<'a> {
         Self {
             contract,
             allowed,
+            numbers: contract.columns.iter().map(|_| Vec::new()).collect(),
             label: contract
                 .label
                 .as_ref()
@@ -721,7 +724,7 @@ impl<'a> ChunkChecker<'a> {
                     );
                     ok = false;
                 }
-                acc.add_number(x);
+                self.numbers[i].push(x);
                 ok
             }
             None => {
@@ -731,7 +734,10 @@ impl<'a> ChunkChecker<'a> {
         }
     }
 
-    fn finish(self) -> ChunkResult {
+    fn finish(mut self) -> ChunkResult {
+        for (acc, numbers) in self.accumulators.iter_mut().zip(&self.numbers) {
+            acc.add_numbers(numbers);
+        }
         let batch = self.buffers.and_then(|buffers| {
             let columns: Vec<Column> = buffers.into_iter().map(ColumnBuffer::finish).collect();
             DataFrame::new(self.rows as usize, columns).ok()
