@@ -26,7 +26,7 @@ type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>
 type FastSet<K> = std::collections::HashSet<K, foldhash::fast::FixedState>;
 
 /// A fixed-seed hash, so estimates are the same on every run and every block.
-fn hash64(bytes: &[u8]) -> u64 {
+pub(crate) fn hash64(bytes: &[u8]) -> u64 {
     foldhash::fast::FixedState::with_seed(0x5_1u64).hash_one(bytes)
 }
 
@@ -408,8 +408,12 @@ impl ColumnAccumulator {
     }
 
     pub fn add_category(&mut self, value: &str) {
+        self.add_category_hashed(hash64(value.as_bytes()), value);
+    }
+
+    /// [`add_category`](Self::add_category) when the caller already has `hash64(value)`.
+    pub(crate) fn add_category_hashed(&mut self, h: u64, value: &str) {
         self.count += 1;
-        let h = hash64(value.as_bytes());
         self.distinct.add(h);
         if let Some(c) = self.counts.get_mut(&h) {
             *c += 1;

@@ -29,7 +29,7 @@ use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::contract::{ColumnType, Contract};
-use super::profile::{ColumnAccumulator, ColumnProfile};
+use super::profile::{ColumnAccumulator, ColumnProfile, hash64};
 use super::validation::{Rule, ValidationResult, Violations};
 
 /// Bytes per block: the unit of parallel work and one Parquet row group.
@@ -311,7 +311,7 @@ fn check_block(
             );
             continue;
         }
-        checker.check_row(record.iter(), line);
+        checker.check_record(&record, line);
     }
     checker.finish()
 }
@@ -428,10 +428,8 @@ fn scan_parquet(
             .collect::<PolarsResult<_>>()?;
         let mut checker = ChunkChecker::new(contract, &allowed);
         for row in 0..df.height() {
-            let fields = strings
-                .iter()
-                .map(|s| s.get(row).map(str::as_bytes).unwrap_or_default());
-            checker.check_row(fields, (offset + row) as u64 + 1);
+            let fields = strings.iter().map(|s| s.get(row).unwrap_or_default());
+            checker.check_fields(fields, (offset + row) as u64 + 1);
         }
         merger.merge(checker.finish())?;
     }
@@ -506,19 +504,29 @@ struct ChunkResult {
     batch: Option<DataFrame>,
 }
 
-/// Each column's allowed values as a hash set (None where any value is allowed).
-type AllowedSets<'a> = Vec<Option<std::collections::HashSet<&'a str, foldhash::fast::RandomState>>>;
+/// Each column's allowed values by their profile hash (None where any value is allowed),
+/// so a value is hashed once for both the check and its category count.
+type AllowedSets<'a> =
+    Vec<Option<std::collections::HashMap<u64, &'a str, foldhash::fast::RandomState>>>;
 
 fn allowed_sets(contract: &Contract) -> AllowedSets<'_> {
     contract
         .columns
         .iter()
         .map(|c| {
-            c.allowed
-                .as_ref()
-                .map(|a| a.iter().map(String::as_str).collect())
+            c.allowed.as_ref().map(|values| {
+                values
+                    .iter()
+                    .map(|v| (hash64(v.as_bytes()), v.as_str()))
+                    .collect()
+            })
         })
         .collect()
+}
+
+/// String equality without a `memcmp` call: the values compared are a few bytes long.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
 /// Checks one block's values against the contract, profiles them, and buffers them.
@@ -580,22 +588,39 @@ impl<'a> ChunkChecker<'a> {
         }
     }
 
-    fn check_row<'f>(&mut self, fields: impl Iterator<Item = &'f [u8]>, line: u64) {
+    /// Checks a CSV record. UTF-8 is validated once for the whole record; a field is
+    /// then a slice of it (falling back to per-field checks to name the bad column).
+    fn check_record(&mut self, record: &csv::ByteRecord, line: u64) {
         self.rows += 1;
-        for (i, raw) in fields.enumerate() {
-            if !self.check_value(i, raw, line) {
+        let whole = std::str::from_utf8(record.as_slice()).ok();
+        for (i, raw) in record.iter().enumerate() {
+            let text = whole
+                .and_then(|w| w.get(record.range(i)?))
+                .map_or_else(|| std::str::from_utf8(raw).map_err(|_| raw), Ok);
+            if !self.check_value(i, text, line) {
+                self.reject();
+            }
+        }
+    }
+
+    /// Checks a row of already-decoded values (Parquet input).
+    fn check_fields<'f>(&mut self, fields: impl Iterator<Item = &'f str>, line: u64) {
+        self.rows += 1;
+        for (i, text) in fields.enumerate() {
+            if !self.check_value(i, Ok(text), line) {
                 self.reject();
             }
         }
     }
 
     /// Checks, profiles and buffers one value; false if it broke a rule.
-    fn check_value(&mut self, i: usize, raw: &[u8], line: u64) -> bool {
+    fn check_value(&mut self, i: usize, text: Result<&str, &[u8]>, line: u64) -> bool {
         let spec = &self.contract.columns[i];
         let col = Some(spec.name.as_str());
         let acc = &mut self.accumulators[i];
         let mut buffer = self.buffers.as_mut().map(|b| &mut b[i]);
-        let Ok(text) = std::str::from_utf8(raw) else {
+        let Ok(text) = text else {
+            let raw = text.unwrap_err();
             self.violations.add(
                 col,
                 Rule::Encoding,
@@ -607,7 +632,7 @@ impl<'a> ChunkChecker<'a> {
             return false;
         };
         let text = trim(text, self.contract.csv.trim);
-        if text.is_empty() || self.contract.csv.null_tokens.iter().any(|t| t == text) {
+        if text.is_empty() || self.contract.csv.null_tokens.iter().any(|t| same(t, text)) {
             acc.add_null();
             if let Some(b) = buffer.as_mut() {
                 b.push_null();
@@ -617,7 +642,7 @@ impl<'a> ChunkChecker<'a> {
         let mut ok = true;
         if self.label == Some(i)
             && let Some(label) = &self.contract.label
-            && !label.values.iter().any(|v| v == text)
+            && !label.values.iter().any(|v| same(v, text))
         {
             let values = label.values.join(", ");
             self.violations.add(
@@ -688,8 +713,9 @@ impl<'a> ChunkChecker<'a> {
                 };
             }
             ColumnType::String => {
+                let h = hash64(text.as_bytes());
                 if let Some(allowed) = &self.allowed[i]
-                    && !allowed.contains(text)
+                    && !allowed.get(&h).is_some_and(|a| same(a, text))
                 {
                     let n = allowed.len();
                     self.violations.add(
@@ -704,7 +730,7 @@ impl<'a> ChunkChecker<'a> {
                 if let Some(ColumnBuffer::String(b)) = buffer {
                     b.append_value(text);
                 }
-                acc.add_category(text);
+                acc.add_category_hashed(h, text);
                 return ok;
             }
         };
