@@ -80,23 +80,12 @@ struct Source<R> {
 impl<R: Read> Source<R> {
     /// Reads until `buf` grew by `want` bytes or the upload ended; false at the end.
     fn fill(&mut self, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
-        let target = buf.len() + want;
-        while buf.len() < target {
-            let start = buf.len();
-            buf.resize(target, 0);
-            let read = self.inner.read(&mut buf[start..]);
-            buf.truncate(start + *read.as_ref().unwrap_or(&0));
-            match read {
-                Ok(0) => return Ok(false),
-                Ok(n) => {
-                    self.hasher.update(&buf[start..start + n]);
-                    self.bytes += n as u64;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(true)
+        let start = buf.len();
+        // `read_to_end` reads into spare capacity without zeroing it first.
+        let n = (&mut self.inner).take(want as u64).read_to_end(buf)?;
+        self.hasher.update(&buf[start..]);
+        self.bytes += n as u64;
+        Ok(n == want)
     }
 
     fn finish(self) -> (String, u64) {
@@ -124,6 +113,8 @@ fn last_record_end(buf: &[u8], quote: u8) -> Option<usize> {
 struct Block {
     index: usize,
     first_line: u64,
+    /// Newlines in the block: an upper bound on its records, to size buffers once.
+    lines: u64,
     bytes: Vec<u8>,
 }
 
@@ -162,62 +153,69 @@ pub fn scan(
     let (read_result, merged) = std::thread::scope(|scope| {
         for _ in 0..workers {
             let (block_rx, done_tx) = (&block_rx, done_tx.clone());
-            scope.spawn(move || {
-                loop {
-                    let next = block_rx.lock().expect("block queue").recv();
-                    let Ok(block) = next else { break };
-                    let result = check_block(contract, allowed, estimating, &block);
-                    if done_tx.send((block.index, result)).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(done_tx);
-        let reader = scope.spawn(move || -> std::io::Result<(String, u64)> {
-            let mut buf = head;
-            let mut more = more;
-            if buf.starts_with(b"\xEF\xBB\xBF") {
-                buf.drain(..3);
-            }
-            let (mut index, mut line) = (0usize, 1u64);
-            loop {
-                let cut = if more {
-                    last_record_end(&buf, quote)
-                } else {
-                    Some(buf.len())
-                };
-                match cut {
-                    Some(end) if end > 0 => {
-                        let rest = buf.split_off(end);
-                        let lines = memchr::memchr_iter(b'\n', &buf).count() as u64;
-                        if block_tx
-                            .send(Block {
-                                index,
-                                first_line: line,
-                                bytes: buf,
-                            })
-                            .is_err()
-                        {
+            let worker = std::thread::Builder::new().name("sluice-scan".into());
+            worker
+                .spawn_scoped(scope, move || {
+                    loop {
+                        let next = block_rx.lock().expect("block queue").recv();
+                        let Ok(block) = next else { break };
+                        let result = check_block(contract, allowed, estimating, &block);
+                        if done_tx.send((block.index, result)).is_err() {
                             break;
                         }
-                        index += 1;
-                        line += lines;
-                        buf = rest;
-                        buf.reserve(BLOCK_BYTES);
                     }
-                    // One record longer than a block (a huge quoted field): read on.
-                    _ => {}
+                })
+                .expect("spawning a scan worker");
+        }
+        drop(done_tx);
+        let reader = std::thread::Builder::new().name("sluice-read".into());
+        let reader = reader
+            .spawn_scoped(scope, move || -> std::io::Result<(String, u64)> {
+                let mut buf = head;
+                let mut more = more;
+                if buf.starts_with(b"\xEF\xBB\xBF") {
+                    buf.drain(..3);
                 }
-                if !more && buf.is_empty() {
-                    break;
+                let (mut index, mut line) = (0usize, 1u64);
+                loop {
+                    let cut = if more {
+                        last_record_end(&buf, quote)
+                    } else {
+                        Some(buf.len())
+                    };
+                    match cut {
+                        Some(end) if end > 0 => {
+                            let rest = buf.split_off(end);
+                            let lines = memchr::memchr_iter(b'\n', &buf).count() as u64;
+                            if block_tx
+                                .send(Block {
+                                    index,
+                                    first_line: line,
+                                    lines,
+                                    bytes: buf,
+                                })
+                                .is_err()
+                            {
+                                break;
+                            }
+                            index += 1;
+                            line += lines;
+                            buf = rest;
+                            buf.reserve(BLOCK_BYTES);
+                        }
+                        // One record longer than a block (a huge quoted field): read on.
+                        _ => {}
+                    }
+                    if !more && buf.is_empty() {
+                        break;
+                    }
+                    if more {
+                        more = source.fill(&mut buf, BLOCK_BYTES)?;
+                    }
                 }
-                if more {
-                    more = source.fill(&mut buf, BLOCK_BYTES)?;
-                }
-            }
-            Ok(source.finish())
-        });
+                Ok(source.finish())
+            })
+            .expect("spawning the scan reader");
         // Merge in file order while blocks finish in any order.
         let mut pending: BTreeMap<usize, ChunkResult> = BTreeMap::new();
         let mut next = 0;
@@ -250,7 +248,7 @@ fn check_block(
     estimating: &[AtomicBool],
     block: &Block,
 ) -> ChunkResult {
-    let mut checker = ChunkChecker::new(contract, allowed);
+    let mut checker = ChunkChecker::new(contract, allowed, block.lines as usize + 1);
     for (acc, flag) in checker.accumulators.iter_mut().zip(estimating) {
         if flag.load(Ordering::Relaxed) {
             acc.estimate_distinct();
@@ -426,7 +424,7 @@ fn scan_parquet(
             .iter()
             .map(|c| c.str())
             .collect::<PolarsResult<_>>()?;
-        let mut checker = ChunkChecker::new(contract, &allowed);
+        let mut checker = ChunkChecker::new(contract, &allowed, df.height());
         for row in 0..df.height() {
             let fields = strings.iter().map(|s| s.get(row).unwrap_or_default());
             checker.check_fields(fields, (offset + row) as u64 + 1);
@@ -543,11 +541,17 @@ struct ChunkChecker<'a> {
 }
 
 impl<'a> ChunkChecker<'a> {
-    fn new(contract: &'a Contract, allowed: &'a AllowedSets<'a>) -> Self {
+    /// `rows` is the expected number of rows, so buffers are sized once.
+    fn new(contract: &'a Contract, allowed: &'a AllowedSets<'a>, rows: usize) -> Self {
+        let numeric = |kind: ColumnType| if kind.is_numeric() { rows } else { 0 };
         Self {
             contract,
             allowed,
-            numbers: contract.columns.iter().map(|_| Vec::new()).collect(),
+            numbers: contract
+                .columns
+                .iter()
+                .map(|c| Vec::with_capacity(numeric(c.kind)))
+                .collect(),
             label: contract
                 .label
                 .as_ref()
@@ -558,7 +562,7 @@ impl<'a> ChunkChecker<'a> {
                 contract
                     .columns
                     .iter()
-                    .map(|c| ColumnBuffer::new(&c.name, c.kind, 1024))
+                    .map(|c| ColumnBuffer::new(&c.name, c.kind, rows))
                     .collect(),
             ),
             rows: 0,
