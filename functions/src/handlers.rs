@@ -176,6 +176,8 @@ fn respond(outcome: IngestOutcome) -> Result<axum::Json<InvocationResponse>, App
                 "version": manifest.version,
                 "content_sha256": manifest.content_sha256,
                 "rows": manifest.rows,
+                "contract_version": manifest.contract_version,
+                "contract_inferred": manifest.contract_inferred,
                 "manifest_key": sluice_shared::dataset::layout::manifest(&manifest.dataset, manifest.version),
             })),
         IngestOutcome::Quarantined { report, duplicate, event } => InvocationResponse::default()
@@ -187,6 +189,8 @@ fn respond(outcome: IngestOutcome) -> Result<axum::Json<InvocationResponse>, App
                 "dataset": report.dataset,
                 "content_sha256": report.content_sha256,
                 "report_key": report.report_key,
+                "contract_version": report.contract_version,
+                "contract_inferred": report.contract_inferred,
                 "copy_key": report.copy.key,
                 "violations": report.validation.violations,
             })),

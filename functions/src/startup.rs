@@ -53,6 +53,14 @@ pub fn router(state: AppState) -> Router {
         .fallback(|uri: axum::http::Uri| async move {
             AppError::not_found(format!("no function is served at {}", uri.path()))
         })
+        .method_not_allowed_fallback(
+            |method: axum::http::Method, uri: axum::http::Uri| async move {
+                AppError::method_not_allowed(format!(
+                    "{method} {} is not served; the host invokes functions with POST",
+                    uri.path()
+                ))
+            },
+        )
         .layer(DefaultBodyLimit::max(4 << 20))
         .with_state(state)
 }

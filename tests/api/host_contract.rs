@@ -96,6 +96,12 @@ async fn contract_every_function_json_names_a_served_route_and_nothing_else_is_s
     let (status, body) = app.invoke("Undeclared", &json!({})).await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "not_found");
+    let wrong_method = reqwest::get(format!("{}/DatasetIngest", app.base))
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    let body: Value = wrong_method.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
     let ready = reqwest::get(format!("{}/", app.base)).await.unwrap();
     assert_eq!(ready.status(), 200);
     let host: Value = serde_json::from_slice(

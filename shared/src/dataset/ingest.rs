@@ -164,6 +164,9 @@ pub enum IngestError {
     BadContract { key: ObjectKey, reason: String },
     #[error("gave up allocating a version of {0} after many conflicts")]
     Contention(DatasetName),
+    /// A bug: the scan thread panicked. Reported, never retried in a loop.
+    #[error("the scan crashed: {0}")]
+    Crashed(String),
 }
 
 impl IngestError {
@@ -172,7 +175,9 @@ impl IngestError {
         match self {
             IngestError::Storage(e) => e.is_transient(),
             IngestError::Scan(ScanError::Read(_)) | IngestError::Contention(_) => true,
-            IngestError::Scan(ScanError::Parquet(_)) | IngestError::BadContract { .. } => false,
+            IngestError::Scan(ScanError::Parquet(_))
+            | IngestError::BadContract { .. }
+            | IngestError::Crashed(_) => false,
         }
     }
 }
@@ -241,7 +246,7 @@ impl Ingestor {
                     let contract =
                         tokio::task::spawn_blocking(move || infer_contract(dataset, reader))
                             .await
-                            .expect("inference task panicked")
+                            .map_err(|e| IngestError::Crashed(e.to_string()))?
                             .map_err(ScanError::Read)?;
                     (contract, true)
                 }
@@ -270,7 +275,7 @@ impl Ingestor {
                 span.in_scope(|| scan::scan(reader, &contract, &path))
             })
             .await
-            .expect("scan task panicked")?
+            .map_err(|e| IngestError::Crashed(e.to_string()))??
         };
         info!(
             rows = scanned.rows,

@@ -267,14 +267,14 @@ impl Distinct {
         match self {
             Distinct::Exact(set) => {
                 if set.insert(hash) && set.len() > DISTINCT_CAP {
-                    self.to_estimate();
+                    self.switch_to_estimate();
                 }
             }
             Distinct::Estimated(hll) => hll.add(hash),
         }
     }
 
-    fn to_estimate(&mut self) {
+    fn switch_to_estimate(&mut self) {
         if let Distinct::Exact(set) = self {
             let mut hll = HyperLogLog::new();
             set.iter().for_each(|&h| hll.add(h));
@@ -286,7 +286,7 @@ impl Distinct {
         match other {
             Distinct::Exact(theirs) => theirs.into_iter().for_each(|h| self.add(h)),
             Distinct::Estimated(theirs) => {
-                self.to_estimate();
+                self.switch_to_estimate();
                 if let Distinct::Estimated(mine) = self {
                     mine.merge(&theirs);
                 }
@@ -349,7 +349,7 @@ impl ColumnAccumulator {
     /// profile has gone past [`DISTINCT_CAP`], exact counting in later blocks is wasted
     /// work. The estimate is the same either way (it depends only on the value hashes).
     pub fn estimate_distinct(&mut self) {
-        self.distinct.to_estimate();
+        self.distinct.switch_to_estimate();
     }
 
     pub fn distinct_is_estimated(&self) -> bool {
