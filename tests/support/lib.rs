@@ -49,7 +49,8 @@ pub fn sluice_bin() -> &'static Path {
         let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "sluice", "--bin", "sluice"])
+            // Selecting this package too keeps features as in the test build (no rebuild).
+            .args(["build", "--quiet", "-p", "sluice", "-p", "sluice-tests"])
             .env("CARGO_TARGET_DIR", &target_dir)
             .current_dir(repo_root())
             .status()
