@@ -212,10 +212,6 @@ impl Ingestor {
         Self { store, scratch }
     }
 
-    pub fn store(&self) -> &Arc<dyn ObjectStore> {
-        &self.store
-    }
-
     /// Ingests the upload at `upload.key`. Its bytes are streamed from the store, or
     /// taken from `inline` when the trigger already carried them (blob trigger).
     #[instrument(skip_all, fields(upload = %upload.key, dataset, dataset_version))]
