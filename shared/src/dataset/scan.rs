@@ -270,38 +270,6 @@ fn check_block(
     };
     let mut record = csv::ByteRecord::new();
     let quote = contract.csv.quote as u8;
-    if memchr::memchr(quote, &block.bytes).is_none() {
-        // Fast path: without quote characters every line is one record, so records are
-        // split with SIMD searches instead of the CSV state machine. Blank lines are
-        // skipped and a trailing CR dropped, exactly as the `csv` crate does.
-        let delimiter = contract.csv.delimiter as u8;
-        let mut start = 0;
-        let mut line = block.first_line;
-        let ends =
-            memchr::memchr_iter(b'\n', &block.bytes).chain(std::iter::once(block.bytes.len()));
-        for end in ends {
-            if start > end {
-                break; // the block ended with a newline: no final segment
-            }
-            let mut text = &block.bytes[start..end];
-            if let [rest @ .., b'\r'] = text {
-                text = rest;
-            }
-            if !text.is_empty() {
-                record.clear();
-                let mut from = 0;
-                for at in memchr::memchr_iter(delimiter, text) {
-                    record.push_field(&text[from..at]);
-                    from = at + 1;
-                }
-                record.push_field(&text[from..]);
-                rows.handle(&mut checker, contract, &record, line);
-            }
-            line += 1;
-            start = end + 1;
-        }
-        return checker.finish(writer);
-    }
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -1099,8 +1067,8 @@ mod tests {
         assert_eq!(out.validation.violations[0].rule, Rule::Unreadable);
     }
 
-    /// The quote-free fast path: CRLF, blank lines and several blocks give the same
-    /// rows, profile and line numbers as plain LF data.
+    /// CRLF, blank lines and several blocks give the same rows, profile and line
+    /// numbers as plain LF data.
     #[test]
     fn quote_free_blocks_split_like_the_csv_crate() {
         let contract = Contract::from_json(
