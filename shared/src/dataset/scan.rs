@@ -270,6 +270,11 @@ fn check_block(
     };
     let mut record = csv::ByteRecord::new();
     let quote = contract.csv.quote as u8;
+    let mut lines = LineCursor {
+        bytes: &block.bytes,
+        offset: 0,
+        line: block.first_line,
+    };
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -281,7 +286,7 @@ fn check_block(
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
-                let line = block.first_line + record.position().map_or(1, |p| p.line()) - 1;
+                let line = lines.line_at(record.position().map_or(0, |p| p.byte() as usize));
                 checker.violations.add(
                     None,
                     Rule::Unreadable,
@@ -293,10 +298,33 @@ fn check_block(
                 break;
             }
         }
-        let line = block.first_line + record.position().map_or(1, |p| p.line()) - 1;
+        let line = lines.line_at(record.position().map_or(0, |p| p.byte() as usize));
         rows.handle(&mut checker, contract, &record, line);
     }
     checker.finish(writer)
+}
+
+/// Physical line numbers for records. The `csv` crate's own `line()` is where its reader
+/// stood when a record began, which is one short after a CRLF or a blank line; this
+/// counts newlines up to the record's first byte instead, moving forward only.
+struct LineCursor<'b> {
+    bytes: &'b [u8],
+    offset: usize,
+    line: u64,
+}
+
+impl LineCursor<'_> {
+    /// The line of the record the `csv` crate says starts at byte `start` (its position
+    /// includes the terminators before the record, which are skipped here).
+    fn line_at(&mut self, start: usize) -> u64 {
+        let mut first = start.max(self.offset);
+        while first < self.bytes.len() && matches!(self.bytes[first], b'\r' | b'\n') {
+            first += 1;
+        }
+        self.line += memchr::memchr_iter(b'\n', &self.bytes[self.offset..first]).count() as u64;
+        self.offset = first;
+        self.line
+    }
 }
 
 /// What happens to each record of a block: the header check, the field count, the values.
