@@ -139,11 +139,11 @@ pub fn scan(
         .map_or(1, |n| n.get())
         .clamp(1, 8);
     let quote = contract.csv.quote as u8;
-    let writer = &parquet_writer(contract, parquet_out)?;
+    let allowed = &allowed_sets(contract)?;
+    let writer = &parquet_writer(contract, allowed, parquet_out)?;
     let mut merger = Merger::new(contract, writer);
     // Set once the file broke a rule: workers stop encoding row groups nobody writes.
     let invalid = &AtomicBool::new(false);
-    let allowed = &allowed_sets(contract);
     // Columns whose merged distinct count went past the exact cap: later blocks skip
     // exact counting (see ColumnAccumulator::estimate_distinct).
     let estimating: &[AtomicBool] = &contract
@@ -416,7 +416,8 @@ fn scan_parquet(
     spool.flush()?;
     spool.rewind()?;
     let (sha256, bytes) = source.finish();
-    let writer = &parquet_writer(contract, parquet_out)?;
+    let allowed = allowed_sets(contract)?;
+    let writer = &parquet_writer(contract, &allowed, parquet_out)?;
     let mut merger = Merger::new(contract, writer);
     let unreadable = |merger: &mut Merger<'_>, e: PolarsError| {
         merger.violations.add(
@@ -456,7 +457,6 @@ fn scan_parquet(
         return merger.finish(SourceFormat::Parquet, sha256, bytes);
     }
     const SLICE_ROWS: usize = 64 * 1024;
-    let allowed = allowed_sets(contract);
     for offset in (0..total).step_by(SLICE_ROWS) {
         let df = match ParquetReader::new(spool.try_clone()?)
             .with_columns(Some(
@@ -500,11 +500,24 @@ enum ColumnBuffer {
     Float(PrimitiveChunkedBuilder<Float64Type>),
     String(StringChunkedBuilder),
     Boolean(BooleanChunkedBuilder),
+    /// A string column with allowed values: their codes, in contract order.
+    Enum {
+        name: PlSmallStr,
+        codes: Vec<Option<u32>>,
+        dtype: DataType,
+    },
 }
 
 impl ColumnBuffer {
-    fn new(name: &str, kind: ColumnType, capacity: usize) -> Self {
+    fn new(name: &str, kind: ColumnType, enum_dtype: Option<&DataType>, capacity: usize) -> Self {
         let name = PlSmallStr::from(name);
+        if let Some(dtype) = enum_dtype {
+            return ColumnBuffer::Enum {
+                name,
+                codes: Vec::with_capacity(capacity),
+                dtype: dtype.clone(),
+            };
+        }
         match kind {
             ColumnType::Integer => {
                 ColumnBuffer::Integer(PrimitiveChunkedBuilder::new(name, capacity))
@@ -523,6 +536,7 @@ impl ColumnBuffer {
             ColumnBuffer::Float(b) => b.append_null(),
             ColumnBuffer::String(b) => b.append_null(),
             ColumnBuffer::Boolean(b) => b.append_null(),
+            ColumnBuffer::Enum { codes, .. } => codes.push(None),
         }
     }
 
@@ -532,6 +546,31 @@ impl ColumnBuffer {
             ColumnBuffer::Float(b) => b.finish().into_column(),
             ColumnBuffer::String(b) => b.finish().into_column(),
             ColumnBuffer::Boolean(b) => b.finish().into_column(),
+            ColumnBuffer::Enum { name, codes, dtype } => {
+                // The physical width follows the number of categories (u8 up to 256, …).
+                let physical = match &dtype {
+                    DataType::Enum(categories, _) => categories.physical(),
+                    _ => unreachable!("Enum buffers carry an Enum dtype"),
+                };
+                let codes = codes.into_iter();
+                match physical {
+                    CategoricalPhysical::U8 => Categorical8Chunked::from_cats_and_dtype(
+                        UInt8Chunked::from_iter_options(name, codes.map(|c| c.map(|c| c as u8))),
+                        dtype,
+                    )
+                    .into_column(),
+                    CategoricalPhysical::U16 => Categorical16Chunked::from_cats_and_dtype(
+                        UInt16Chunked::from_iter_options(name, codes.map(|c| c.map(|c| c as u16))),
+                        dtype,
+                    )
+                    .into_column(),
+                    CategoricalPhysical::U32 => Categorical32Chunked::from_cats_and_dtype(
+                        UInt32Chunked::from_iter_options(name, codes),
+                        dtype,
+                    )
+                    .into_column(),
+                }
+            }
         }
     }
 }
@@ -562,24 +601,40 @@ struct ChunkResult {
     row_groups: Option<Vec<RowGroupIterColumns<'static, PolarsError>>>,
 }
 
-/// Each column's allowed values by their profile hash (None where any value is allowed),
-/// so a value is hashed once for both the check and its category count.
-type AllowedSets<'a> =
-    Vec<Option<std::collections::HashMap<u64, &'a str, foldhash::fast::RandomState>>>;
+/// A column's allowed values: looked up by their profile hash (a value is hashed once
+/// for both the check and its category count), numbered in contract order, and written
+/// to Parquet as an `Enum` column of those codes, so the snapshot is dictionary-encoded
+/// without a second pass over the strings.
+struct AllowedValues<'a> {
+    by_hash: std::collections::HashMap<u64, (u32, &'a str), foldhash::fast::RandomState>,
+    dtype: DataType,
+}
 
-fn allowed_sets(contract: &Contract) -> AllowedSets<'_> {
-    contract
-        .columns
-        .iter()
-        .map(|c| {
-            c.allowed.as_ref().map(|values| {
-                values
-                    .iter()
-                    .map(|v| (hash64(v.as_bytes()), v.as_str()))
-                    .collect()
-            })
-        })
-        .collect()
+type AllowedSets<'a> = Vec<Option<AllowedValues<'a>>>;
+
+fn allowed_sets(contract: &Contract) -> Result<AllowedSets<'_>, ScanError> {
+    let mut sets = Vec::with_capacity(contract.columns.len());
+    for c in &contract.columns {
+        let Some(values) = &c.allowed else {
+            sets.push(None);
+            continue;
+        };
+        let mut unique: Vec<&str> = Vec::with_capacity(values.len());
+        for v in values {
+            if !unique.contains(&v.as_str()) {
+                unique.push(v);
+            }
+        }
+        let by_hash = unique
+            .iter()
+            .enumerate()
+            .map(|(n, v)| (hash64(v.as_bytes()), (n as u32, *v)))
+            .collect();
+        let dtype =
+            DataType::from_frozen_categories(FrozenCategories::new(unique.iter().copied())?);
+        sets.push(Some(AllowedValues { by_hash, dtype }));
+    }
+    Ok(sets)
 }
 
 /// String equality without a `memcmp` call: the values compared are a few bytes long.
@@ -622,7 +677,10 @@ impl<'a> ChunkChecker<'a> {
                 contract
                     .columns
                     .iter()
-                    .map(|c| ColumnBuffer::new(&c.name, c.kind, rows))
+                    .zip(allowed)
+                    .map(|(c, a)| {
+                        ColumnBuffer::new(&c.name, c.kind, a.as_ref().map(|a| &a.dtype), rows)
+                    })
                     .collect(),
             ),
             rows: 0,
@@ -778,10 +836,15 @@ impl<'a> ChunkChecker<'a> {
             }
             ColumnType::String => {
                 let h = hash64(text.as_bytes());
-                if let Some(allowed) = &self.allowed[i]
-                    && !allowed.get(&h).is_some_and(|a| same(a, text))
-                {
-                    let n = allowed.len();
+                let code = self.allowed[i].as_ref().map(|allowed| {
+                    allowed
+                        .by_hash
+                        .get(&h)
+                        .filter(|(_, v)| same(v, text))
+                        .map(|(code, _)| *code)
+                });
+                if let Some(None) = code {
+                    let n = self.allowed[i].as_ref().map_or(0, |a| a.by_hash.len());
                     self.violations.add(
                         col,
                         Rule::AllowedValues,
@@ -791,8 +854,12 @@ impl<'a> ChunkChecker<'a> {
                     );
                     ok = false;
                 }
-                if let Some(ColumnBuffer::String(b)) = buffer {
-                    b.append_value(text);
+                match (buffer, code) {
+                    (Some(ColumnBuffer::String(b)), _) => b.append_value(text),
+                    (Some(ColumnBuffer::Enum { codes, .. }), Some(Some(code))) => {
+                        codes.push(Some(code))
+                    }
+                    _ => {}
                 }
                 acc.add_category_hashed(h, text);
                 return ok;
@@ -855,12 +922,19 @@ impl<'a> ChunkChecker<'a> {
 /// fraction of the default level's cost); encoding happens on the scan workers.
 fn parquet_writer(
     contract: &Contract,
+    allowed: &AllowedSets<'_>,
     parquet_out: &Path,
 ) -> Result<BatchedWriter<File>, ScanError> {
     let schema: Schema = contract
         .columns
         .iter()
-        .map(|c| Field::new(c.name.as_str().into(), polars_type(c.kind)))
+        .zip(allowed)
+        .map(|(c, a)| {
+            let dtype = a
+                .as_ref()
+                .map_or_else(|| polars_type(c.kind), |a| a.dtype.clone());
+            Field::new(c.name.as_str().into(), dtype)
+        })
         .collect();
     Ok(ParquetWriter::new(File::create(parquet_out)?)
         .with_compression(ParquetCompression::Zstd(Some(
@@ -1146,5 +1220,35 @@ mod tests {
             rows - 5 + 3,
             "the blank line counts as a line"
         );
+    }
+
+    /// Columns with allowed values are written as `Enum` columns of their codes; the
+    /// snapshot reads back as the same strings and passes as a Parquet upload.
+    #[test]
+    fn allowed_values_become_enum_columns_in_the_snapshot() {
+        let contract = Contract::from_json(
+            br#"{"dataset":"e","csv":{"has_header":true,"null_tokens":["?"]},"columns":[{"name":"size","type":"string","allowed":["S","M","L","M"]},{"name":"n","type":"integer"}]}"#,
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let csv = "size,n\nM,1\nL,2\n?,3\nS,4\n";
+        let out = scan(csv.as_bytes(), &contract, &dir.path().join("e.parquet")).unwrap();
+        assert!(out.parquet_written, "{:?}", out.validation);
+        let df = ParquetReader::new(File::open(dir.path().join("e.parquet")).unwrap())
+            .finish()
+            .unwrap();
+        let size = df.column("size").unwrap();
+        assert!(
+            matches!(size.dtype(), DataType::Enum(..)),
+            "{:?}",
+            size.dtype()
+        );
+        let strings = size.cast(&DataType::String).unwrap();
+        let values: Vec<Option<&str>> = strings.str().unwrap().iter().collect();
+        assert_eq!(values, [Some("M"), Some("L"), None, Some("S")]);
+        let parquet = std::fs::read(dir.path().join("e.parquet")).unwrap();
+        let again = scan(&parquet[..], &contract, &dir.path().join("f.parquet")).unwrap();
+        assert!(again.validation.passed, "{:?}", again.validation);
+        assert_eq!(again.profile, out.profile);
     }
 }
