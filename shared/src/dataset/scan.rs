@@ -270,11 +270,6 @@ fn check_block(
     };
     let mut record = csv::ByteRecord::new();
     let quote = contract.csv.quote as u8;
-    let mut lines = LineCursor {
-        bytes: &block.bytes,
-        offset: 0,
-        line: block.first_line,
-    };
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -286,7 +281,7 @@ fn check_block(
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
-                let line = lines.line_at(record.position().map_or(0, |p| p.byte() as usize));
+                let line = record_line(block, &record);
                 checker.violations.add(
                     None,
                     Rule::Unreadable,
@@ -298,33 +293,25 @@ fn check_block(
                 break;
             }
         }
-        let line = lines.line_at(record.position().map_or(0, |p| p.byte() as usize));
+        let line = record_line(block, &record);
         rows.handle(&mut checker, contract, &record, line);
     }
     checker.finish(writer)
 }
 
-/// Physical line numbers for records. The `csv` crate's own `line()` is where its reader
-/// stood when a record began, which is one short after a CRLF or a blank line; this
-/// counts newlines up to the record's first byte instead, moving forward only.
-struct LineCursor<'b> {
-    bytes: &'b [u8],
-    offset: usize,
-    line: u64,
-}
-
-impl LineCursor<'_> {
-    /// The line of the record the `csv` crate says starts at byte `start` (its position
-    /// includes the terminators before the record, which are skipped here).
-    fn line_at(&mut self, start: usize) -> u64 {
-        let mut first = start.max(self.offset);
-        while first < self.bytes.len() && matches!(self.bytes[first], b'\r' | b'\n') {
-            first += 1;
-        }
-        self.line += memchr::memchr_iter(b'\n', &self.bytes[self.offset..first]).count() as u64;
-        self.offset = first;
-        self.line
-    }
+/// The physical line a record starts on. The `csv` crate's `line()` is where its reader
+/// stood when the record began, which is before the newlines it skips first (the LF of
+/// a CRLF, blank lines): those are at the record's byte position, so count them there.
+fn record_line(block: &Block, record: &csv::ByteRecord) -> u64 {
+    let Some(position) = record.position() else {
+        return block.first_line;
+    };
+    let skipped = block.bytes[(position.byte() as usize).min(block.bytes.len())..]
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .filter(|&&b| b == b'\n')
+        .count() as u64;
+    block.first_line + position.line() - 1 + skipped
 }
 
 /// What happens to each record of a block: the header check, the field count, the values.
