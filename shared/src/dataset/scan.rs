@@ -624,6 +624,35 @@ fn allowed_sets(contract: &Contract) -> Result<AllowedSets<'_>, ScanError> {
     Ok(sets)
 }
 
+/// A bit for the length of `s` (lengths of 63 and more share the top bit), so most
+/// values are told apart from the null tokens without comparing any bytes.
+fn length_bit(s: &str) -> u64 {
+    1 << s.len().min(63)
+}
+
+/// Parses a decimal integer; plain digits (the common case) skip the general parser.
+fn parse_i64(s: &str) -> Option<i64> {
+    let bytes = s.as_bytes();
+    let (negative, digits) = match bytes {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, bytes),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        // 19+ digits may overflow: let the standard parser decide.
+        return s.parse().ok();
+    }
+    let mut value: i64 = 0;
+    for &d in digits {
+        let digit = d.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value = value * 10 + i64::from(digit);
+    }
+    Some(if negative { -value } else { value })
+}
+
 /// String equality without a `memcmp` call: the values compared are a few bytes long.
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
@@ -632,6 +661,8 @@ fn same(a: &str, b: &str) -> bool {
 /// Checks one block's values against the contract, profiles them, and buffers them.
 struct ChunkChecker<'a> {
     contract: &'a Contract,
+    /// [`length_bit`]s of the null tokens.
+    null_lengths: u64,
     allowed: &'a AllowedSets<'a>,
     /// Each numeric column's values, profiled in one batch when the block ends.
     numbers: Vec<Vec<f64>>,
@@ -648,6 +679,11 @@ impl<'a> ChunkChecker<'a> {
         let numeric = |kind: ColumnType| if kind.is_numeric() { rows } else { 0 };
         Self {
             contract,
+            null_lengths: contract
+                .csv
+                .null_tokens
+                .iter()
+                .fold(0, |bits, t| bits | length_bit(t)),
             allowed,
             numbers: contract
                 .columns
@@ -741,7 +777,10 @@ impl<'a> ChunkChecker<'a> {
             return false;
         };
         let text = trim(text, self.contract.csv.trim);
-        if text.is_empty() || self.contract.csv.null_tokens.iter().any(|t| same(t, text)) {
+        if text.is_empty()
+            || (self.null_lengths & length_bit(text) != 0
+                && self.contract.csv.null_tokens.iter().any(|t| same(t, text)))
+        {
             acc.add_null();
             if let Some(b) = buffer.as_mut() {
                 b.push_null();
@@ -764,14 +803,14 @@ impl<'a> ChunkChecker<'a> {
             ok = false;
         }
         let number = match spec.kind {
-            ColumnType::Integer => match text.parse::<i64>() {
-                Ok(n) => {
+            ColumnType::Integer => match parse_i64(text) {
+                Some(n) => {
                     if let Some(ColumnBuffer::Integer(b)) = buffer {
                         b.append_value(n);
                     }
                     Some(n as f64)
                 }
-                Err(_) => {
+                None => {
                     self.violations.add(
                         col,
                         Rule::Type,
@@ -1047,6 +1086,36 @@ fn parse_bool(s: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_parse_like_the_standard_parser() {
+        for s in [
+            "0",
+            "7",
+            "-12",
+            "+5",
+            "123456789012345678",
+            "9223372036854775807",
+            "-9223372036854775808",
+        ] {
+            assert_eq!(parse_i64(s), s.parse().ok(), "{s}");
+        }
+        for s in [
+            "",
+            "-",
+            "+",
+            "1.5",
+            "1e3",
+            " 1",
+            "12a",
+            "9223372036854775808",
+            "0x10",
+            "--1",
+        ] {
+            assert_eq!(parse_i64(s), None, "{s}");
+            assert!(s.parse::<i64>().is_err(), "{s}");
+        }
+    }
 
     #[test]
     fn blocks_end_after_a_newline_outside_quotes() {
