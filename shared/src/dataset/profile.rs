@@ -3,10 +3,10 @@
 //! The profile is part of a version's manifest and is what drift checks compare later.
 //! Every accumulator can be merged with another, so blocks of a file are profiled in
 //! parallel and folded together in file order.
-//! - Means and variances use Welford's update (and Chan et al.'s merge).
-//! - The histogram uses power-of-two bin widths that double (merging neighbours)
-//!   whenever there would be more than [`MAX_BINS`] bins, so it needs neither a second
-//!   pass nor the range in advance.
+//! - Numbers arrive a block at a time: sums around a shift give means and variances
+//!   (combined across blocks with Chan et al.'s formula), and each block's histogram
+//!   uses the power-of-two bin width that fits its range in [`MAX_BINS`] bins; merged
+//!   histograms widen to the coarser width, so no second pass over the file is needed.
 //! - Distinct counts are exact up to [`DISTINCT_CAP`] values, then a HyperLogLog
 //!   estimate (about 1% error) marked `distinct_exact: false`.
 //! - Top values are exact while a column has at most [`CATEGORY_CAP`] distinct values.
@@ -104,25 +104,6 @@ impl Histogram {
     fn set_exp(&mut self, exp: i32) {
         self.exp = exp;
         self.inv_width = 2f64.powi(-exp);
-    }
-
-    fn add(&mut self, x: f64) {
-        if !self.started {
-            // Start about 1/1024 of the first value's magnitude; doubling widens it.
-            self.started = true;
-            self.set_exp(if x == 0.0 {
-                -10
-            } else {
-                x.abs().log2().floor() as i32 - 10
-            });
-        }
-        while (x * self.inv_width).abs() > 1e15 {
-            self.double();
-        }
-        self.add_count((x * self.inv_width).floor() as i64, 1);
-        if self.bins.len() > MAX_BINS {
-            self.double();
-        }
     }
 
     fn add_count(&mut self, index: i64, count: u64) {
@@ -377,24 +358,7 @@ impl ColumnAccumulator {
         self.nulls += 1;
     }
 
-    pub fn add_number(&mut self, x: f64) {
-        if self.n == 0 {
-            self.shift = x;
-        }
-        self.count += 1;
-        self.n += 1;
-        let d = x - self.shift;
-        self.sum += d;
-        self.sum_sq += d * d;
-        self.min = self.min.min(x);
-        self.max = self.max.max(x);
-        self.histogram.add(x);
-        // +0.0 and -0.0 are one value.
-        let bits = if x == 0.0 { 0u64 } else { x.to_bits() };
-        self.distinct.add(hash_u64(bits));
-    }
-
-    /// Adds a batch of numbers in tight loops (what block scans use).
+    /// Adds a block's numbers in tight loops.
     pub fn add_numbers(&mut self, xs: &[f64]) {
         let Some(&first) = xs.first() else { return };
         let mut part = ColumnAccumulator::new("", self.kind);
@@ -540,15 +504,26 @@ impl ColumnAccumulator {
 mod tests {
     use super::*;
 
+    /// Every bin counts exactly the values in [lo, hi), and the bins hold all values.
+    fn assert_bins_cover(xs: &[f64], histogram: &[Bin]) {
+        assert!(histogram.len() <= MAX_BINS);
+        assert_eq!(
+            histogram.iter().map(|b| b.count).sum::<u64>(),
+            xs.len() as u64
+        );
+        for b in histogram {
+            let inside = xs.iter().filter(|&&x| x >= b.lo && x < b.hi).count() as u64;
+            assert_eq!(inside, b.count, "bin [{}, {})", b.lo, b.hi);
+        }
+    }
+
     #[test]
     fn numeric_profile_matches_a_direct_computation() {
         let xs: Vec<f64> = (0..10_000)
             .map(|i| ((i * 7919) % 1000) as f64 - 250.5)
             .collect();
         let mut acc = ColumnAccumulator::new("x", ColumnType::Float);
-        for &x in &xs {
-            acc.add_number(x);
-        }
+        acc.add_numbers(&xs);
         acc.add_null();
         let p = acc.finish();
         let n = xs.len() as f64;
@@ -558,12 +533,7 @@ mod tests {
         assert_eq!((p.count, p.nulls, p.distinct), (10_001, 1, 1000));
         assert!((num.mean - mean).abs() < 1e-9 && (num.std - std).abs() < 1e-9);
         assert_eq!((num.min, num.max), (-250.5, 748.5));
-        assert!(num.histogram.len() <= MAX_BINS);
-        assert_eq!(num.histogram.iter().map(|b| b.count).sum::<u64>(), 10_000);
-        for b in &num.histogram {
-            let inside = xs.iter().filter(|&&x| x >= b.lo && x < b.hi).count() as u64;
-            assert_eq!(inside, b.count, "bin [{}, {})", b.lo, b.hi);
-        }
+        assert_bins_cover(&xs, &num.histogram);
     }
 
     #[test]
@@ -572,11 +542,11 @@ mod tests {
             .map(|i| ((i * 37) % 911) as f64 * 0.25 - 30.0)
             .collect();
         let mut whole = ColumnAccumulator::new("x", ColumnType::Float);
-        xs.iter().for_each(|&x| whole.add_number(x));
+        whole.add_numbers(&xs);
         let mut merged = ColumnAccumulator::new("x", ColumnType::Float);
         for part in xs.chunks(777) {
             let mut acc = ColumnAccumulator::new("x", ColumnType::Float);
-            part.iter().for_each(|&x| acc.add_number(x));
+            acc.add_numbers(part);
             acc.add_null();
             merged.merge(acc);
         }
@@ -585,22 +555,16 @@ mod tests {
         assert_eq!((m.count - m.nulls, m.distinct), (w.count, w.distinct));
         assert!((wn.mean - mn.mean).abs() < 1e-9 && (wn.std - mn.std).abs() < 1e-9);
         assert_eq!((wn.min, wn.max), (mn.min, mn.max));
-        assert_eq!(mn.histogram.iter().map(|b| b.count).sum::<u64>(), 5_000);
-        for b in &mn.histogram {
-            assert_eq!(
-                xs.iter().filter(|&&x| x >= b.lo && x < b.hi).count() as u64,
-                b.count
-            );
-        }
+        assert_bins_cover(&xs, &mn.histogram);
     }
 
     #[test]
-    fn batches_profile_like_single_values() {
+    fn one_batch_profiles_like_many() {
         let xs: Vec<f64> = (0..20_000)
             .map(|i| ((i * 7919) % 4001) as f64 * 0.5 - 700.0)
             .collect();
         let mut one = ColumnAccumulator::new("x", ColumnType::Float);
-        xs.iter().for_each(|&x| one.add_number(x));
+        one.add_numbers(&xs);
         let mut batched = ColumnAccumulator::new("x", ColumnType::Float);
         xs.chunks(3000).for_each(|c| batched.add_numbers(c));
         let (a, b) = (one.finish(), batched.finish());
@@ -610,13 +574,8 @@ mod tests {
             (b.count, b.distinct, bn.min, bn.max)
         );
         assert!((an.mean - bn.mean).abs() < 1e-9 && (an.std - bn.std).abs() < 1e-9);
-        assert!(bn.histogram.len() <= MAX_BINS);
-        for bin in &bn.histogram {
-            assert_eq!(
-                xs.iter().filter(|&&x| x >= bin.lo && x < bin.hi).count() as u64,
-                bin.count
-            );
-        }
+        assert_bins_cover(&xs, &an.histogram);
+        assert_bins_cover(&xs, &bn.histogram);
         let mut constant = ColumnAccumulator::new("c", ColumnType::Integer);
         constant.add_numbers(&[5.0; 10]);
         let c = constant.finish().numeric.unwrap();
@@ -639,14 +598,10 @@ mod tests {
     fn distinct_counts_switch_to_an_estimate_past_the_cap() {
         let mut acc = ColumnAccumulator::new("id", ColumnType::Integer);
         let n = 3 * DISTINCT_CAP as u64;
-        for i in 0..n / 2 {
-            acc.add_number(i as f64);
-        }
+        acc.add_numbers(&(0..n / 2).map(|i| i as f64).collect::<Vec<_>>());
         let mut second = ColumnAccumulator::new("id", ColumnType::Integer);
-        for i in n / 2..n {
-            second.add_number(i as f64);
-            second.add_number(i as f64);
-        }
+        let repeated: Vec<f64> = (n / 2..n).flat_map(|i| [i as f64, i as f64]).collect();
+        second.add_numbers(&repeated);
         acc.merge(second);
         let p = acc.finish();
         assert!(!p.distinct_exact);
