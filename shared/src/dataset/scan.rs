@@ -5,10 +5,10 @@
 //! 1. the reader (one thread) hashes the raw bytes and cuts them into blocks of about
 //!    [`BLOCK_BYTES`] at record boundaries (a newline preceded by an even number of quote
 //!    characters, which is exact for RFC 4180 files);
-//! 2. workers (one per core) parse, validate and profile a block each and build its
-//!    typed column batch;
+//! 2. workers (one per core) parse, validate and profile a block each, and encode its
+//!    typed column batch as a Parquet row group;
 //! 3. the caller's thread merges the blocks' profiles and violations in file order and
-//!    writes each batch as a Parquet row group.
+//!    writes their row groups while the file is still valid.
 //!
 //! At most a few blocks are in flight, so memory stays bounded whatever the file size.
 //! Blocks are cut at the same places for the same bytes, so the output is deterministic.
@@ -606,12 +606,13 @@ fn allowed_sets(contract: &Contract) -> Result<AllowedSets<'_>, ScanError> {
             sets.push(None);
             continue;
         };
-        let mut unique: Vec<&str> = Vec::with_capacity(values.len());
-        for v in values {
-            if !unique.contains(&v.as_str()) {
-                unique.push(v);
-            }
-        }
+        // Repeats are dropped (an Enum needs unique categories), keeping the first.
+        let mut seen = std::collections::HashSet::with_capacity(values.len());
+        let unique: Vec<&str> = values
+            .iter()
+            .map(String::as_str)
+            .filter(|v| seen.insert(*v))
+            .collect();
         let by_hash = unique
             .iter()
             .enumerate()
