@@ -132,13 +132,13 @@ pub async fn run_sluice_side(file: &Path, scratch: &Path) -> anyhow::Result<()> 
         )
         .await?;
     let seconds = started.elapsed().as_secs_f64();
-    let rows = match outcome {
-        IngestOutcome::Versioned { manifest, .. } => manifest.rows,
+    let (rows, snapshot_bytes) = match outcome {
+        IngestOutcome::Versioned { manifest, .. } => (manifest.rows, manifest.data.bytes),
         other => bail!("bench data did not version: {other:?}"),
     };
     println!(
         "{}",
-        json!({"seconds": seconds, "peak_rss": peak_rss(), "rows": rows})
+        json!({"seconds": seconds, "peak_rss": peak_rss(), "rows": rows, "snapshot_bytes": snapshot_bytes})
     );
     Ok(())
 }
@@ -180,6 +180,11 @@ pub fn run(mib: u64, dir: &Path, python: &str) -> anyhow::Result<()> {
         sluice["rows"]
     );
     row("sluice", &sluice);
+    println!(
+        "         Parquet snapshot {:.1} MB ({:.2}× the CSV)",
+        sluice["snapshot_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+        sluice["snapshot_bytes"].as_f64().unwrap_or(0.0) / bytes as f64
+    );
     row("pandas", &pandas);
     let speedup = pandas["seconds"].as_f64().unwrap_or(f64::NAN)
         / sluice["seconds"].as_f64().unwrap_or(f64::NAN);

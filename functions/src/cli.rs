@@ -208,7 +208,7 @@ pub async fn push_file(
     store
         .put(
             &key,
-            Payload::from_file(file)
+            Payload::stream_file(file)
                 .await
                 .with_context(|| format!("reading {}", file.display()))?,
             PutMode::Overwrite,

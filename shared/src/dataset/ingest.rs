@@ -349,11 +349,7 @@ impl Ingestor {
         tracing::Span::current().record("dataset_version", version);
         let data_key = layout::data(dataset, version);
         let data_meta = match store
-            .put(
-                &data_key,
-                Payload::from_file(&parquet_path).await?,
-                PutMode::Create,
-            )
+            .put(&data_key, Payload::File(parquet_path), PutMode::Create)
             .await
         {
             Ok(meta) => meta,

@@ -9,6 +9,8 @@
 //!   histograms widen to the coarser width, so no second pass over the file is needed.
 //! - Distinct counts are exact up to [`DISTINCT_CAP`] values, then a HyperLogLog
 //!   estimate (about 1% error) marked `distinct_exact: false`.
+//!   Whole numbers in `[0, SMALL_INTS)` (ages, counts, codes) are counted exactly in a
+//!   bitmap instead, which is cheaper than hashing them.
 //! - Top values are exact while a column has at most [`CATEGORY_CAP`] distinct values.
 
 use std::hash::BuildHasher;
@@ -21,6 +23,8 @@ pub const MAX_BINS: usize = 64;
 pub const DISTINCT_CAP: usize = 100_000;
 pub const CATEGORY_CAP: usize = 10_000;
 pub const TOP_VALUES: usize = 20;
+/// Whole numbers below this are counted in a bitmap of this many bits (8 KiB).
+const SMALL_INTS: i64 = 1 << 16;
 
 type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
 type FastSet<K> = std::collections::HashSet<K, foldhash::fast::FixedState>;
@@ -316,6 +320,8 @@ pub struct ColumnAccumulator {
     max: f64,
     histogram: Histogram,
     distinct: Distinct,
+    /// Bitmap of the whole numbers in `[0, SMALL_INTS)` seen (allocated at the first).
+    small_ints: Option<Box<[u64]>>,
     // categorical: counts by value hash (hashed once per value), names for the first
     // CATEGORY_CAP values.
     counts: FastMap<u64, u64>,
@@ -337,6 +343,7 @@ impl ColumnAccumulator {
             max: f64::NEG_INFINITY,
             histogram: Histogram::default(),
             distinct: Distinct::default(),
+            small_ints: None,
             counts: FastMap::default(),
             names: FastMap::default(),
         }
@@ -381,8 +388,15 @@ impl ColumnAccumulator {
         ) = (xs.len() as u64, xs.len() as u64, first, sum, sum_sq, lo, hi);
         part.histogram = Histogram::of_batch(xs, lo, hi);
         for &x in xs {
-            let bits = if x == 0.0 { 0u64 } else { x.to_bits() };
-            self.distinct.add(hash_u64(bits));
+            let i = x as i64;
+            if i as f64 == x && (0..SMALL_INTS).contains(&i) {
+                let bitmap = self
+                    .small_ints
+                    .get_or_insert_with(|| vec![0u64; SMALL_INTS as usize / 64].into());
+                bitmap[i as usize / 64] |= 1 << (i % 64);
+            } else {
+                self.distinct.add(hash_u64(x.to_bits()));
+            }
         }
         self.merge(part);
     }
@@ -394,10 +408,14 @@ impl ColumnAccumulator {
     /// [`add_category`](Self::add_category) when the caller already has `hash64(value)`.
     pub(crate) fn add_category_hashed(&mut self, h: u64, value: &str) {
         self.count += 1;
-        self.distinct.add(h);
+        // Every counted value is already in `distinct` (both merge alike), so the
+        // common case, a value seen before, costs one lookup.
         if let Some(c) = self.counts.get_mut(&h) {
             *c += 1;
-        } else if self.names.len() < CATEGORY_CAP {
+            return;
+        }
+        self.distinct.add(h);
+        if self.names.len() < CATEGORY_CAP {
             self.counts.insert(h, 1);
             self.names.insert(h, value.to_owned());
         }
@@ -442,6 +460,14 @@ impl ColumnAccumulator {
         }
         self.histogram.merge(other.histogram);
         self.distinct.merge(other.distinct);
+        match (&mut self.small_ints, other.small_ints) {
+            (Some(mine), Some(theirs)) => mine
+                .iter_mut()
+                .zip(theirs.iter())
+                .for_each(|(a, b)| *a |= b),
+            (mine @ None, theirs) => *mine = theirs,
+            (Some(_), None) => {}
+        }
         let mut names = other.names;
         for (h, count) in other.counts {
             if let Some(c) = self.counts.get_mut(&h) {
@@ -486,7 +512,12 @@ impl ColumnAccumulator {
             .collect();
         top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
         top.truncate(TOP_VALUES);
-        let (distinct, distinct_exact) = self.distinct.count();
+        let (hashed, distinct_exact) = self.distinct.count();
+        let small = self
+            .small_ints
+            .as_ref()
+            .map_or(0, |b| b.iter().map(|w| u64::from(w.count_ones())).sum());
+        let distinct = hashed + small;
         ColumnProfile {
             name: self.name.clone(),
             kind: self.kind,

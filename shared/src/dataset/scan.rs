@@ -26,7 +26,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, mpsc};
 
 use polars::prelude::*;
-use polars_parquet::write::RowGroupIterColumns;
+use polars_arrow::bitmap::MutableBitmap;
+use polars_parquet::write::{
+    CompressedPage, CompressionOptions, DynIter, DynStreamingIterator, Encoding,
+    FallibleStreamingIterator, ParquetType, RowGroupIterColumns, StatisticsOptions, Version,
+    WriteOptions, array_to_columns, compress, to_parquet_schema,
+};
 use sha2::{Digest, Sha256};
 
 use super::contract::{ColumnType, Contract};
@@ -140,7 +145,8 @@ pub fn scan(
         .clamp(1, 8);
     let quote = contract.csv.quote as u8;
     let allowed = &allowed_sets(contract)?;
-    let writer = &parquet_writer(contract, allowed, parquet_out)?;
+    let (writer, encoder) = parquet_writer(contract, allowed, parquet_out)?;
+    let (writer, encoder) = (&writer, &encoder);
     let mut merger = Merger::new(contract, writer);
     // Set once the file broke a rule: workers stop encoding row groups nobody writes.
     let invalid = &AtomicBool::new(false);
@@ -151,8 +157,9 @@ pub fn scan(
         .iter()
         .map(|_| AtomicBool::new(false))
         .collect::<Vec<_>>();
-    let (block_tx, block_rx) = mpsc::sync_channel::<Block>(workers);
-    let (done_tx, done_rx) = mpsc::sync_channel::<(usize, Result<ChunkResult, ScanError>)>(workers);
+    let (block_tx, block_rx) = mpsc::sync_channel::<Block>(2 * workers);
+    let (done_tx, done_rx) =
+        mpsc::sync_channel::<(usize, Result<ChunkResult, ScanError>)>(2 * workers);
     let block_rx = Mutex::new(block_rx);
     let (read_result, merged) = std::thread::scope(|scope| {
         for _ in 0..workers {
@@ -163,8 +170,8 @@ pub fn scan(
                     loop {
                         let next = block_rx.lock().expect("block queue").recv();
                         let Ok(block) = next else { break };
-                        let writer = (!invalid.load(Ordering::Relaxed)).then_some(writer);
-                        let result = check_block(contract, allowed, estimating, &block, writer);
+                        let encoder = (!invalid.load(Ordering::Relaxed)).then_some(encoder);
+                        let result = check_block(contract, allowed, estimating, &block, encoder);
                         if done_tx.send((block.index, result)).is_err() {
                             break;
                         }
@@ -255,7 +262,7 @@ fn check_block(
     allowed: &AllowedSets<'_>,
     estimating: &[AtomicBool],
     block: &Block,
-    writer: Option<&BatchedWriter<File>>,
+    encoder: Option<&RowGroupEncoder>,
 ) -> Result<ChunkResult, ScanError> {
     let mut checker = ChunkChecker::new(contract, allowed, block.lines as usize + 1);
     for (acc, flag) in checker.accumulators.iter_mut().zip(estimating) {
@@ -296,7 +303,7 @@ fn check_block(
         let line = record_line(block, &record);
         rows.handle(&mut checker, contract, &record, line);
     }
-    checker.finish(writer)
+    checker.finish(encoder)
 }
 
 /// The physical line a record starts on. The `csv` crate's `line()` is where its reader
@@ -404,8 +411,8 @@ fn scan_parquet(
     spool.rewind()?;
     let (sha256, bytes) = source.finish();
     let allowed = allowed_sets(contract)?;
-    let writer = &parquet_writer(contract, &allowed, parquet_out)?;
-    let mut merger = Merger::new(contract, writer);
+    let (writer, encoder) = parquet_writer(contract, &allowed, parquet_out)?;
+    let mut merger = Merger::new(contract, &writer);
     let unreadable = |merger: &mut Merger<'_>, e: PolarsError| {
         merger.violations.add(
             None,
@@ -476,21 +483,21 @@ fn scan_parquet(
             let fields = strings.iter().map(|s| s.get(row).unwrap_or_default());
             checker.check_fields(fields, (offset + row) as u64 + 1);
         }
-        merger.merge(checker.finish(Some(writer))?)?;
+        merger.merge(checker.finish(Some(&encoder))?)?;
     }
     merger.finish(SourceFormat::Parquet, sha256, bytes)
 }
 
-/// A typed column being filled for one block's batch.
+/// A typed column being filled for one block's batch. Numbers and codes go straight
+/// into a `Vec` that becomes the array without a copy.
 enum ColumnBuffer {
-    Integer(PrimitiveChunkedBuilder<Int64Type>),
-    Float(PrimitiveChunkedBuilder<Float64Type>),
+    Integer(Numbers<i64>),
+    Float(Numbers<f64>),
     String(StringChunkedBuilder),
     Boolean(BooleanChunkedBuilder),
     /// A string column with allowed values: their codes, in contract order.
     Enum {
-        name: PlSmallStr,
-        codes: Vec<Option<u32>>,
+        codes: Numbers<u32>,
         dtype: DataType,
     },
 }
@@ -500,16 +507,13 @@ impl ColumnBuffer {
         let name = PlSmallStr::from(name);
         if let Some(dtype) = enum_dtype {
             return ColumnBuffer::Enum {
-                name,
-                codes: Vec::with_capacity(capacity),
+                codes: Numbers::new(name, capacity),
                 dtype: dtype.clone(),
             };
         }
         match kind {
-            ColumnType::Integer => {
-                ColumnBuffer::Integer(PrimitiveChunkedBuilder::new(name, capacity))
-            }
-            ColumnType::Float => ColumnBuffer::Float(PrimitiveChunkedBuilder::new(name, capacity)),
+            ColumnType::Integer => ColumnBuffer::Integer(Numbers::new(name, capacity)),
+            ColumnType::Float => ColumnBuffer::Float(Numbers::new(name, capacity)),
             ColumnType::String => ColumnBuffer::String(StringChunkedBuilder::new(name, capacity)),
             ColumnType::Boolean => {
                 ColumnBuffer::Boolean(BooleanChunkedBuilder::new(name, capacity))
@@ -519,45 +523,126 @@ impl ColumnBuffer {
 
     fn push_null(&mut self) {
         match self {
-            ColumnBuffer::Integer(b) => b.append_null(),
-            ColumnBuffer::Float(b) => b.append_null(),
+            ColumnBuffer::Integer(b) => b.push_null(),
+            ColumnBuffer::Float(b) => b.push_null(),
             ColumnBuffer::String(b) => b.append_null(),
             ColumnBuffer::Boolean(b) => b.append_null(),
-            ColumnBuffer::Enum { codes, .. } => codes.push(None),
+            ColumnBuffer::Enum { codes, .. } => codes.push_null(),
         }
     }
 
     fn finish(self) -> Column {
         match self {
-            ColumnBuffer::Integer(b) => b.finish().into_column(),
-            ColumnBuffer::Float(b) => b.finish().into_column(),
+            ColumnBuffer::Integer(b) => {
+                Int64Chunked::from_vec_validity(b.name, b.values, b.validity.map(Into::into))
+                    .into_column()
+            }
+            ColumnBuffer::Float(b) => {
+                Float64Chunked::from_vec_validity(b.name, b.values, b.validity.map(Into::into))
+                    .into_column()
+            }
             ColumnBuffer::String(b) => b.finish().into_column(),
             ColumnBuffer::Boolean(b) => b.finish().into_column(),
-            ColumnBuffer::Enum { name, codes, dtype } => {
+            ColumnBuffer::Enum { codes, dtype } => {
                 // The physical width follows the number of categories (u8 up to 256, …).
                 let physical = match &dtype {
                     DataType::Enum(categories, _) => categories.physical(),
                     _ => unreachable!("Enum buffers carry an Enum dtype"),
                 };
-                let codes = codes.into_iter();
+                let Numbers {
+                    name,
+                    values,
+                    validity,
+                } = codes;
+                let validity = validity.map(Into::into);
                 match physical {
                     CategoricalPhysical::U8 => Categorical8Chunked::from_cats_and_dtype(
-                        UInt8Chunked::from_iter_options(name, codes.map(|c| c.map(|c| c as u8))),
+                        UInt8Chunked::from_vec_validity(
+                            name,
+                            values.into_iter().map(|c| c as u8).collect(),
+                            validity,
+                        ),
                         dtype,
                     )
                     .into_column(),
                     CategoricalPhysical::U16 => Categorical16Chunked::from_cats_and_dtype(
-                        UInt16Chunked::from_iter_options(name, codes.map(|c| c.map(|c| c as u16))),
+                        UInt16Chunked::from_vec_validity(
+                            name,
+                            values.into_iter().map(|c| c as u16).collect(),
+                            validity,
+                        ),
                         dtype,
                     )
                     .into_column(),
                     CategoricalPhysical::U32 => Categorical32Chunked::from_cats_and_dtype(
-                        UInt32Chunked::from_iter_options(name, codes),
+                        UInt32Chunked::from_vec_validity(name, values, validity),
                         dtype,
                     )
                     .into_column(),
                 }
             }
+        }
+    }
+}
+
+/// Values and, once a null was seen, their validity bitmap.
+struct Numbers<T> {
+    name: PlSmallStr,
+    values: Vec<T>,
+    validity: Option<MutableBitmap>,
+}
+
+impl<T: Default> Numbers<T> {
+    fn new(name: PlSmallStr, capacity: usize) -> Self {
+        Self {
+            name,
+            values: Vec::with_capacity(capacity),
+            validity: None,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, value: T) {
+        self.values.push(value);
+        if let Some(v) = &mut self.validity {
+            v.push(true);
+        }
+    }
+
+    fn push_null(&mut self) {
+        let len = self.values.len();
+        self.validity
+            .get_or_insert_with(|| MutableBitmap::from_len_set(len))
+            .push(false);
+        self.values.push(T::default());
+    }
+}
+
+impl ColumnBuffer {
+    /// The non-null numbers buffered, as `f64` for profiling (borrowed when possible).
+    fn numbers(&self) -> Option<std::borrow::Cow<'_, [f64]>> {
+        use std::borrow::Cow;
+        match self {
+            ColumnBuffer::Float(b) => Some(match &b.validity {
+                None => Cow::Borrowed(&b.values[..]),
+                Some(valid) => Cow::Owned(
+                    b.values
+                        .iter()
+                        .zip(valid.iter())
+                        .filter_map(|(&x, ok)| ok.then_some(x))
+                        .collect(),
+                ),
+            }),
+            ColumnBuffer::Integer(b) => Some(match &b.validity {
+                None => b.values.iter().map(|&n| n as f64).collect(),
+                Some(valid) => b
+                    .values
+                    .iter()
+                    .zip(valid.iter())
+                    .filter_map(|(&n, ok)| ok.then_some(n as f64))
+                    .collect(),
+            }),
+            _ => None,
         }
     }
 }
@@ -592,9 +677,15 @@ struct ChunkResult {
 /// for both the check and its category count), numbered in contract order, and written
 /// to Parquet as an `Enum` column of those codes, so the snapshot is dictionary-encoded
 /// without a second pass over the strings.
+///
+/// A label column without an `allowed` list uses the label's values the same way: a
+/// file whose labels break the rule gets no snapshot, so the set is closed whenever a
+/// snapshot is written. Its violations are reported as `label_values` only.
 struct AllowedValues<'a> {
     by_hash: std::collections::HashMap<u64, (u32, &'a str), foldhash::fast::RandomState>,
     dtype: DataType,
+    /// Whether a value outside the set breaks the `allowed_values` rule.
+    enforced: bool,
 }
 
 type AllowedSets<'a> = Vec<Option<AllowedValues<'a>>>;
@@ -602,7 +693,12 @@ type AllowedSets<'a> = Vec<Option<AllowedValues<'a>>>;
 fn allowed_sets(contract: &Contract) -> Result<AllowedSets<'_>, ScanError> {
     let mut sets = Vec::with_capacity(contract.columns.len());
     for c in &contract.columns {
-        let Some(values) = &c.allowed else {
+        let label_values = contract
+            .label
+            .as_ref()
+            .filter(|l| l.column == c.name && c.kind == ColumnType::String)
+            .map(|l| &l.values);
+        let Some(values) = c.allowed.as_ref().or(label_values) else {
             sets.push(None);
             continue;
         };
@@ -620,7 +716,11 @@ fn allowed_sets(contract: &Contract) -> Result<AllowedSets<'_>, ScanError> {
             .collect();
         let dtype =
             DataType::from_frozen_categories(FrozenCategories::new(unique.iter().copied())?);
-        sets.push(Some(AllowedValues { by_hash, dtype }));
+        sets.push(Some(AllowedValues {
+            by_hash,
+            dtype,
+            enforced: c.allowed.is_some(),
+        }));
     }
     Ok(sets)
 }
@@ -699,7 +799,8 @@ struct ChunkChecker<'a> {
     /// [`length_bit`]s of the null tokens.
     null_lengths: u64,
     allowed: &'a AllowedSets<'a>,
-    /// Each numeric column's values, profiled in one batch when the block ends.
+    /// Each numeric column's values, profiled in one batch when the block ends. While
+    /// the batch is being built its buffers hold them instead (one copy, not two).
     numbers: Vec<Vec<f64>>,
     label: Option<usize>,
     accumulators: Vec<ColumnAccumulator>,
@@ -711,7 +812,6 @@ struct ChunkChecker<'a> {
 impl<'a> ChunkChecker<'a> {
     /// `rows` is the expected number of rows, so buffers are sized once.
     fn new(contract: &'a Contract, allowed: &'a AllowedSets<'a>, rows: usize) -> Self {
-        let numeric = |kind: ColumnType| if kind.is_numeric() { rows } else { 0 };
         Self {
             contract,
             null_lengths: contract
@@ -720,11 +820,7 @@ impl<'a> ChunkChecker<'a> {
                 .iter()
                 .fold(0, |bits, t| bits | length_bit(t)),
             allowed,
-            numbers: contract
-                .columns
-                .iter()
-                .map(|c| Vec::with_capacity(numeric(c.kind)))
-                .collect(),
+            numbers: vec![Vec::new(); contract.columns.len()],
             label: contract
                 .label
                 .as_ref()
@@ -747,7 +843,13 @@ impl<'a> ChunkChecker<'a> {
 
     /// Stops building the batch: a file that breaks a rule gets no snapshot.
     fn reject(&mut self) {
-        self.buffers = None;
+        if let Some(buffers) = self.buffers.take() {
+            for (numbers, buffer) in self.numbers.iter_mut().zip(&buffers) {
+                if let Some(xs) = buffer.numbers() {
+                    numbers.extend_from_slice(&xs);
+                }
+            }
+        }
     }
 
     fn check_header(&mut self, record: &csv::ByteRecord, line: u64) {
@@ -840,8 +942,9 @@ impl<'a> ChunkChecker<'a> {
         let number = match spec.kind {
             ColumnType::Integer => match parse_i64(text) {
                 Some(n) => {
-                    if let Some(ColumnBuffer::Integer(b)) = buffer {
-                        b.append_value(n);
+                    match buffer {
+                        Some(ColumnBuffer::Integer(b)) => b.push(n),
+                        _ => self.numbers[i].push(n as f64),
                     }
                     Some(n as f64)
                 }
@@ -858,8 +961,9 @@ impl<'a> ChunkChecker<'a> {
             },
             ColumnType::Float => match parse_f64(text) {
                 Some(x) if x.is_finite() => {
-                    if let Some(ColumnBuffer::Float(b)) = buffer {
-                        b.append_value(x);
+                    match buffer {
+                        Some(ColumnBuffer::Float(b)) => b.push(x),
+                        _ => self.numbers[i].push(x),
                     }
                     Some(x)
                 }
@@ -904,8 +1008,10 @@ impl<'a> ChunkChecker<'a> {
                         .filter(|(_, v)| same(v, text))
                         .map(|(code, _)| *code)
                 });
-                if let Some(None) = code {
-                    let n = self.allowed[i].as_ref().map_or(0, |a| a.by_hash.len());
+                if let (Some(None), Some(allowed)) = (code, &self.allowed[i])
+                    && allowed.enforced
+                {
+                    let n = allowed.by_hash.len();
                     self.violations.add(
                         col,
                         Rule::AllowedValues,
@@ -917,9 +1023,7 @@ impl<'a> ChunkChecker<'a> {
                 }
                 match (buffer, code) {
                     (Some(ColumnBuffer::String(b)), _) => b.append_value(text),
-                    (Some(ColumnBuffer::Enum { codes, .. }), Some(Some(code))) => {
-                        codes.push(Some(code))
-                    }
+                    (Some(ColumnBuffer::Enum { codes, .. }), Some(Some(code))) => codes.push(code),
                     _ => {}
                 }
                 acc.add_category_hashed(h, text);
@@ -942,7 +1046,6 @@ impl<'a> ChunkChecker<'a> {
                     );
                     ok = false;
                 }
-                self.numbers[i].push(x);
                 ok
             }
             None => {
@@ -954,19 +1057,17 @@ impl<'a> ChunkChecker<'a> {
 
     /// Profiles the block's numbers and, while the file is valid so far, encodes its
     /// rows as Parquet row groups here on the worker (the merger only writes bytes).
-    fn finish(mut self, writer: Option<&BatchedWriter<File>>) -> Result<ChunkResult, ScanError> {
-        for (acc, numbers) in self.accumulators.iter_mut().zip(&self.numbers) {
-            acc.add_numbers(numbers);
+    fn finish(mut self, encoder: Option<&RowGroupEncoder>) -> Result<ChunkResult, ScanError> {
+        for (i, acc) in self.accumulators.iter_mut().enumerate() {
+            match self.buffers.as_ref().and_then(|b| b[i].numbers()) {
+                Some(buffered) => acc.add_numbers(&buffered),
+                None => acc.add_numbers(&self.numbers[i]),
+            }
         }
-        let row_groups = match (self.buffers, writer) {
-            (Some(buffers), Some(writer)) => {
+        let row_groups = match (self.buffers, encoder) {
+            (Some(buffers), Some(encoder)) => {
                 let columns: Vec<Column> = buffers.into_iter().map(ColumnBuffer::finish).collect();
-                let batch = DataFrame::new(self.rows as usize, columns)?;
-                Some(
-                    writer
-                        .encode_and_compress(&batch)
-                        .collect::<PolarsResult<Vec<_>>>()?,
-                )
+                Some(encoder.encode(&DataFrame::new(self.rows as usize, columns)?)?)
             }
             _ => None,
         };
@@ -979,13 +1080,24 @@ impl<'a> ChunkChecker<'a> {
     }
 }
 
-/// The Parquet writer for the snapshot: zstd level 1 (most of zstd's ratio at a
-/// fraction of the default level's cost); encoding happens on the scan workers.
+/// Snapshot pages are LZ4 (raw): it compresses several times faster than zstd's
+/// fastest level, and ingest speed matters more here than the last 20% of size.
+/// Float columns are stored uncompressed: the mantissas of measured values are close
+/// to random bytes, so compressing them costs time and saves almost nothing.
+fn compression(kind: ColumnType) -> CompressionOptions {
+    match kind {
+        ColumnType::Float => CompressionOptions::Uncompressed,
+        _ => CompressionOptions::Lz4Raw,
+    }
+}
+
+/// The Parquet writer for the snapshot (it only writes bytes, on the merging thread)
+/// and the encoder the scan workers turn their batches into row groups with.
 fn parquet_writer(
     contract: &Contract,
     allowed: &AllowedSets<'_>,
     parquet_out: &Path,
-) -> Result<BatchedWriter<File>, ScanError> {
+) -> Result<(BatchedWriter<File>, RowGroupEncoder), ScanError> {
     let schema: Schema = contract
         .columns
         .iter()
@@ -997,12 +1109,99 @@ fn parquet_writer(
             Field::new(c.name.as_str().into(), dtype)
         })
         .collect();
-    Ok(ParquetWriter::new(File::create(parquet_out)?)
-        .with_compression(ParquetCompression::Zstd(Some(
-            polars_parquet::write::ZstdLevel::try_new(1)?,
-        )))
+    let writer = ParquetWriter::new(File::create(parquet_out)?)
+        .with_compression(ParquetCompression::Lz4Raw)
         .set_parallel(false)
-        .batched(&schema)?)
+        .batched(&schema)?;
+    let codecs = contract
+        .columns
+        .iter()
+        .map(|c| compression(c.kind))
+        .collect();
+    Ok((writer, RowGroupEncoder::new(&schema, codecs)?))
+}
+
+/// Encodes and compresses a batch as Parquet row groups on the calling thread.
+/// Polars' `BatchedWriter::encode_and_compress` returns lazy page iterators, which would
+/// leave all encoding and compression to the one thread that writes them. Each column
+/// gets its own codec (Parquet records one per column chunk).
+struct RowGroupEncoder {
+    fields: Vec<ParquetType>,
+    encodings: Vec<Vec<Encoding>>,
+    codecs: Vec<CompressionOptions>,
+    options: WriteOptions,
+}
+
+impl RowGroupEncoder {
+    fn new(schema: &Schema, codecs: Vec<CompressionOptions>) -> Result<Self, ScanError> {
+        let arrow = schema.to_arrow(CompatLevel::newest());
+        Ok(Self {
+            fields: to_parquet_schema(&arrow)?.fields().to_vec(),
+            encodings: polars::io::parquet::write::get_encodings(&arrow).to_vec(),
+            codecs,
+            // What `ParquetWriter` writes by default; compression is per column.
+            options: WriteOptions {
+                statistics: StatisticsOptions::default(),
+                version: Version::V1,
+                compression: CompressionOptions::Uncompressed,
+                data_page_size: None,
+            },
+        })
+    }
+
+    fn encode(
+        &self,
+        batch: &DataFrame,
+    ) -> Result<Vec<RowGroupIterColumns<'static, PolarsError>>, ScanError> {
+        let mut groups = Vec::new();
+        for chunk in batch.iter_chunks(CompatLevel::newest(), false) {
+            if chunk.is_empty() {
+                continue;
+            }
+            let mut columns = Vec::with_capacity(self.fields.len());
+            let arrays = chunk
+                .columns()
+                .iter()
+                .zip(&self.fields)
+                .zip(&self.encodings)
+                .zip(&self.codecs);
+            for (((array, field), encoding), &codec) in arrays {
+                for pages in array_to_columns(array, field.clone(), self.options, encoding)? {
+                    let compressed = pages
+                        .map(|page| Ok(compress(page?, Vec::new(), codec)?))
+                        .collect::<PolarsResult<Vec<CompressedPage>>>()?;
+                    columns.push(compressed);
+                }
+            }
+            groups.push(DynIter::new(columns.into_iter().map(|pages| {
+                Ok(DynStreamingIterator::new(Pages {
+                    pages: pages.into_iter(),
+                    current: None,
+                }))
+            })));
+        }
+        Ok(groups)
+    }
+}
+
+/// A column's finished pages, handed to the writer one by one.
+struct Pages {
+    pages: std::vec::IntoIter<CompressedPage>,
+    current: Option<CompressedPage>,
+}
+
+impl FallibleStreamingIterator for Pages {
+    type Item = CompressedPage;
+    type Error = PolarsError;
+
+    fn advance(&mut self) -> Result<(), PolarsError> {
+        self.current = self.pages.next();
+        Ok(())
+    }
+
+    fn get(&self) -> Option<&CompressedPage> {
+        self.current.as_ref()
+    }
 }
 
 /// Folds blocks together in file order and writes their row groups while the file is valid.
@@ -1392,5 +1591,44 @@ mod tests {
         let again = scan(&parquet[..], &contract, &dir.path().join("f.parquet")).unwrap();
         assert!(again.validation.passed, "{:?}", again.validation);
         assert_eq!(again.profile, out.profile);
+    }
+
+    #[test]
+    fn labels_become_enum_columns_and_a_wrong_label_is_one_violation() {
+        let contract = Contract::from_json(
+            br#"{"dataset":"l","columns":[{"name":"x","type":"float"},{"name":"y","type":"string"}],"label":{"column":"y","values":["no","yes"]}}"#,
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let good = scan(
+            &b"x,y
+1.5,yes
+,no
+"[..],
+            &contract,
+            &dir.path().join("g.parquet"),
+        )
+        .unwrap();
+        assert!(good.parquet_written, "{:?}", good.validation);
+        let df = ParquetReader::new(File::open(dir.path().join("g.parquet")).unwrap())
+            .finish()
+            .unwrap();
+        assert!(matches!(
+            df.column("y").unwrap().dtype(),
+            DataType::Enum(..)
+        ));
+        let x: Vec<Option<f64>> = df.column("x").unwrap().f64().unwrap().iter().collect();
+        assert_eq!(x, [Some(1.5), None]);
+        let bad = scan(
+            &b"x,y
+1,maybe
+"[..],
+            &contract,
+            &dir.path().join("b.parquet"),
+        )
+        .unwrap();
+        assert!(!bad.parquet_written);
+        let rules: Vec<Rule> = bad.validation.violations.iter().map(|v| v.rule).collect();
+        assert_eq!(rules, [Rule::LabelValues]);
     }
 }

@@ -405,6 +405,10 @@ impl ObjectStore for AzureBlobStore {
                 self.put_stream(key, Box::pin(stream), &mode).await?;
             }
             Payload::Stream(stream) => self.put_stream(key, stream, &mode).await?,
+            Payload::File(path) => match Payload::stream_file(&path).await? {
+                Payload::Stream(stream) => self.put_stream(key, stream, &mode).await?,
+                _ => unreachable!("stream_file gives a stream"),
+            },
         }
         self.head(key).await
     }

@@ -24,6 +24,31 @@ pub async fn run_all(store: &dyn ObjectStore, prefix: &str) {
     copy_is_create_only(store, prefix).await;
     missing_objects_are_not_found(store, prefix).await;
     uris_name_keys(store, prefix).await;
+    file_payloads_publish_the_file(store, prefix).await;
+}
+
+/// A handed-over file is published whole, and a create conflict leaves the old object.
+pub async fn file_payloads_publish_the_file(store: &dyn ObjectStore, prefix: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let k = key(prefix, "file/snapshot.bin");
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let first = dir.path().join("first.bin");
+    std::fs::write(&first, &content).expect("write temp file");
+    let meta = store
+        .put(&k, Payload::File(first), PutMode::Create)
+        .await
+        .unwrap();
+    assert_eq!(meta.size, content.len() as u64);
+    let second = dir.path().join("second.bin");
+    std::fs::write(&second, b"other").expect("write temp file");
+    let err = store
+        .put(&k, Payload::File(second), PutMode::Create)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::AlreadyExists { .. }), "{err:?}");
+    let got = store.get(&k).await.unwrap();
+    assert_eq!(got.meta.etag, meta.etag);
+    assert_eq!(&got.bytes().await.unwrap()[..], &content[..]);
 }
 
 pub async fn put_get_head(store: &dyn ObjectStore, prefix: &str) {

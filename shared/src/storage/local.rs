@@ -111,6 +111,17 @@ impl Staged {
         })
     }
 
+    /// Stages an existing file by moving it (a copy only across file systems).
+    fn adopt(dest: &Path, source: &Path) -> std::io::Result<Self> {
+        let mut staged = Self::new(dest)?;
+        if fs::rename(source, &staged.path).is_err() {
+            fs::copy(source, &staged.path)?;
+        }
+        // The handle from `new` is the empty file the rename replaced.
+        staged.file = Some(OpenOptions::new().write(true).open(&staged.path)?);
+        Ok(staged)
+    }
+
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.file
             .as_mut()
@@ -182,14 +193,22 @@ impl ObjectStore for LocalStore {
                 key: key.to_string(),
             });
         }
+        let adopt = match &payload {
+            Payload::File(path) => Some(path.clone()),
+            _ => None,
+        };
         let mut staged = {
             let dest = dest.clone();
-            tokio::task::spawn_blocking(move || Staged::new(&dest))
-                .await
-                .expect("staging task")
-                .map_err(|e| map_io(key, e))?
+            tokio::task::spawn_blocking(move || match adopt {
+                Some(source) => Staged::adopt(&dest, &source),
+                None => Staged::new(&dest),
+            })
+            .await
+            .expect("staging task")
+            .map_err(|e| map_io(key, e))?
         };
         match payload {
+            Payload::File(_) => {}
             Payload::Bytes(bytes) => staged.write(&bytes).map_err(|e| io_error(STORE, e))?,
             Payload::Stream(mut stream) => {
                 while let Some(chunk) = stream.next().await {

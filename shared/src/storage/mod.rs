@@ -166,6 +166,10 @@ pub enum PutMode {
 pub enum Payload {
     Bytes(Bytes),
     Stream(ByteStream),
+    /// A finished local file handed over to the store: the local adapter moves it into
+    /// place instead of copying it (a snapshot can be gigabytes); others stream it.
+    /// The caller must not use the file afterwards.
+    File(std::path::PathBuf),
 }
 
 impl From<Bytes> for Payload {
@@ -182,7 +186,7 @@ impl From<Vec<u8>> for Payload {
 
 impl Payload {
     /// Streams a local file without reading it into memory.
-    pub async fn from_file(path: &std::path::Path) -> Result<Self> {
+    pub async fn stream_file(path: &std::path::Path) -> Result<Self> {
         let file = tokio::fs::File::open(path)
             .await
             .map_err(|e| io_error("file payload", e))?;
