@@ -3,5 +3,7 @@
 //! Functions-host types live here; `functions/` decodes invocations and calls in.
 
 pub mod dataset;
+pub mod model;
 pub mod queue;
 pub mod storage;
+pub mod training;

@@ -1,0 +1,12 @@
+//! Model artifacts as the rest of Sluice sees them: the signature a model declares and
+//! the column tables it scores.
+
+pub mod runtime;
+pub mod session;
+pub mod signature;
+pub mod table;
+
+pub use runtime::Runtime;
+pub use session::{ModelSession, Predictions};
+pub use signature::Signature;
+pub use table::{Table, Values};

@@ -1,0 +1,124 @@
+//! A model's signature: the raw input columns it takes and the outputs it gives.
+//! Written beside `model.onnx` as `signature.json`; the scorer checks requests against
+//! it and the evaluation gate checks a candidate's against production's.
+
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::contract::ColumnType;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Signature {
+    pub inputs: Vec<InputSpec>,
+    /// The label column the model predicts (not an input).
+    pub label: String,
+    /// Class names in the order of the `probabilities` output's columns.
+    pub classes: Vec<String>,
+    /// Output tensors: `probabilities` (double, rows × classes) and `label` (int64 class
+    /// index per row).
+    pub outputs: Vec<OutputSpec>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InputSpec {
+    pub name: String,
+    /// The column's type in the dataset; what a request must send.
+    #[serde(rename = "type")]
+    pub kind: ColumnType,
+    /// The ONNX tensor element type the graph input takes: `double` or `string`, shape
+    /// `[rows, 1]`.
+    pub tensor: TensorType,
+    /// For categorical inputs: the categories the model encodes. Others (and nulls)
+    /// encode as all zeros, which a scorer may refuse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub categories: Option<Vec<String>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TensorType {
+    Double,
+    String,
+    Int64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutputSpec {
+    pub name: String,
+    pub tensor: TensorType,
+}
+
+impl Signature {
+    /// Why `self` (a candidate) cannot replace `production` for the same callers, if it
+    /// cannot: it must predict the same label with the same classes, and need no input
+    /// production's callers do not send, with the same types.
+    pub fn incompatibilities(&self, production: &Signature) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.label != production.label {
+            problems.push(format!(
+                "predicts {:?}, production predicts {:?}",
+                self.label, production.label
+            ));
+        }
+        if self.classes != production.classes {
+            problems.push(format!(
+                "classes {:?} differ from production's {:?}",
+                self.classes, production.classes
+            ));
+        }
+        for input in &self.inputs {
+            match production.inputs.iter().find(|p| p.name == input.name) {
+                None => problems.push(format!(
+                    "needs input {:?}, which production's callers do not send",
+                    input.name
+                )),
+                Some(p) if p.kind != input.kind => problems.push(format!(
+                    "input {:?} is {:?}, production's is {:?}",
+                    input.name, input.kind, p.kind
+                )),
+                Some(_) => {}
+            }
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(name: &str, kind: ColumnType) -> InputSpec {
+        InputSpec {
+            name: name.into(),
+            kind,
+            tensor: if kind.is_numeric() {
+                TensorType::Double
+            } else {
+                TensorType::String
+            },
+            categories: None,
+        }
+    }
+
+    fn signature(inputs: Vec<InputSpec>) -> Signature {
+        Signature {
+            inputs,
+            label: "income".into(),
+            classes: vec!["<=50K".into(), ">50K".into()],
+            outputs: vec![],
+        }
+    }
+
+    #[test]
+    fn a_subset_of_inputs_is_compatible_and_a_new_one_is_not() {
+        let production = signature(vec![
+            input("age", ColumnType::Integer),
+            input("sex", ColumnType::String),
+        ]);
+        let fewer = signature(vec![input("age", ColumnType::Integer)]);
+        assert!(fewer.incompatibilities(&production).is_empty());
+        let more = signature(vec![input("zip", ColumnType::String)]);
+        assert_eq!(more.incompatibilities(&production).len(), 1);
+        let retyped = signature(vec![input("age", ColumnType::String)]);
+        assert!(retyped.incompatibilities(&production)[0].contains("age"));
+    }
+}

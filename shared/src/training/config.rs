@@ -1,0 +1,260 @@
+//! A model's training config (`models/<model>.json`): what to train on, how, where, and
+//! how its versions are judged and promoted. Its SHA-256 is part of a run's identity.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::dataset::DatasetName;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// The model's registry name (same rules as a dataset name).
+    pub model: DatasetName,
+    /// The dataset it trains on.
+    pub dataset: DatasetName,
+    /// The label column and its positive class.
+    pub label: String,
+    pub positive: String,
+    /// Feature columns; absent means every column but the label and `exclude`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    #[serde(default)]
+    pub hyperparameters: Hyperparameters,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// A custom training command (argv); absent means the reference trainer. Sluice
+    /// substitutes `{data}` (the dataset version's folder), `{output}` (the folder the
+    /// command must fill with `model.onnx`, `signature.json`, `metrics.json`),
+    /// `{config}` (this file) and `{seed}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default)]
+    pub compute: ComputeConfig,
+    #[serde(default)]
+    pub retrain: RetrainPolicy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<EvaluationConfig>,
+    #[serde(default)]
+    pub promotion: PromotionPolicy,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    #[default]
+    LogisticRegression,
+}
+
+impl Algorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::LogisticRegression => "logistic_regression",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Hyperparameters {
+    /// L2 penalty on the weights.
+    pub l2: f64,
+    /// Most categories one-hot encoded per column (the most frequent are kept).
+    pub max_categories: usize,
+    /// Share of rows held out (stratified) for the training metrics.
+    pub holdout: f64,
+}
+
+impl Default for Hyperparameters {
+    fn default() -> Self {
+        Self {
+            l2: 1.0,
+            max_categories: 100,
+            holdout: 0.2,
+        }
+    }
+}
+
+/// Where the job runs. Locally only `timeout_minutes` applies; on Azure ML the rest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ComputeConfig {
+    /// Azure ML compute cluster name (a GPU cluster, min 0 nodes).
+    pub target: String,
+    /// VM size requested for the job (`resources.instanceType`).
+    pub instance_type: String,
+    /// Azure ML environment the job runs in (`environmentId`).
+    pub environment: String,
+    pub timeout_minutes: u64,
+}
+
+impl Default for ComputeConfig {
+    fn default() -> Self {
+        Self {
+            target: "gpu-cluster".into(),
+            instance_type: "Standard_NC4as_T4_v3".into(),
+            environment: "azureml:sluice-trainer:1".into(),
+            timeout_minutes: 60,
+        }
+    }
+}
+
+/// When a new version of the dataset retrains the model.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "on", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RetrainPolicy {
+    /// Every new version.
+    #[default]
+    EveryVersion,
+    /// Only when some numeric column's mean moved by more than `threshold` standard
+    /// deviations, or some category's share by more than `threshold`, against the data
+    /// the production model was trained on.
+    Drift { threshold: f64 },
+    /// Only on request.
+    Manual,
+}
+
+/// The pinned data the gate scores every candidate (and production) on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluationConfig {
+    pub dataset: DatasetName,
+    pub version: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromotionPolicy {
+    /// The metric that decides (`roc_auc`, `accuracy` or `log_loss`).
+    pub metric: String,
+    /// The candidate must beat production's metric by at least this much.
+    pub min_improvement: f64,
+    /// Other metrics may not get worse than production's by more than this.
+    pub max_regression: f64,
+    /// The first model of a name must reach this on `metric`.
+    pub floor: f64,
+    /// Staging → production without a person (`auto`) or after an approval (`manual`).
+    pub approval: Approval,
+}
+
+impl Default for PromotionPolicy {
+    fn default() -> Self {
+        Self {
+            metric: "roc_auc".into(),
+            min_improvement: 0.0,
+            max_regression: 0.01,
+            floor: 0.7,
+            approval: Approval::Auto,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Approval {
+    #[default]
+    Auto,
+    Manual,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid training config: {0}")]
+    Invalid(String),
+}
+
+impl TrainingConfig {
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let config: TrainingConfig =
+            serde_json::from_slice(bytes).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        let h = &self.hyperparameters;
+        if !(0.0..0.9).contains(&h.holdout) || h.holdout <= 0.0 {
+            return bad(format!(
+                "hyperparameters.holdout must be in (0, 0.9), got {}",
+                h.holdout
+            ));
+        }
+        if !(h.l2 >= 0.0 && h.l2.is_finite()) {
+            return bad(format!("hyperparameters.l2 must be >= 0, got {}", h.l2));
+        }
+        if crate::training::metrics::Metrics::NAMES
+            .iter()
+            .all(|m| *m != self.promotion.metric)
+        {
+            return bad(format!(
+                "promotion.metric must be one of {:?}, got {:?}",
+                crate::training::metrics::Metrics::NAMES,
+                self.promotion.metric
+            ));
+        }
+        if self
+            .features
+            .as_ref()
+            .is_some_and(|f| f.contains(&self.label))
+        {
+            return bad(format!("the label {:?} cannot be a feature", self.label));
+        }
+        Ok(())
+    }
+
+    /// The config's identity: SHA-256 of its canonical JSON (serde_json writes struct
+    /// fields in declaration order, so equal configs hash equally).
+    pub fn sha256(&self) -> String {
+        let json = serde_json::to_vec(self).expect("a config serialises");
+        hex::encode(Sha256::digest(json))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> serde_json::Value {
+        serde_json::json!({"model": "m", "dataset": "d", "label": "y", "positive": "1"})
+    }
+
+    #[test]
+    fn defaults_fill_a_minimal_config() {
+        let c = TrainingConfig::from_json(minimal().to_string().as_bytes()).unwrap();
+        assert_eq!(c.seed, 42);
+        assert_eq!(c.retrain, RetrainPolicy::EveryVersion);
+        assert_eq!(c.promotion.metric, "roc_auc");
+        assert_eq!(c.sha256().len(), 64);
+    }
+
+    #[test]
+    fn changing_a_hyperparameter_changes_the_identity() {
+        let a = TrainingConfig::from_json(minimal().to_string().as_bytes()).unwrap();
+        let mut b = a.clone();
+        b.hyperparameters.l2 = 2.0;
+        assert_ne!(a.sha256(), b.sha256());
+    }
+
+    #[test]
+    fn bad_configs_say_what_is_wrong() {
+        let mut v = minimal();
+        v["promotion"] = serde_json::json!({"metric": "f1"});
+        let e = TrainingConfig::from_json(v.to_string().as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("promotion.metric"), "{e}");
+        let mut v = minimal();
+        v["features"] = serde_json::json!(["y"]);
+        assert!(TrainingConfig::from_json(v.to_string().as_bytes()).is_err());
+        let mut v = minimal();
+        v["surprise"] = serde_json::json!(1);
+        assert!(TrainingConfig::from_json(v.to_string().as_bytes()).is_err());
+    }
+}

@@ -1,0 +1,320 @@
+//! How raw columns become model features, fitted on the training rows only:
+//! numbers are standardised (nulls take the training mean), categories are one-hot
+//! encoded (unseen values and nulls are all zeros). The same plan encodes rows for the
+//! trainer and is written into `model.onnx`, so the scorer takes raw rows.
+
+use crate::dataset::contract::ColumnType;
+use crate::model::signature::{InputSpec, OutputSpec, Signature, TensorType};
+use crate::model::table::{Table, Values};
+
+use super::logistic::Logistic;
+use super::onnx::{self, Dim, GraphBuilder, attr_int, attr_strings, elem};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NumericFeature {
+    pub name: String,
+    pub kind: ColumnType,
+    pub mean: f64,
+    pub std: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CategoricalFeature {
+    pub name: String,
+    pub kind: ColumnType,
+    pub categories: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeaturePlan {
+    /// Input columns in the order the config names them (the ONNX inputs' order).
+    pub inputs: Vec<(String, ColumnType)>,
+    pub numeric: Vec<NumericFeature>,
+    pub categorical: Vec<CategoricalFeature>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FeatureError {
+    #[error("feature column {0:?} is not in the data")]
+    Missing(String),
+}
+
+impl FeaturePlan {
+    /// Fits the plan on `table`: `inputs` are the feature columns with their dataset
+    /// types; a categorical column keeps its `max_categories` most frequent values.
+    pub fn fit(
+        table: &Table,
+        inputs: &[(String, ColumnType)],
+        max_categories: usize,
+    ) -> Result<Self, FeatureError> {
+        let mut plan = FeaturePlan {
+            inputs: inputs.to_vec(),
+            numeric: vec![],
+            categorical: vec![],
+        };
+        for (name, kind) in inputs {
+            match table.column(name) {
+                Some(Values::Numbers(xs)) => {
+                    let present: Vec<f64> = xs.iter().copied().filter(|x| !x.is_nan()).collect();
+                    let n = present.len().max(1) as f64;
+                    let mean = present.iter().sum::<f64>() / n;
+                    let var = present.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+                    let std = if var.sqrt() > 1e-12 { var.sqrt() } else { 1.0 };
+                    plan.numeric.push(NumericFeature {
+                        name: name.clone(),
+                        kind: *kind,
+                        mean,
+                        std,
+                    });
+                }
+                Some(Values::Text(values)) => {
+                    let mut counts = std::collections::BTreeMap::<&str, u64>::new();
+                    for v in values.iter().flatten() {
+                        *counts.entry(v.as_str()).or_default() += 1;
+                    }
+                    let mut ranked: Vec<(&str, u64)> = counts.into_iter().collect();
+                    // Most frequent first, ties by name: deterministic.
+                    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+                    ranked.truncate(max_categories);
+                    let mut categories: Vec<String> =
+                        ranked.into_iter().map(|(v, _)| v.to_owned()).collect();
+                    categories.sort();
+                    plan.categorical.push(CategoricalFeature {
+                        name: name.clone(),
+                        kind: *kind,
+                        categories,
+                    });
+                }
+                None => return Err(FeatureError::Missing(name.clone())),
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Features per row.
+    pub fn width(&self) -> usize {
+        self.numeric.len()
+            + self
+                .categorical
+                .iter()
+                .map(|c| c.categories.len())
+                .sum::<usize>()
+    }
+
+    /// Encodes `table`'s rows, row-major (`rows × width`).
+    pub fn encode(&self, table: &Table) -> Result<Vec<f64>, FeatureError> {
+        let rows = table.rows();
+        let width = self.width();
+        let mut out = vec![0.0; rows * width];
+        for (j, f) in self.numeric.iter().enumerate() {
+            let Some(Values::Numbers(xs)) = table.column(&f.name) else {
+                return Err(FeatureError::Missing(f.name.clone()));
+            };
+            for (r, &x) in xs.iter().enumerate() {
+                let x = if x.is_nan() { f.mean } else { x };
+                out[r * width + j] = (x - f.mean) / f.std;
+            }
+        }
+        let mut offset = self.numeric.len();
+        for f in &self.categorical {
+            let Some(Values::Text(values)) = table.column(&f.name) else {
+                return Err(FeatureError::Missing(f.name.clone()));
+            };
+            for (r, v) in values.iter().enumerate() {
+                if let Some(k) = v
+                    .as_deref()
+                    .and_then(|v| f.categories.binary_search_by(|c| c.as_str().cmp(v)).ok())
+                {
+                    out[r * width + offset + k] = 1.0;
+                }
+            }
+            offset += f.categories.len();
+        }
+        Ok(out)
+    }
+
+    pub fn signature(&self, label: &str, classes: &[String; 2]) -> Signature {
+        let inputs = self
+            .inputs
+            .iter()
+            .map(|(name, kind)| {
+                let categories = self
+                    .categorical
+                    .iter()
+                    .find(|c| &c.name == name)
+                    .map(|c| c.categories.clone());
+                InputSpec {
+                    name: name.clone(),
+                    kind: *kind,
+                    tensor: if categories.is_some() {
+                        TensorType::String
+                    } else {
+                        TensorType::Double
+                    },
+                    categories,
+                }
+            })
+            .collect();
+        Signature {
+            inputs,
+            label: label.to_owned(),
+            classes: classes.to_vec(),
+            outputs: vec![
+                OutputSpec {
+                    name: "probabilities".into(),
+                    tensor: TensorType::Double,
+                },
+                OutputSpec {
+                    name: "label".into(),
+                    tensor: TensorType::Int64,
+                },
+            ],
+        }
+    }
+
+    /// The whole model as ONNX: this plan's preprocessing, then `model`.
+    pub fn to_onnx(&self, model: &Logistic, name: &str, metadata: &[(&str, String)]) -> Vec<u8> {
+        let mut g = GraphBuilder::default();
+        let rows = || [Dim::Named("rows"), Dim::Fixed(1)];
+        for spec in self.signature("", &[String::new(), String::new()]).inputs {
+            let t = match spec.tensor {
+                TensorType::String => elem::STRING,
+                _ => elem::DOUBLE,
+            };
+            g.input(onnx::value_info(&spec.name, t, &rows()));
+        }
+        let mut parts = Vec::new();
+        if !self.numeric.is_empty() {
+            let k = self.numeric.len() as i64;
+            let names: Vec<&str> = self.numeric.iter().map(|f| f.name.as_str()).collect();
+            let raw = g.node("Concat", &names, "numeric_raw", vec![attr_int("axis", 1)]);
+            let means: Vec<f64> = self.numeric.iter().map(|f| f.mean).collect();
+            let stds: Vec<f64> = self.numeric.iter().map(|f| f.std).collect();
+            let mean = g.initializer(onnx::doubles("numeric_mean", &[1, k], means));
+            let std = g.initializer(onnx::doubles("numeric_std", &[1, k], stds));
+            let missing = g.node("IsNaN", &[&raw], "numeric_missing", vec![]);
+            let filled = g.node("Where", &[&missing, &mean, &raw], "numeric_filled", vec![]);
+            let centred = g.node("Sub", &[&filled, &mean], "numeric_centred", vec![]);
+            parts.push(g.node("Div", &[&centred, &std], "numeric_scaled", vec![]));
+        }
+        for f in &self.categorical {
+            let hot = g.node_in(
+                onnx::ML_DOMAIN,
+                "OneHotEncoder",
+                &[&f.name],
+                &format!("{}_onehot", f.name),
+                vec![
+                    attr_strings("cats_strings", &f.categories),
+                    attr_int("zeros", 1),
+                ],
+            );
+            let flat = g.node(
+                "Flatten",
+                &[&hot],
+                &format!("{}_flat", f.name),
+                vec![attr_int("axis", 1)],
+            );
+            parts.push(g.node(
+                "Cast",
+                &[&flat],
+                &format!("{}_encoded", f.name),
+                vec![attr_int("to", elem::DOUBLE as i64)],
+            ));
+        }
+        let part_names: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let features = g.node("Concat", &part_names, "features", vec![attr_int("axis", 1)]);
+        let width = self.width() as i64;
+        let w = g.initializer(onnx::doubles("weights", &[width, 1], model.weights.clone()));
+        let b = g.initializer(onnx::doubles("bias", &[1], vec![model.bias]));
+        let one = g.initializer(onnx::doubles("one", &[1], vec![1.0]));
+        let z = g.node("MatMul", &[&features, &w], "linear", vec![]);
+        let logit = g.node("Add", &[&z, &b], "logit", vec![]);
+        let p = g.node("Sigmoid", &[&logit], "positive", vec![]);
+        let q = g.node("Sub", &[&one, &p], "negative", vec![]);
+        let probabilities = g.node(
+            "Concat",
+            &[&q, &p],
+            "probabilities",
+            vec![attr_int("axis", 1)],
+        );
+        g.node(
+            "ArgMax",
+            &[&probabilities],
+            "label",
+            vec![attr_int("axis", 1), attr_int("keepdims", 0)],
+        );
+        g.output(onnx::value_info(
+            "probabilities",
+            elem::DOUBLE,
+            &[Dim::Named("rows"), Dim::Fixed(2)],
+        ));
+        g.output(onnx::value_info(
+            "label",
+            elem::INT64,
+            &[Dim::Named("rows")],
+        ));
+        g.finish(
+            name,
+            "Sluice reference trainer: standardise + one-hot, then logistic regression",
+            metadata,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Table {
+        Table {
+            columns: vec![
+                ("x".into(), Values::Numbers(vec![1.0, 3.0, f64::NAN])),
+                (
+                    "c".into(),
+                    Values::Text(vec![Some("b".into()), Some("a".into()), None]),
+                ),
+            ],
+        }
+    }
+
+    fn inputs() -> Vec<(String, ColumnType)> {
+        vec![
+            ("x".into(), ColumnType::Float),
+            ("c".into(), ColumnType::String),
+        ]
+    }
+
+    #[test]
+    fn numbers_standardise_and_categories_one_hot() {
+        let plan = FeaturePlan::fit(&table(), &inputs(), 10).unwrap();
+        assert_eq!(plan.numeric[0].mean, 2.0);
+        assert_eq!(plan.numeric[0].std, 1.0);
+        assert_eq!(plan.categorical[0].categories, ["a", "b"]);
+        assert_eq!(plan.width(), 3);
+        let x = plan.encode(&table()).unwrap();
+        // Rows: (-1, 0,1), (1, 1,0), (null → mean → 0, unseen → 0,0).
+        assert_eq!(x, [-1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+        let sig = plan.signature("y", &["n".into(), "p".into()]);
+        assert_eq!(
+            sig.inputs[1].categories.as_deref(),
+            Some(&["a".to_owned(), "b".to_owned()][..])
+        );
+        assert_eq!(sig.inputs[0].tensor, TensorType::Double);
+    }
+
+    #[test]
+    fn categories_are_capped_by_frequency() {
+        let t = Table {
+            columns: vec![(
+                "c".into(),
+                Values::Text(
+                    ["z", "z", "y", "x", "x", "x"]
+                        .map(|s| Some(s.into()))
+                        .to_vec(),
+                ),
+            )],
+        };
+        let plan = FeaturePlan::fit(&t, &[("c".into(), ColumnType::String)], 2).unwrap();
+        assert_eq!(plan.categorical[0].categories, ["x", "z"]);
+    }
+}

@@ -1,0 +1,12 @@
+//! Training: the reference trainer and its parts (feature plan, logistic regression,
+//! ONNX export, metrics), and the per-model training config.
+
+pub mod config;
+pub mod features;
+pub mod logistic;
+pub mod metrics;
+pub mod onnx;
+pub mod trainer;
+
+pub use config::TrainingConfig;
+pub use trainer::{TrainReport, train};
