@@ -24,6 +24,10 @@ use crate::startup::{AppState, Application};
 pub struct Cli {
     #[command(flatten)]
     pub storage: StorageSettings,
+    /// The ONNX Runtime library to load (otherwise ORT_DYLIB_PATH, beside the binary, then
+    /// the folder `sluice setup` fills).
+    #[arg(long, env = "SLUICE_ONNXRUNTIME", global = true)]
+    pub onnxruntime: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -57,6 +61,24 @@ pub enum Command {
     /// Dataset contracts.
     #[command(subcommand)]
     Contracts(ContractsCommand),
+    /// Fetch ONNX Runtime (PyPI's onnxruntime wheel, via pip) into Sluice's setup folder.
+    Setup,
+    /// The reference trainer: a dataset version's folder in, a model folder out
+    /// (model.onnx, signature.json, metrics.json, lineage.json).
+    Train {
+        /// The dataset version's folder (manifest.json and data.parquet).
+        #[arg(long)]
+        data: PathBuf,
+        /// The model's training config (models/<model>.json).
+        #[arg(long)]
+        config: PathBuf,
+        /// The folder to write the model into.
+        #[arg(long)]
+        output: PathBuf,
+        /// Skip scoring the holdout with the exported model in ONNX Runtime.
+        #[arg(long)]
+        no_verify: bool,
+    },
     /// Benchmark ingest against pandas on a generated CSV (see tests/bench/run.sh).
     Bench {
         /// Size of the generated CSV in MiB.
@@ -132,9 +154,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             None => crate::bench::run(*mib, dir, python),
         };
     }
+    match &cli.command {
+        Command::Setup => {
+            let path = crate::onnxruntime::setup(&crate::onnxruntime::setup_dir())?;
+            println!("{}", path.display());
+            return Ok(());
+        }
+        Command::Train {
+            data,
+            config,
+            output,
+            no_verify,
+        } => return train(data, config, output, !no_verify, cli.onnxruntime.as_deref()),
+        _ => {}
+    }
     let store = cli.storage.build().await?;
     match cli.command {
-        Command::Bench { .. } => unreachable!("handled above"),
+        Command::Bench { .. } | Command::Setup | Command::Train { .. } => {
+            unreachable!("handled above")
+        }
         Command::Serve { port } => {
             let app = Application::build(
                 AppState::new(store, cli.storage.scratch()),
@@ -384,5 +422,44 @@ async fn show(store: &dyn ObjectStore, target: &str) -> anyhow::Result<()> {
             top.join(", ")
         );
     }
+    Ok(())
+}
+
+/// `sluice train`: trains, then (unless told not to) checks the exported model scores
+/// the holdout like the trainer did, within 1e-5.
+fn train(
+    data: &Path,
+    config: &Path,
+    output: &Path,
+    verify: bool,
+    onnxruntime: Option<&Path>,
+) -> anyhow::Result<()> {
+    use sluice_shared::training::{self, TrainingConfig};
+    let bytes = std::fs::read(config).with_context(|| format!("reading {}", config.display()))?;
+    let config = TrainingConfig::from_json(&bytes)?;
+    let report = training::train(&config, data, output)?;
+    let m = &report.metrics;
+    eprintln!(
+        "trained {} on {}@{}: holdout accuracy {:.4}, ROC AUC {:.4}, log loss {:.4} ({} rows)",
+        config.model,
+        report.lineage.dataset,
+        report.lineage.dataset_version,
+        m.accuracy,
+        m.roc_auc,
+        m.log_loss,
+        m.rows
+    );
+    if verify {
+        let runtime = crate::onnxruntime::load(onnxruntime)?;
+        let diff = training::trainer::verify_export(runtime, output, &report)?;
+        if diff > 1e-5 {
+            bail!("the exported model differs from the trainer by {diff:e} (limit 1e-5)");
+        }
+        eprintln!("model.onnx matches the trainer in ONNX Runtime (max difference {diff:.1e})");
+    }
+    println!(
+        "{}",
+        serde_json::json!({"model_sha256": report.model_sha256, "metrics": report.metrics})
+    );
     Ok(())
 }

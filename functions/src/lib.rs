@@ -9,6 +9,7 @@ pub mod devhost;
 pub mod error;
 pub mod handlers;
 pub mod invocation;
+pub mod onnxruntime;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

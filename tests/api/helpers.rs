@@ -16,6 +16,13 @@ pub struct TestApp {
     _scratch: tempfile::TempDir,
 }
 
+impl TestApp {
+    /// The local store's root folder (only for apps on a local store).
+    pub fn root(&self) -> &std::path::Path {
+        self._root.as_ref().expect("a local store").path()
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
     let root = tempfile::tempdir().unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(root.path()).unwrap());

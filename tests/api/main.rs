@@ -9,3 +9,4 @@ mod binary;
 mod concurrency;
 mod helpers;
 mod host_contract;
+mod training;

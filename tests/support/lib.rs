@@ -62,6 +62,12 @@ pub fn sluice_bin() -> &'static Path {
     })
 }
 
+/// ONNX Runtime for this test process, fetched by `sluice setup`'s code on first use
+/// (pip download of the pinned wheel, under a file lock shared by parallel tests).
+pub fn onnxruntime() -> &'static sluice_shared::model::Runtime {
+    sluice::onnxruntime::load_or_setup(None).expect("ONNX Runtime")
+}
+
 /// A child process killed when dropped.
 pub struct ChildGuard(pub Child);
 

@@ -47,6 +47,17 @@ pub struct ColumnSpec {
 pub struct LabelSpec {
     pub column: String,
     pub values: Vec<String>,
+    /// Spellings read as one of `values` (a cleaning step: `adult.test` writes `>50K.`
+    /// for `>50K`). The snapshot stores the canonical value.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub aliases: std::collections::BTreeMap<String, String>,
+}
+
+impl LabelSpec {
+    /// The canonical spelling of a label value.
+    pub fn canonical<'a>(&'a self, value: &'a str) -> &'a str {
+        self.aliases.get(value).map_or(value, String::as_str)
+    }
 }
 
 /// How a CSV file is laid out. Parquet files ignore it (they carry their schema).
@@ -60,6 +71,10 @@ pub struct CsvFormat {
     pub trim: bool,
     /// Field values that mean "missing" (compared after trimming); empty is always null.
     pub null_tokens: Vec<String>,
+    /// Lines starting with this character are skipped (`adult.test` opens with a
+    /// `|1x3 Cross validator` line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<char>,
 }
 
 impl Default for CsvFormat {
@@ -70,6 +85,7 @@ impl Default for CsvFormat {
             has_header: true,
             trim: true,
             null_tokens: vec![],
+            comment: None,
         }
     }
 }
@@ -108,8 +124,12 @@ pub enum ContractError {
         column: String,
         problem: &'static str,
     },
-    #[error("delimiter and quote must be single ASCII characters and differ")]
+    #[error(
+        "delimiter, quote and comment must be single ASCII characters, delimiter and quote different"
+    )]
     BadFormat,
+    #[error("label alias {0:?} must name one of the label values")]
+    BadAlias(String),
 }
 
 impl Contract {
@@ -153,13 +173,21 @@ impl Contract {
                 return bad("max_null_fraction must be between 0 and 1");
             }
         }
-        if let Some(label) = &self.label
-            && !seen.contains(label.column.as_str())
-        {
-            return Err(ContractError::UnknownLabel(label.column.clone()));
+        if let Some(label) = &self.label {
+            if !seen.contains(label.column.as_str()) {
+                return Err(ContractError::UnknownLabel(label.column.clone()));
+            }
+            if let Some((alias, _)) = label
+                .aliases
+                .iter()
+                .find(|(_, v)| !label.values.contains(v))
+            {
+                return Err(ContractError::BadAlias(alias.clone()));
+            }
         }
         let (d, q) = (self.csv.delimiter, self.csv.quote);
-        if !d.is_ascii() || !q.is_ascii() || d == q || d == '\n' || d == '\r' {
+        let c = self.csv.comment.unwrap_or('#');
+        if !d.is_ascii() || !q.is_ascii() || !c.is_ascii() || d == q || d == '\n' || d == '\r' {
             return Err(ContractError::BadFormat);
         }
         Ok(())

@@ -282,6 +282,7 @@ fn check_block(
         .flexible(true)
         .delimiter(contract.csv.delimiter as u8)
         .quote(quote)
+        .comment(contract.csv.comment.map(|c| c as u8))
         .from_reader(&block.bytes[..]);
     loop {
         match csv.read_byte_record(&mut record) {
@@ -925,8 +926,13 @@ impl<'a> ChunkChecker<'a> {
             return true;
         }
         let mut ok = true;
-        if self.label == Some(i)
-            && let Some(label) = &self.contract.label
+        let label = self
+            .contract
+            .label
+            .as_ref()
+            .filter(|_| self.label == Some(i));
+        let text = label.map_or(text, |l| l.canonical(text));
+        if let Some(label) = label
             && !label.values.iter().any(|v| same(v, text))
         {
             let values = label.values.join(", ");

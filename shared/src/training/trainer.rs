@@ -61,6 +61,81 @@ pub struct TrainReport {
     pub metrics: Metrics,
     pub model_sha256: String,
     pub lineage: TrainingLineage,
+    /// The holdout rows (raw) and the trainer's own positive-class probabilities for
+    /// them, so the exported model can be checked against the trainer.
+    pub holdout: Table,
+    pub holdout_predictions: Vec<f64>,
+}
+
+/// Scores the holdout with the exported `model.onnx` in ONNX Runtime and returns the
+/// largest difference from the trainer's own probabilities.
+pub fn verify_export(
+    runtime: &crate::model::Runtime,
+    out_dir: &Path,
+    report: &TrainReport,
+) -> Result<f64, VerifyError> {
+    let onnx = std::fs::read(out_dir.join(MODEL_FILE))?;
+    let signature = serde_json::from_slice(&std::fs::read(out_dir.join(SIGNATURE_FILE))?)
+        .map_err(|e| VerifyError::Signature(e.to_string()))?;
+    let session = crate::model::ModelSession::new(runtime, &onnx, signature)?;
+    let predicted = session.predict(&report.holdout)?.positive();
+    Ok(predicted
+        .iter()
+        .zip(&report.holdout_predictions)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max))
+}
+
+/// Scores `data` (a dataset version's folder) with `session` and measures it against
+/// the data's labels: what the evaluation gate compares models on.
+pub fn evaluate(
+    session: &crate::model::ModelSession,
+    data_dir: &Path,
+) -> Result<Metrics, VerifyError> {
+    let signature = session.signature();
+    let manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(data_dir.join("manifest.json"))?)
+            .map_err(|e| VerifyError::Signature(e.to_string()))?;
+    let kind = |name: &str| {
+        manifest
+            .schema
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.kind)
+            .ok_or_else(|| VerifyError::Data(format!("the evaluation data has no column {name:?}")))
+    };
+    let mut columns = Vec::new();
+    for input in &signature.inputs {
+        columns.push((input.name.clone(), kind(&input.name)?));
+    }
+    columns.push((signature.label.clone(), kind(&signature.label)?));
+    let table = Table::read_parquet(&data_dir.join("data.parquet"), &columns)
+        .map_err(|e| VerifyError::Data(e.to_string()))?;
+    let classes = &signature.classes;
+    let positive = classes
+        .last()
+        .ok_or_else(|| VerifyError::Signature("the signature lists no classes".into()))?;
+    let (y, found) = targets(&table, &signature.label, positive)
+        .map_err(|e| VerifyError::Data(e.to_string()))?;
+    if found[0] != classes[0] {
+        return Err(VerifyError::Data(format!(
+            "the evaluation data's classes {found:?} are not the model's {classes:?}"
+        )));
+    }
+    let p = session.predict(&table)?.positive();
+    Ok(metrics::binary(&p, &y, &found))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("{0}")]
+    Data(String),
+    #[error("reading the model folder: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("signature.json is unreadable: {0}")]
+    Signature(String),
+    #[error(transparent)]
+    Inference(#[from] crate::model::session::InferenceError),
 }
 
 /// The code that trained a model: the binary's version and, when the build knew it,
@@ -177,6 +252,8 @@ pub fn train(
         metrics,
         model_sha256: hex::encode(Sha256::digest(&onnx)),
         lineage,
+        holdout: holdout_table,
+        holdout_predictions: p,
     })
 }
 

@@ -1,0 +1,155 @@
+//! The reference trainer on UCI Adult: targets, ONNX parity, reproducibility.
+
+use std::path::Path;
+use std::process::Command;
+
+use sluice_shared::model::{ModelSession, Signature};
+use sluice_shared::training::trainer::{self, MODEL_FILE, SIGNATURE_FILE};
+use sluice_shared::training::{TrainingConfig, train};
+
+use crate::helpers::{TestApp, spawn_app};
+
+/// Adult (training) and Adult's test file (evaluation, labels cleaned by its contract's
+/// aliases and its junk first line skipped as a comment), each versioned once.
+async fn adult_versions() -> TestApp {
+    let app = spawn_app().await;
+    app.adult_contract().await;
+    let eval: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(sluice_tests::repo_root().join("contracts/adult-eval.json")).unwrap(),
+    )
+    .unwrap();
+    app.put_contract(eval).await;
+    for (dataset, file) in [("adult", "adult.data"), ("adult-eval", "adult.test")] {
+        let ret = app
+            .ingest(
+                dataset,
+                file,
+                std::fs::read(sluice_tests::adult(file)).unwrap(),
+            )
+            .await;
+        assert_eq!(ret["status"], "versioned", "{dataset}: {ret}");
+    }
+    app
+}
+
+fn config(name: &str) -> TrainingConfig {
+    let path = sluice_tests::repo_root().join("models").join(name);
+    TrainingConfig::from_json(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn session(dir: &Path) -> ModelSession {
+    let signature: Signature =
+        serde_json::from_slice(&std::fs::read(dir.join(SIGNATURE_FILE)).unwrap()).unwrap();
+    ModelSession::new(
+        sluice_tests::onnxruntime(),
+        &std::fs::read(dir.join(MODEL_FILE)).unwrap(),
+        signature,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_reference_trainer_meets_the_adult_targets_and_onnx_runtime_agrees_with_it() {
+    let app = adult_versions().await;
+    let out = tempfile::tempdir().unwrap();
+    let report = train(
+        &config("adult-income.json"),
+        &app.root().join("datasets/adult/v1"),
+        out.path(),
+    )
+    .unwrap();
+    // Holdout: 20% of adult.data, stratified.
+    assert_eq!(report.metrics.rows, 6512);
+    assert_eq!(
+        report.lineage.train_rows + report.lineage.holdout_rows,
+        32_561
+    );
+    assert!(report.metrics.roc_auc > 0.89, "{:?}", report.metrics);
+
+    let diff = trainer::verify_export(sluice_tests::onnxruntime(), out.path(), &report).unwrap();
+    assert!(
+        diff <= 1e-5,
+        "ONNX Runtime differs from the trainer by {diff}"
+    );
+
+    let eval = trainer::evaluate(
+        &session(out.path()),
+        &app.root().join("datasets/adult-eval/v1"),
+    )
+    .unwrap();
+    eprintln!("adult.test: {eval:?}");
+    assert_eq!(eval.rows, 16_281);
+    assert_eq!(eval.class_counts[1].class, ">50K");
+    assert_eq!(eval.class_counts[1].actual, 3_846, "adult.test's >50K rows");
+    assert!(eval.roc_auc >= 0.89, "ROC AUC {}", eval.roc_auc);
+    assert!(eval.accuracy >= 0.84, "accuracy {}", eval.accuracy);
+
+    // The lineage record names the exact data and code.
+    let lineage: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("lineage.json")).unwrap()).unwrap();
+    let manifest = app.manifest("adult", 1).await;
+    assert_eq!(lineage["dataset_sha256"], manifest.content_sha256);
+    assert_eq!(lineage["seed"], 42);
+    assert_eq!(lineage["algorithm"], "logistic_regression");
+    assert!(
+        !lineage["features"]
+            .as_array()
+            .unwrap()
+            .contains(&"fnlwgt".into())
+    );
+}
+
+#[tokio::test]
+async fn sluice_train_is_reproducible_byte_for_byte_and_a_poorer_config_scores_lower() {
+    let app = adult_versions().await;
+    let data = app.root().join("datasets/adult/v1");
+    let run = |config: &Path, out: &Path| {
+        let output = Command::new(sluice_tests::sluice_bin())
+            .arg("train")
+            .arg("--data")
+            .arg(&data)
+            .arg("--config")
+            .arg(config)
+            .arg("--output")
+            .arg(out)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        assert!(
+            stderr.contains("matches the trainer in ONNX Runtime"),
+            "{stderr}"
+        );
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let models = sluice_tests::repo_root().join("models");
+    let (a, b, poor) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let first = run(&models.join("adult-income.json"), a.path());
+    let second = run(&models.join("adult-income.json"), b.path());
+    assert_eq!(
+        std::fs::read(a.path().join(MODEL_FILE)).unwrap(),
+        std::fs::read(b.path().join(MODEL_FILE)).unwrap(),
+        "same data, config and seed give the same model.onnx"
+    );
+    assert_eq!(first["model_sha256"], second["model_sha256"]);
+
+    // A config that keeps one feature: a worse model (the gate must catch it).
+    let dir = tempfile::tempdir().unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(models.join("adult-income.json")).unwrap()).unwrap();
+    config["features"] = serde_json::json!(["age"]);
+    config["exclude"] = serde_json::json!([]);
+    let path = dir.path().join("age-only.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let worse = run(&path, poor.path());
+    let auc = |v: &serde_json::Value| v["metrics"]["roc_auc"].as_f64().unwrap();
+    assert!(auc(&worse) < auc(&first) - 0.1, "{worse} vs {first}");
+}
