@@ -2,8 +2,10 @@
 //! storage and messaging contracts their adapters implement. No HTTP framework and no
 //! Functions-host types live here; `functions/` decodes invocations and calls in.
 
+pub mod audit;
 pub mod dataset;
 pub mod model;
 pub mod queue;
+pub mod registry;
 pub mod storage;
 pub mod training;

@@ -1,0 +1,231 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::model::signature::{InputSpec, TensorType};
+use crate::storage::local::LocalStore;
+use crate::training::metrics::binary;
+
+fn registry() -> (tempfile::TempDir, Registry) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()).unwrap());
+    (dir, Registry::new(store))
+}
+
+pub(crate) fn artifacts(tag: &str) -> Artifacts {
+    Artifacts {
+        model_onnx: Bytes::from(format!("onnx {tag}")),
+        signature: Signature {
+            inputs: vec![InputSpec {
+                name: "x".into(),
+                kind: crate::dataset::contract::ColumnType::Float,
+                tensor: TensorType::Double,
+                categories: None,
+            }],
+            label: "y".into(),
+            classes: vec!["no".into(), "yes".into()],
+            outputs: vec![],
+        },
+        metrics: binary(&[0.2, 0.8], &[0.0, 1.0], &["no".into(), "yes".into()]),
+    }
+}
+
+pub(crate) fn lineage(run: &str) -> Lineage {
+    Lineage {
+        run_id: run.into(),
+        requested_by: "test".into(),
+        trigger: "test".into(),
+        dataset: DatasetName::parse("d").unwrap(),
+        dataset_version: 1,
+        dataset_sha256: "ab".repeat(32),
+        source_uri: "file:///landing/d/x.csv".into(),
+        algorithm: "logistic_regression".into(),
+        hyperparameters: serde_json::json!({}),
+        seed: 42,
+        config_sha256: "cd".repeat(32),
+        code_version: "sluice test".into(),
+        compute: "local".into(),
+        started_at: Utc::now(),
+        finished_at: Utc::now(),
+    }
+}
+
+fn model() -> ModelName {
+    ModelName::parse("m").unwrap()
+}
+
+fn to(alias: &str, version: u32) -> AliasMove {
+    AliasMove {
+        alias: alias.into(),
+        version,
+        actor: "tester".into(),
+        reason: "test".into(),
+        gate: serde_json::Value::Null,
+        rolls_back: None,
+    }
+}
+
+#[tokio::test]
+async fn a_run_registers_once_and_concurrent_runs_get_distinct_versions() {
+    let (_dir, reg) = registry();
+    let (v1, new) = reg
+        .register(
+            &model(),
+            artifacts("a"),
+            lineage("run-a"),
+            Default::default(),
+            String::new(),
+        )
+        .await
+        .unwrap();
+    assert!(new);
+    assert_eq!(v1.version, 1);
+    let (again, new) = reg
+        .register(
+            &model(),
+            artifacts("a"),
+            lineage("run-a"),
+            Default::default(),
+            String::new(),
+        )
+        .await
+        .unwrap();
+    assert!(!new, "the same run registered again is the same version");
+    assert_eq!(again, v1);
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let reg = reg.clone();
+            tokio::spawn(async move {
+                let run = format!("run-{i}");
+                reg.register(
+                    &model(),
+                    artifacts(&run),
+                    lineage(&run),
+                    Default::default(),
+                    String::new(),
+                )
+                .await
+                .unwrap()
+                .0
+                .version
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for t in tasks {
+        versions.push(t.await.unwrap());
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (2..=11).collect::<Vec<_>>());
+    assert_eq!(
+        reg.versions(&model()).await.unwrap(),
+        (1..=11).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        reg.model_bytes(&model(), 1).await.unwrap(),
+        Bytes::from("onnx a")
+    );
+}
+
+#[tokio::test]
+async fn fifty_concurrent_promotions_have_one_winner_per_round_and_lose_no_release() {
+    let (_dir, reg) = registry();
+    for i in 0..50 {
+        let run = format!("run-{i}");
+        reg.register(
+            &model(),
+            artifacts(&run),
+            lineage(&run),
+            Default::default(),
+            String::new(),
+        )
+        .await
+        .unwrap();
+    }
+    for round in 1..=3u64 {
+        let current = reg.alias(&model(), "production").await.unwrap();
+        let tasks: Vec<_> = (1..=50u32)
+            .map(|v| {
+                let reg = reg.clone();
+                let current = current.clone();
+                tokio::spawn(async move {
+                    reg.move_alias(
+                        &model(),
+                        to("production", v),
+                        current.as_ref().map(|(a, e)| (a, e)),
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(release) => winners.push(release),
+                Err(RegistryError::Conflict { .. }) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}");
+        assert_eq!(winners[0].id, format!("production.{round}"));
+        let (alias, _) = reg.alias(&model(), "production").await.unwrap().unwrap();
+        assert_eq!(alias.release, winners[0]);
+    }
+    let releases = reg.releases(&model()).await.unwrap();
+    let ids: Vec<_> = releases.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["production.1", "production.2", "production.3"]);
+    assert_eq!(releases[2].previous.as_deref(), Some("production.2"));
+}
+
+#[tokio::test]
+async fn releases_answer_what_was_in_production_at_a_time() {
+    let (_dir, reg) = registry();
+    for run in ["a", "b"] {
+        reg.register(
+            &model(),
+            artifacts(run),
+            lineage(run),
+            Default::default(),
+            String::new(),
+        )
+        .await
+        .unwrap();
+    }
+    let first = reg
+        .move_alias(&model(), to("production", 1), None)
+        .await
+        .unwrap();
+    let between = Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let (a, etag) = reg.alias(&model(), "production").await.unwrap().unwrap();
+    let second = reg
+        .move_alias(&model(), to("production", 2), Some((&a, &etag)))
+        .await
+        .unwrap();
+    assert_eq!(
+        reg.release_at(&model(), "production", between)
+            .await
+            .unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        reg.release_at(&model(), "production", Utc::now())
+            .await
+            .unwrap(),
+        Some(second)
+    );
+    let before = first.at - chrono::Duration::seconds(1);
+    assert_eq!(
+        reg.release_at(&model(), "production", before)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(matches!(
+        reg.move_alias(&model(), to("production", 9), None).await,
+        Err(RegistryError::NoVersion { version: 9, .. })
+    ));
+    assert!(matches!(
+        reg.move_alias(&model(), to("Prod!", 1), None).await,
+        Err(RegistryError::BadAlias(_))
+    ));
+}
