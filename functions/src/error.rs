@@ -38,6 +38,24 @@ impl AppError {
         }
     }
 
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
+            code: "conflict",
+            message: message.into(),
+            field: None,
+        }
+    }
+
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::METHOD_NOT_ALLOWED,
@@ -101,6 +119,46 @@ impl From<IngestError> for AppError {
             Self::unavailable(&e)
         } else {
             Self::internal(&e)
+        }
+    }
+}
+
+impl From<sluice_shared::runs::RunError> for AppError {
+    fn from(e: sluice_shared::runs::RunError) -> Self {
+        use sluice_shared::runs::RunError;
+        match &e {
+            RunError::NotFound(_) => Self::not_found(e.to_string()),
+            RunError::Invalid(m) => Self::bad_request("body", m.clone()),
+            _ if e.is_transient() => Self::unavailable(&e),
+            _ => Self::internal(&e),
+        }
+    }
+}
+
+impl From<sluice_shared::registry::RegistryError> for AppError {
+    fn from(e: sluice_shared::registry::RegistryError) -> Self {
+        use sluice_shared::registry::RegistryError;
+        match &e {
+            RegistryError::NoVersion { .. } | RegistryError::NoAlias { .. } => {
+                Self::not_found(e.to_string())
+            }
+            RegistryError::Conflict { .. } => Self::conflict(e.to_string()),
+            RegistryError::BadAlias(_) => Self::bad_request("alias", e.to_string()),
+            RegistryError::Invalid(m) => Self::conflict(m.clone()),
+            RegistryError::Storage(s) if s.is_transient() => Self::unavailable(&e),
+            RegistryError::Storage(_) => Self::internal(&e),
+        }
+    }
+}
+
+impl From<sluice_shared::registry::gate::GateError> for AppError {
+    fn from(e: sluice_shared::registry::gate::GateError) -> Self {
+        use sluice_shared::registry::gate::GateError;
+        match e {
+            GateError::Registry(r) => r.into(),
+            GateError::Invalid(m) => Self::conflict(m),
+            GateError::Storage(ref s) if s.is_transient() => Self::unavailable(&e),
+            other => Self::internal(&other),
         }
     }
 }

@@ -18,7 +18,10 @@ pub const DATASET_EVENTS_BINDING: &str = "datasetEvents";
 /// events, directory renames) are ignored.
 const BLOB_CREATED_APIS: &[&str] = &["PutBlob", "PutBlockList", "FlushWithClose"];
 
-fn body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Invocation, AppError> {
+pub(crate) fn body(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<Invocation, AppError> {
     let bytes = body.map_err(|e| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             AppError::too_large("body", format!("invocation body larger than {limit} bytes"))
@@ -154,7 +157,7 @@ fn too_large(len: usize) -> AppError {
     )
 }
 
-fn ignored(reason: String) -> axum::Json<InvocationResponse> {
+pub(crate) fn ignored(reason: String) -> axum::Json<InvocationResponse> {
     info!(%reason, "ignored");
     axum::Json(
         InvocationResponse::default()

@@ -3,13 +3,16 @@
 //! `functions/` is thin on purpose: it decodes the host's invocations, calls the domain
 //! in `sluice-shared`, and encodes the result. `main.rs` only parses the command line.
 
+pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod devhost;
 pub mod error;
 pub mod handlers;
 pub mod invocation;
+pub mod models;
 pub mod onnxruntime;
+pub mod retrain;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

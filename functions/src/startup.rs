@@ -10,11 +10,27 @@ use sluice_shared::dataset::Ingestor;
 use sluice_shared::storage::ObjectStore;
 use tokio::net::TcpListener;
 
+use crate::auth::Keys;
 use crate::error::AppError;
-use crate::handlers;
+use crate::{handlers, models, retrain};
+use sluice_shared::model::Runtime;
+use sluice_shared::registry::gate::Gate;
+use sluice_shared::runs::local::LocalCompute;
+use sluice_shared::runs::{Compute, Runs};
 
 /// Every function this binary serves; each has `functions/<Name>/function.json`.
-pub const FUNCTIONS: &[&str] = &["DatasetIngest", "DatasetIngestBlob"];
+pub const FUNCTIONS: &[&str] = &[
+    "DatasetIngest",
+    "DatasetIngestBlob",
+    "DatasetEvents",
+    "RetrainQueue",
+    "Retrain",
+    "Runs",
+    "RunsTimer",
+    "MlJobEvents",
+    "RegistryEvents",
+    "Models",
+];
 
 /// The largest blob the blob trigger accepts. The host sends the whole blob base64-encoded
 /// inside one JSON body, so larger files must arrive through the Event Grid path
@@ -25,14 +41,50 @@ pub const BLOB_TRIGGER_MAX_BYTES: usize = 32 << 20;
 pub struct AppState {
     pub store: Arc<dyn ObjectStore>,
     pub ingestor: Arc<Ingestor>,
+    pub runs: Runs,
+    /// The evaluation gate; `None` when ONNX Runtime could not be loaded (the functions
+    /// that need it answer 503 and say why).
+    pub gate: Option<Arc<Gate>>,
+    pub admin_keys: Arc<Keys>,
+    scratch: std::path::PathBuf,
 }
 
 impl AppState {
+    /// Local compute running this executable's `sluice train`, no gate, no admin keys.
     pub fn new(store: Arc<dyn ObjectStore>, scratch: std::path::PathBuf) -> Self {
+        let program = std::env::current_exe().unwrap_or_else(|_| "sluice".into());
+        let compute = Arc::new(LocalCompute::new(
+            store.clone(),
+            scratch.join("sluice-jobs"),
+            program,
+        ));
         Self {
-            ingestor: Arc::new(Ingestor::new(store.clone(), scratch)),
+            ingestor: Arc::new(Ingestor::new(store.clone(), scratch.clone())),
+            runs: Runs::new(store.clone(), compute),
+            gate: None,
+            admin_keys: Arc::new(Keys::default()),
             store,
+            scratch,
         }
+    }
+
+    pub fn with_compute(mut self, compute: Arc<dyn Compute>) -> Self {
+        self.runs = Runs::new(self.store.clone(), compute);
+        self
+    }
+
+    pub fn with_gate(mut self, runtime: &'static Runtime) -> Self {
+        self.gate = Some(Arc::new(Gate::new(
+            self.store.clone(),
+            runtime,
+            self.scratch.clone(),
+        )));
+        self
+    }
+
+    pub fn with_admin_keys(mut self, keys: &[crate::settings::Secret]) -> Self {
+        self.admin_keys = Arc::new(Keys::new(keys));
+        self
     }
 }
 
@@ -46,6 +98,31 @@ pub fn router(state: AppState) -> Router {
             get(|| async { axum::Json(serde_json::json!({"status": "ready"})) }),
         )
         .route("/DatasetIngest", post(handlers::dataset_ingest))
+        .route("/DatasetEvents", post(retrain::dataset_events))
+        .route("/RetrainQueue", post(retrain::retrain_queue))
+        .route("/RunsTimer", post(retrain::runs_timer))
+        .route("/MlJobEvents", post(retrain::ml_job_events))
+        .route("/RegistryEvents", post(models::registry_events))
+        // HTTP functions arrive forwarded (`enableForwardingHttpRequest`) at their routes.
+        .route("/api/retrain", post(retrain::retrain_http))
+        .route("/api/runs", get(retrain::runs_list))
+        .route("/api/runs/{id}", get(retrain::run_get))
+        .route("/api/models", get(models::list))
+        .route("/api/models/{name}", get(models::show))
+        .route(
+            "/api/models/{name}/versions/{version}",
+            get(models::version),
+        )
+        .route(
+            "/api/models/{name}/versions/{version}/lineage",
+            get(models::lineage),
+        )
+        .route(
+            "/api/models/{name}/versions/{version}/approve",
+            post(models::approve),
+        )
+        .route("/api/models/{name}/releases", get(models::releases))
+        .route("/api/models/{name}/rollback", post(models::rollback))
         .route(
             "/DatasetIngestBlob",
             post(handlers::dataset_ingest_blob).layer(DefaultBodyLimit::max(blob_body_limit)),
@@ -56,7 +133,8 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(
             |method: axum::http::Method, uri: axum::http::Uri| async move {
                 AppError::method_not_allowed(format!(
-                    "{method} {} is not served; the host invokes functions with POST",
+                    "{method} {} is not served: the host invokes functions with POST; \
+                     HTTP functions under /api take the methods their function.json lists",
                     uri.path()
                 ))
             },

@@ -66,7 +66,8 @@ impl Record {
         let mut unhashed = self.clone();
         unhashed.hash = String::new();
         // serde_json writes struct fields in declaration order and `details` maps
-        // sorted (no preserve_order feature), so equal records hash equally.
+        // sorted (no preserve_order feature), and reads floats back exactly
+        // (float_roundtrip), so a record read back hashes as it did when written.
         hex::encode(Sha256::digest(
             serde_json::to_vec(&unhashed).expect("records serialise"),
         ))
@@ -263,10 +264,11 @@ mod tests {
             subject: format!("run:{n}"),
             reason: "because".into(),
             correlation_id: format!("c{n}"),
-            details: serde_json::json!({"n": n}),
+            details: serde_json::json!({"n": n, "auc": 0.904_966_951_392_169_1, "third": 1.0 / 3.0}),
         }
     }
 
+    /// Floats in details must read back bit for bit, or every verify would fail.
     #[tokio::test]
     async fn concurrent_appends_chain_without_gaps() {
         let dir = tempfile::tempdir().unwrap();

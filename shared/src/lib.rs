@@ -7,5 +7,6 @@ pub mod dataset;
 pub mod model;
 pub mod queue;
 pub mod registry;
+pub mod runs;
 pub mod storage;
 pub mod training;

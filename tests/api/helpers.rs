@@ -30,13 +30,42 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_on(store: Arc<dyn ObjectStore>, root: Option<tempfile::TempDir>) -> TestApp {
-    let scratch = tempfile::tempdir().unwrap();
-    let app = Application::build(
-        AppState::new(store.clone(), scratch.path().to_path_buf()),
-        0,
-    )
+    spawn_configured(store, root, |state, _| state).await
+}
+
+/// The admin key the loop's apps accept.
+pub const ADMIN_KEY: &str = "test-admin-key";
+
+/// An app that runs the whole loop: local compute with the real `sluice` binary, the
+/// evaluation gate on ONNX Runtime, and [`ADMIN_KEY`].
+pub async fn spawn_loop_app() -> TestApp {
+    let root = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(root.path()).unwrap());
+    spawn_configured(store, Some(root), |state, scratch| {
+        let compute = sluice_shared::runs::local::LocalCompute::new(
+            state.store.clone(),
+            scratch.join("jobs"),
+            sluice_tests::sluice_bin().to_path_buf(),
+        );
+        state
+            .with_compute(Arc::new(compute))
+            .with_gate(sluice_tests::onnxruntime())
+            .with_admin_keys(&[ADMIN_KEY.parse().unwrap()])
+    })
     .await
-    .unwrap();
+}
+
+pub async fn spawn_configured(
+    store: Arc<dyn ObjectStore>,
+    root: Option<tempfile::TempDir>,
+    configure: impl FnOnce(AppState, &std::path::Path) -> AppState,
+) -> TestApp {
+    let scratch = tempfile::tempdir().unwrap();
+    let state = configure(
+        AppState::new(store.clone(), scratch.path().to_path_buf()),
+        scratch.path(),
+    );
+    let app = Application::build(state, 0).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     TestApp {

@@ -80,10 +80,46 @@ async fn contract_every_function_json_names_a_served_route_and_nothing_else_is_s
                 "{name}: {b}"
             );
         }
-        // The route exists: a bad body gets a 4xx JSON error from the handler, not a 404.
-        let (status, body) = app.invoke_raw(&name, b"not json".to_vec()).await;
-        assert_eq!(status, 400, "{name}: {body}");
-        assert_eq!(body["error"]["field"], "body");
+        let http = bindings.iter().find(|b| b["type"] == "httpTrigger");
+        if let Some(trigger) = http {
+            // Forwarded as a raw request at /api/<route>: without a key it is a JSON 401
+            // (the route exists), for every method the function declares.
+            let route = trigger["route"].as_str().unwrap();
+            for method in trigger["methods"].as_array().unwrap() {
+                let method =
+                    reqwest::Method::from_bytes(method.as_str().unwrap().to_uppercase().as_bytes())
+                        .unwrap();
+                // A path each catch-all route serves for the method.
+                let rest = if method == reqwest::Method::POST {
+                    "/m/rollback"
+                } else {
+                    ""
+                };
+                let path = route.replace("/{*path}", rest).replace("{id?}", "some-id");
+                assert!(!path.contains('{'), "{name}: a test path for {route}");
+                let response = app
+                    .client
+                    .request(method.clone(), format!("{}/api/{path}", app.base))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(status, 401, "{name}: {method} /api/{path}: {body}");
+                assert_eq!(body["error"]["code"], "unauthorized");
+            }
+            assert!(
+                bindings
+                    .iter()
+                    .any(|b| b["type"] == "http" && b["direction"] == "out"),
+                "{name}: forwarding needs exactly one http output"
+            );
+        } else {
+            // The route exists: a bad body gets a 4xx JSON error from the handler, not a 404.
+            let (status, body) = app.invoke_raw(&name, b"not json".to_vec()).await;
+            assert_eq!(status, 400, "{name}: {body}");
+            assert_eq!(body["error"]["field"], "body");
+        }
         declared.push(name);
     }
     declared.sort();
@@ -109,6 +145,7 @@ async fn contract_every_function_json_names_a_served_route_and_nothing_else_is_s
     )
     .unwrap();
     assert_eq!(host["version"], "2.0");
+    assert_eq!(host["customHandler"]["enableForwardingHttpRequest"], true);
     assert_eq!(
         host["customHandler"]["description"]["defaultExecutablePath"],
         "sluice"

@@ -9,4 +9,5 @@ mod binary;
 mod concurrency;
 mod helpers;
 mod host_contract;
+mod mlops_loop;
 mod training;

@@ -513,6 +513,7 @@ impl Registry {
     }
 }
 
+pub mod gate;
 pub mod promotion;
 
 #[cfg(test)]

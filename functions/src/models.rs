@@ -1,0 +1,323 @@
+//! The registry's functions: `RegistryEvents` (a new model version → the evaluation
+//! gate) and `Models` (HTTP, forwarded: versions, lineage, releases, approve, rollback).
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sluice_shared::registry::gate::Gate;
+use sluice_shared::registry::{ModelName, RegistryError};
+use tracing::{Instrument, info_span};
+
+use crate::error::AppError;
+use crate::handlers::{body, ignored};
+use crate::invocation::{InvocationError, InvocationResponse};
+use crate::startup::AppState;
+
+fn model_name(raw: &str) -> Result<ModelName, AppError> {
+    ModelName::parse(raw).map_err(|e| AppError::bad_request("model", e.to_string()))
+}
+
+fn gate(state: &AppState) -> Result<&Gate, AppError> {
+    state.gate.as_deref().ok_or_else(|| {
+        AppError::unavailable("ONNX Runtime is not loaded, so the evaluation gate cannot run")
+    })
+}
+
+/// The model and version a registry event names: a Storage `BlobCreated` for
+/// `registry/models/<m>/versions/v<N>/manifest.json`, or Azure ML's `ModelRegistered`
+/// (PascalCase in the docs, camelCase from the SDKs; the version a number or a string).
+fn registered_version(
+    state: &AppState,
+    event: &Value,
+) -> Result<Option<(String, u32)>, InvocationError> {
+    let kind = event
+        .get("eventType")
+        .or_else(|| event.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let data = event
+        .get("data")
+        .ok_or_else(|| InvocationError::new("Data.event.data", "missing"))?;
+    match kind {
+        "Microsoft.Storage.BlobCreated" => {
+            let url = data
+                .get("url")
+                .and_then(Value::as_str)
+                .ok_or_else(|| InvocationError::new("Data.event.data.url", "missing"))?;
+            let Some(key) = state.store.key_from_uri(url) else {
+                return Ok(None);
+            };
+            let parts: Vec<&str> = key.as_str().split('/').collect();
+            Ok(match parts[..] {
+                ["registry", "models", m, "versions", v, "manifest.json"] => v
+                    .strip_prefix('v')
+                    .and_then(|v| v.parse().ok())
+                    .map(|v| (m.to_owned(), v)),
+                _ => None,
+            })
+        }
+        "Microsoft.MachineLearningServices.ModelRegistered" => {
+            let field = |pascal: &str, camel: &str| data.get(pascal).or_else(|| data.get(camel));
+            let name = field("ModelName", "modelName")
+                .and_then(Value::as_str)
+                .ok_or_else(|| InvocationError::new("Data.event.data.ModelName", "missing"))?;
+            let version = match field("ModelVersion", "modelVersion") {
+                Some(Value::Number(n)) => n.as_u64(),
+                Some(Value::String(s)) => s.parse().ok(),
+                _ => None,
+            }
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| {
+                InvocationError::new(
+                    "Data.event.data.ModelVersion",
+                    "missing or not a version number",
+                )
+            })?;
+            Ok(Some((name.to_owned(), version)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// `RegistryEvents`: runs the gate for a newly registered version (once per version).
+pub async fn registry_events(
+    State(state): State<AppState>,
+    payload: Result<Bytes, BytesRejection>,
+) -> Result<axum::Json<InvocationResponse>, AppError> {
+    let inv = body(payload, 1 << 20)?;
+    let span =
+        info_span!("invocation", function = "RegistryEvents", invocation_id = %inv.invocation_id());
+    async move {
+        let event = match inv.data_json("event")? {
+            Value::Array(mut events) if events.len() == 1 => events.remove(0),
+            e @ Value::Object(_) => e,
+            _ => {
+                return Err(InvocationError::new(
+                    "Data.event",
+                    "must be one Event Grid event object",
+                )
+                .into());
+            }
+        };
+        let Some((name, version)) = registered_version(&state, &event)? else {
+            return Ok(ignored("not a new model version".into()));
+        };
+        let Ok(model) = ModelName::parse(&name) else {
+            return Ok(ignored(format!("{name:?} is not a Sluice model name")));
+        };
+        match state.runs.registry().version(&model, version).await {
+            Err(RegistryError::NoVersion { .. }) => {
+                return Ok(ignored(format!(
+                    "{model}@{version} is not in Sluice's registry"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        let correlation = event
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let outcome = gate(&state)?
+            .on_registered(&model, version, &correlation)
+            .await?;
+        Ok(axum::Json(
+            InvocationResponse::default()
+                .log(format!(
+                    "{model}@{version}: gate passed = {}",
+                    outcome.result.passed
+                ))
+                .returning(outcome),
+        ))
+    }
+    .instrument(span)
+    .await
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<axum::Json<Value>, AppError> {
+    state.admin_keys.check(&headers)?;
+    let registry = state.runs.registry();
+    let mut models = Vec::new();
+    for m in registry.models().await? {
+        let production = registry
+            .alias(&m, "production")
+            .await?
+            .map(|(a, _)| a.release);
+        let staging = registry.alias(&m, "staging").await?.map(|(a, _)| a.release);
+        models.push(json!({"model": m, "versions": registry.versions(&m).await?, "production": production, "staging": staging}));
+    }
+    Ok(axum::Json(json!({"models": models})))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<axum::Json<Value>, AppError> {
+    state.admin_keys.check(&headers)?;
+    let model = model_name(&name)?;
+    let registry = state.runs.registry();
+    let versions = registry.versions(&model).await?;
+    if versions.is_empty() {
+        return Err(AppError::not_found(format!(
+            "model {model:?} has no versions"
+        )));
+    }
+    Ok(axum::Json(
+        json!({"model": model, "versions": versions, "releases": registry.releases(&model).await?}),
+    ))
+}
+
+pub async fn version(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, v)): Path<(String, u32)>,
+) -> Result<axum::Json<Value>, AppError> {
+    state.admin_keys.check(&headers)?;
+    let model = model_name(&name)?;
+    let manifest = state.runs.registry().version(&model, v).await?;
+    let gate = match &state.gate {
+        Some(g) => serde_json::to_value(g.outcome(&model, v).await?).unwrap_or_default(),
+        None => Value::Null,
+    };
+    Ok(axum::Json(json!({"version": manifest, "gate": gate})))
+}
+
+/// The seed question in one answer: model → run → dataset version → source upload,
+/// and every release of this version.
+pub async fn lineage(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, v)): Path<(String, u32)>,
+) -> Result<axum::Json<Value>, AppError> {
+    state.admin_keys.check(&headers)?;
+    let model = model_name(&name)?;
+    let registry = state.runs.registry();
+    let version = registry.version(&model, v).await?;
+    let run = match state.runs.get(&version.lineage.run_id).await {
+        Ok((run, _)) => serde_json::to_value(run).unwrap_or_default(),
+        Err(sluice_shared::runs::RunError::NotFound(_)) => Value::Null,
+        Err(e) => return Err(e.into()),
+    };
+    let l = &version.lineage;
+    let dataset = match sluice_shared::storage::get_json::<sluice_shared::dataset::Manifest>(
+        state.store.as_ref(),
+        &sluice_shared::dataset::layout::manifest(&l.dataset, l.dataset_version),
+    )
+    .await
+    {
+        Ok((m, _)) => {
+            json!({"dataset": m.dataset, "version": m.version, "content_sha256": m.content_sha256,
+            "contract_version": m.contract_version, "rows": m.rows, "created_at": m.created_at, "source": m.source})
+        }
+        Err(_) => {
+            json!({"dataset": l.dataset, "version": l.dataset_version, "content_sha256": l.dataset_sha256})
+        }
+    };
+    let releases: Vec<_> = registry
+        .releases(&model)
+        .await?
+        .into_iter()
+        .filter(|r| r.version == v)
+        .collect();
+    Ok(axum::Json(json!({
+        "model": {"name": model, "version": v, "model_sha256": version.model_sha256, "registered_at": version.registered_at},
+        "trained_by": l.requested_by, "algorithm": l.algorithm, "hyperparameters": l.hyperparameters,
+        "seed": l.seed, "code_version": l.code_version, "compute": l.compute,
+        "run": run, "dataset": dataset, "releases": releases,
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct ReleasesQuery {
+    at: Option<String>,
+    alias: Option<String>,
+}
+
+/// `GET /api/models/{name}/releases[?at=<RFC 3339>&alias=production]`.
+pub async fn releases(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Query<ReleasesQuery>,
+) -> Result<axum::Json<Value>, AppError> {
+    state.admin_keys.check(&headers)?;
+    let model = model_name(&name)?;
+    let registry = state.runs.registry();
+    let Some(at) = q.at else {
+        return Ok(axum::Json(
+            json!({"releases": registry.releases(&model).await?}),
+        ));
+    };
+    let at: DateTime<Utc> = DateTime::parse_from_rfc3339(&at)
+        .map_err(|e| AppError::bad_request("at", format!("not an RFC 3339 time: {e}")))?
+        .with_timezone(&Utc);
+    let alias = q.alias.unwrap_or_else(|| "production".into());
+    let release = registry.release_at(&model, &alias, at).await?;
+    Ok(axum::Json(
+        json!({"at": at, "alias": alias, "release": release}),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+pub struct Reason {
+    #[serde(default)]
+    reason: String,
+}
+
+fn reason(bytes: &Bytes) -> Result<String, AppError> {
+    if bytes.is_empty() {
+        return Ok(String::new());
+    }
+    let r: Reason = serde_json::from_slice(bytes)
+        .map_err(|e| AppError::bad_request("body", format!("expected {{\"reason\": …}}: {e}")))?;
+    Ok(r.reason)
+}
+
+/// `POST /api/models/{name}/versions/{v}/approve`.
+pub async fn approve(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, v)): Path<(String, u32)>,
+) -> Result<axum::Json<Value>, AppError> {
+    let actor = state.admin_keys.check(&headers)?;
+    let model = model_name(&name)?;
+    let release = gate(&state)?
+        .approve(&model, v, &actor, &uuid::Uuid::new_v4().to_string())
+        .await?;
+    Ok(axum::Json(json!({"release": release})))
+}
+
+/// `POST /api/models/{name}/rollback` (body `{"reason": …}`, optional).
+pub async fn rollback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    payload: Result<Bytes, BytesRejection>,
+) -> Result<axum::Json<Value>, AppError> {
+    let actor = state.admin_keys.check(&headers)?;
+    let model = model_name(&name)?;
+    let bytes = payload.map_err(|e| AppError::bad_request("body", e.body_text()))?;
+    let why = reason(&bytes)?;
+    let release = gate(&state)?
+        .rollback(
+            &model,
+            &actor,
+            if why.is_empty() {
+                "rollback requested"
+            } else {
+                &why
+            },
+            &uuid::Uuid::new_v4().to_string(),
+        )
+        .await?;
+    Ok(axum::Json(json!({"release": release})))
+}

@@ -1,0 +1,309 @@
+//! The retraining functions: requests from Service Bus (`RetrainQueue`), HTTP
+//! (`Retrain`, `Runs`) and dataset events (`DatasetEvents`); following runs to the end
+//! (`RunsTimer`, and `MlJobEvents` for Azure ML's job events), which registers their
+//! models and sends each new version through the evaluation gate.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+use sluice_shared::dataset::DatasetEvent;
+use sluice_shared::runs::{DatasetVersion, RequestOutcome, RetrainRequest, RunError};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::error::AppError;
+use crate::handlers::{body, ignored};
+use crate::invocation::{InvocationError, InvocationResponse};
+use crate::startup::AppState;
+
+/// Decodes a request, naming the field that is wrong.
+fn decode_request(value: Value) -> Result<RetrainRequest, (String, String)> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        (
+            if path == "." { String::new() } else { path },
+            e.into_inner().to_string(),
+        )
+    })
+}
+
+/// Requests a run and submits it; shared by every trigger.
+async fn request_and_start(
+    state: &AppState,
+    request: &RetrainRequest,
+    trigger: &str,
+    correlation_id: &str,
+) -> Result<Value, RunError> {
+    match state.runs.request(request, trigger, correlation_id).await? {
+        RequestOutcome::Accepted { run, duplicate } => {
+            let run = state.runs.start(&run.id).await?;
+            info!(run_id = %run.id, duplicate, "run accepted");
+            Ok(json!({"status": "accepted", "run_id": run.id, "duplicate": duplicate, "run": run}))
+        }
+        RequestOutcome::Rejected { reason, record } => {
+            warn!(%reason, "retrain request rejected");
+            Ok(json!({"status": "rejected", "reason": reason, "record": record}))
+        }
+    }
+}
+
+/// `RetrainQueue`: a Service Bus message from another system. A message that can never
+/// succeed is answered 2xx and set aside under `rejected/` (no ten redeliveries); a
+/// transient failure is answered 503 so the host retries and, in the end, dead-letters.
+pub async fn retrain_queue(
+    State(state): State<AppState>,
+    payload: Result<Bytes, BytesRejection>,
+) -> Result<axum::Json<InvocationResponse>, AppError> {
+    let inv = body(payload, 1 << 20)?;
+    let correlation = inv
+        .meta_str("MessageId")
+        .unwrap_or_else(|| inv.invocation_id());
+    let span = info_span!("invocation", function = "RetrainQueue", invocation_id = %inv.invocation_id(), correlation_id = %correlation);
+    async move {
+        let message = inv.data_json("message")?;
+        let result = match decode_request(message.clone()) {
+            Ok(request) => {
+                request_and_start(&state, &request, "RetrainQueue", &correlation).await?
+            }
+            Err((field, problem)) => {
+                let reason = if field.is_empty() {
+                    problem
+                } else {
+                    format!("{field}: {problem}")
+                };
+                let record = state
+                    .runs
+                    .reject(&reason, "RetrainQueue", &correlation, message)
+                    .await?;
+                json!({"status": "rejected", "reason": reason, "record": record})
+            }
+        };
+        Ok(axum::Json(
+            InvocationResponse::default()
+                .log(format!("retrain request: {}", result["status"]))
+                .returning(result),
+        ))
+    }
+    .instrument(span)
+    .await
+}
+
+/// `DatasetEvents`: `dataset.versioned` retrains every model subscribed to the dataset,
+/// as its retrain policy says.
+pub async fn dataset_events(
+    State(state): State<AppState>,
+    payload: Result<Bytes, BytesRejection>,
+) -> Result<axum::Json<InvocationResponse>, AppError> {
+    let inv = body(payload, 1 << 20)?;
+    let span =
+        info_span!("invocation", function = "DatasetEvents", invocation_id = %inv.invocation_id());
+    async move {
+        let message = inv.data_json("message")?;
+        let event: DatasetEvent = serde_json::from_value(message).map_err(|e| {
+            InvocationError::new("Data.message", format!("not a dataset event: {e}"))
+        })?;
+        let DatasetEvent::Versioned {
+            dataset, version, ..
+        } = &event
+        else {
+            return Ok(ignored("rejected uploads retrain nothing".into()));
+        };
+        let mut started = Vec::new();
+        for config in state.runs.subscribers(dataset).await? {
+            let decision = state.runs.retrain_decision(&config, *version).await?;
+            if let Some(why) = decision {
+                let request = RetrainRequest {
+                    model: config.model.clone(),
+                    dataset: Some(dataset.clone()),
+                    dataset_version: DatasetVersion::Number(*version),
+                    config_overrides: Value::Null,
+                    requested_by: "sluice:dataset.versioned".into(),
+                    reason: why,
+                };
+                started.push(
+                    request_and_start(&state, &request, "dataset.versioned", &event.id()).await?,
+                );
+            }
+        }
+        Ok(axum::Json(
+            InvocationResponse::default()
+                .log(format!("{} run(s) for {dataset} v{version}", started.len()))
+                .returning(json!({"status": "handled", "runs": started})),
+        ))
+    }
+    .instrument(span)
+    .await
+}
+
+/// `Retrain` (HTTP, forwarded): `POST /api/retrain` with the admin key. Answers 202 with
+/// the run id and where to follow it.
+pub async fn retrain_http(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    payload: Result<Bytes, BytesRejection>,
+) -> Result<axum::response::Response, AppError> {
+    let actor = state.admin_keys.check(&headers)?;
+    let bytes = payload.map_err(|e| AppError::bad_request("body", e.body_text()))?;
+    let mut value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| AppError::bad_request("body", format!("not JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(AppError::bad_request("body", "must be a JSON object"));
+    }
+    if value.get("requested_by").is_none() {
+        value["requested_by"] = json!(actor);
+    }
+    let request = decode_request(value).map_err(|(field, problem)| {
+        AppError::bad_request(
+            if field.is_empty() {
+                "body".into()
+            } else {
+                field
+            },
+            problem,
+        )
+    })?;
+    let correlation = uuid::Uuid::new_v4().to_string();
+    let result = request_and_start(&state, &request, "Retrain", &correlation)
+        .instrument(info_span!("invocation", function = "Retrain", correlation_id = %correlation))
+        .await?;
+    if result["status"] == "rejected" {
+        return Err(AppError::bad_request(
+            "body",
+            result["reason"].as_str().unwrap_or_default(),
+        ));
+    }
+    let id = result["run_id"].as_str().unwrap_or_default().to_owned();
+    let location = format!("/api/runs/{id}");
+    let body = json!({"run_id": id, "status_url": location, "duplicate": result["duplicate"], "run": result["run"]});
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        axum::Json(body),
+    )
+        .into_response())
+}
+
+/// `Runs` (HTTP, forwarded): `GET /api/runs` and `GET /api/runs/{id}`.
+pub async fn runs_list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<axum::Json<Value>, AppError> {
+    state.admin_keys.check(&headers)?;
+    Ok(axum::Json(json!({"runs": state.runs.list().await?})))
+}
+
+pub async fn run_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, AppError> {
+    state.admin_keys.check(&headers)?;
+    let (run, _) = state.runs.get(&id).await?;
+    Ok(axum::Json(serde_json::to_value(run).unwrap_or_default()))
+}
+
+/// Follows every unfinished run one step; sends newly registered versions through the
+/// gate. What `RunsTimer` and `MlJobEvents` share.
+pub async fn advance(state: &AppState, only: Option<&str>) -> Result<Vec<Value>, AppError> {
+    let mut report = Vec::new();
+    for run in state.runs.list().await? {
+        if only.is_some_and(|id| id != run.id) {
+            continue;
+        }
+        let run = if run.job.is_none() && !run.status.is_final() {
+            state.runs.start(&run.id).await?
+        } else {
+            run
+        };
+        let (run, registered) = state.runs.poll(&run.id).await?;
+        // A version registered earlier whose gate never ran (the process stopped) is
+        // picked up again here; the gate itself runs once per version.
+        let version = registered.map(|v| v.version).or(run.model_version);
+        let mut entry = json!({"run_id": run.id, "status": run.status});
+        if let Some(v) = version {
+            match &state.gate {
+                Some(gate) => {
+                    let outcome = gate
+                        .on_registered(&run.model, v, &run.correlation_id)
+                        .await?;
+                    entry["model_version"] = json!(v);
+                    entry["gate"] = json!({"passed": outcome.result.passed, "reasons": outcome.result.reasons,
+                        "releases": outcome.releases.iter().map(|r| &r.id).collect::<Vec<_>>(),
+                        "awaiting_approval": outcome.awaiting_approval});
+                }
+                None => entry["gate"] = json!("ONNX Runtime is not loaded: the gate cannot run"),
+            }
+        }
+        report.push(entry);
+    }
+    Ok(report)
+}
+
+/// `RunsTimer`: the fallback that never lets a lost event strand a run.
+pub async fn runs_timer(
+    State(state): State<AppState>,
+    payload: Result<Bytes, BytesRejection>,
+) -> Result<axum::Json<InvocationResponse>, AppError> {
+    let inv = body(payload, 1 << 20)?;
+    let span =
+        info_span!("invocation", function = "RunsTimer", invocation_id = %inv.invocation_id());
+    let report = advance(&state, None).instrument(span).await?;
+    Ok(axum::Json(
+        InvocationResponse::default().returning(json!({"runs": report})),
+    ))
+}
+
+/// `MlJobEvents`: Azure ML `RunCompleted` / `RunStatusChanged` events for Sluice's jobs
+/// (jobs are named after their run, and tagged with it).
+pub async fn ml_job_events(
+    State(state): State<AppState>,
+    payload: Result<Bytes, BytesRejection>,
+) -> Result<axum::Json<InvocationResponse>, AppError> {
+    let inv = body(payload, 1 << 20)?;
+    let span =
+        info_span!("invocation", function = "MlJobEvents", invocation_id = %inv.invocation_id());
+    async move {
+        let event = match inv.data_json("event")? {
+            Value::Array(mut events) if events.len() == 1 => events.remove(0),
+            e @ Value::Object(_) => e,
+            _ => {
+                return Err(InvocationError::new(
+                    "Data.event",
+                    "must be one Event Grid event object",
+                )
+                .into());
+            }
+        };
+        let kind = event
+            .get("eventType")
+            .or_else(|| event.get("type"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !kind.starts_with("Microsoft.MachineLearningServices.Run") {
+            return Ok(ignored(format!("event type {kind:?} is not a job event")));
+        }
+        let data = event
+            .get("data")
+            .ok_or_else(|| InvocationError::new("Data.event.data", "missing"))?;
+        let run_id = data
+            .pointer("/runTags/sluice.run_id")
+            .or_else(|| data.get("runId"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| InvocationError::new("Data.event.data.runId", "missing"))?;
+        match state.runs.get(run_id).await {
+            Err(RunError::NotFound(_)) => {
+                return Ok(ignored(format!("{run_id} is not a Sluice run")));
+            }
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        let report = advance(&state, Some(run_id)).await?;
+        Ok(axum::Json(
+            InvocationResponse::default().returning(json!({"runs": report})),
+        ))
+    }
+    .instrument(span)
+    .await
+}

@@ -1,0 +1,422 @@
+//! The evaluation gate and the staged promotion it drives, run when a model version is
+//! registered: signature check, evaluation of candidate and production on the pinned
+//! evaluation data with ONNX Runtime, the policy's verdict, then `staging`, a smoke test
+//! through the scoring path, and `production` (at once, or after an approval).
+//!
+//! Each version is judged once: the verdict is written create-only beside the version
+//! (`gate.json`), so a redelivered registry event repeats nothing.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::promotion::{GateResult, judge, promote};
+use super::{ModelName, ModelVersion, Registry, RegistryError, Release, version_prefix};
+use crate::audit::{Action, AuditLog, Entry};
+use crate::dataset::layout;
+use crate::model::{ModelSession, Runtime, Table};
+use crate::storage::{ObjectKey, ObjectStore, PutMode, StorageError, get_json, put_json};
+use crate::training::config::{Approval, TrainingConfig};
+use crate::training::trainer::{VerifyError, evaluate};
+
+pub const STAGING: &str = "staging";
+pub const PRODUCTION: &str = "production";
+
+/// What the gate did with a version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GateOutcome {
+    pub model: ModelName,
+    pub version: u32,
+    pub result: GateResult,
+    /// Releases made (staging, and production unless an approval is required).
+    pub releases: Vec<Release>,
+    pub awaiting_approval: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+    #[error("evaluation failed: {0}")]
+    Evaluation(#[from] VerifyError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("reading evaluation data: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub struct Gate {
+    registry: Registry,
+    audit: AuditLog,
+    runtime: &'static Runtime,
+    scratch: PathBuf,
+}
+
+fn gate_key(model: &ModelName, version: u32) -> ObjectKey {
+    ObjectKey::parse(format!("{}gate.json", version_prefix(model, version))).expect("valid key")
+}
+
+impl Gate {
+    pub fn new(store: Arc<dyn ObjectStore>, runtime: &'static Runtime, scratch: PathBuf) -> Self {
+        Self {
+            registry: Registry::new(store.clone()),
+            audit: AuditLog::new(store),
+            runtime,
+            scratch,
+        }
+    }
+
+    fn store(&self) -> &dyn ObjectStore {
+        self.registry.store().as_ref()
+    }
+
+    async fn config(&self, model: &ModelName) -> Result<TrainingConfig, GateError> {
+        match get_json(self.store(), &crate::runs::config_key(model)).await {
+            Ok((c, _)) => Ok(c),
+            Err(StorageError::NotFound { .. }) => Err(GateError::Invalid(format!(
+                "model {model} has no training config, so no evaluation policy"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn session(&self, version: &ModelVersion) -> Result<ModelSession, GateError> {
+        let bytes = self
+            .registry
+            .model_bytes(&version.model, version.version)
+            .await?;
+        ModelSession::new(self.runtime, &bytes, version.signature.clone())
+            .map_err(|e| GateError::Evaluation(e.into()))
+    }
+
+    /// Copies a dataset version's manifest and snapshot to local scratch.
+    async fn fetch(&self, config: &TrainingConfig, dir: &Path) -> Result<(), GateError> {
+        let Some(eval) = &config.evaluation else {
+            return Err(GateError::Invalid(format!(
+                "model {} pins no evaluation dataset (evaluation in its config)",
+                config.model
+            )));
+        };
+        for (key, name) in [
+            (
+                layout::manifest(&eval.dataset, eval.version),
+                "manifest.json",
+            ),
+            (layout::data(&eval.dataset, eval.version), "data.parquet"),
+        ] {
+            let bytes = match self.store().get(&key).await {
+                Ok(got) => got.bytes().await?,
+                Err(StorageError::NotFound { .. }) => {
+                    return Err(GateError::Invalid(format!(
+                        "the evaluation dataset {}@{} does not exist",
+                        eval.dataset, eval.version
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            tokio::fs::write(dir.join(name), &bytes).await?;
+        }
+        Ok(())
+    }
+
+    /// Judges a newly registered version and promotes it as far as the policy allows.
+    pub async fn on_registered(
+        &self,
+        model: &ModelName,
+        version: u32,
+        correlation_id: &str,
+    ) -> Result<GateOutcome, GateError> {
+        if let Ok((done, _)) =
+            get_json::<GateOutcome>(self.store(), &gate_key(model, version)).await
+        {
+            return Ok(done);
+        }
+        let candidate = self.registry.version(model, version).await?;
+        let config = self.config(model).await?;
+        let production = match self.registry.resolve(model, PRODUCTION).await {
+            Ok(p) => Some(p),
+            Err(RegistryError::NoAlias { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let result = self.judge(&config, &candidate, production.as_ref()).await?;
+        let subject = format!("model:{model}@{version}");
+        self.audit
+            .append(Entry {
+                action: if result.passed {
+                    Action::GatePassed
+                } else {
+                    Action::GateFailed
+                },
+                actor: "sluice:gate".into(),
+                subject: subject.clone(),
+                reason: if result.passed {
+                    format!(
+                        "{} {:.4}",
+                        result.metric,
+                        result.candidate.get(&result.metric).unwrap_or(f64::NAN)
+                    )
+                } else {
+                    result.reasons.join("; ")
+                },
+                correlation_id: correlation_id.to_owned(),
+                details: serde_json::to_value(&result).unwrap_or_default(),
+            })
+            .await?;
+        let mut outcome = GateOutcome {
+            model: model.clone(),
+            version,
+            result,
+            releases: vec![],
+            awaiting_approval: false,
+        };
+        if outcome.result.passed {
+            let gate = serde_json::to_value(&outcome.result).unwrap_or_default();
+            let staged = self
+                .release(
+                    model,
+                    STAGING,
+                    version,
+                    "sluice:gate",
+                    "passed the evaluation gate",
+                    gate.clone(),
+                    correlation_id,
+                )
+                .await?;
+            outcome.releases.push(staged);
+            self.smoke_test(model, &config).await?;
+            if config.promotion.approval == Approval::Auto {
+                let released = self
+                    .release(
+                        model,
+                        PRODUCTION,
+                        version,
+                        "sluice:gate",
+                        "passed the gate and the staging smoke test",
+                        gate,
+                        correlation_id,
+                    )
+                    .await?;
+                outcome.releases.push(released);
+            } else {
+                outcome.awaiting_approval = true;
+            }
+        }
+        match put_json(
+            self.store(),
+            &gate_key(model, version),
+            &outcome,
+            PutMode::Create,
+        )
+        .await
+        {
+            Ok(_) | Err(StorageError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(outcome)
+    }
+
+    async fn judge(
+        &self,
+        config: &TrainingConfig,
+        candidate: &ModelVersion,
+        production: Option<&ModelVersion>,
+    ) -> Result<GateResult, GateError> {
+        let mut reasons = Vec::new();
+        if let Some(p) = production {
+            reasons.extend(
+                candidate
+                    .signature
+                    .incompatibilities(&p.signature)
+                    .into_iter()
+                    .map(|r| format!("signature: {r}")),
+            );
+        }
+        let dir = tempfile::tempdir_in(&self.scratch)?;
+        self.fetch(config, dir.path()).await?;
+        let scored = evaluate(&self.session(candidate).await?, dir.path())?;
+        let baseline = match production {
+            Some(p) if reasons.is_empty() => Some(evaluate(&self.session(p).await?, dir.path())?),
+            _ => None,
+        };
+        reasons.extend(judge(&config.promotion, &scored, baseline.as_ref()));
+        Ok(GateResult {
+            passed: reasons.is_empty(),
+            reasons,
+            metric: config.promotion.metric.clone(),
+            candidate: scored,
+            production: baseline,
+            production_version: production.map(|p| p.version),
+        })
+    }
+
+    /// Scores sample rows with the model `staging` resolves to, loaded from the registry
+    /// as the scorer loads it: outputs must be finite probabilities summing to one.
+    async fn smoke_test(
+        &self,
+        model: &ModelName,
+        config: &TrainingConfig,
+    ) -> Result<(), GateError> {
+        let staged = self.registry.resolve(model, STAGING).await?;
+        let session = self.session(&staged).await?;
+        let dir = tempfile::tempdir_in(&self.scratch)?;
+        self.fetch(config, dir.path()).await?;
+        let manifest: crate::dataset::Manifest =
+            serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json"))?)
+                .map_err(|e| GateError::Invalid(e.to_string()))?;
+        let columns: Vec<_> = staged
+            .signature
+            .inputs
+            .iter()
+            .map(|i| {
+                let kind = manifest
+                    .schema
+                    .iter()
+                    .find(|f| f.name == i.name)
+                    .map_or(i.kind, |f| f.kind);
+                (i.name.clone(), kind)
+            })
+            .collect();
+        let table = Table::read_parquet(&dir.path().join("data.parquet"), &columns)
+            .map_err(|e| GateError::Invalid(e.to_string()))?;
+        let sample = table.take(&(0..table.rows().min(5)).collect::<Vec<_>>());
+        let predictions = session
+            .predict(&sample)
+            .map_err(|e| GateError::Evaluation(e.into()))?;
+        let sane = predictions.probabilities.iter().all(|p| {
+            p.iter().all(|x| x.is_finite() && (0.0..=1.0).contains(x))
+                && (p.iter().sum::<f64>() - 1.0).abs() < 1e-6
+        });
+        if sane && predictions.labels.len() == sample.rows() {
+            Ok(())
+        } else {
+            Err(GateError::Invalid(format!(
+                "the staging smoke test of {model}@{} failed",
+                staged.version
+            )))
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn release(
+        &self,
+        model: &ModelName,
+        alias: &str,
+        version: u32,
+        actor: &str,
+        reason: &str,
+        gate: serde_json::Value,
+        correlation_id: &str,
+    ) -> Result<Release, GateError> {
+        let release = promote(&self.registry, model, alias, version, actor, reason, gate).await?;
+        self.audit
+            .append(Entry {
+                action: Action::Promoted,
+                actor: actor.to_owned(),
+                subject: format!("model:{model}@{version}"),
+                reason: format!("{} → {alias}: {reason}", release.id),
+                correlation_id: correlation_id.to_owned(),
+                details: serde_json::json!({"release": release.id, "previous": release.previous}),
+            })
+            .await?;
+        Ok(release)
+    }
+
+    /// A person's approval moves a version that passed the gate and sits in staging
+    /// to production.
+    pub async fn approve(
+        &self,
+        model: &ModelName,
+        version: u32,
+        actor: &str,
+        correlation_id: &str,
+    ) -> Result<Release, GateError> {
+        let outcome: GateOutcome = match get_json(self.store(), &gate_key(model, version)).await {
+            Ok((o, _)) => o,
+            Err(StorageError::NotFound { .. }) => {
+                return Err(GateError::Invalid(format!(
+                    "{model}@{version} has not been through the gate"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !outcome.result.passed {
+            return Err(GateError::Invalid(format!(
+                "{model}@{version} failed the gate: {}",
+                outcome.result.reasons.join("; ")
+            )));
+        }
+        let staged = self.registry.resolve(model, STAGING).await?;
+        if staged.version != version {
+            return Err(GateError::Invalid(format!(
+                "{model}@{version} is not in staging (staging is {})",
+                staged.version
+            )));
+        }
+        self.audit
+            .append(Entry {
+                action: Action::Approved,
+                actor: actor.to_owned(),
+                subject: format!("model:{model}@{version}"),
+                reason: "approved for production".into(),
+                correlation_id: correlation_id.to_owned(),
+                details: serde_json::Value::Null,
+            })
+            .await?;
+        let gate = serde_json::to_value(&outcome.result).unwrap_or_default();
+        self.release(
+            model,
+            PRODUCTION,
+            version,
+            actor,
+            "approved",
+            gate,
+            correlation_id,
+        )
+        .await
+    }
+
+    /// Returns production to its previous release, in one call.
+    pub async fn rollback(
+        &self,
+        model: &ModelName,
+        actor: &str,
+        reason: &str,
+        correlation_id: &str,
+    ) -> Result<Release, GateError> {
+        let release =
+            super::promotion::rollback(&self.registry, model, PRODUCTION, actor, reason).await?;
+        self.audit
+            .append(Entry {
+                action: Action::RolledBack,
+                actor: actor.to_owned(),
+                subject: format!("model:{model}@{}", release.version),
+                reason: format!(
+                    "{} rolls back {}: {reason}",
+                    release.id,
+                    release.rolls_back.clone().unwrap_or_default()
+                ),
+                correlation_id: correlation_id.to_owned(),
+                details: serde_json::json!({"release": release.id}),
+            })
+            .await?;
+        Ok(release)
+    }
+
+    /// The stored verdict for a version, if it went through the gate.
+    pub async fn outcome(
+        &self,
+        model: &ModelName,
+        version: u32,
+    ) -> Result<Option<GateOutcome>, GateError> {
+        match get_json(self.store(), &gate_key(model, version)).await {
+            Ok((o, _)) => Ok(Some(o)),
+            Err(StorageError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

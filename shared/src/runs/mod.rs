@@ -1,0 +1,764 @@
+//! Training runs: requests from any trigger become one run per (model, dataset version
+//! content, training config), submitted to a [`Compute`] backend, followed to the end,
+//! and registered in the model registry with their lineage.
+//!
+//! - `runs/<run-id>.json` — the run, updated only with If-Match;
+//! - `runs/<run-id>/output/` — what the job wrote (`model.onnx`, `signature.json`,
+//!   `metrics.json`, `lineage.json`), whatever the backend;
+//! - `configs/<model>.json` — each model's training config;
+//! - `rejected/<time>-<id>.json` — requests that can never succeed, with their reason
+//!   and the original message (set aside, never retried).
+
+pub mod compute;
+pub mod local;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::audit::{Action, AuditLog, Entry};
+use crate::dataset::{DatasetName, Manifest, layout};
+use crate::registry::{Artifacts, Lineage, ModelName, ModelVersion, Registry};
+use crate::storage::{ETag, ObjectKey, ObjectStore, PutMode, StorageError, get_json, put_json};
+use crate::training::TrainingConfig;
+use crate::training::trainer::TrainingLineage;
+
+pub use compute::{Compute, ComputeError, JobSpec, JobStatus};
+
+/// A request to retrain, from Service Bus, HTTP or a dataset event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrainRequest {
+    pub model: ModelName,
+    /// Defaults to the dataset the model's config names.
+    #[serde(default)]
+    pub dataset: Option<DatasetName>,
+    #[serde(default)]
+    pub dataset_version: DatasetVersion,
+    /// Merged over the model's config (e.g. `{"seed": 7, "hyperparameters": {"l2": 0.5}}`).
+    #[serde(default)]
+    pub config_overrides: serde_json::Value,
+    pub requested_by: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// A version number or `"latest"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DatasetVersion {
+    #[default]
+    Latest,
+    Number(u32),
+}
+
+impl Serialize for DatasetVersion {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            DatasetVersion::Latest => s.serialize_str("latest"),
+            DatasetVersion::Number(n) => s.serialize_u32(*n),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DatasetVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) if s == "latest" => Ok(DatasetVersion::Latest),
+            serde_json::Value::String(s) => s.parse().map(DatasetVersion::Number).map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "dataset_version {s:?} is neither a number nor \"latest\""
+                ))
+            }),
+            serde_json::Value::Number(n) => n
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .map(DatasetVersion::Number)
+                .ok_or_else(|| {
+                    serde::de::Error::custom("dataset_version must be a positive integer")
+                }),
+            other => Err(serde::de::Error::custom(format!(
+                "dataset_version {other} is neither a number nor \"latest\""
+            ))),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+impl RunStatus {
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Canceled
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: String,
+    pub model: ModelName,
+    pub dataset: DatasetName,
+    pub dataset_version: u32,
+    pub dataset_sha256: String,
+    /// The upload the dataset version came from.
+    pub source_uri: String,
+    /// The effective config (overrides applied), pinned for reproduction.
+    pub config: TrainingConfig,
+    pub config_sha256: String,
+    pub trigger: String,
+    pub requested_by: String,
+    pub reason: String,
+    pub correlation_id: String,
+    pub status: RunStatus,
+    pub compute: String,
+    /// The backend's job id once submitted.
+    pub job: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+    pub model_version: Option<u32>,
+}
+
+/// What a request came to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RequestOutcome {
+    /// A new run, or the existing one for the same identity (`duplicate`).
+    Accepted { run: Box<Run>, duplicate: bool },
+    /// It can never succeed: set aside with its reason.
+    Rejected { reason: String, record: ObjectKey },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Can never succeed as sent (bad JSON, unknown model, missing dataset version…).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("run {0} not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Compute(#[from] ComputeError),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+}
+
+impl RunError {
+    /// Whether the host should retry (and eventually dead-letter) the message.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RunError::Invalid(_) | RunError::NotFound(_) => false,
+            RunError::Storage(e) => e.is_transient() || !matches!(e, StorageError::NotFound { .. }),
+            RunError::Compute(e) => e.is_transient(),
+            RunError::Registry(_) | RunError::Audit(_) => true,
+        }
+    }
+}
+
+pub fn run_key(id: &str) -> ObjectKey {
+    ObjectKey::parse(format!("runs/{id}.json")).expect("valid key")
+}
+
+pub fn output_prefix(id: &str) -> String {
+    format!("runs/{id}/output/")
+}
+
+pub fn config_key(model: &ModelName) -> ObjectKey {
+    ObjectKey::parse(format!("configs/{model}.json")).expect("valid key")
+}
+
+/// The run id for an identity: the same model, data and config give the same id.
+pub fn run_id(model: &ModelName, dataset_sha256: &str, config_sha256: &str) -> String {
+    let digest = Sha256::digest(format!("{model}\n{dataset_sha256}\n{config_sha256}"));
+    format!("run-{}", &hex::encode(digest)[..20])
+}
+
+fn merge(base: &mut serde_json::Value, overrides: &serde_json::Value) {
+    match (base, overrides) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                merge(b.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+/// Runs, their backend and where they land.
+#[derive(Clone)]
+pub struct Runs {
+    store: Arc<dyn ObjectStore>,
+    compute: Arc<dyn Compute>,
+    registry: Registry,
+    audit: AuditLog,
+}
+
+impl Runs {
+    pub fn new(store: Arc<dyn ObjectStore>, compute: Arc<dyn Compute>) -> Self {
+        Self {
+            registry: Registry::new(store.clone()),
+            audit: AuditLog::new(store.clone()),
+            store,
+            compute,
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Stores a model's training config (what `sluice dev` does with `models/*.json`).
+    pub async fn put_config(&self, config: &TrainingConfig) -> Result<(), RunError> {
+        put_json(
+            self.store.as_ref(),
+            &config_key(&config.model),
+            config,
+            PutMode::Overwrite,
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn config(&self, model: &ModelName) -> Result<TrainingConfig, RunError> {
+        match get_json(self.store.as_ref(), &config_key(model)).await {
+            Ok((c, _)) => Ok(c),
+            Err(StorageError::NotFound { .. }) => Err(RunError::Invalid(format!(
+                "model {model:?} has no training config (configs/{model}.json)"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every model whose config trains on `dataset`.
+    pub async fn subscribers(
+        &self,
+        dataset: &DatasetName,
+    ) -> Result<Vec<TrainingConfig>, RunError> {
+        let mut out = Vec::new();
+        for meta in self.store.list("configs/").await? {
+            let (c, _): (TrainingConfig, _) = get_json(self.store.as_ref(), &meta.key).await?;
+            if &c.dataset == dataset {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether a new dataset version should retrain `config`'s model, and why.
+    pub async fn retrain_decision(
+        &self,
+        config: &TrainingConfig,
+        version: u32,
+    ) -> Result<Option<String>, RunError> {
+        use crate::training::config::RetrainPolicy;
+        let dataset = &config.dataset;
+        let threshold = match config.retrain {
+            RetrainPolicy::Manual => return Ok(None),
+            RetrainPolicy::EveryVersion => {
+                return Ok(Some(format!("new version {version} of {dataset}")));
+            }
+            RetrainPolicy::Drift { threshold } => threshold,
+        };
+        let trained_on = match self
+            .registry
+            .resolve(&config.model, crate::registry::gate::PRODUCTION)
+            .await
+        {
+            Ok(v) => v.lineage.dataset_version,
+            Err(crate::registry::RegistryError::NoAlias { .. }) => {
+                return Ok(Some(format!(
+                    "no production model yet; {dataset} v{version} is new"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let profile = |v: u32| async move {
+            let (m, _): (Manifest, _) =
+                get_json(self.store.as_ref(), &layout::manifest(dataset, v)).await?;
+            Ok::<_, RunError>(m.profile)
+        };
+        let (old, new) = (profile(trained_on).await?, profile(version).await?);
+        Ok(match crate::dataset::profile::drift(&old, &new) {
+            Some((score, column)) if score > threshold => Some(format!(
+                "drift {score:.3} in {column} since v{trained_on} (threshold {threshold})"
+            )),
+            _ => None,
+        })
+    }
+
+    /// Turns a request into a run (or finds the run it duplicates). Permanent problems
+    /// come back as [`RequestOutcome::Rejected`], already recorded under `rejected/`.
+    pub async fn request(
+        &self,
+        request: &RetrainRequest,
+        trigger: &str,
+        correlation_id: &str,
+    ) -> Result<RequestOutcome, RunError> {
+        match self.resolve(request, trigger, correlation_id).await {
+            Ok(run) => self.create(run).await,
+            Err(RunError::Invalid(reason)) => {
+                let original = serde_json::to_value(request).unwrap_or_default();
+                let record = self
+                    .reject(&reason, trigger, correlation_id, original)
+                    .await?;
+                Ok(RequestOutcome::Rejected { reason, record })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets aside a message that can never succeed, with its reason.
+    pub async fn reject(
+        &self,
+        reason: &str,
+        source: &str,
+        correlation_id: &str,
+        original: serde_json::Value,
+    ) -> Result<ObjectKey, RunError> {
+        let at = Utc::now();
+        let key = ObjectKey::parse(format!(
+            "rejected/{}-{}.json",
+            at.format("%Y%m%dT%H%M%S%.3fZ"),
+            uuid::Uuid::new_v4()
+        ))
+        .expect("valid key");
+        let record = serde_json::json!({
+            "reason": reason, "source": source, "correlation_id": correlation_id,
+            "rejected_at": at, "message": original,
+        });
+        put_json(self.store.as_ref(), &key, &record, PutMode::Create).await?;
+        self.audit
+            .append(Entry {
+                action: Action::RunRejected,
+                actor: format!("sluice:{source}"),
+                subject: key.to_string(),
+                reason: reason.to_owned(),
+                correlation_id: correlation_id.to_owned(),
+                details: serde_json::Value::Null,
+            })
+            .await?;
+        Ok(key)
+    }
+
+    async fn resolve(
+        &self,
+        req: &RetrainRequest,
+        trigger: &str,
+        correlation_id: &str,
+    ) -> Result<Run, RunError> {
+        let base = self.config(&req.model).await?;
+        let config =
+            if req.config_overrides.is_null() || req.config_overrides == serde_json::json!({}) {
+                base
+            } else {
+                let mut merged = serde_json::to_value(&base).expect("configs serialise");
+                merge(&mut merged, &req.config_overrides);
+                if merged["model"] != serde_json::json!(req.model.as_str()) {
+                    return Err(RunError::Invalid(
+                        "config_overrides cannot change the model".into(),
+                    ));
+                }
+                TrainingConfig::from_json(merged.to_string().as_bytes())
+                    .map_err(|e| RunError::Invalid(format!("config_overrides: {e}")))?
+            };
+        let dataset = req
+            .dataset
+            .clone()
+            .unwrap_or_else(|| config.dataset.clone());
+        if dataset != config.dataset {
+            return Err(RunError::Invalid(format!(
+                "model {} trains on {}, not {dataset}",
+                req.model, config.dataset
+            )));
+        }
+        let version = match req.dataset_version {
+            DatasetVersion::Number(n) => n,
+            DatasetVersion::Latest => latest_dataset_version(self.store.as_ref(), &dataset)
+                .await?
+                .ok_or_else(|| {
+                    RunError::Invalid(format!("dataset {dataset} has no versions yet"))
+                })?,
+        };
+        let manifest: Manifest =
+            match get_json(self.store.as_ref(), &layout::manifest(&dataset, version)).await {
+                Ok((m, _)) => m,
+                Err(StorageError::NotFound { .. }) => {
+                    return Err(RunError::Invalid(format!(
+                        "dataset {dataset} has no version {version}"
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            };
+        let config_sha256 = config.sha256();
+        Ok(Run {
+            id: run_id(&req.model, &manifest.content_sha256, &config_sha256),
+            model: req.model.clone(),
+            dataset,
+            dataset_version: version,
+            dataset_sha256: manifest.content_sha256,
+            source_uri: manifest.source.uri,
+            config,
+            config_sha256,
+            trigger: trigger.to_owned(),
+            requested_by: req.requested_by.clone(),
+            reason: req.reason.clone(),
+            correlation_id: correlation_id.to_owned(),
+            status: RunStatus::Queued,
+            compute: self.compute.name().to_owned(),
+            job: None,
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+            error: None,
+            model_version: None,
+        })
+    }
+
+    async fn create(&self, run: Run) -> Result<RequestOutcome, RunError> {
+        match put_json(
+            self.store.as_ref(),
+            &run_key(&run.id),
+            &run,
+            PutMode::Create,
+        )
+        .await
+        {
+            Ok(_) => {
+                self.audit
+                    .append(Entry {
+                        action: Action::RunRequested,
+                        actor: run.requested_by.clone(),
+                        subject: format!("run:{}", run.id),
+                        reason: run.reason.clone(),
+                        correlation_id: run.correlation_id.clone(),
+                        details: serde_json::json!({
+                            "model": run.model, "dataset": run.dataset,
+                            "dataset_version": run.dataset_version, "trigger": run.trigger,
+                        }),
+                    })
+                    .await?;
+                Ok(RequestOutcome::Accepted {
+                    run: Box::new(run),
+                    duplicate: false,
+                })
+            }
+            Err(StorageError::AlreadyExists { .. }) => {
+                let (existing, _) = self.get(&run.id).await?;
+                Ok(RequestOutcome::Accepted {
+                    run: Box::new(existing),
+                    duplicate: true,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn get(&self, id: &str) -> Result<(Run, ETag), RunError> {
+        let key = ObjectKey::parse(format!("runs/{id}.json"))
+            .map_err(|_| RunError::NotFound(id.to_owned()))?;
+        match get_json(self.store.as_ref(), &key).await {
+            Ok(found) => Ok(found),
+            Err(StorageError::NotFound { .. }) => Err(RunError::NotFound(id.to_owned())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn list(&self) -> Result<Vec<Run>, RunError> {
+        let mut out = Vec::new();
+        for meta in self.store.list("runs/").await? {
+            if meta.key.as_str().matches('/').count() == 1 && meta.key.as_str().ends_with(".json") {
+                out.push(get_json::<Run>(self.store.as_ref(), &meta.key).await?.0);
+            }
+        }
+        out.sort_by_key(|r| r.created_at);
+        Ok(out)
+    }
+
+    /// Applies `change` to the stored run with If-Match, re-reading on conflict.
+    async fn update(&self, id: &str, change: impl Fn(&mut Run) -> bool) -> Result<Run, RunError> {
+        loop {
+            let (mut run, etag) = self.get(id).await?;
+            if !change(&mut run) {
+                return Ok(run);
+            }
+            match put_json(
+                self.store.as_ref(),
+                &run_key(id),
+                &run,
+                PutMode::Update(etag),
+            )
+            .await
+            {
+                Ok(_) => return Ok(run),
+                Err(StorageError::Precondition { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Submits a queued run to the backend (once: a run with a job is left alone).
+    pub async fn start(&self, id: &str) -> Result<Run, RunError> {
+        let (run, _) = self.get(id).await?;
+        if run.job.is_some() || run.status.is_final() {
+            return Ok(run);
+        }
+        let spec = JobSpec {
+            run_id: run.id.clone(),
+            dataset: run.dataset.clone(),
+            dataset_version: run.dataset_version,
+            config: run.config.clone(),
+            output_prefix: output_prefix(&run.id),
+            timeout: std::time::Duration::from_secs(run.config.compute.timeout_minutes * 60),
+            tags: [
+                ("sluice.run_id".to_owned(), run.id.clone()),
+                (
+                    "sluice.dataset".to_owned(),
+                    format!("{}@{}", run.dataset, run.dataset_version),
+                ),
+                ("sluice.trigger".to_owned(), run.trigger.clone()),
+            ]
+            .into(),
+        };
+        let job = self.compute.submit(&spec).await?;
+        let run = self
+            .update(id, |r| {
+                if r.job.is_some() {
+                    return false;
+                }
+                r.job = Some(job.clone());
+                r.status = RunStatus::Running;
+                r.started_at = Some(Utc::now());
+                true
+            })
+            .await?;
+        self.audit
+            .append(Entry {
+                action: Action::RunStarted,
+                actor: format!("sluice:{}", self.compute.name()),
+                subject: format!("run:{id}"),
+                reason: format!("submitted as job {job}"),
+                correlation_id: run.correlation_id.clone(),
+                details: serde_json::json!({"job": job, "compute": run.compute}),
+            })
+            .await?;
+        Ok(run)
+    }
+
+    /// Asks the backend how the run's job is doing and, once it is over, records the
+    /// outcome and registers the model. Returns the run and the version it registered
+    /// (Some only on the call that registered it).
+    pub async fn poll(&self, id: &str) -> Result<(Run, Option<ModelVersion>), RunError> {
+        let (run, _) = self.get(id).await?;
+        let Some(job) = run.job.clone() else {
+            return Ok((run, None));
+        };
+        if run.status.is_final() {
+            return Ok((run, None));
+        }
+        let status = self.compute.status(&job).await?;
+        let (final_status, error) = match &status {
+            JobStatus::Queued | JobStatus::Running => return Ok((run, None)),
+            JobStatus::Succeeded => (RunStatus::Succeeded, None),
+            JobStatus::Failed(e) => (RunStatus::Failed, Some(e.clone())),
+            JobStatus::Canceled => (RunStatus::Canceled, None),
+        };
+        let mut registered = None;
+        let mut error = error;
+        if final_status == RunStatus::Succeeded {
+            match self.register(&run).await {
+                Ok((v, new)) => registered = new.then_some(v),
+                Err(RunError::Invalid(e)) => error = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        let version = registered.as_ref().map(|v: &ModelVersion| v.version);
+        let status = if error.is_some() {
+            RunStatus::Failed
+        } else {
+            final_status
+        };
+        let run = self
+            .update(id, |r| {
+                if r.status.is_final() {
+                    return false;
+                }
+                r.status = status;
+                r.error = error.clone();
+                r.finished_at = Some(Utc::now());
+                r.model_version = version.or(r.model_version);
+                true
+            })
+            .await?;
+        self.audit
+            .append(Entry {
+                action: Action::RunFinished,
+                actor: format!("sluice:{}", self.compute.name()),
+                subject: format!("run:{id}"),
+                reason: format!(
+                    "{status:?}{}",
+                    error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                )
+                .to_lowercase(),
+                correlation_id: run.correlation_id.clone(),
+                details: serde_json::json!({"model_version": run.model_version}),
+            })
+            .await?;
+        if let Some(v) = &registered {
+            self.audit
+                .append(Entry {
+                    action: Action::ModelRegistered,
+                    actor: run.requested_by.clone(),
+                    subject: format!("model:{}@{}", v.model, v.version),
+                    reason: format!("trained by {id}"),
+                    correlation_id: run.correlation_id.clone(),
+                    details: serde_json::json!({"model_sha256": v.model_sha256, "dataset_sha256": v.lineage.dataset_sha256}),
+                })
+                .await?;
+        }
+        Ok((run, registered))
+    }
+
+    /// Registers the run's outputs with their lineage (idempotent per run).
+    async fn register(&self, run: &Run) -> Result<(ModelVersion, bool), RunError> {
+        let prefix = output_prefix(&run.id);
+        let read = |name: &'static str| {
+            let key = ObjectKey::parse(format!("{prefix}{name}")).expect("valid key");
+            async move {
+                match self.store.get(&key).await {
+                    Ok(got) => Ok(got.bytes().await?),
+                    Err(StorageError::NotFound { .. }) => {
+                        Err(RunError::Invalid(format!("the job wrote no {name}")))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+        };
+        let parse = |name: &str, bytes: &[u8]| -> Result<serde_json::Value, RunError> {
+            serde_json::from_slice(bytes)
+                .map_err(|e| RunError::Invalid(format!("{name} is not JSON: {e}")))
+        };
+        let model_onnx = read(crate::training::trainer::MODEL_FILE).await?;
+        let signature =
+            serde_json::from_value(parse("signature.json", &read("signature.json").await?)?)
+                .map_err(|e| RunError::Invalid(format!("signature.json: {e}")))?;
+        let metrics = serde_json::from_value(parse("metrics.json", &read("metrics.json").await?)?)
+            .map_err(|e| RunError::Invalid(format!("metrics.json: {e}")))?;
+        // A custom trainer may write no lineage.json; the run knows the rest.
+        let trained: Option<TrainingLineage> = match read("lineage.json").await {
+            Ok(bytes) => serde_json::from_slice(&bytes).ok(),
+            Err(_) => None,
+        };
+        let now = Utc::now();
+        let lineage = Lineage {
+            run_id: run.id.clone(),
+            requested_by: run.requested_by.clone(),
+            trigger: run.trigger.clone(),
+            dataset: run.dataset.clone(),
+            dataset_version: run.dataset_version,
+            dataset_sha256: run.dataset_sha256.clone(),
+            source_uri: run.source_uri.clone(),
+            algorithm: trained.as_ref().map_or_else(
+                || run.config.algorithm.as_str().to_owned(),
+                |t| t.algorithm.clone(),
+            ),
+            hyperparameters: serde_json::to_value(&run.config.hyperparameters).unwrap_or_default(),
+            seed: run.config.seed,
+            config_sha256: run.config_sha256.clone(),
+            code_version: trained
+                .as_ref()
+                .map_or_else(|| "custom command".to_owned(), |t| t.code_version.clone()),
+            compute: format!("{} ({})", run.compute, run.config.compute.target),
+            started_at: trained
+                .as_ref()
+                .map_or(run.started_at.unwrap_or(now), |t| t.started_at),
+            finished_at: trained.as_ref().map_or(now, |t| t.finished_at),
+        };
+        let tags = [("run".to_owned(), run.id.clone())].into();
+        Ok(self
+            .registry
+            .register(
+                &run.model,
+                Artifacts {
+                    model_onnx,
+                    signature,
+                    metrics,
+                },
+                lineage,
+                tags,
+                run.reason.clone(),
+            )
+            .await?)
+    }
+
+    /// Cancels the run's job (a queued run is simply marked canceled).
+    pub async fn cancel(&self, id: &str, actor: &str) -> Result<Run, RunError> {
+        let (run, _) = self.get(id).await?;
+        if run.status.is_final() {
+            return Ok(run);
+        }
+        if let Some(job) = &run.job {
+            self.compute.cancel(job).await?;
+        }
+        let run = self
+            .update(id, |r| {
+                if r.status.is_final() {
+                    return false;
+                }
+                r.status = RunStatus::Canceled;
+                r.finished_at = Some(Utc::now());
+                true
+            })
+            .await?;
+        self.audit
+            .append(Entry {
+                action: Action::RunFinished,
+                actor: actor.to_owned(),
+                subject: format!("run:{id}"),
+                reason: "canceled".into(),
+                correlation_id: run.correlation_id.clone(),
+                details: serde_json::Value::Null,
+            })
+            .await?;
+        Ok(run)
+    }
+}
+
+/// The newest version of a dataset, from its manifests.
+pub async fn latest_dataset_version(
+    store: &dyn ObjectStore,
+    dataset: &DatasetName,
+) -> Result<Option<u32>, RunError> {
+    let prefix = layout::versions_prefix(dataset);
+    Ok(store
+        .list(&prefix)
+        .await?
+        .iter()
+        .filter_map(|m| layout::parse_version_key(dataset, &m.key))
+        .filter(|(_, file)| *file == "manifest.json")
+        .map(|(v, _)| v)
+        .max())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,173 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::storage::local::LocalStore;
+
+/// A backend that only records what it was asked to do.
+#[derive(Default)]
+struct Recorder {
+    submitted: std::sync::Mutex<Vec<String>>,
+    status: std::sync::Mutex<Option<JobStatus>>,
+}
+
+#[async_trait::async_trait]
+impl Compute for Recorder {
+    fn name(&self) -> &str {
+        "recorder"
+    }
+    async fn submit(&self, job: &JobSpec) -> Result<String, ComputeError> {
+        self.submitted.lock().unwrap().push(job.run_id.clone());
+        Ok(format!("job-{}", job.run_id))
+    }
+    async fn status(&self, _: &str) -> Result<JobStatus, ComputeError> {
+        Ok(self
+            .status
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or(JobStatus::Running))
+    }
+    async fn cancel(&self, _: &str) -> Result<(), ComputeError> {
+        Ok(())
+    }
+}
+
+async fn setup() -> (tempfile::TempDir, Arc<dyn ObjectStore>, Runs, Arc<Recorder>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()).unwrap());
+    let recorder = Arc::new(Recorder::default());
+    let runs = Runs::new(store.clone(), recorder.clone());
+    let config =
+        TrainingConfig::from_json(br#"{"model":"m","dataset":"d","label":"y","positive":"yes"}"#)
+            .unwrap();
+    runs.put_config(&config).await.unwrap();
+    // A dataset version's manifest is all a request needs to resolve.
+    let manifest = serde_json::json!({
+        "dataset": "d", "version": 1, "content_sha256": "ab".repeat(32), "contract_version": 1,
+        "contract_inferred": false,
+        "source": {"key": "landing/d/x.csv", "uri": "file:///landing/d/x.csv", "etag": "e1", "uploader": null},
+        "format": "csv", "bytes": 10, "rows": 2, "schema": [], "profile": [],
+        "validation": {"passed": true, "violations": []}, "parent_version": null,
+        "data": {"key": "datasets/d/v1/data.parquet", "uri": "file:///x", "bytes": 1},
+        "created_at": "2026-11-24T00:00:00Z"
+    });
+    put_json(
+        store.as_ref(),
+        &layout::manifest(&DatasetName::parse("d").unwrap(), 1),
+        &manifest,
+        PutMode::Create,
+    )
+    .await
+    .unwrap();
+    (dir, store, runs, recorder)
+}
+
+fn request(json: serde_json::Value) -> RetrainRequest {
+    serde_json::from_value(json).unwrap()
+}
+
+#[tokio::test]
+async fn the_same_request_twice_is_one_run_and_one_job() {
+    let (_dir, _store, runs, recorder) = setup().await;
+    let req = request(
+        serde_json::json!({"model": "m", "dataset_version": "latest", "requested_by": "ci"}),
+    );
+    let RequestOutcome::Accepted { run, duplicate } =
+        runs.request(&req, "Retrain", "c1").await.unwrap()
+    else {
+        panic!("rejected")
+    };
+    assert!(!duplicate);
+    assert_eq!(run.dataset_version, 1);
+    let RequestOutcome::Accepted {
+        run: again,
+        duplicate,
+    } = runs.request(&req, "RetrainQueue", "c2").await.unwrap()
+    else {
+        panic!("rejected")
+    };
+    assert!(duplicate);
+    assert_eq!(again.id, run.id);
+    runs.start(&run.id).await.unwrap();
+    runs.start(&run.id).await.unwrap();
+    assert_eq!(
+        recorder.submitted.lock().unwrap().len(),
+        1,
+        "one job per run"
+    );
+    // Another seed is another identity.
+    let other = request(
+        serde_json::json!({"model": "m", "dataset_version": 1, "requested_by": "ci", "config_overrides": {"seed": 7}}),
+    );
+    let RequestOutcome::Accepted { run: seeded, .. } =
+        runs.request(&other, "Retrain", "c3").await.unwrap()
+    else {
+        panic!("rejected")
+    };
+    assert_ne!(seeded.id, run.id);
+    assert_eq!(seeded.config.seed, 7);
+}
+
+#[tokio::test]
+async fn requests_that_can_never_succeed_are_set_aside_with_their_reason() {
+    let (_dir, store, runs, _) = setup().await;
+    for (json, expected) in [
+        (
+            serde_json::json!({"model": "nope", "requested_by": "x"}),
+            "no training config",
+        ),
+        (
+            serde_json::json!({"model": "m", "dataset_version": 9, "requested_by": "x"}),
+            "no version 9",
+        ),
+        (
+            serde_json::json!({"model": "m", "dataset": "other", "requested_by": "x"}),
+            "trains on d",
+        ),
+        (
+            serde_json::json!({"model": "m", "requested_by": "x", "config_overrides": {"promotion": {"metric": "f1"}}}),
+            "promotion.metric",
+        ),
+    ] {
+        match runs
+            .request(&request(json), "RetrainQueue", "c")
+            .await
+            .unwrap()
+        {
+            RequestOutcome::Rejected { reason, record } => {
+                assert!(reason.contains(expected), "{reason}");
+                let (saved, _): (serde_json::Value, _) =
+                    get_json(store.as_ref(), &record).await.unwrap();
+                assert_eq!(saved["reason"], reason);
+                assert!(saved["message"].is_object());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(serde_json::from_value::<RetrainRequest>(serde_json::json!({"model": "m"})).is_err());
+}
+
+#[tokio::test]
+async fn a_finished_job_without_outputs_fails_the_run_with_a_reason() {
+    let (_dir, _store, runs, recorder) = setup().await;
+    let req = request(serde_json::json!({"model": "m", "requested_by": "ci"}));
+    let RequestOutcome::Accepted { run, .. } = runs.request(&req, "Retrain", "c").await.unwrap()
+    else {
+        panic!()
+    };
+    runs.start(&run.id).await.unwrap();
+    assert_eq!(
+        runs.poll(&run.id).await.unwrap().0.status,
+        RunStatus::Running
+    );
+    *recorder.status.lock().unwrap() = Some(JobStatus::Succeeded);
+    let (done, registered) = runs.poll(&run.id).await.unwrap();
+    assert_eq!(done.status, RunStatus::Failed);
+    assert!(done.error.unwrap().contains("model.onnx"));
+    assert!(registered.is_none());
+    assert_eq!(
+        runs.audit().verify().await.unwrap().records,
+        3,
+        "requested, started, finished"
+    );
+}

@@ -1,0 +1,438 @@
+//! The whole loop with the embedded default: Adult in → dataset version → a run
+//! (once, though its event arrives twice) → model v1 with lineage → gate → staging →
+//! production; a worse model is stopped by the gate; approval and rollback; the audit
+//! chain verifies, and fails once a record is edited.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sluice_shared::audit::AuditLog;
+use sluice_shared::model::{ModelSession, Table};
+use sluice_shared::registry::{ModelName, Registry};
+use sluice_shared::runs::Runs;
+use sluice_shared::training::TrainingConfig;
+
+use crate::helpers::{ADMIN_KEY, TestApp, spawn_loop_app};
+
+fn model() -> ModelName {
+    ModelName::parse("adult-income").unwrap()
+}
+
+fn config() -> Value {
+    serde_json::from_slice(
+        &std::fs::read(sluice_tests::repo_root().join("models/adult-income.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+async fn put_config(app: &TestApp, config: &Value) {
+    let config = TrainingConfig::from_json(config.to_string().as_bytes()).unwrap();
+    // Configs are plain objects in the store; any Runs over it can write one.
+    let runs = Runs::new(app.store.clone(), std::sync::Arc::new(NoCompute));
+    runs.put_config(&config).await.unwrap();
+}
+
+struct NoCompute;
+
+#[async_trait::async_trait]
+impl sluice_shared::runs::Compute for NoCompute {
+    fn name(&self) -> &str {
+        "none"
+    }
+    async fn submit(
+        &self,
+        _: &sluice_shared::runs::JobSpec,
+    ) -> Result<String, sluice_shared::runs::ComputeError> {
+        unreachable!("only used to write configs")
+    }
+    async fn status(
+        &self,
+        _: &str,
+    ) -> Result<sluice_shared::runs::JobStatus, sluice_shared::runs::ComputeError> {
+        unreachable!()
+    }
+    async fn cancel(&self, _: &str) -> Result<(), sluice_shared::runs::ComputeError> {
+        unreachable!()
+    }
+}
+
+impl TestApp {
+    async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("x-functions-key", ADMIN_KEY)
+            .header("x-sluice-actor", "ann");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Ticks `RunsTimer` until `run` is over; returns its last report entry.
+    async fn follow(&self, run: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let timer = json!({"Data": {"timer": {"IsPastDue": false}}, "Metadata": {}});
+            let (status, body) = self.invoke("RunsTimer", &timer).await;
+            assert_eq!(status, 200, "{body}");
+            let entry = body["ReturnValue"]["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["run_id"] == run)
+                .cloned()
+                .unwrap();
+            if ["succeeded", "failed", "canceled"].contains(&entry["status"].as_str().unwrap()) {
+                return entry;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(180),
+                "{run} did not finish: {entry}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+async fn production(app: &TestApp) -> u32 {
+    Registry::new(app.store.clone())
+        .resolve(&model(), "production")
+        .await
+        .unwrap()
+        .version
+}
+
+#[tokio::test]
+async fn adult_goes_from_upload_to_production_and_back() {
+    let app = spawn_loop_app().await;
+    app.adult_contract().await;
+    let eval: Value = serde_json::from_slice(
+        &std::fs::read(sluice_tests::repo_root().join("contracts/adult-eval.json")).unwrap(),
+    )
+    .unwrap();
+    app.put_contract(eval).await;
+    put_config(&app, &config()).await;
+    let test_file = std::fs::read(sluice_tests::adult("adult.test")).unwrap();
+    assert_eq!(
+        app.ingest("adult-eval", "adult.test", test_file).await["status"],
+        "versioned"
+    );
+
+    // Drop the Adult data: v1, and its dataset.versioned event (delivered twice).
+    let key = app
+        .upload(
+            "adult",
+            "adult.data",
+            std::fs::read(sluice_tests::adult("adult.data")).unwrap(),
+        )
+        .await;
+    let (status, ingested) = app
+        .invoke("DatasetIngest", &app.blob_created(&key).await)
+        .await;
+    assert_eq!(status, 200, "{ingested}");
+    let event = ingested["Outputs"]["datasetEvents"].clone();
+    assert_eq!(event["type"], "dataset.versioned");
+    let message = json!({"Data": {"message": event}, "Metadata": {"MessageId": "\"m-1\"", "DeliveryCount": "1"}});
+    let (_, first) = app.invoke("DatasetEvents", &message).await;
+    let (_, second) = app.invoke("DatasetEvents", &message).await;
+    let run_id = first["ReturnValue"]["runs"][0]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        first["ReturnValue"]["runs"][0]["duplicate"], false,
+        "{first}"
+    );
+    assert_eq!(second["ReturnValue"]["runs"][0]["run_id"], run_id.as_str());
+    assert_eq!(
+        second["ReturnValue"]["runs"][0]["duplicate"], true,
+        "{second}"
+    );
+
+    // The run trains, registers v1, passes the gate and reaches production.
+    let done = app.follow(&run_id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["model_version"], 1);
+    assert_eq!(done["gate"]["passed"], true, "{done}");
+    assert_eq!(
+        done["gate"]["releases"],
+        json!(["staging.1", "production.1"])
+    );
+    assert_eq!(production(&app).await, 1);
+
+    // Why did it predict this? One call answers it.
+    let (status, lineage) = app
+        .api(
+            reqwest::Method::GET,
+            "/api/models/adult-income/versions/1/lineage",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{lineage}");
+    let manifest = app.manifest("adult", 1).await;
+    assert_eq!(
+        lineage["dataset"]["content_sha256"],
+        manifest.content_sha256.as_str()
+    );
+    assert!(
+        lineage["dataset"]["source"]["uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("landing/adult/adult.data")
+    );
+    assert_eq!(lineage["run"]["id"], run_id.as_str());
+    assert_eq!(lineage["run"]["trigger"], "dataset.versioned");
+    assert_eq!(lineage["algorithm"], "logistic_regression");
+    assert_eq!(lineage["seed"], 42);
+    assert_eq!(lineage["releases"][1]["id"], "production.1");
+    let before_v3 = chrono::Utc::now();
+
+    // A worse model (one feature) is stopped by the gate, with reasons.
+    let (status, accepted) = app
+        .api(
+            reqwest::Method::POST,
+            "/api/retrain",
+            Some(
+                json!({"model": "adult-income", "dataset_version": 1, "reason": "age only",
+                        "config_overrides": {"features": ["age"], "exclude": []}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let worse = accepted["run_id"].as_str().unwrap().to_owned();
+    assert_eq!(accepted["status_url"], format!("/api/runs/{worse}"));
+    let done = app.follow(&worse).await;
+    assert_eq!(done["model_version"], 2);
+    assert_eq!(done["gate"]["passed"], false, "{done}");
+    let reasons = done["gate"]["reasons"].to_string();
+    assert!(
+        reasons.contains("roc_auc") && reasons.contains("does not improve"),
+        "{reasons}"
+    );
+    assert_eq!(production(&app).await, 1, "production unchanged");
+    let (status, run) = app
+        .api(reqwest::Method::GET, &format!("/api/runs/{worse}"), None)
+        .await;
+    assert_eq!(
+        (
+            status,
+            run["requested_by"]
+                .as_str()
+                .unwrap()
+                .starts_with("ann (key:")
+        ),
+        (200, true),
+        "{run}"
+    );
+
+    // Manual approval: a comparable model waits in staging until a person approves.
+    let mut manual = config();
+    manual["promotion"]["approval"] = json!("manual");
+    manual["promotion"]["min_improvement"] = json!(-0.02);
+    manual["promotion"]["max_regression"] = json!(0.02);
+    put_config(&app, &manual).await;
+    let (status, accepted) = app
+        .api(
+            reqwest::Method::POST,
+            "/api/retrain",
+            Some(json!({"model": "adult-income", "config_overrides": {"seed": 7}})),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let done = app.follow(accepted["run_id"].as_str().unwrap()).await;
+    assert_eq!(done["model_version"], 3, "{done}");
+    assert_eq!(done["gate"]["passed"], true, "{done}");
+    assert_eq!(done["gate"]["awaiting_approval"], true);
+    assert_eq!(production(&app).await, 1);
+    let (status, refused) = app
+        .api(
+            reqwest::Method::POST,
+            "/api/models/adult-income/versions/2/approve",
+            None,
+        )
+        .await;
+    assert_eq!(
+        status, 409,
+        "a version that failed the gate cannot be approved: {refused}"
+    );
+    let (status, approved) = app
+        .api(
+            reqwest::Method::POST,
+            "/api/models/adult-income/versions/3/approve",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(approved["release"]["id"], "production.2");
+    assert_eq!(production(&app).await, 3);
+
+    // Rollback in one call; the releases say what was in production when.
+    let (status, rolled) = app
+        .api(
+            reqwest::Method::POST,
+            "/api/models/adult-income/rollback",
+            Some(json!({"reason": "complaints"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{rolled}");
+    assert_eq!(rolled["release"]["rolls_back"], "production.2");
+    assert_eq!(production(&app).await, 1);
+    let at = before_v3.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let (status, then) = app
+        .api(
+            reqwest::Method::GET,
+            &format!("/api/models/adult-income/releases?at={at}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{then}");
+    assert_eq!(then["release"]["id"], "production.1");
+    assert_eq!(then["release"]["version"], 1);
+
+    // Production scores raw rows in ONNX Runtime.
+    let registry = Registry::new(app.store.clone());
+    let prod = registry.resolve(&model(), "production").await.unwrap();
+    let session = ModelSession::new(
+        sluice_tests::onnxruntime(),
+        &registry.model_bytes(&model(), prod.version).await.unwrap(),
+        prod.signature.clone(),
+    )
+    .unwrap();
+    let columns: Vec<_> = prod
+        .signature
+        .inputs
+        .iter()
+        .map(|i| (i.name.clone(), i.kind))
+        .collect();
+    let rows = Table::read_parquet(
+        &app.root().join("datasets/adult-eval/v1/data.parquet"),
+        &columns,
+    )
+    .unwrap();
+    let predictions = session.predict(&rows.take(&[0, 1, 2])).unwrap();
+    assert_eq!(predictions.probabilities.len(), 3);
+    assert!(
+        predictions
+            .probabilities
+            .iter()
+            .all(|p| (p[0] + p[1] - 1.0).abs() < 1e-9)
+    );
+
+    // The audit trail holds every step, verifies, and breaks when edited.
+    let audit = AuditLog::new(app.store.clone());
+    let records = audit.records().await.unwrap();
+    let actions: Vec<String> = records
+        .iter()
+        .map(|r| {
+            serde_json::to_value(r.entry.action)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    for expected in [
+        "run_requested",
+        "run_started",
+        "run_finished",
+        "model_registered",
+        "gate_passed",
+        "gate_failed",
+        "promoted",
+        "approved",
+        "rolled_back",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == expected),
+            "no {expected} in {actions:?}"
+        );
+    }
+    assert_eq!(
+        actions.iter().filter(|a| *a == "run_requested").count(),
+        3,
+        "one run per identity"
+    );
+    audit.verify().await.unwrap();
+    let path = app.root().join("audit/records/000000000002.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replacen("\"actor\": \"", "\"actor\": \"mallory ", 1),
+    )
+    .unwrap();
+    let broken = audit.verify().await.unwrap_err().to_string();
+    assert!(broken.contains("record 2"), "{broken}");
+}
+
+#[tokio::test]
+async fn retrain_messages_that_can_never_succeed_are_set_aside_and_http_errors_say_where() {
+    let app = spawn_loop_app().await;
+    put_config(&app, &config()).await;
+    let message = |body: Value| json!({"Data": {"message": body}, "Metadata": {"MessageId": "\"m-9\"", "DeliveryCount": "1"}});
+    for (body, expected) in [
+        (json!({"model": "adult-income"}), "requested_by"),
+        (json!({"model": "Bad Name", "requested_by": "x"}), "model"),
+        (
+            json!({"model": "adult-income", "requested_by": "x", "dataset_version": "v2"}),
+            "dataset_version",
+        ),
+        (
+            json!({"model": "adult-income", "requested_by": "x"}),
+            "no versions yet",
+        ),
+        (
+            json!({"model": "unknown", "requested_by": "x"}),
+            "no training config",
+        ),
+    ] {
+        let (status, answer) = app.invoke("RetrainQueue", &message(body)).await;
+        assert_eq!(status, 200, "answered 2xx, not retried: {answer}");
+        let ret = &answer["ReturnValue"];
+        assert_eq!(ret["status"], "rejected", "{answer}");
+        assert!(
+            ret["reason"].as_str().unwrap().contains(expected),
+            "{expected}: {ret}"
+        );
+        let record =
+            sluice_shared::storage::ObjectKey::parse(ret["record"].as_str().unwrap()).unwrap();
+        let (saved, _): (Value, _) = sluice_shared::storage::get_json(app.store.as_ref(), &record)
+            .await
+            .unwrap();
+        assert_eq!(saved["source"], "RetrainQueue");
+    }
+    // HTTP: client errors are 4xx JSON naming the field; no key is 401.
+    let (status, body) = app
+        .api(
+            reqwest::Method::POST,
+            "/api/retrain",
+            Some(json!({"model": "adult-income", "dataset_version": [1]})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "dataset_version");
+    let (status, body) = app
+        .api(reqwest::Method::GET, "/api/runs/run-nope", None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let no_key = app
+        .client
+        .get(format!("{}/api/runs", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_key.status(), 401);
+    let (status, body) = app
+        .api(
+            reqwest::Method::GET,
+            "/api/models/adult-income/releases?at=yesterday",
+            None,
+        )
+        .await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("at")));
+}
