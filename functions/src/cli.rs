@@ -12,7 +12,7 @@ use sluice_shared::dataset::{DatasetName, Manifest, QuarantineReport, ingest, la
 use sluice_shared::storage::{ObjectKey, ObjectStore, Payload, PutMode, get_json};
 
 use crate::devhost::{DevHost, DevOptions};
-use crate::settings::StorageSettings;
+use crate::settings::{Secret, StorageSettings};
 use crate::startup::{AppState, Application};
 
 #[derive(Debug, Parser)]
@@ -28,6 +28,15 @@ pub struct Cli {
     /// the folder `sluice setup` fills).
     #[arg(long, env = "SLUICE_ONNXRUNTIME", global = true)]
     pub onnxruntime: Option<PathBuf>,
+    /// Admin keys for the HTTP functions (comma-separated; several allow rotation).
+    #[arg(
+        long,
+        env = "SLUICE_ADMIN_KEYS",
+        value_delimiter = ',',
+        global = true,
+        hide_env_values = true
+    )]
+    pub admin_keys: Vec<Secret>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -45,6 +54,9 @@ pub enum Command {
         /// Store these contracts (*.json) for datasets that have none.
         #[arg(long, default_value = "contracts")]
         contracts: PathBuf,
+        /// Store these training configs (*.json), one per model.
+        #[arg(long, default_value = "models")]
+        models: PathBuf,
         /// Push a file at start, as DATASET=PATH (repeatable).
         #[arg(long = "push", value_parser = parse_push)]
         push: Vec<(String, PathBuf)>,
@@ -61,6 +73,43 @@ pub enum Command {
     /// Dataset contracts.
     #[command(subcommand)]
     Contracts(ContractsCommand),
+    /// Models in the registry: versions, lineage.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Training runs: list, show, logs, request.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Move an alias (e.g. staging) to a version, bypassing the gate (recorded as such).
+    Promote {
+        model: String,
+        version: u32,
+        #[arg(long, default_value = "staging")]
+        alias: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, env = "USER", default_value = "operator")]
+        actor: String,
+    },
+    /// Approve a version waiting in staging: it goes to production.
+    Approve {
+        model: String,
+        version: u32,
+        #[arg(long, env = "USER", default_value = "operator")]
+        actor: String,
+    },
+    /// Return production to its previous release.
+    Rollback {
+        model: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, env = "USER", default_value = "operator")]
+        actor: String,
+    },
+    /// The audit trail: print it, or verify its hash chain.
+    Audit {
+        #[arg(value_parser = ["show", "verify"], default_value = "show")]
+        action: String,
+    },
     /// Fetch ONNX Runtime (PyPI's onnxruntime wheel, via pip) into Sluice's setup folder.
     Setup,
     /// The reference trainer: a dataset version's folder in, a model folder out
@@ -114,6 +163,40 @@ pub enum DatasetsCommand {
     List,
     /// Show a version's manifest and profile: NAME or NAME@VERSION (latest by default).
     Show { target: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Every model, its versions and what production and staging point at.
+    List,
+    /// A model's versions and releases, or one version (NAME@VERSION).
+    Show { target: String },
+    /// Why a version predicts what it does: run, dataset version, upload, releases.
+    Lineage { target: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    List,
+    Show {
+        id: String,
+    },
+    /// The training command's output.
+    Logs {
+        id: String,
+    },
+    /// Queue a retrain request as other systems do (the embedded retrain-requests queue;
+    /// `sluice dev` delivers it to RetrainQueue).
+    Request {
+        model: String,
+        /// A version number or "latest".
+        #[arg(long, default_value = "latest")]
+        dataset_version: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long, env = "USER", default_value = "operator")]
+        requested_by: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,24 +257,44 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             unreachable!("handled above")
         }
         Command::Serve { port } => {
-            let app = Application::build(
-                AppState::new(store, cli.storage.scratch()),
-                handler_port(port)?,
-            )
-            .await?;
+            let mut state =
+                AppState::new(store, cli.storage.scratch()).with_admin_keys(&cli.admin_keys);
+            // In Azure the library ships beside the binary; without it the gate is off
+            // (its functions answer 503 saying so) but everything else serves.
+            match crate::onnxruntime::load(cli.onnxruntime.as_deref()) {
+                Ok(runtime) => state = state.with_gate(runtime),
+                Err(e) => {
+                    tracing::warn!(error = %e, "ONNX Runtime not loaded; the evaluation gate is off")
+                }
+            }
+            let app = Application::build(state, handler_port(port)?).await?;
             // Tests and operators rely on this exact line to find the port.
             println!("listening on http://127.0.0.1:{}", app.port());
             app.run_until_stopped().await?;
         }
         Command::Dev {
             contracts,
+            models,
             push,
             exit_when_idle,
             poll_ms,
         } => {
-            let host = DevHost::new(store, cli.storage.scratch(), &cli.storage.queue_dir())?;
+            let mut state =
+                AppState::new(store, cli.storage.scratch()).with_admin_keys(&cli.admin_keys);
+            let has_models = std::fs::read_dir(&models).is_ok_and(|mut d| d.next().is_some());
+            if has_models {
+                // The local host sets ONNX Runtime up itself, so its one command suffices.
+                match crate::onnxruntime::load_or_setup(cli.onnxruntime.as_deref()) {
+                    Ok(runtime) => state = state.with_gate(runtime),
+                    Err(e) => {
+                        println!("! ONNX Runtime unavailable, the evaluation gate is off: {e:#}")
+                    }
+                }
+            }
+            let host = DevHost::new(state, &cli.storage.queue_dir())?;
             let options = DevOptions {
                 contracts_dir: Some(contracts),
+                models_dir: Some(models),
                 push,
                 exit_when_idle,
                 poll: Duration::from_millis(poll_ms),
@@ -221,6 +324,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Datasets(DatasetsCommand::Show { target }) => {
             show(store.as_ref(), &target).await?
         }
+        Command::Models(command) => crate::ops::models(store, command).await?,
+        Command::Runs(command) => {
+            crate::ops::runs(store, &cli.storage.queue_dir(), command).await?
+        }
+        Command::Promote {
+            model,
+            version,
+            alias,
+            reason,
+            actor,
+        } => crate::ops::promote(store, &model, version, &alias, &reason, &actor).await?,
+        Command::Approve {
+            model,
+            version,
+            actor,
+        } => {
+            let runtime = crate::onnxruntime::load_or_setup(cli.onnxruntime.as_deref())?;
+            crate::ops::approve(
+                store,
+                runtime,
+                &cli.storage.scratch(),
+                &model,
+                version,
+                &actor,
+            )
+            .await?
+        }
+        Command::Rollback {
+            model,
+            reason,
+            actor,
+        } => crate::ops::rollback(store, &model, &reason, &actor).await?,
+        Command::Audit { action } => crate::ops::audit(store, action == "verify").await?,
         Command::Contracts(ContractsCommand::Put { file }) => {
             let contract = Contract::from_json(&std::fs::read(&file)?)
                 .with_context(|| format!("{}", file.display()))?;

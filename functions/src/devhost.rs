@@ -5,7 +5,11 @@
 //! and sends it through the same router `sluice serve` uses (in-process, no port).
 //! Deliveries go through the embedded durable queue: a 5xx answer is retried with
 //! backoff and dead-lettered after too many attempts, a 4xx answer is dead-lettered at
-//! once with its reason, and `datasetEvents` outputs are published to a second queue.
+//! once with its reason, and `datasetEvents` outputs are published to a second queue,
+//! delivered to `DatasetEvents` as Service Bus would. A third queue stands in for the
+//! `retrain-requests` Service Bus queue (`RetrainQueue`), and a timer ticks `RunsTimer`
+//! while runs are unfinished, so training, registration, the gate and promotion happen
+//! here exactly as in Azure.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +24,7 @@ use sluice_shared::dataset::contract::Contract;
 use sluice_shared::dataset::{DatasetEvent, ingest, layout};
 use sluice_shared::queue::{Delivery, EmbeddedQueue};
 use sluice_shared::storage::{ObjectMeta, ObjectStore};
+use sluice_shared::training::TrainingConfig;
 use tower::ServiceExt;
 
 use crate::handlers::DATASET_EVENTS_BINDING;
@@ -31,6 +36,8 @@ const MAX_DELIVERIES: u32 = 10;
 pub struct DevOptions {
     /// Contracts (`*.json`) to store for datasets that have none yet.
     pub contracts_dir: Option<PathBuf>,
+    /// Training configs (`*.json`) to store for their models.
+    pub models_dir: Option<PathBuf>,
     /// Files to push into `landing/<dataset>/` at start (`<dataset>=<path>`).
     pub push: Vec<(String, PathBuf)>,
     /// Stop once there is nothing left to do (for scripts and tests).
@@ -40,36 +47,50 @@ pub struct DevOptions {
 
 pub struct DevHost {
     store: Arc<dyn ObjectStore>,
+    state: AppState,
     router: Router,
     blob_events: EmbeddedQueue,
     dataset_events: EmbeddedQueue,
+    retrain_requests: EmbeddedQueue,
+    /// Finished runs already printed (each is reported once per `sluice dev`).
+    reported: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// Where the embedded stand-in for the `retrain-requests` Service Bus queue lives.
+pub fn retrain_queue(queue_dir: &Path) -> anyhow::Result<EmbeddedQueue> {
+    EmbeddedQueue::open(queue_dir.join("retrain-requests"), MAX_DELIVERIES)
+        .context("opening queue retrain-requests")
 }
 
 impl DevHost {
-    pub fn new(
-        store: Arc<dyn ObjectStore>,
-        scratch: PathBuf,
-        queue_dir: &Path,
-    ) -> anyhow::Result<Self> {
+    pub fn new(state: AppState, queue_dir: &Path) -> anyhow::Result<Self> {
         let open = |name: &str| {
             EmbeddedQueue::open(queue_dir.join(name), MAX_DELIVERIES)
                 .with_context(|| format!("opening queue {name}"))
         };
         Ok(Self {
-            router: router(AppState::new(store.clone(), scratch)),
-            store,
+            store: state.store.clone(),
+            router: router(state.clone()),
+            state,
             blob_events: open("blob-created")?,
             dataset_events: open("dataset-events")?,
+            retrain_requests: retrain_queue(queue_dir)?,
+            reported: Default::default(),
         })
     }
 
     pub async fn run(&self, options: DevOptions) -> anyhow::Result<()> {
-        let recovered = self.blob_events.recover()? + self.dataset_events.recover()?;
+        let recovered = self.blob_events.recover()?
+            + self.dataset_events.recover()?
+            + self.retrain_requests.recover()?;
         if recovered > 0 {
             println!("↻ redelivering {recovered} message(s) left in flight by the last run");
         }
         if let Some(dir) = &options.contracts_dir {
             self.seed_contracts(dir).await?;
+        }
+        if let Some(dir) = &options.models_dir {
+            self.seed_models(dir).await?;
         }
         for (dataset, path) in &options.push {
             let key = crate::cli::push_file(self.store.as_ref(), dataset, path).await?;
@@ -91,9 +112,19 @@ impl DevHost {
             while let Some(delivery) = self.dataset_events.receive()? {
                 worked = true;
                 println!("  event {}", delivery.message.body);
-                self.dataset_events.complete(delivery)?;
+                self.deliver(&self.dataset_events, "DatasetEvents", delivery)
+                    .await?;
             }
-            if options.exit_when_idle && !worked && self.blob_events.messages("ready")?.is_empty() {
+            while let Some(delivery) = self.retrain_requests.receive()? {
+                worked = true;
+                self.deliver(&self.retrain_requests, "RetrainQueue", delivery)
+                    .await?;
+            }
+            let running = self.tick().await?;
+            let waiting = !self.blob_events.messages("ready")?.is_empty()
+                || !self.dataset_events.messages("ready")?.is_empty()
+                || !self.retrain_requests.messages("ready")?.is_empty();
+            if options.exit_when_idle && !worked && !running && !waiting {
                 return Ok(());
             }
             tokio::select! {
@@ -126,6 +157,147 @@ impl DevHost {
                     path.display()
                 );
             }
+        }
+        Ok(())
+    }
+
+    async fn seed_models(&self, dir: &Path) -> anyhow::Result<()> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Ok(());
+        };
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let config = TrainingConfig::from_json(&std::fs::read(&path)?)
+                .with_context(|| format!("training config {}", path.display()))?;
+            self.state.runs.put_config(&config).await?;
+            println!(
+                "✎ training config for {} from {}",
+                config.model,
+                path.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Ticks `RunsTimer` while runs are unfinished; prints what changed. True while
+    /// some run is still going.
+    async fn tick(&self) -> anyhow::Result<bool> {
+        let runs = self.state.runs.list().await?;
+        let seen = self.reported.lock().expect("reported runs").clone();
+        // Finished runs are ticked once more (the gate runs in that tick, once).
+        if runs
+            .iter()
+            .all(|r| r.status.is_final() && seen.contains(&r.id))
+        {
+            return Ok(false);
+        }
+        let timer = json!({"Data": {"timer": {"IsPastDue": false}}, "Metadata": {"sys": {"MethodName": "RunsTimer"}}});
+        let (status, answer) = self.invoke("RunsTimer", &timer).await?;
+        if !status.is_success() {
+            println!("… RunsTimer: {status} {answer}");
+            return Ok(true);
+        }
+        let mut running = false;
+        for entry in answer["ReturnValue"]["runs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let id = entry["run_id"].as_str().unwrap_or("?");
+            match entry["status"].as_str() {
+                Some("running" | "queued") => running = true,
+                _ => {
+                    if self
+                        .reported
+                        .lock()
+                        .expect("reported runs")
+                        .insert(id.to_owned())
+                    {
+                        print_run(entry);
+                    }
+                }
+            }
+        }
+        Ok(running)
+    }
+
+    async fn invoke(
+        &self,
+        function: &str,
+        body: &Value,
+    ) -> anyhow::Result<(axum::http::StatusCode, Value)> {
+        let request = Request::post(format!("/{function}"))
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(body)?))?;
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("router is infallible");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 16 << 20).await?;
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
+    }
+
+    /// Delivers a queued message to a Service Bus-triggered function the way the host
+    /// does (`Data.message`, `Metadata.MessageId`, `DeliveryCount`), settling it by the
+    /// answer: 2xx completes, 4xx dead-letters at once, 5xx is retried with backoff.
+    async fn deliver(
+        &self,
+        queue: &EmbeddedQueue,
+        function: &str,
+        delivery: Delivery,
+    ) -> anyhow::Result<()> {
+        let body = json!({
+            "Data": {"message": delivery.message.body},
+            "Metadata": {
+                "MessageId": serde_json::to_string(&delivery.message.id)?,
+                "DeliveryCount": delivery.message.delivery_count.to_string(),
+                "sys": {"MethodName": function},
+            },
+        });
+        let (status, answer) = self.invoke(function, &body).await?;
+        if status.is_success() {
+            let ret = &answer["ReturnValue"];
+            if ret["status"] == "rejected" {
+                println!(
+                    "✗ {function}: request set aside: {}",
+                    ret["reason"].as_str().unwrap_or("")
+                );
+            }
+            for run in ret["runs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(Some(ret).filter(|r| r.get("run_id").is_some()))
+            {
+                let dup = if run["duplicate"] == true {
+                    " (already requested)"
+                } else {
+                    ""
+                };
+                println!(
+                    "▶ run {} for {}{dup}",
+                    run["run_id"].as_str().unwrap_or("?"),
+                    run["run"]["model"].as_str().unwrap_or("?")
+                );
+            }
+            queue.complete(delivery)?;
+        } else if status.is_client_error() {
+            println!(
+                "✗ {function} refused ({status}): {answer}; set aside in the dead-letter area"
+            );
+            queue.dead_letter(delivery, &format!("{status}: {answer}"))?;
+        } else {
+            println!("… {function}: transient failure ({status}); will retry");
+            queue.abandon(delivery, &format!("{status}: {answer}"))?;
         }
         Ok(())
     }
@@ -176,18 +348,7 @@ impl DevHost {
     }
 
     async fn dispatch(&self, delivery: Delivery) -> anyhow::Result<()> {
-        let request = Request::post("/DatasetIngest")
-            .header("content-type", "application/json")
-            .body(Body::from(serde_json::to_vec(&delivery.message.body)?))?;
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("router is infallible");
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 16 << 20).await?;
-        let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let (status, answer) = self.invoke("DatasetIngest", &delivery.message.body).await?;
         if status.is_success() {
             if let Some(event) = answer.pointer(&format!("/Outputs/{DATASET_EVENTS_BINDING}")) {
                 // The event's own id makes redelivered events collapse into one message.
@@ -212,6 +373,35 @@ impl DevHost {
                 .abandon(delivery, &format!("{status}: {answer}"))?;
         }
         Ok(())
+    }
+}
+
+fn print_run(entry: &Value) {
+    let id = entry["run_id"].as_str().unwrap_or("?");
+    let status = entry["status"].as_str().unwrap_or("?");
+    let Some(version) = entry.get("model_version") else {
+        println!("■ run {id}: {status}");
+        return;
+    };
+    println!("■ run {id}: {status}, registered model version {version}");
+    let gate = &entry["gate"];
+    if gate["passed"] == true {
+        let releases: Vec<&str> = gate["releases"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        println!("  ✓ gate passed; released as {}", releases.join(", "));
+        if gate["awaiting_approval"] == true {
+            println!("  ⏸ waiting in staging for `sluice approve`");
+        }
+    } else if gate["passed"] == false {
+        for reason in gate["reasons"].as_array().into_iter().flatten() {
+            println!("  ✗ gate: {}", reason.as_str().unwrap_or(""));
+        }
+    } else {
+        println!("  … gate: {gate}");
     }
 }
 

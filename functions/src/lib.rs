@@ -12,6 +12,7 @@ pub mod handlers;
 pub mod invocation;
 pub mod models;
 pub mod onnxruntime;
+pub mod ops;
 pub mod retrain;
 pub mod settings;
 pub mod startup;

@@ -225,15 +225,29 @@ pub async fn advance(state: &AppState, only: Option<&str>) -> Result<Vec<Value>,
         if let Some(v) = version {
             match &state.gate {
                 Some(gate) => {
-                    let outcome = gate
-                        .on_registered(&run.model, v, &run.correlation_id)
-                        .await?;
                     entry["model_version"] = json!(v);
-                    entry["gate"] = json!({"passed": outcome.result.passed, "reasons": outcome.result.reasons,
-                        "releases": outcome.releases.iter().map(|r| &r.id).collect::<Vec<_>>(),
-                        "awaiting_approval": outcome.awaiting_approval});
+                    // A gate that cannot run yet (no evaluation data, a dependency
+                    // down) is reported and retried on the next tick, not fatal to it.
+                    entry["gate"] = match gate
+                        .on_registered(&run.model, v, &run.correlation_id)
+                        .await
+                    {
+                        Ok(outcome) => {
+                            json!({"passed": outcome.result.passed, "reasons": outcome.result.reasons,
+                            "releases": outcome.releases.iter().map(|r| &r.id).collect::<Vec<_>>(),
+                            "awaiting_approval": outcome.awaiting_approval})
+                        }
+                        Err(e) => {
+                            warn!(run_id = %run.id, error = %e, "the gate could not run");
+                            json!({"error": e.to_string()})
+                        }
+                    };
                 }
-                None => entry["gate"] = json!("ONNX Runtime is not loaded: the gate cannot run"),
+                None => {
+                    entry["model_version"] = json!(v);
+                    entry["gate"] =
+                        json!({"error": "ONNX Runtime is not loaded: the gate cannot run"});
+                }
             }
         }
         report.push(entry);

@@ -312,18 +312,21 @@ impl Gate {
         gate: serde_json::Value,
         correlation_id: &str,
     ) -> Result<Release, GateError> {
-        let release = promote(&self.registry, model, alias, version, actor, reason, gate).await?;
-        self.audit
-            .append(Entry {
-                action: Action::Promoted,
-                actor: actor.to_owned(),
-                subject: format!("model:{model}@{version}"),
-                reason: format!("{} → {alias}: {reason}", release.id),
-                correlation_id: correlation_id.to_owned(),
-                details: serde_json::json!({"release": release.id, "previous": release.previous}),
-            })
-            .await?;
-        Ok(release)
+        let change = Change {
+            actor,
+            reason,
+            correlation_id,
+        };
+        release(
+            &self.registry,
+            &self.audit,
+            model,
+            alias,
+            version,
+            gate,
+            change,
+        )
+        .await
     }
 
     /// A person's approval moves a version that passed the gate and sits in staging
@@ -388,23 +391,12 @@ impl Gate {
         reason: &str,
         correlation_id: &str,
     ) -> Result<Release, GateError> {
-        let release =
-            super::promotion::rollback(&self.registry, model, PRODUCTION, actor, reason).await?;
-        self.audit
-            .append(Entry {
-                action: Action::RolledBack,
-                actor: actor.to_owned(),
-                subject: format!("model:{model}@{}", release.version),
-                reason: format!(
-                    "{} rolls back {}: {reason}",
-                    release.id,
-                    release.rolls_back.clone().unwrap_or_default()
-                ),
-                correlation_id: correlation_id.to_owned(),
-                details: serde_json::json!({"release": release.id}),
-            })
-            .await?;
-        Ok(release)
+        let change = Change {
+            actor,
+            reason,
+            correlation_id,
+        };
+        rollback(&self.registry, &self.audit, model, change).await
     }
 
     /// The stored verdict for a version, if it went through the gate.
@@ -419,4 +411,74 @@ impl Gate {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Who changes an alias, why, and in which flow.
+#[derive(Clone, Copy, Debug)]
+pub struct Change<'a> {
+    pub actor: &'a str,
+    pub reason: &'a str,
+    pub correlation_id: &'a str,
+}
+
+/// Moves `alias` to `version` and records it in the audit trail (the gate's releases,
+/// and an operator's manual `sluice promote`).
+pub async fn release(
+    registry: &Registry,
+    audit: &AuditLog,
+    model: &ModelName,
+    alias: &str,
+    version: u32,
+    gate: serde_json::Value,
+    change: Change<'_>,
+) -> Result<Release, GateError> {
+    let release = promote(
+        registry,
+        model,
+        alias,
+        version,
+        change.actor,
+        change.reason,
+        gate,
+    )
+    .await?;
+    audit
+        .append(Entry {
+            action: Action::Promoted,
+            actor: change.actor.to_owned(),
+            subject: format!("model:{model}@{version}"),
+            reason: format!("{} → {alias}: {}", release.id, change.reason),
+            correlation_id: change.correlation_id.to_owned(),
+            details: serde_json::json!({"release": release.id, "previous": release.previous}),
+        })
+        .await?;
+    Ok(release)
+}
+
+/// Returns production to its previous release and records it.
+pub async fn rollback(
+    registry: &Registry,
+    audit: &AuditLog,
+    model: &ModelName,
+    change: Change<'_>,
+) -> Result<Release, GateError> {
+    let release =
+        super::promotion::rollback(registry, model, PRODUCTION, change.actor, change.reason)
+            .await?;
+    audit
+        .append(Entry {
+            action: Action::RolledBack,
+            actor: change.actor.to_owned(),
+            subject: format!("model:{model}@{}", release.version),
+            reason: format!(
+                "{} rolls back {}: {}",
+                release.id,
+                release.rolls_back.clone().unwrap_or_default(),
+                change.reason
+            ),
+            correlation_id: change.correlation_id.to_owned(),
+            details: serde_json::json!({"release": release.id}),
+        })
+        .await?;
+    Ok(release)
 }

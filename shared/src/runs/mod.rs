@@ -688,7 +688,11 @@ impl Runs {
             code_version: trained
                 .as_ref()
                 .map_or_else(|| "custom command".to_owned(), |t| t.code_version.clone()),
-            compute: format!("{} ({})", run.compute, run.config.compute.target),
+            compute: if run.compute == "local" {
+                run.compute.clone()
+            } else {
+                format!("{} ({})", run.compute, run.config.compute.target)
+            },
             started_at: trained
                 .as_ref()
                 .map_or(run.started_at.unwrap_or(now), |t| t.started_at),

@@ -1,0 +1,272 @@
+//! The CLI's commands for people: models, runs, promotion and the audit trail, on the
+//! configured store directly (whoever runs them has the store's credentials).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use serde_json::json;
+use sluice_shared::audit::AuditLog;
+use sluice_shared::model::Runtime;
+use sluice_shared::registry::gate::{self, Change, Gate};
+use sluice_shared::registry::{ModelName, Registry};
+use sluice_shared::runs::local::LocalCompute;
+use sluice_shared::runs::{RetrainRequest, Runs};
+use sluice_shared::storage::{ObjectKey, ObjectStore};
+
+use crate::cli::{ModelsCommand, RunsCommand};
+
+fn target(s: &str) -> anyhow::Result<(ModelName, Option<u32>)> {
+    let (name, version) = match s.split_once('@') {
+        Some((n, v)) => (
+            n,
+            Some(
+                v.parse()
+                    .with_context(|| format!("{v:?} is not a version number"))?,
+            ),
+        ),
+        None => (s, None),
+    };
+    Ok((ModelName::parse(name)?, version))
+}
+
+fn print(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn correlation() -> String {
+    format!("cli-{}", uuid::Uuid::new_v4())
+}
+
+pub async fn models(store: Arc<dyn ObjectStore>, command: ModelsCommand) -> anyhow::Result<()> {
+    let registry = Registry::new(store.clone());
+    match command {
+        ModelsCommand::List => {
+            for m in registry.models().await? {
+                let alias = |a: &'static str| {
+                    let registry = registry.clone();
+                    let m = m.clone();
+                    async move {
+                        registry.alias(&m, a).await.ok().flatten().map_or_else(
+                            || "-".to_owned(),
+                            |(x, _)| format!("v{} ({})", x.release.version, x.release.id),
+                        )
+                    }
+                };
+                let versions = registry.versions(&m).await?;
+                println!(
+                    "{m:<24} versions {:<10} production {:<22} staging {}",
+                    format!("1..{}", versions.last().copied().unwrap_or(0)),
+                    alias("production").await,
+                    alias("staging").await
+                );
+            }
+        }
+        ModelsCommand::Show { target: t } => match target(&t)? {
+            (m, Some(v)) => print(&registry.version(&m, v).await?)?,
+            (m, None) => print(
+                &json!({"model": m, "versions": registry.versions(&m).await?, "releases": registry.releases(&m).await?}),
+            )?,
+        },
+        ModelsCommand::Lineage { target: t } => {
+            let (m, v) = target(&t)?;
+            let v = v.context("give a version: NAME@VERSION")?;
+            let version = registry.version(&m, v).await?;
+            let l = &version.lineage;
+            let releases: Vec<_> = registry
+                .releases(&m)
+                .await?
+                .into_iter()
+                .filter(|r| r.version == v)
+                .collect();
+            println!("model     {m}@{v} (sha256 {})", version.model_sha256);
+            println!(
+                "trained   by {} via {} in run {} on {}",
+                l.requested_by, l.trigger, l.run_id, l.compute
+            );
+            println!(
+                "algorithm {} seed {} config {} ({})",
+                l.algorithm,
+                l.seed,
+                &l.config_sha256[..12],
+                l.code_version
+            );
+            println!(
+                "data      {}@{} (sha256 {}) from {}",
+                l.dataset, l.dataset_version, l.dataset_sha256, l.source_uri
+            );
+            for r in releases {
+                println!(
+                    "released  {} at {} by {}: {}",
+                    r.id, r.at, r.actor, r.reason
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn runs(
+    store: Arc<dyn ObjectStore>,
+    queue_dir: &Path,
+    command: RunsCommand,
+) -> anyhow::Result<()> {
+    // Reading runs needs no backend; this one is never asked to run anything here.
+    let compute = Arc::new(LocalCompute::new(
+        store.clone(),
+        std::env::temp_dir(),
+        "sluice".into(),
+    ));
+    let runs = Runs::new(store.clone(), compute);
+    match command {
+        RunsCommand::List => {
+            for r in runs.list().await? {
+                println!(
+                    "{}  {:<9} {}@{} on {}@{}  {}",
+                    r.id,
+                    format!("{:?}", r.status).to_lowercase(),
+                    r.model,
+                    r.model_version
+                        .map_or_else(|| "-".into(), |v| v.to_string()),
+                    r.dataset,
+                    r.dataset_version,
+                    r.error.unwrap_or_default()
+                );
+            }
+        }
+        RunsCommand::Show { id } => print(&runs.get(&id).await?.0)?,
+        RunsCommand::Logs { id } => {
+            let key = ObjectKey::parse(format!("runs/{id}/logs.txt"))?;
+            let logs = store
+                .get(&key)
+                .await
+                .with_context(|| format!("no logs for {id} (yet)"))?;
+            print!("{}", String::from_utf8_lossy(&logs.bytes().await?));
+        }
+        RunsCommand::Request {
+            model,
+            dataset_version,
+            reason,
+            requested_by,
+        } => {
+            let request: RetrainRequest = serde_json::from_value(json!({
+                "model": model,
+                "dataset_version": dataset_version.parse::<u32>().map_or(json!(dataset_version), |n| json!(n)),
+                "requested_by": requested_by,
+                "reason": reason,
+            }))?;
+            let queue = crate::devhost::retrain_queue(queue_dir)?;
+            let id = uuid::Uuid::new_v4().to_string();
+            queue.enqueue(&id, serde_json::to_value(&request)?)?;
+            println!(
+                "queued retrain request {id} for {}; `sluice dev` delivers it to RetrainQueue",
+                request.model
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn promote(
+    store: Arc<dyn ObjectStore>,
+    model: &str,
+    version: u32,
+    alias: &str,
+    reason: &str,
+    actor: &str,
+) -> anyhow::Result<()> {
+    let model = ModelName::parse(model)?;
+    if alias == gate::PRODUCTION {
+        bail!(
+            "production is reached through the gate and `sluice approve`; promote to staging or a named alias"
+        );
+    }
+    let registry = Registry::new(store.clone());
+    let audit = AuditLog::new(store);
+    let change = Change {
+        actor,
+        reason,
+        correlation_id: &correlation(),
+    };
+    let release = gate::release(
+        &registry,
+        &audit,
+        &model,
+        alias,
+        version,
+        json!({"manual": true}),
+        change,
+    )
+    .await?;
+    println!("{model}@{version} is {alias} ({})", release.id);
+    Ok(())
+}
+
+pub async fn approve(
+    store: Arc<dyn ObjectStore>,
+    runtime: &'static Runtime,
+    scratch: &Path,
+    model: &str,
+    version: u32,
+    actor: &str,
+) -> anyhow::Result<()> {
+    let model = ModelName::parse(model)?;
+    let release = Gate::new(store, runtime, scratch.to_path_buf())
+        .approve(&model, version, actor, &correlation())
+        .await?;
+    println!("{model}@{version} is in production ({})", release.id);
+    Ok(())
+}
+
+pub async fn rollback(
+    store: Arc<dyn ObjectStore>,
+    model: &str,
+    reason: &str,
+    actor: &str,
+) -> anyhow::Result<()> {
+    let model = ModelName::parse(model)?;
+    let registry = Registry::new(store.clone());
+    let audit = AuditLog::new(store);
+    let change = Change {
+        actor,
+        reason,
+        correlation_id: &correlation(),
+    };
+    let release = gate::rollback(&registry, &audit, &model, change).await?;
+    println!(
+        "{model} production is v{} again ({} rolls back {})",
+        release.version,
+        release.id,
+        release.rolls_back.unwrap_or_default()
+    );
+    Ok(())
+}
+
+pub async fn audit(store: Arc<dyn ObjectStore>, verify: bool) -> anyhow::Result<()> {
+    let audit = AuditLog::new(store);
+    if verify {
+        let verified = audit
+            .verify()
+            .await
+            .context("the audit trail does not verify")?;
+        println!(
+            "audit trail verified: {} records, last hash {}",
+            verified.records, verified.last_hash
+        );
+        return Ok(());
+    }
+    for r in audit.records().await? {
+        let action = serde_json::to_value(r.entry.action)?;
+        println!(
+            "{:>5} {} {:<16} {:<32} {} — {}",
+            r.seq,
+            r.at.format("%Y-%m-%d %H:%M:%S"),
+            action.as_str().unwrap_or("?"),
+            r.entry.subject,
+            r.entry.actor,
+            r.entry.reason
+        );
+    }
+    Ok(())
+}
