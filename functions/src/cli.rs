@@ -12,7 +12,7 @@ use sluice_shared::dataset::{DatasetName, Manifest, QuarantineReport, ingest, la
 use sluice_shared::storage::{ObjectKey, ObjectStore, Payload, PutMode, get_json};
 
 use crate::devhost::{DevHost, DevOptions};
-use crate::settings::{Secret, StorageSettings};
+use crate::settings::{ComputeSettings, Secret, StorageSettings};
 use crate::startup::{AppState, Application};
 
 #[derive(Debug, Parser)]
@@ -24,6 +24,8 @@ use crate::startup::{AppState, Application};
 pub struct Cli {
     #[command(flatten)]
     pub storage: StorageSettings,
+    #[command(flatten)]
+    pub compute: ComputeSettings,
     /// The ONNX Runtime library to load (otherwise ORT_DYLIB_PATH, beside the binary, then
     /// the folder `sluice setup` fills).
     #[arg(long, env = "SLUICE_ONNXRUNTIME", global = true)]
@@ -257,8 +259,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             unreachable!("handled above")
         }
         Command::Serve { port } => {
+            let compute = cli.compute.build(store.clone())?;
             let mut state =
                 AppState::new(store, cli.storage.scratch()).with_admin_keys(&cli.admin_keys);
+            if let Some(compute) = compute {
+                state = state.with_compute(compute);
+            }
             // In Azure the library ships beside the binary; without it the gate is off
             // (its functions answer 503 saying so) but everything else serves.
             match crate::onnxruntime::load(cli.onnxruntime.as_deref()) {

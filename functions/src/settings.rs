@@ -137,6 +137,96 @@ impl StorageSettings {
     }
 }
 
+/// Where training jobs run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ComputeKind {
+    /// A child process on this machine (the embedded default).
+    Local,
+    /// Azure Machine Learning command jobs on a GPU cluster.
+    Azureml,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ComputeSettings {
+    #[arg(
+        long = "compute",
+        env = "SLUICE_COMPUTE",
+        value_enum,
+        default_value = "local",
+        global = true
+    )]
+    pub kind: ComputeKind,
+    #[arg(
+        long = "azureml-subscription-id",
+        env = "SLUICE_AZUREML__SUBSCRIPTION_ID",
+        global = true
+    )]
+    pub subscription_id: Option<String>,
+    #[arg(
+        long = "azureml-resource-group",
+        env = "SLUICE_AZUREML__RESOURCE_GROUP",
+        global = true
+    )]
+    pub resource_group: Option<String>,
+    #[arg(
+        long = "azureml-workspace",
+        env = "SLUICE_AZUREML__WORKSPACE",
+        global = true
+    )]
+    pub workspace: Option<String>,
+    /// The Azure ML datastore registered for Sluice's container.
+    #[arg(
+        long = "azureml-datastore",
+        env = "SLUICE_AZUREML__DATASTORE",
+        default_value = "sluice",
+        global = true
+    )]
+    pub datastore: String,
+    /// The user-assigned managed identity's client id for Azure ML (else system-assigned).
+    #[arg(
+        long = "azureml-client-id",
+        env = "SLUICE_AZUREML__CLIENT_ID",
+        global = true
+    )]
+    pub client_id: Option<String>,
+    #[arg(
+        long = "azureml-endpoint",
+        env = "SLUICE_AZUREML__ENDPOINT",
+        default_value = "https://management.azure.com",
+        global = true
+    )]
+    pub endpoint: String,
+}
+
+impl ComputeSettings {
+    /// The configured backend; `None` means the local default.
+    pub fn build(
+        &self,
+        store: Arc<dyn ObjectStore>,
+    ) -> anyhow::Result<Option<Arc<dyn sluice_shared::runs::Compute>>> {
+        use sluice_shared::runs::azureml::{AzureMlCompute, ManagedIdentityTokens, Workspace};
+        if self.kind == ComputeKind::Local {
+            return Ok(None);
+        }
+        let need = |v: &Option<String>, name: &str| {
+            v.clone()
+                .ok_or_else(|| anyhow::anyhow!("SLUICE_COMPUTE=azureml needs {name}"))
+        };
+        let workspace = Workspace {
+            endpoint: self.endpoint.clone(),
+            subscription_id: need(&self.subscription_id, "SLUICE_AZUREML__SUBSCRIPTION_ID")?,
+            resource_group: need(&self.resource_group, "SLUICE_AZUREML__RESOURCE_GROUP")?,
+            workspace: need(&self.workspace, "SLUICE_AZUREML__WORKSPACE")?,
+            datastore: self.datastore.clone(),
+            experiment: "sluice".into(),
+        };
+        let tokens = Arc::new(ManagedIdentityTokens::new(self.client_id.clone())?);
+        Ok(Some(Arc::new(AzureMlCompute::new(
+            store, workspace, tokens,
+        ))))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;

@@ -3,6 +3,7 @@
 //! (Functions host, Event Grid) where the service itself cannot run here.
 
 mod adult;
+mod azureml;
 mod azurite;
 mod bad_input;
 mod binary;

@@ -436,3 +436,174 @@ async fn retrain_messages_that_can_never_succeed_are_set_aside_and_http_errors_s
         .await;
     assert_eq!((status, body["error"]["field"].as_str()), (400, Some("at")));
 }
+
+/// A store whose writes under `runs/` fail as a throttled backend would, until told not to.
+#[derive(Debug)]
+struct Flaky {
+    inner: sluice_shared::storage::local::LocalStore,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl sluice_shared::storage::ObjectStore for Flaky {
+    fn name(&self) -> &'static str {
+        "flaky"
+    }
+    async fn get(
+        &self,
+        key: &sluice_shared::storage::ObjectKey,
+    ) -> sluice_shared::storage::Result<sluice_shared::storage::GetResult> {
+        self.inner.get(key).await
+    }
+    async fn head(
+        &self,
+        key: &sluice_shared::storage::ObjectKey,
+    ) -> sluice_shared::storage::Result<sluice_shared::storage::ObjectMeta> {
+        self.inner.head(key).await
+    }
+    async fn put(
+        &self,
+        key: &sluice_shared::storage::ObjectKey,
+        payload: sluice_shared::storage::Payload,
+        mode: sluice_shared::storage::PutMode,
+    ) -> sluice_shared::storage::Result<sluice_shared::storage::ObjectMeta> {
+        if key.as_str().starts_with("runs/")
+            && self.failing.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(sluice_shared::storage::StorageError::Backend {
+                store: "flaky",
+                message: "503 Server Busy".into(),
+                transient: true,
+            });
+        }
+        self.inner.put(key, payload, mode).await
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+    ) -> sluice_shared::storage::Result<Vec<sluice_shared::storage::ObjectMeta>> {
+        self.inner.list(prefix).await
+    }
+    async fn copy(
+        &self,
+        from: &sluice_shared::storage::ObjectKey,
+        to: &sluice_shared::storage::ObjectKey,
+    ) -> sluice_shared::storage::Result<sluice_shared::storage::ObjectMeta> {
+        self.inner.copy(from, to).await
+    }
+    fn uri(&self, key: &sluice_shared::storage::ObjectKey) -> String {
+        self.inner.uri(key)
+    }
+    fn key_from_uri(&self, uri: &str) -> Option<sluice_shared::storage::ObjectKey> {
+        self.inner.key_from_uri(uri)
+    }
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_answered_503_so_the_host_retries_then_succeeds() {
+    let root = tempfile::tempdir().unwrap();
+    let flaky = std::sync::Arc::new(Flaky {
+        inner: sluice_shared::storage::local::LocalStore::new(root.path()).unwrap(),
+        failing: true.into(),
+    });
+    let app = crate::helpers::spawn_configured(flaky.clone(), Some(root), |state, _| state).await;
+    let ret = app
+        .ingest("tiny", "t.csv", b"x,y\n1,a\n2,b\n3,a\n4,b\n".to_vec())
+        .await;
+    assert_eq!(ret["status"], "versioned", "{ret}");
+    put_config(
+        &app,
+        &json!({"model": "tiny-model", "dataset": "tiny", "label": "y", "positive": "b"}),
+    )
+    .await;
+    let message = json!({"Data": {"message": {"model": "tiny-model", "requested_by": "x"}}, "Metadata": {"MessageId": "\"m-2\"", "DeliveryCount": "1"}});
+    let (status, body) = app.invoke("RetrainQueue", &message).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+    assert!(
+        !body.to_string().contains("Server Busy"),
+        "no internals leak: {body}"
+    );
+    flaky
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let (status, body) = app.invoke("RetrainQueue", &message).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ReturnValue"]["status"], "accepted");
+}
+
+#[tokio::test]
+async fn contract_registry_and_job_events_in_their_documented_shapes() {
+    let app = spawn_loop_app().await;
+    // Azure ML's ModelRegistered, docs (PascalCase, number) and SDK (camelCase, string)
+    // shapes: both parse; a model Sluice does not know is acknowledged, not an error.
+    let docs = sluice_tests::fixture(
+        "eventgrid/Microsoft.MachineLearningServices.ModelRegistered.docs.cloudevent.json",
+    );
+    let mut camel = sluice_tests::fixture(
+        "eventgrid/Microsoft.MachineLearningServices.ModelRegistered.docs.eventgrid.json",
+    );
+    let data = camel[0]["data"].take();
+    camel[0]["data"] =
+        json!({"modelName": data["ModelName"], "modelVersion": data["ModelVersion"].to_string()});
+    for event in [docs, camel] {
+        let (status, body) = app
+            .invoke(
+                "RegistryEvents",
+                &json!({"Data": {"event": event}, "Metadata": {}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["ReturnValue"]["status"], "ignored", "{body}");
+        assert!(
+            body["ReturnValue"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("not in Sluice's registry"),
+            "{body}"
+        );
+    }
+    let mut broken = sluice_tests::fixture(
+        "eventgrid/Microsoft.MachineLearningServices.ModelRegistered.docs.eventgrid.json",
+    );
+    broken[0]["data"]["ModelVersion"] = json!("latest");
+    let (status, body) = app
+        .invoke(
+            "RegistryEvents",
+            &json!({"Data": {"event": broken}, "Metadata": {}}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("Data.event.data.ModelVersion")),
+        "{body}"
+    );
+    // RunCompleted for a job Sluice did not start: acknowledged.
+    let completed = sluice_tests::fixture(
+        "eventgrid/Microsoft.MachineLearningServices.RunCompleted.docs.eventgrid.json",
+    );
+    let (status, body) = app
+        .invoke(
+            "MlJobEvents",
+            &json!({"Data": {"event": completed}, "Metadata": {}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["ReturnValue"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a Sluice run"),
+        "{body}"
+    );
+    let changed = sluice_tests::fixture(
+        "eventgrid/Microsoft.MachineLearningServices.RunStatusChanged.docs.eventgrid.json",
+    );
+    let (status, _) = app
+        .invoke(
+            "MlJobEvents",
+            &json!({"Data": {"event": changed}, "Metadata": {}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+}

@@ -9,6 +9,7 @@
 //! - `rejected/<time>-<id>.json` — requests that can never succeed, with their reason
 //!   and the original message (set aside, never retried).
 
+pub mod azureml;
 pub mod compute;
 pub mod local;
 
