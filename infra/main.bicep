@@ -69,6 +69,29 @@ resource datasetEvents 'Microsoft.ServiceBus/namespaces/topics@2022-10-01-previe
   }
 }
 
+// DatasetEvents reads dataset.versioned here to retrain subscribed models.
+resource retrainSubscription 'Microsoft.ServiceBus/namespaces/topics/subscriptions@2022-10-01-preview' = {
+  parent: datasetEvents
+  name: 'retrain'
+  properties: {
+    maxDeliveryCount: 10
+    deadLetteringOnMessageExpiration: true
+  }
+}
+
+// RetrainQueue: requests from other systems. Invalid ones are set aside by Sluice (2xx);
+// transient failures are retried and dead-lettered after 10 deliveries.
+resource retrainRequests 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' = {
+  parent: serviceBus
+  name: 'retrain-requests'
+  properties: {
+    maxDeliveryCount: 10
+    deadLetteringOnMessageExpiration: true
+    requiresDuplicateDetection: true
+    duplicateDetectionHistoryTimeWindow: 'PT1H'
+  }
+}
+
 resource plan 'Microsoft.Web/serverfarms@2023-12-01' = {
   name: '${prefix}-plan'
   location: location

@@ -592,7 +592,7 @@ fn train(
         m.rows
     );
     if verify {
-        let runtime = crate::onnxruntime::load(onnxruntime)?;
+        let runtime = crate::onnxruntime::load_or_setup(onnxruntime)?;
         let diff = training::trainer::verify_export(runtime, output, &report)?;
         if diff > 1e-5 {
             bail!("the exported model differs from the trainer by {diff:e} (limit 1e-5)");

@@ -155,7 +155,7 @@ pub struct ComputeSettings {
         default_value = "local",
         global = true
     )]
-    pub kind: ComputeKind,
+    pub backend: ComputeKind,
     #[arg(
         long = "azureml-subscription-id",
         env = "SLUICE_AZUREML__SUBSCRIPTION_ID",
@@ -188,7 +188,7 @@ pub struct ComputeSettings {
         env = "SLUICE_AZUREML__CLIENT_ID",
         global = true
     )]
-    pub client_id: Option<String>,
+    pub azureml_client_id: Option<String>,
     #[arg(
         long = "azureml-endpoint",
         env = "SLUICE_AZUREML__ENDPOINT",
@@ -205,7 +205,7 @@ impl ComputeSettings {
         store: Arc<dyn ObjectStore>,
     ) -> anyhow::Result<Option<Arc<dyn sluice_shared::runs::Compute>>> {
         use sluice_shared::runs::azureml::{AzureMlCompute, ManagedIdentityTokens, Workspace};
-        if self.kind == ComputeKind::Local {
+        if self.backend == ComputeKind::Local {
             return Ok(None);
         }
         let need = |v: &Option<String>, name: &str| {
@@ -220,7 +220,7 @@ impl ComputeSettings {
             datastore: self.datastore.clone(),
             experiment: "sluice".into(),
         };
-        let tokens = Arc::new(ManagedIdentityTokens::new(self.client_id.clone())?);
+        let tokens = Arc::new(ManagedIdentityTokens::new(self.azureml_client_id.clone())?);
         Ok(Some(Arc::new(AzureMlCompute::new(
             store, workspace, tokens,
         ))))
@@ -230,6 +230,12 @@ impl ComputeSettings {
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        crate::cli::Cli::command().debug_assert();
+    }
 
     #[test]
     fn the_connection_string_never_reaches_debug_output() {
