@@ -212,12 +212,25 @@ pub async fn advance(state: &AppState, only: Option<&str>) -> Result<Vec<Value>,
         if only.is_some_and(|id| id != run.id) {
             continue;
         }
-        let run = if run.job.is_none() && !run.status.is_final() {
-            state.runs.start(&run.id).await?
-        } else {
-            run
+        // One run's trouble (a backend down) is reported and retried on the next tick;
+        // it does not hold up the others.
+        let step = async {
+            let run = if run.job.is_none() && !run.status.is_final() {
+                state.runs.start(&run.id).await?
+            } else {
+                run.clone()
+            };
+            state.runs.poll(&run.id).await
         };
-        let (run, registered) = state.runs.poll(&run.id).await?;
+        let (run, registered) = match step.await {
+            Ok(done) => done,
+            Err(e) if e.is_transient() => {
+                warn!(run_id = %run.id, error = %e, "could not follow the run; retrying next tick");
+                report.push(json!({"run_id": run.id, "status": run.status, "error": "temporarily unavailable"}));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         // A version registered earlier whose gate never ran (the process stopped) is
         // picked up again here; the gate itself runs once per version.
         let version = registered.map(|v| v.version).or(run.model_version);

@@ -228,3 +228,93 @@ async fn publish(store: &dyn ObjectStore, output: &Path, prefix: &str) -> Result
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::dataset::DatasetName;
+    use crate::storage::local::LocalStore;
+    use crate::training::TrainingConfig;
+
+    /// A store holding a (dummy) dataset version, and a job spec running `argv`.
+    async fn setup(argv: &[&str], timeout: Duration) -> (tempfile::TempDir, LocalCompute, JobSpec) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(LocalStore::new(dir.path().join("store")).unwrap());
+        let d = DatasetName::parse("d").unwrap();
+        for key in [layout::manifest(&d, 1), layout::data(&d, 1)] {
+            store
+                .put(&key, b"{}".to_vec().into(), PutMode::Create)
+                .await
+                .unwrap();
+        }
+        let mut config =
+            serde_json::json!({"model": "m", "dataset": "d", "label": "y", "positive": "1"});
+        config["command"] = serde_json::json!(argv);
+        let spec = JobSpec {
+            run_id: "run-test".into(),
+            dataset: d,
+            dataset_version: 1,
+            config: TrainingConfig::from_json(config.to_string().as_bytes()).unwrap(),
+            output_prefix: "runs/run-test/output/".into(),
+            timeout,
+            tags: Default::default(),
+        };
+        let compute = LocalCompute::new(store, dir.path().join("work"), "sluice".into());
+        (dir, compute, spec)
+    }
+
+    async fn wait_final(compute: &LocalCompute, job: &str) -> JobStatus {
+        for _ in 0..200 {
+            match compute.status(job).await.unwrap() {
+                JobStatus::Running | JobStatus::Queued => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                done => return done,
+            }
+        }
+        panic!("{job} never finished");
+    }
+
+    #[tokio::test]
+    async fn a_job_runs_its_command_with_the_inputs_and_publishes_its_output() {
+        let script = "test -f {data}/manifest.json && test -f {data}/data.parquet && test -f {config} && echo seed={seed} > {output}/note.txt";
+        let (dir, compute, spec) = setup(&["sh", "-c", script], Duration::from_secs(30)).await;
+        let job = compute.submit(&spec).await.unwrap();
+        assert_eq!(
+            compute.submit(&spec).await.unwrap(),
+            job,
+            "submitting again starts nothing"
+        );
+        assert_eq!(wait_final(&compute, &job).await, JobStatus::Succeeded);
+        let note = std::fs::read_to_string(dir.path().join("store/runs/run-test/output/note.txt"))
+            .unwrap();
+        assert_eq!(note.trim(), "seed=42");
+    }
+
+    #[tokio::test]
+    async fn a_job_can_be_cancelled_and_times_out() {
+        let (_dir, compute, spec) = setup(&["sleep", "30"], Duration::from_secs(30)).await;
+        let job = compute.submit(&spec).await.unwrap();
+        compute.cancel(&job).await.unwrap();
+        assert_eq!(wait_final(&compute, &job).await, JobStatus::Canceled);
+
+        let (_dir, compute, spec) = setup(&["sleep", "30"], Duration::from_millis(300)).await;
+        let job = compute.submit(&spec).await.unwrap();
+        match wait_final(&compute, &job).await {
+            JobStatus::Failed(e) => assert!(e.contains("timed out"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        let (_dir, compute, spec) = setup(&["false"], Duration::from_secs(30)).await;
+        let job = compute.submit(&spec).await.unwrap();
+        assert!(
+            matches!(wait_final(&compute, &job).await, JobStatus::Failed(e) if e.contains("exited"))
+        );
+        assert!(matches!(
+            compute.status("run-unknown").await,
+            Err(ComputeError::UnknownJob(_))
+        ));
+    }
+}

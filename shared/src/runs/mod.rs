@@ -538,7 +538,17 @@ impl Runs {
             ]
             .into(),
         };
-        let job = self.compute.submit(&spec).await?;
+        let job = match self.compute.submit(&spec).await {
+            Ok(job) => job,
+            // The backend refused it for good (bad compute target, no such command):
+            // the run fails with the reason instead of being resubmitted forever.
+            Err(e) if !e.is_transient() => {
+                return self
+                    .fail(id, &format!("the compute backend refused the job: {e}"))
+                    .await;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let run = self
             .update(id, |r| {
                 if r.job.is_some() {
@@ -574,7 +584,14 @@ impl Runs {
         if run.status.is_final() {
             return Ok((run, None));
         }
-        let status = self.compute.status(&job).await?;
+        let status = match self.compute.status(&job).await {
+            Ok(status) => status,
+            Err(ComputeError::UnknownJob(_)) => JobStatus::Failed(format!(
+                "the {} backend no longer knows job {job}",
+                self.compute.name()
+            )),
+            Err(e) => return Err(e.into()),
+        };
         let (final_status, error) = match &status {
             JobStatus::Queued | JobStatus::Running => return Ok((run, None)),
             JobStatus::Succeeded => (RunStatus::Succeeded, None),
@@ -714,6 +731,32 @@ impl Runs {
                 run.reason.clone(),
             )
             .await?)
+    }
+
+    /// Marks a run failed with `error` (once) and records it.
+    async fn fail(&self, id: &str, error: &str) -> Result<Run, RunError> {
+        let run = self
+            .update(id, |r| {
+                if r.status.is_final() {
+                    return false;
+                }
+                r.status = RunStatus::Failed;
+                r.error = Some(error.to_owned());
+                r.finished_at = Some(Utc::now());
+                true
+            })
+            .await?;
+        self.audit
+            .append(Entry {
+                action: Action::RunFinished,
+                actor: format!("sluice:{}", self.compute.name()),
+                subject: format!("run:{id}"),
+                reason: format!("failed: {error}"),
+                correlation_id: run.correlation_id.clone(),
+                details: serde_json::Value::Null,
+            })
+            .await?;
+        Ok(run)
     }
 
     /// Cancels the run's job (a queued run is simply marked canceled).

@@ -8,6 +8,7 @@ use crate::storage::local::LocalStore;
 struct Recorder {
     submitted: std::sync::Mutex<Vec<String>>,
     status: std::sync::Mutex<Option<JobStatus>>,
+    refuse: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait::async_trait]
@@ -16,6 +17,9 @@ impl Compute for Recorder {
         "recorder"
     }
     async fn submit(&self, job: &JobSpec) -> Result<String, ComputeError> {
+        if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ComputeError::Rejected("no such cluster".into()));
+        }
         self.submitted.lock().unwrap().push(job.run_id.clone());
         Ok(format!("job-{}", job.run_id))
     }
@@ -170,4 +174,39 @@ async fn a_finished_job_without_outputs_fails_the_run_with_a_reason() {
         3,
         "requested, started, finished"
     );
+}
+
+#[tokio::test]
+async fn the_retrain_policy_decides_on_new_versions() {
+    use crate::training::config::RetrainPolicy;
+    let (_dir, _store, runs, _) = setup().await;
+    let mut config = runs.config(&ModelName::parse("m").unwrap()).await.unwrap();
+    assert!(
+        runs.retrain_decision(&config, 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .contains("new version 1")
+    );
+    config.retrain = RetrainPolicy::Manual;
+    assert_eq!(runs.retrain_decision(&config, 1).await.unwrap(), None);
+    config.retrain = RetrainPolicy::Drift { threshold: 0.5 };
+    let why = runs.retrain_decision(&config, 1).await.unwrap().unwrap();
+    assert!(why.contains("no production model"), "{why}");
+}
+
+#[tokio::test]
+async fn a_job_the_backend_refuses_fails_its_run_with_the_reason() {
+    let (_dir, _store, runs, recorder) = setup().await;
+    recorder
+        .refuse
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let req = request(serde_json::json!({"model": "m", "requested_by": "ci"}));
+    let RequestOutcome::Accepted { run, .. } = runs.request(&req, "Retrain", "c").await.unwrap()
+    else {
+        panic!()
+    };
+    let failed = runs.start(&run.id).await.unwrap();
+    assert_eq!(failed.status, RunStatus::Failed);
+    assert!(failed.error.unwrap().contains("no such cluster"));
 }
