@@ -135,14 +135,7 @@ impl DevHost {
     }
 
     async fn seed_contracts(&self, dir: &Path) -> anyhow::Result<()> {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return Ok(());
-        };
-        for entry in entries {
-            let path = entry?.path();
-            if path.extension().is_none_or(|e| e != "json") {
-                continue;
-            }
+        for path in json_files(dir)? {
             let contract = Contract::from_json(&std::fs::read(&path)?)
                 .with_context(|| format!("contract {}", path.display()))?;
             if ingest::current_contract(self.store.as_ref(), &contract.dataset)
@@ -162,14 +155,7 @@ impl DevHost {
     }
 
     async fn seed_models(&self, dir: &Path) -> anyhow::Result<()> {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return Ok(());
-        };
-        for entry in entries {
-            let path = entry?.path();
-            if path.extension().is_none_or(|e| e != "json") {
-                continue;
-            }
+        for path in json_files(dir)? {
             let config = TrainingConfig::from_json(&std::fs::read(&path)?)
                 .with_context(|| format!("training config {}", path.display()))?;
             self.state.runs.put_config(&config).await?;
@@ -374,6 +360,22 @@ impl DevHost {
         }
         Ok(())
     }
+}
+
+/// The `*.json` files of a folder, in name order (none if it does not exist).
+fn json_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(vec![]);
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 fn print_run(entry: &Value) {

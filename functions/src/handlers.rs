@@ -42,19 +42,7 @@ pub async fn dataset_ingest(
     let span =
         info_span!("invocation", function = "DatasetIngest", invocation_id = %inv.invocation_id());
     async move {
-        let event = inv.data_json("event")?;
-        let event = match event {
-            // A batch of one is accepted too.
-            Value::Array(mut events) if events.len() == 1 => events.remove(0),
-            Value::Object(_) => event,
-            _ => {
-                return Err(InvocationError::new(
-                    "Data.event",
-                    "must be one Event Grid event object",
-                )
-                .into());
-            }
-        };
+        let event = inv.event()?;
         let kind = event
             .get("eventType")
             .or_else(|| event.get("type"))

@@ -90,6 +90,19 @@ impl Invocation {
         }
     }
 
+    /// The one Event Grid event an `eventGridTrigger` binding named `event` carries (a
+    /// batch of one is accepted too).
+    pub fn event(&self) -> Result<Value, InvocationError> {
+        match self.data_json("event")? {
+            Value::Array(mut events) if events.len() == 1 => Ok(events.remove(0)),
+            event @ Value::Object(_) => Ok(event),
+            _ => Err(InvocationError::new(
+                "Data.event",
+                "must be one Event Grid event object",
+            )),
+        }
+    }
+
     /// A `dataType: binary` binding: base64 text.
     pub fn data_bytes(&self, name: &str) -> Result<Vec<u8>, InvocationError> {
         let field = format!("Data.{name}");

@@ -92,17 +92,7 @@ pub async fn registry_events(
     let span =
         info_span!("invocation", function = "RegistryEvents", invocation_id = %inv.invocation_id());
     async move {
-        let event = match inv.data_json("event")? {
-            Value::Array(mut events) if events.len() == 1 => events.remove(0),
-            e @ Value::Object(_) => e,
-            _ => {
-                return Err(InvocationError::new(
-                    "Data.event",
-                    "must be one Event Grid event object",
-                )
-                .into());
-            }
-        };
+        let event = inv.event()?;
         let Some((name, version)) = registered_version(&state, &event)? else {
             return Ok(ignored("not a new model version".into()));
         };

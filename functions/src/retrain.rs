@@ -292,17 +292,7 @@ pub async fn ml_job_events(
     let span =
         info_span!("invocation", function = "MlJobEvents", invocation_id = %inv.invocation_id());
     async move {
-        let event = match inv.data_json("event")? {
-            Value::Array(mut events) if events.len() == 1 => events.remove(0),
-            e @ Value::Object(_) => e,
-            _ => {
-                return Err(InvocationError::new(
-                    "Data.event",
-                    "must be one Event Grid event object",
-                )
-                .into());
-            }
-        };
+        let event = inv.event()?;
         let kind = event
             .get("eventType")
             .or_else(|| event.get("type"))

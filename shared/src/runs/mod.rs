@@ -493,12 +493,17 @@ impl Runs {
         Ok(out)
     }
 
-    /// Applies `change` to the stored run with If-Match, re-reading on conflict.
-    async fn update(&self, id: &str, change: impl Fn(&mut Run) -> bool) -> Result<Run, RunError> {
+    /// Applies `change` to the stored run with If-Match, re-reading on conflict; says
+    /// whether it changed anything (`change` returns false to leave the run alone).
+    async fn update(
+        &self,
+        id: &str,
+        change: impl Fn(&mut Run) -> bool,
+    ) -> Result<(Run, bool), RunError> {
         loop {
             let (mut run, etag) = self.get(id).await?;
             if !change(&mut run) {
-                return Ok(run);
+                return Ok((run, false));
             }
             match put_json(
                 self.store.as_ref(),
@@ -508,11 +513,50 @@ impl Runs {
             )
             .await
             {
-                Ok(_) => return Ok(run),
+                Ok(_) => return Ok((run, true)),
                 Err(StorageError::Precondition { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Records a run's end once: status, error, model version, and a `run_finished`
+    /// audit record.
+    async fn settle(
+        &self,
+        id: &str,
+        status: RunStatus,
+        error: Option<String>,
+        version: Option<u32>,
+        actor: &str,
+    ) -> Result<Run, RunError> {
+        let (run, changed) = self
+            .update(id, |r| {
+                if r.status.is_final() {
+                    return false;
+                }
+                r.status = status;
+                r.error = error.clone();
+                r.finished_at = Some(Utc::now());
+                r.model_version = version.or(r.model_version);
+                true
+            })
+            .await?;
+        if changed {
+            let name = serde_json::to_value(status).expect("statuses serialise");
+            let name = name.as_str().unwrap_or("finished");
+            self.audit
+                .append(Entry {
+                    action: Action::RunFinished,
+                    actor: actor.to_owned(),
+                    subject: format!("run:{id}"),
+                    reason: error.map_or_else(|| name.to_owned(), |e| format!("{name}: {e}")),
+                    correlation_id: run.correlation_id.clone(),
+                    details: serde_json::json!({"model_version": run.model_version}),
+                })
+                .await?;
+        }
+        Ok(run)
     }
 
     /// Submits a queued run to the backend (once: a run with a job is left alone).
@@ -549,7 +593,7 @@ impl Runs {
             }
             Err(e) => return Err(e.into()),
         };
-        let run = self
+        let (run, changed) = self
             .update(id, |r| {
                 if r.job.is_some() {
                     return false;
@@ -560,6 +604,9 @@ impl Runs {
                 true
             })
             .await?;
+        if !changed {
+            return Ok(run);
+        }
         self.audit
             .append(Entry {
                 action: Action::RunStarted,
@@ -613,35 +660,8 @@ impl Runs {
         } else {
             final_status
         };
-        let run = self
-            .update(id, |r| {
-                if r.status.is_final() {
-                    return false;
-                }
-                r.status = status;
-                r.error = error.clone();
-                r.finished_at = Some(Utc::now());
-                r.model_version = version.or(r.model_version);
-                true
-            })
-            .await?;
-        self.audit
-            .append(Entry {
-                action: Action::RunFinished,
-                actor: format!("sluice:{}", self.compute.name()),
-                subject: format!("run:{id}"),
-                reason: format!(
-                    "{status:?}{}",
-                    error
-                        .as_deref()
-                        .map(|e| format!(": {e}"))
-                        .unwrap_or_default()
-                )
-                .to_lowercase(),
-                correlation_id: run.correlation_id.clone(),
-                details: serde_json::json!({"model_version": run.model_version}),
-            })
-            .await?;
+        let actor = format!("sluice:{}", self.compute.name());
+        let run = self.settle(id, status, error, version, &actor).await?;
         if let Some(v) = &registered {
             self.audit
                 .append(Entry {
@@ -735,28 +755,9 @@ impl Runs {
 
     /// Marks a run failed with `error` (once) and records it.
     async fn fail(&self, id: &str, error: &str) -> Result<Run, RunError> {
-        let run = self
-            .update(id, |r| {
-                if r.status.is_final() {
-                    return false;
-                }
-                r.status = RunStatus::Failed;
-                r.error = Some(error.to_owned());
-                r.finished_at = Some(Utc::now());
-                true
-            })
-            .await?;
-        self.audit
-            .append(Entry {
-                action: Action::RunFinished,
-                actor: format!("sluice:{}", self.compute.name()),
-                subject: format!("run:{id}"),
-                reason: format!("failed: {error}"),
-                correlation_id: run.correlation_id.clone(),
-                details: serde_json::Value::Null,
-            })
-            .await?;
-        Ok(run)
+        let actor = format!("sluice:{}", self.compute.name());
+        self.settle(id, RunStatus::Failed, Some(error.to_owned()), None, &actor)
+            .await
     }
 
     /// Cancels the run's job (a queued run is simply marked canceled).
@@ -768,27 +769,8 @@ impl Runs {
         if let Some(job) = &run.job {
             self.compute.cancel(job).await?;
         }
-        let run = self
-            .update(id, |r| {
-                if r.status.is_final() {
-                    return false;
-                }
-                r.status = RunStatus::Canceled;
-                r.finished_at = Some(Utc::now());
-                true
-            })
-            .await?;
-        self.audit
-            .append(Entry {
-                action: Action::RunFinished,
-                actor: actor.to_owned(),
-                subject: format!("run:{id}"),
-                reason: "canceled".into(),
-                correlation_id: run.correlation_id.clone(),
-                details: serde_json::Value::Null,
-            })
-            .await?;
-        Ok(run)
+        self.settle(id, RunStatus::Canceled, None, None, actor)
+            .await
     }
 }
 
