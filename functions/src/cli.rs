@@ -39,6 +39,15 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub admin_keys: Vec<Secret>,
+    /// Keys for the scoring function (comma-separated; separate from the admin keys).
+    #[arg(
+        long,
+        env = "SLUICE_SCORING_KEYS",
+        value_delimiter = ',',
+        global = true,
+        hide_env_values = true
+    )]
+    pub scoring_keys: Vec<Secret>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -260,15 +269,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve { port } => {
             let compute = cli.compute.build(store.clone())?;
-            let mut state =
-                AppState::new(store, cli.storage.scratch()).with_admin_keys(&cli.admin_keys);
+            let mut state = AppState::new(store, cli.storage.scratch())
+                .with_admin_keys(&cli.admin_keys)
+                .with_scoring_keys(&cli.scoring_keys);
             if let Some(compute) = compute {
                 state = state.with_compute(compute);
             }
             // In Azure the library ships beside the binary; without it the gate is off
             // (its functions answer 503 saying so) but everything else serves.
             match crate::onnxruntime::load(cli.onnxruntime.as_deref()) {
-                Ok(runtime) => state = state.with_gate(runtime),
+                Ok(runtime) => state = state.with_runtime(runtime),
                 Err(e) => {
                     tracing::warn!(error = %e, "ONNX Runtime not loaded; the evaluation gate is off")
                 }
@@ -285,13 +295,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             exit_when_idle,
             poll_ms,
         } => {
-            let mut state =
-                AppState::new(store, cli.storage.scratch()).with_admin_keys(&cli.admin_keys);
+            let mut state = AppState::new(store, cli.storage.scratch())
+                .with_admin_keys(&cli.admin_keys)
+                .with_scoring_keys(&cli.scoring_keys);
             let has_models = std::fs::read_dir(&models).is_ok_and(|mut d| d.next().is_some());
             if has_models {
                 // The local host sets ONNX Runtime up itself, so its one command suffices.
                 match crate::onnxruntime::load_or_setup(cli.onnxruntime.as_deref()) {
-                    Ok(runtime) => state = state.with_gate(runtime),
+                    Ok(runtime) => state = state.with_runtime(runtime),
                     Err(e) => {
                         println!("! ONNX Runtime unavailable, the evaluation gate is off: {e:#}")
                     }

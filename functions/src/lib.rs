@@ -14,6 +14,7 @@ pub mod models;
 pub mod onnxruntime;
 pub mod ops;
 pub mod retrain;
+pub mod score;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

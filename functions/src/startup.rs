@@ -12,11 +12,13 @@ use tokio::net::TcpListener;
 
 use crate::auth::Keys;
 use crate::error::AppError;
-use crate::{handlers, models, retrain};
+use crate::{handlers, models, retrain, score};
 use sluice_shared::model::Runtime;
+use sluice_shared::registry::Registry;
 use sluice_shared::registry::gate::Gate;
 use sluice_shared::runs::local::LocalCompute;
 use sluice_shared::runs::{Compute, Runs};
+use sluice_shared::scoring::Scorer;
 
 /// Every function this binary serves; each has `functions/<Name>/function.json`.
 pub const FUNCTIONS: &[&str] = &[
@@ -30,6 +32,7 @@ pub const FUNCTIONS: &[&str] = &[
     "MlJobEvents",
     "RegistryEvents",
     "Models",
+    "Score",
 ];
 
 /// The largest blob the blob trigger accepts. The host sends the whole blob base64-encoded
@@ -46,6 +49,10 @@ pub struct AppState {
     /// that need it answer 503 and say why).
     pub gate: Option<Arc<Gate>>,
     pub admin_keys: Arc<Keys>,
+    /// Scoring; `None` without ONNX Runtime (`Score` then answers 503).
+    pub scorer: Option<Arc<Scorer>>,
+    /// Keys for `Score`, separate from the admin keys.
+    pub scoring_keys: Arc<Keys>,
     scratch: std::path::PathBuf,
 }
 
@@ -63,6 +70,8 @@ impl AppState {
             runs: Runs::new(store.clone(), compute),
             gate: None,
             admin_keys: Arc::new(Keys::default()),
+            scorer: None,
+            scoring_keys: Arc::new(Keys::default()),
             store,
             scratch,
         }
@@ -73,12 +82,25 @@ impl AppState {
         self
     }
 
-    pub fn with_gate(mut self, runtime: &'static Runtime) -> Self {
+    /// With ONNX Runtime: the evaluation gate and scoring.
+    pub fn with_runtime(mut self, runtime: &'static Runtime) -> Self {
         self.gate = Some(Arc::new(Gate::new(
             self.store.clone(),
             runtime,
             self.scratch.clone(),
         )));
+        let sessions = std::thread::available_parallelism().map_or(2, |n| n.get());
+        self.scorer = Some(Arc::new(Scorer::new(
+            Registry::new(self.store.clone()),
+            runtime,
+            sessions,
+            crate::score::MAX_ROWS,
+        )));
+        self
+    }
+
+    pub fn with_scoring_keys(mut self, keys: &[crate::settings::Secret]) -> Self {
+        self.scoring_keys = Arc::new(Keys::new(keys));
         self
     }
 
@@ -123,6 +145,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/models/{name}/releases", get(models::releases))
         .route("/api/models/{name}/rollback", post(models::rollback))
+        .route(
+            "/api/score/{model}",
+            post(score::score)
+                .fallback(score::method_not_allowed)
+                .layer(DefaultBodyLimit::max(score::MAX_BODY_BYTES)),
+        )
         .route(
             "/DatasetIngestBlob",
             post(handlers::dataset_ingest_blob).layer(DefaultBodyLimit::max(blob_body_limit)),

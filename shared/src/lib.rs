@@ -8,5 +8,6 @@ pub mod model;
 pub mod queue;
 pub mod registry;
 pub mod runs;
+pub mod scoring;
 pub mod storage;
 pub mod training;

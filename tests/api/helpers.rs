@@ -35,6 +35,8 @@ pub async fn spawn_app_on(store: Arc<dyn ObjectStore>, root: Option<tempfile::Te
 
 /// The admin key the loop's apps accept.
 pub const ADMIN_KEY: &str = "test-admin-key";
+/// The scoring key the loop's apps accept.
+pub const SCORING_KEY: &str = "test-scoring-key";
 
 /// An app that runs the whole loop: local compute with the real `sluice` binary, the
 /// evaluation gate on ONNX Runtime, and [`ADMIN_KEY`].
@@ -49,8 +51,9 @@ pub async fn spawn_loop_app() -> TestApp {
         );
         state
             .with_compute(Arc::new(compute))
-            .with_gate(sluice_tests::onnxruntime())
+            .with_runtime(sluice_tests::onnxruntime())
             .with_admin_keys(&[ADMIN_KEY.parse().unwrap()])
+            .with_scoring_keys(&[SCORING_KEY.parse().unwrap()])
     })
     .await
 }

@@ -95,7 +95,10 @@ async fn contract_every_function_json_names_a_served_route_and_nothing_else_is_s
                 } else {
                     ""
                 };
-                let path = route.replace("/{*path}", rest).replace("{id?}", "some-id");
+                let path = route
+                    .replace("/{*path}", rest)
+                    .replace("{id?}", "some-id")
+                    .replace("{model}", "m");
                 assert!(!path.contains('{'), "{name}: a test path for {route}");
                 let response = app
                     .client

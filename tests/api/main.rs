@@ -11,4 +11,5 @@ mod concurrency;
 mod helpers;
 mod host_contract;
 mod mlops_loop;
+mod score;
 mod training;

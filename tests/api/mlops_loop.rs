@@ -18,14 +18,14 @@ fn model() -> ModelName {
     ModelName::parse("adult-income").unwrap()
 }
 
-fn config() -> Value {
+pub(crate) fn config() -> Value {
     serde_json::from_slice(
         &std::fs::read(sluice_tests::repo_root().join("models/adult-income.json")).unwrap(),
     )
     .unwrap()
 }
 
-async fn put_config(app: &TestApp, config: &Value) {
+pub(crate) async fn put_config(app: &TestApp, config: &Value) {
     let config = TrainingConfig::from_json(config.to_string().as_bytes()).unwrap();
     // Configs are plain objects in the store; any Runs over it can write one.
     let runs = Runs::new(app.store.clone(), std::sync::Arc::new(NoCompute));
@@ -57,7 +57,12 @@ impl sluice_shared::runs::Compute for NoCompute {
 }
 
 impl TestApp {
-    async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .client
             .request(method, format!("{}{path}", self.base))
@@ -72,7 +77,7 @@ impl TestApp {
     }
 
     /// Ticks `RunsTimer` until `run` is over; returns its last report entry.
-    async fn follow(&self, run: &str) -> Value {
+    pub(crate) async fn follow(&self, run: &str) -> Value {
         let started = Instant::now();
         loop {
             let timer = json!({"Data": {"timer": {"IsPastDue": false}}, "Metadata": {}});

@@ -45,23 +45,55 @@ impl Predictions {
     }
 }
 
-/// A loaded model. ONNX Runtime sessions need exclusive access to run, so one session
-/// serves one call at a time.
+/// A loaded model: a few ONNX Runtime sessions of it. An `ort` session needs exclusive
+/// access to run, so concurrent calls each take a free one (waiting only when all are
+/// busy); each session uses one thread, so they run in parallel.
 pub struct ModelSession {
-    session: Mutex<Session>,
+    sessions: Vec<Mutex<Session>>,
+    next: std::sync::atomic::AtomicUsize,
     signature: Signature,
 }
 
 impl ModelSession {
+    /// One session: enough for training checks and the gate.
     pub fn new(
         runtime: &Runtime,
         onnx: &[u8],
         signature: Signature,
     ) -> Result<Self, InferenceError> {
+        Self::with_sessions(runtime, onnx, signature, 1)
+    }
+
+    /// `count` sessions, for serving concurrent requests.
+    pub fn with_sessions(
+        runtime: &Runtime,
+        onnx: &[u8],
+        signature: Signature,
+        count: usize,
+    ) -> Result<Self, InferenceError> {
+        let mut sessions = Vec::with_capacity(count.max(1));
+        for _ in 0..count.max(1) {
+            sessions.push(Mutex::new(runtime.session(onnx)?));
+        }
         Ok(Self {
-            session: Mutex::new(runtime.session(onnx)?),
+            sessions,
+            next: Default::default(),
             signature,
         })
+    }
+
+    /// A free session if there is one, else the next in turn (waiting for it).
+    fn session(&self) -> std::sync::MutexGuard<'_, Session> {
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self.sessions.len();
+        for i in 0..n {
+            if let Ok(guard) = self.sessions[(start + i) % n].try_lock() {
+                return guard;
+            }
+        }
+        self.sessions[start % n]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn signature(&self) -> &Signature {
@@ -100,7 +132,7 @@ impl ModelSession {
             };
             inputs.push((Cow::Owned(spec.name.clone()), value));
         }
-        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        let mut session = self.session();
         let outputs = session.run(inputs).map_err(|e| run(&e))?;
         let (shape, probabilities) = outputs["probabilities"]
             .try_extract_tensor::<f64>()

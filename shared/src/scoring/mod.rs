@@ -1,0 +1,515 @@
+//! Scoring: a request's rows, checked against the model's signature, scored by the
+//! model an alias (or a version) names, with sessions kept per model version and
+//! aliases re-read at most every [`ALIAS_TTL`] — so a promotion or rollback reaches the
+//! next requests within a second, while requests already running finish on the session
+//! they hold (an `Arc`), which is dropped after them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::dataset::contract::ColumnType;
+use crate::model::signature::{InputSpec, TensorType};
+use crate::model::{ModelSession, Runtime, Signature, Table, Values};
+use crate::registry::{ModelName, Registry, RegistryError};
+
+/// How long an alias's resolution is trusted before it is read again.
+pub const ALIAS_TTL: Duration = Duration::from_millis(500);
+/// Versions of one model kept loaded (in-flight requests keep theirs alive regardless).
+const VERSIONS_KEPT: usize = 4;
+
+/// A problem with the request's rows, located by row (0-based) and column.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct InputError {
+    pub row: Option<usize>,
+    pub column: Option<String>,
+    pub message: String,
+}
+
+impl InputError {
+    fn new(row: Option<usize>, column: Option<&str>, message: impl Into<String>) -> Self {
+        Self {
+            row,
+            column: column.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+
+    /// Where, as a JSON path into the request (`data[3].age`).
+    pub fn field(&self) -> String {
+        match (self.row, &self.column) {
+            (Some(r), Some(c)) => format!("data[{r}].{c}"),
+            (Some(r), None) => format!("data[{r}]"),
+            (None, Some(c)) => format!("columns.{c}"),
+            (None, None) => "body".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScoreError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("{rows} rows is more than the {limit} a request may hold")]
+    TooManyRows { rows: usize, limit: usize },
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Registry(RegistryError),
+    /// ONNX Runtime failed: logged in full by the caller, answered generically.
+    #[error("inference failed: {0}")]
+    Inference(String),
+}
+
+impl From<RegistryError> for ScoreError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::NoVersion { .. }
+            | RegistryError::NoAlias { .. }
+            | RegistryError::BadAlias(_) => ScoreError::NotFound(e.to_string()),
+            other => ScoreError::Registry(other),
+        }
+    }
+}
+
+/// Decodes a request body into the signature's input columns. Two forms:
+/// records `{"data": [{"age": 39, …}, …]}` and columns
+/// `{"columns": ["age", …], "data": [[39, …], …]}`. Fields the model does not take
+/// are ignored; a null is a missing value (the model imputes it).
+pub fn decode(body: &Value, signature: &Signature, max_rows: usize) -> Result<Table, ScoreError> {
+    let object = body
+        .as_object()
+        .ok_or_else(|| InputError::new(None, None, "the body must be a JSON object with `data`"))?;
+    let data = object
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or_else(|| InputError::new(None, None, "`data` must be an array of rows"))?;
+    if data.is_empty() {
+        return Err(InputError::new(None, None, "`data` holds no rows").into());
+    }
+    if data.len() > max_rows {
+        return Err(ScoreError::TooManyRows {
+            rows: data.len(),
+            limit: max_rows,
+        });
+    }
+    // Where each input is in a row: by name (records) or by position (columns).
+    let positions: Option<HashMap<&str, usize>> = match object.get("columns") {
+        None => None,
+        Some(Value::Array(names)) => {
+            let mut at = HashMap::new();
+            for (i, n) in names.iter().enumerate() {
+                let n = n.as_str().ok_or_else(|| {
+                    InputError::new(None, None, format!("columns[{i}] must be a string"))
+                })?;
+                at.insert(n, i);
+            }
+            for input in &signature.inputs {
+                if !at.contains_key(input.name.as_str()) {
+                    return Err(InputError::new(
+                        None,
+                        Some(&input.name),
+                        format!("column {:?} is missing", input.name),
+                    )
+                    .into());
+                }
+            }
+            Some(at)
+        }
+        Some(_) => {
+            return Err(InputError::new(None, None, "`columns` must be an array of names").into());
+        }
+    };
+    let mut columns: Vec<(String, Values)> = signature
+        .inputs
+        .iter()
+        .map(|i| {
+            let values = match i.tensor {
+                TensorType::String => Values::Text(Vec::with_capacity(data.len())),
+                _ => Values::Numbers(Vec::with_capacity(data.len())),
+            };
+            (i.name.clone(), values)
+        })
+        .collect();
+    for (r, row) in data.iter().enumerate() {
+        for (input, (_, values)) in signature.inputs.iter().zip(columns.iter_mut()) {
+            let value = match (&positions, row) {
+                (None, Value::Object(fields)) => fields.get(&input.name).ok_or_else(|| {
+                    InputError::new(
+                        Some(r),
+                        Some(&input.name),
+                        format!("column {:?} is missing", input.name),
+                    )
+                })?,
+                (Some(at), Value::Array(cells)) => {
+                    let i = at[input.name.as_str()];
+                    cells.get(i).ok_or_else(|| {
+                        InputError::new(
+                            Some(r),
+                            Some(&input.name),
+                            format!("the row has {} values, `columns` names more", cells.len()),
+                        )
+                    })?
+                }
+                (None, _) => {
+                    return Err(InputError::new(
+                        Some(r),
+                        None,
+                        "each row must be an object (or send `columns`)",
+                    )
+                    .into());
+                }
+                (Some(_), _) => {
+                    return Err(InputError::new(
+                        Some(r),
+                        None,
+                        "with `columns`, each row must be an array",
+                    )
+                    .into());
+                }
+            };
+            push(input, values, value)
+                .map_err(|m| InputError::new(Some(r), Some(&input.name), m))?;
+        }
+    }
+    Ok(Table { columns })
+}
+
+fn push(input: &InputSpec, values: &mut Values, value: &Value) -> Result<(), String> {
+    match values {
+        Values::Numbers(xs) => {
+            let x = match value {
+                Value::Null => f64::NAN,
+                Value::Number(n) => {
+                    let x = n.as_f64().ok_or("not a representable number")?;
+                    if !x.is_finite() {
+                        return Err("must be a finite number".into());
+                    }
+                    if input.kind == ColumnType::Integer && x.fract() != 0.0 {
+                        return Err(format!("must be an integer, got {x}"));
+                    }
+                    x
+                }
+                Value::Bool(b) if input.kind == ColumnType::Boolean => f64::from(u8::from(*b)),
+                other => return Err(format!("must be a number, got {}", kind_of(other))),
+            };
+            xs.push(x);
+        }
+        Values::Text(texts) => {
+            let text = match value {
+                Value::Null => None,
+                Value::String(s) => {
+                    let s = s.trim();
+                    if let Some(categories) = &input.categories
+                        && categories.binary_search_by(|c| c.as_str().cmp(s)).is_err()
+                    {
+                        let shown: Vec<&str> =
+                            categories.iter().take(10).map(String::as_str).collect();
+                        let more = if categories.len() > 10 { ", …" } else { "" };
+                        return Err(format!(
+                            "unknown category {s:?}; the model knows {}{more}",
+                            shown.join(", ")
+                        ));
+                    }
+                    Some(s.to_owned())
+                }
+                other => return Err(format!("must be a string, got {}", kind_of(other))),
+            };
+            texts.push(text);
+        }
+    }
+    Ok(())
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Which model version a request wants.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    Alias(String),
+    Version(u32),
+}
+
+/// One row's answer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RowPrediction {
+    pub label: String,
+    pub probabilities: BTreeMap<String, f64>,
+}
+
+/// A scored request: the predictions and exactly which model made them.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Scored {
+    pub model: ModelName,
+    pub version: u32,
+    /// The release that put this version behind the alias (None for `?version=`).
+    pub release: Option<String>,
+    pub predictions: Vec<RowPrediction>,
+}
+
+/// An alias's resolution: when it was read, the version and the release.
+type Resolution = (Instant, u32, String);
+
+struct Loaded {
+    version: u32,
+    release: Option<String>,
+    session: Arc<ModelSession>,
+}
+
+/// Serves scoring for every model in the registry.
+pub struct Scorer {
+    registry: Registry,
+    runtime: &'static Runtime,
+    sessions_per_version: usize,
+    sessions: Mutex<HashMap<(ModelName, u32), Arc<ModelSession>>>,
+    aliases: Mutex<HashMap<(ModelName, String), Resolution>>,
+    pub max_rows: usize,
+}
+
+impl Scorer {
+    pub fn new(
+        registry: Registry,
+        runtime: &'static Runtime,
+        sessions_per_version: usize,
+        max_rows: usize,
+    ) -> Self {
+        Self {
+            registry,
+            runtime,
+            sessions_per_version,
+            sessions: Mutex::default(),
+            aliases: Mutex::default(),
+            max_rows,
+        }
+    }
+
+    async fn session(
+        &self,
+        model: &ModelName,
+        version: u32,
+    ) -> Result<Arc<ModelSession>, ScoreError> {
+        if let Some(s) = self
+            .sessions
+            .lock()
+            .expect("session cache")
+            .get(&(model.clone(), version))
+        {
+            return Ok(s.clone());
+        }
+        let manifest = self.registry.version(model, version).await?;
+        let bytes = self.registry.model_bytes(model, version).await?;
+        let (runtime, count) = (self.runtime, self.sessions_per_version);
+        let session = tokio::task::spawn_blocking(move || {
+            ModelSession::with_sessions(runtime, &bytes, manifest.signature, count)
+        })
+        .await
+        .map_err(|e| ScoreError::Inference(e.to_string()))?
+        .map_err(|e| ScoreError::Inference(e.to_string()))?;
+        let session = Arc::new(session);
+        let mut cache = self.sessions.lock().expect("session cache");
+        let entry = cache
+            .entry((model.clone(), version))
+            .or_insert(session)
+            .clone();
+        // Keep the newest few versions of this model; requests still running on an
+        // evicted one hold their own reference to it.
+        let mut versions: Vec<u32> = cache
+            .keys()
+            .filter(|(m, _)| m == model)
+            .map(|(_, v)| *v)
+            .collect();
+        if versions.len() > VERSIONS_KEPT {
+            versions.sort_unstable();
+            for v in &versions[..versions.len() - VERSIONS_KEPT] {
+                cache.remove(&(model.clone(), *v));
+            }
+        }
+        Ok(entry)
+    }
+
+    async fn load(&self, model: &ModelName, target: &Target) -> Result<Loaded, ScoreError> {
+        match target {
+            Target::Version(v) => Ok(Loaded {
+                version: *v,
+                release: None,
+                session: self.session(model, *v).await?,
+            }),
+            Target::Alias(alias) => {
+                let key = (model.clone(), alias.clone());
+                let cached = self.aliases.lock().expect("alias cache").get(&key).cloned();
+                let (version, release) = match cached {
+                    Some((at, v, r)) if at.elapsed() < ALIAS_TTL => (v, r),
+                    _ => {
+                        let (a, _) = self.registry.alias(model, alias).await?.ok_or_else(|| {
+                            ScoreError::NotFound(format!("model {model:?} has no alias {alias:?}"))
+                        })?;
+                        let found = (a.release.version, a.release.id);
+                        self.aliases
+                            .lock()
+                            .expect("alias cache")
+                            .insert(key, (Instant::now(), found.0, found.1.clone()));
+                        found
+                    }
+                };
+                Ok(Loaded {
+                    version,
+                    release: Some(release),
+                    session: self.session(model, version).await?,
+                })
+            }
+        }
+    }
+
+    /// The signature of what `target` names now (for decoding before scoring).
+    pub async fn signature(
+        &self,
+        model: &ModelName,
+        target: &Target,
+    ) -> Result<Signature, ScoreError> {
+        Ok(self.load(model, target).await?.session.signature().clone())
+    }
+
+    /// Decodes and scores a request body against the model `target` names.
+    pub async fn score(
+        &self,
+        model: &ModelName,
+        target: &Target,
+        body: &Value,
+    ) -> Result<Scored, ScoreError> {
+        let loaded = self.load(model, target).await?;
+        let table = decode(body, loaded.session.signature(), self.max_rows)?;
+        let session = loaded.session.clone();
+        let predictions = tokio::task::spawn_blocking(move || session.predict(&table))
+            .await
+            .map_err(|e| ScoreError::Inference(e.to_string()))?
+            .map_err(|e| ScoreError::Inference(e.to_string()))?;
+        let classes = &loaded.session.signature().classes;
+        let rows = predictions
+            .probabilities
+            .iter()
+            .zip(&predictions.labels)
+            .map(|(p, &label)| RowPrediction {
+                label: classes.get(label).cloned().unwrap_or_default(),
+                probabilities: classes.iter().cloned().zip(p.iter().copied()).collect(),
+            })
+            .collect();
+        Ok(Scored {
+            model: model.clone(),
+            version: loaded.version,
+            release: loaded.release,
+            predictions: rows,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn signature() -> Signature {
+        Signature {
+            inputs: vec![
+                InputSpec {
+                    name: "age".into(),
+                    kind: ColumnType::Integer,
+                    tensor: TensorType::Double,
+                    categories: None,
+                },
+                InputSpec {
+                    name: "sex".into(),
+                    kind: ColumnType::String,
+                    tensor: TensorType::String,
+                    categories: Some(vec!["Female".into(), "Male".into()]),
+                },
+            ],
+            label: "income".into(),
+            classes: vec!["<=50K".into(), ">50K".into()],
+            outputs: vec![],
+        }
+    }
+
+    #[test]
+    fn records_and_columns_decode_to_the_same_table() {
+        let records =
+            json!({"data": [{"age": 39, "sex": "Male", "extra": 1}, {"age": null, "sex": null}]});
+        let columns = json!({"columns": ["sex", "age"], "data": [["Male", 39], [null, null]]});
+        let a = decode(&records, &signature(), 10).unwrap();
+        let b = decode(&columns, &signature(), 10).unwrap();
+        assert_eq!(a.columns[1], b.columns[1]);
+        let (Values::Numbers(x), Values::Numbers(y)) = (&a.columns[0].1, &b.columns[0].1) else {
+            panic!()
+        };
+        assert_eq!(x[0], 39.0);
+        assert!(x[1].is_nan() && y[1].is_nan());
+    }
+
+    #[test]
+    fn bad_rows_are_named_by_row_and_column() {
+        let cases = [
+            (
+                json!({"data": [{"age": 1, "sex": "Male"}, {"sex": "Male"}]}),
+                "data[1].age",
+                "missing",
+            ),
+            (
+                json!({"data": [{"age": "39", "sex": "Male"}]}),
+                "data[0].age",
+                "must be a number",
+            ),
+            (
+                json!({"data": [{"age": 39.5, "sex": "Male"}]}),
+                "data[0].age",
+                "integer",
+            ),
+            (
+                json!({"data": [{"age": 39, "sex": "Robot"}]}),
+                "data[0].sex",
+                "unknown category",
+            ),
+            (
+                json!({"data": [{"age": 39, "sex": 1}]}),
+                "data[0].sex",
+                "must be a string",
+            ),
+            (
+                json!({"columns": ["age"], "data": [[1]]}),
+                "columns.sex",
+                "missing",
+            ),
+            (json!({"data": []}), "body", "no rows"),
+            (json!([1]), "body", "JSON object"),
+            (json!({"data": [[1, "Male"]]}), "data[0]", "object"),
+        ];
+        for (body, field, message) in cases {
+            match decode(&body, &signature(), 10) {
+                Err(ScoreError::Input(e)) => {
+                    assert_eq!(e.field(), field, "{body}");
+                    assert!(e.message.contains(message), "{body}: {}", e.message);
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        let many = json!({"data": vec![json!({"age": 1, "sex": "Male"}); 11]});
+        assert!(matches!(
+            decode(&many, &signature(), 10),
+            Err(ScoreError::TooManyRows {
+                rows: 11,
+                limit: 10
+            })
+        ));
+    }
+}

@@ -1,0 +1,481 @@
+//! `Score` over HTTP as the host forwards it: production's predictions, the same as ONNX
+//! Runtime on the same rows in either input form; every error with its status and body;
+//! hot reload under load.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sluice_shared::model::{ModelSession, Table, Values};
+use sluice_shared::registry::promotion::promote;
+use sluice_shared::registry::{ModelName, Registry};
+
+use crate::helpers::{ADMIN_KEY, SCORING_KEY, TestApp, spawn_loop_app};
+use crate::mlops_loop::{config, put_config};
+
+/// An app whose `adult-income` v1 is in production (through the whole loop).
+async fn adult_in_production() -> TestApp {
+    let app = spawn_loop_app().await;
+    app.adult_contract().await;
+    let eval: Value = serde_json::from_slice(
+        &std::fs::read(sluice_tests::repo_root().join("contracts/adult-eval.json")).unwrap(),
+    )
+    .unwrap();
+    app.put_contract(eval).await;
+    put_config(&app, &config()).await;
+    let test_file = std::fs::read(sluice_tests::adult("adult.test")).unwrap();
+    assert_eq!(
+        app.ingest("adult-eval", "adult.test", test_file).await["status"],
+        "versioned"
+    );
+    let data = std::fs::read(sluice_tests::adult("adult.data")).unwrap();
+    assert_eq!(
+        app.ingest("adult", "adult.data", data).await["status"],
+        "versioned"
+    );
+    let (status, accepted) = app
+        .api(
+            reqwest::Method::POST,
+            "/api/retrain",
+            Some(json!({"model": "adult-income"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let done = app.follow(accepted["run_id"].as_str().unwrap()).await;
+    assert_eq!(
+        done["gate"]["releases"],
+        json!(["staging.1", "production.1"]),
+        "{done}"
+    );
+    app
+}
+
+/// Rows of adult.test as a scoring client would send them (raw values, records).
+fn records(app: &TestApp, rows: &[usize]) -> (Vec<Value>, Table) {
+    let registry_signature = std::fs::read(
+        app.root()
+            .join("registry/models/adult-income/versions/v1/signature.json"),
+    )
+    .unwrap();
+    let signature: sluice_shared::model::Signature =
+        serde_json::from_slice(&registry_signature).unwrap();
+    let columns: Vec<_> = signature
+        .inputs
+        .iter()
+        .map(|i| (i.name.clone(), i.kind))
+        .collect();
+    let table = Table::read_parquet(
+        &app.root().join("datasets/adult-eval/v1/data.parquet"),
+        &columns,
+    )
+    .unwrap()
+    .take(rows);
+    let records = (0..rows.len())
+        .map(|r| {
+            let mut row = serde_json::Map::new();
+            for (name, values) in &table.columns {
+                let v = match values {
+                    Values::Numbers(xs) if xs[r].is_nan() => Value::Null,
+                    Values::Numbers(xs) => json!(xs[r] as i64),
+                    Values::Text(t) => t[r].clone().map_or(Value::Null, Value::String),
+                };
+                row.insert(name.clone(), v);
+            }
+            Value::Object(row)
+        })
+        .collect();
+    (records, table)
+}
+
+impl TestApp {
+    async fn score(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("x-functions-key", SCORING_KEY)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn scoring_serves_production_and_agrees_with_onnx_runtime_in_either_form() {
+    let app = adult_in_production().await;
+    let rows = [0usize, 1, 2, 3, 5, 8, 13, 21];
+    let (records, table) = records(&app, &rows);
+    let (status, by_records) = app
+        .score("/api/score/adult-income", &json!({"data": records}))
+        .await;
+    assert_eq!(status, 200, "{by_records}");
+    assert_eq!(by_records["model"], "adult-income");
+    assert_eq!(by_records["version"], 1);
+    assert_eq!(by_records["release"], "production.1");
+    assert!(by_records["request_id"].as_str().unwrap().len() >= 32);
+
+    // Columns in another order, same rows.
+    let mut names: Vec<String> = records[0].as_object().unwrap().keys().cloned().collect();
+    names.reverse();
+    let data: Vec<Value> = records
+        .iter()
+        .map(|r| Value::Array(names.iter().map(|n| r[n].clone()).collect()))
+        .collect();
+    let (status, by_columns) = app
+        .score(
+            "/api/score/adult-income",
+            &json!({"columns": names, "data": data}),
+        )
+        .await;
+    assert_eq!(status, 200, "{by_columns}");
+    assert_eq!(by_records["predictions"], by_columns["predictions"]);
+
+    // ONNX Runtime directly, on the same rows.
+    let registry = Registry::new(app.store.clone());
+    let model = ModelName::parse("adult-income").unwrap();
+    let v1 = registry.version(&model, 1).await.unwrap();
+    let session = ModelSession::new(
+        sluice_tests::onnxruntime(),
+        &registry.model_bytes(&model, 1).await.unwrap(),
+        v1.signature,
+    )
+    .unwrap();
+    let direct = session.predict(&table).unwrap();
+    for (r, p) in direct.probabilities.iter().enumerate() {
+        let served = &by_records["predictions"][r];
+        let positive = served["probabilities"][">50K"].as_f64().unwrap();
+        assert!(
+            (positive - p[1]).abs() < 1e-12,
+            "row {r}: {positive} vs {}",
+            p[1]
+        );
+        assert_eq!(served["label"], if p[1] >= 0.5 { ">50K" } else { "<=50K" });
+    }
+
+    let (_, pinned) = app
+        .score(
+            "/api/score/adult-income?version=1",
+            &json!({"data": records}),
+        )
+        .await;
+    assert_eq!(
+        (pinned["version"].as_u64(), pinned["release"].is_null()),
+        (Some(1), true),
+        "{pinned}"
+    );
+    let (_, staged) = app
+        .score(
+            "/api/score/adult-income?alias=staging",
+            &json!({"data": records}),
+        )
+        .await;
+    assert_eq!(staged["release"], "staging.1");
+}
+
+#[tokio::test]
+async fn scoring_errors_say_what_and_where() {
+    let app = adult_in_production().await;
+    let (records, _) = records(&app, &[0]);
+    let row = records[0].clone();
+    let with = |key: &str, value: Value| {
+        let mut r = row.clone();
+        r[key] = value;
+        json!({"data": [row.clone(), r]})
+    };
+    let mut missing = row.clone();
+    missing.as_object_mut().unwrap().remove("age");
+    let cases = [
+        (
+            json!({"data": [row.clone(), missing]}),
+            400,
+            Some("data[1].age"),
+            "missing",
+        ),
+        (
+            with("age", json!("forty")),
+            400,
+            Some("data[1].age"),
+            "must be a number",
+        ),
+        (
+            with("age", json!(39.5)),
+            400,
+            Some("data[1].age"),
+            "integer",
+        ),
+        (
+            with("workclass", json!("Astronaut")),
+            400,
+            Some("data[1].workclass"),
+            "unknown category",
+        ),
+        (
+            with("sex", json!(1)),
+            400,
+            Some("data[1].sex"),
+            "must be a string",
+        ),
+        (json!({"rows": []}), 400, Some("body"), "`data`"),
+        (
+            json!({"data": vec![row.clone(); 10_001]}),
+            413,
+            Some("data"),
+            "10000",
+        ),
+    ];
+    for (body, status, field, message) in cases {
+        let (got, answer) = app.score("/api/score/adult-income", &body).await;
+        assert_eq!(got, status, "{answer}");
+        assert_eq!(answer["error"]["field"].as_str(), field, "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(message),
+            "{answer}"
+        );
+    }
+    let url = format!("{}/api/score/adult-income", app.base);
+    let send = |request: reqwest::RequestBuilder| async move {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let allow = response
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (
+            status,
+            allow,
+            response.json::<Value>().await.unwrap_or(Value::Null),
+        )
+    };
+    let body = json!({"data": [row.clone()]}).to_string();
+    let keyed = |r: reqwest::RequestBuilder| r.header("x-functions-key", SCORING_KEY);
+    let (s, _, b) = send(
+        keyed(app.client.post(&url))
+            .header("content-type", "text/csv")
+            .body("age\n39"),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (415, Some("unsupported_media_type")),
+        "{b}"
+    );
+    let (s, allow, b) = send(keyed(app.client.get(&url))).await;
+    assert_eq!((s, allow.as_deref()), (405, Some("POST")), "{b}");
+    let (s, _, b) = send(
+        app.client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.clone()),
+    )
+    .await;
+    assert_eq!(s, 401, "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing key"),
+        "{b}"
+    );
+    let (s, _, b) = send(
+        app.client
+            .post(&url)
+            .header("authorization", "Token abc")
+            .header("content-type", "application/json")
+            .body(body.clone()),
+    )
+    .await;
+    assert!(
+        s == 401
+            && b["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("malformed"),
+        "{b}"
+    );
+    let (s, _, _) = send(
+        app.client
+            .post(&url)
+            .header("x-functions-key", ADMIN_KEY)
+            .header("content-type", "application/json")
+            .body(body.clone()),
+    )
+    .await;
+    assert_eq!(s, 401, "the admin key does not score");
+    let (s, _, b) = send(
+        app.client
+            .post(&url)
+            .bearer_auth(SCORING_KEY)
+            .header("content-type", "application/json")
+            .body(body.clone()),
+    )
+    .await;
+    assert_eq!(s, 200, "Bearer works too: {b}");
+    let (s, _, b) = send(
+        keyed(app.client.post(&url))
+            .header("content-type", "application/json")
+            .body("{not json"),
+    )
+    .await;
+    assert_eq!((s, b["error"]["field"].as_str()), (400, Some("body")));
+    let big = format!(
+        "{{\"data\": [{}]}}",
+        vec![row.to_string(); 25_000].join(",")
+    );
+    let (s, _, b) = send(
+        keyed(app.client.post(&url))
+            .header("content-type", "application/json")
+            .body(big),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{b}"
+    );
+    for path in [
+        "/api/score/no-such-model",
+        "/api/score/adult-income?alias=canary",
+        "/api/score/adult-income?version=9",
+        "/api/score/Bad%20Name",
+    ] {
+        let (s, b) = app.score(path, &json!({"data": [row.clone()]})).await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (404, Some("not_found")),
+            "{path}: {b}"
+        );
+    }
+    let (s, b) = app
+        .score(
+            "/api/score/adult-income?version=1&alias=staging",
+            &json!({"data": [row.clone()]}),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (400, Some("query")),
+        "{b}"
+    );
+}
+
+#[tokio::test]
+async fn production_moves_under_load_without_a_failed_or_mixed_request() {
+    let app = Arc::new(adult_in_production().await);
+    // A second version to move between (a different seed), promoted by hand.
+    let (status, accepted) = app
+        .api(
+            reqwest::Method::POST,
+            "/api/retrain",
+            Some(json!({"model": "adult-income", "config_overrides": {"seed": 7}})),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    app.follow(accepted["run_id"].as_str().unwrap()).await;
+    let registry = Registry::new(app.store.clone());
+    let model = ModelName::parse("adult-income").unwrap();
+    assert_eq!(registry.versions(&model).await.unwrap(), [1, 2]);
+
+    let (records, _) = records(&app, &[0, 1, 2, 3]);
+    let body = json!({"data": records});
+    // The gate may already have promoted v2 (it can beat v1): start from what is there.
+    let initial = registry
+        .resolve(&model, "production")
+        .await
+        .unwrap()
+        .version;
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(std::sync::Mutex::new(Vec::<(Instant, u64)>::new()));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (app, body, stop, served, failures) = (
+                app.clone(),
+                body.clone(),
+                stop.clone(),
+                served.clone(),
+                failures.clone(),
+            );
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let (status, answer) = app.score("/api/score/adult-income", &body).await;
+                    if status == 200 {
+                        served
+                            .lock()
+                            .unwrap()
+                            .push((Instant::now(), answer["version"].as_u64().unwrap()));
+                    } else {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut switches = Vec::new();
+    for (round, version) in [2u32, 1, 2, 1, 2].into_iter().enumerate() {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        promote(
+            &registry,
+            &model,
+            "production",
+            version,
+            "load-test",
+            &format!("round {round}"),
+            Value::Null,
+        )
+        .await
+        .unwrap();
+        switches.push((Instant::now(), version));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "no request failed during the switches"
+    );
+    let served = served.lock().unwrap().clone();
+    assert!(
+        served.len() > 50,
+        "the clients kept scoring ({} requests)",
+        served.len()
+    );
+    // Each response came from a version that was production at some point in the
+    // second before it finished (aliases are re-read at most every 500 ms).
+    let mut timeline = vec![(started, initial)];
+    timeline.extend(switches.iter().copied());
+    for (at, version) in &served {
+        let window_start = at.checked_sub(Duration::from_secs(1)).unwrap_or(started);
+        let allowed: Vec<u32> = timeline
+            .iter()
+            .enumerate()
+            .filter(|(i, (from, _))| {
+                let until = timeline.get(i + 1).map_or(*at, |(t, _)| *t);
+                *from <= *at && until >= window_start
+            })
+            .map(|(_, (_, v))| *v)
+            .collect();
+        assert!(
+            allowed.iter().any(|v| u64::from(*v) == *version),
+            "a response from v{version}; production in its last second: {allowed:?}"
+        );
+    }
+    let last_switch = switches.last().unwrap().0;
+    let settled: Vec<_> = served
+        .iter()
+        .filter(|(t, _)| t.duration_since(last_switch) > Duration::from_secs(1))
+        .collect();
+    assert!(
+        !settled.is_empty() && settled.iter().all(|(_, v)| *v == 2),
+        "production v2 serves within a second"
+    );
+}
