@@ -77,6 +77,9 @@ pub enum Command {
         /// How often to look for new uploads, in milliseconds.
         #[arg(long, default_value_t = 300)]
         poll_ms: u64,
+        /// Serve the HTTP functions (`/api/…`) on 127.0.0.1:PORT (0: any free port).
+        #[arg(long, default_value_t = 7071)]
+        port: u16,
     },
     /// Datasets: push files, list versions, show profiles.
     #[command(subcommand)]
@@ -120,6 +123,22 @@ pub enum Command {
     Audit {
         #[arg(value_parser = ["show", "verify"], default_value = "show")]
         action: String,
+    },
+    /// Score a file of rows (JSON Lines, one record per line) in batches, as `Score` would.
+    Score {
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        input: PathBuf,
+        /// Where the predictions go (JSON Lines); stdout if absent.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[arg(long, conflicts_with = "alias")]
+        version: Option<u32>,
+        #[arg(long, default_value = "production")]
+        alias: String,
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
     },
     /// Fetch ONNX Runtime (PyPI's onnxruntime wheel, via pip) into Sluice's setup folder.
     Setup,
@@ -294,10 +313,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             push,
             exit_when_idle,
             poll_ms,
+            port,
         } => {
+            // Without configured keys, the local host makes its own, kept in the store's
+            // root (never printed) for the CLI user to read.
+            let (admin, scoring) = match (cli.admin_keys.is_empty(), cli.scoring_keys.is_empty()) {
+                (false, false) => (cli.admin_keys.clone(), cli.scoring_keys.clone()),
+                _ => {
+                    let (path, admin, scoring) = dev_keys(&cli.storage.root)?;
+                    println!("⚿ dev API keys in {}", path.display());
+                    let pick = |given: &Vec<Secret>, made: Secret| {
+                        if given.is_empty() {
+                            vec![made]
+                        } else {
+                            given.clone()
+                        }
+                    };
+                    (
+                        pick(&cli.admin_keys, admin),
+                        pick(&cli.scoring_keys, scoring),
+                    )
+                }
+            };
             let mut state = AppState::new(store, cli.storage.scratch())
-                .with_admin_keys(&cli.admin_keys)
-                .with_scoring_keys(&cli.scoring_keys);
+                .with_admin_keys(&admin)
+                .with_scoring_keys(&scoring);
             let has_models = std::fs::read_dir(&models).is_ok_and(|mut d| d.next().is_some());
             if has_models {
                 // The local host sets ONNX Runtime up itself, so its one command suffices.
@@ -307,6 +347,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         println!("! ONNX Runtime unavailable, the evaluation gate is off: {e:#}")
                     }
                 }
+            }
+            match Application::build(state.clone(), port).await {
+                Ok(app) => {
+                    println!("HTTP functions on http://127.0.0.1:{}/api/", app.port());
+                    tokio::spawn(app.run_until_stopped());
+                }
+                // Another dev host may hold the port: the rest works without it.
+                Err(e) => println!("! HTTP functions not served on port {port}: {e}"),
             }
             let host = DevHost::new(state, &cli.storage.queue_dir())?;
             let options = DevOptions {
@@ -373,6 +421,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             reason,
             actor,
         } => crate::ops::rollback(store, &model, &reason, &actor).await?,
+        Command::Score {
+            model,
+            input,
+            output,
+            version,
+            alias,
+            batch,
+        } => {
+            let runtime = crate::onnxruntime::load_or_setup(cli.onnxruntime.as_deref())?;
+            let target = version.map_or(
+                sluice_shared::scoring::Target::Alias(alias),
+                sluice_shared::scoring::Target::Version,
+            );
+            crate::ops::score_file(
+                store,
+                runtime,
+                &model,
+                target,
+                &input,
+                output.as_deref(),
+                batch,
+            )
+            .await?
+        }
         Command::Audit { action } => crate::ops::audit(store, action == "verify").await?,
         Command::Contracts(ContractsCommand::Put { file }) => {
             let contract = Contract::from_json(&std::fs::read(&file)?)
@@ -615,4 +687,38 @@ fn train(
         serde_json::json!({"model_sha256": report.model_sha256, "metrics": report.metrics})
     );
     Ok(())
+}
+
+/// The local host's own API keys: read from (or created in) `<root>/.sluice-dev-keys.json`.
+fn dev_keys(root: &Path) -> anyhow::Result<(PathBuf, Secret, Secret)> {
+    let path = root.join(".sluice-dev-keys.json");
+    if !path.exists() {
+        std::fs::create_dir_all(root)?;
+        let key = || {
+            format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            )
+        };
+        let keys = serde_json::json!({"admin": key(), "scoring": key()});
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(&path) {
+            Ok(mut file) => std::io::Write::write_all(&mut file, keys.to_string().as_bytes())?,
+            // Another process wrote them first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let keys: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+    let get = |name: &str| -> anyhow::Result<Secret> {
+        Ok(keys[name]
+            .as_str()
+            .with_context(|| format!("{} has no {name} key", path.display()))?
+            .parse()?)
+    };
+    Ok((path.clone(), get("admin")?, get("scoring")?))
 }

@@ -270,3 +270,69 @@ pub async fn audit(store: Arc<dyn ObjectStore>, verify: bool) -> anyhow::Result<
     }
     Ok(())
 }
+
+/// `sluice score`: a JSON Lines file of records, scored in batches with progress on
+/// stderr; each output line is one row's prediction, in input order.
+pub async fn score_file(
+    store: Arc<dyn ObjectStore>,
+    runtime: &'static Runtime,
+    model: &str,
+    target: sluice_shared::scoring::Target,
+    input: &Path,
+    output: Option<&Path>,
+    batch: usize,
+) -> anyhow::Result<()> {
+    use std::io::{BufRead, Write};
+    let model = ModelName::parse(model)?;
+    let scorer =
+        sluice_shared::scoring::Scorer::new(Registry::new(store), runtime, 1, batch.max(1));
+    let reader = std::io::BufReader::new(
+        std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?,
+    );
+    let mut out: Box<dyn Write> = match output {
+        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    let (mut rows, mut done, started) =
+        (Vec::with_capacity(batch), 0usize, std::time::Instant::now());
+    let mut lines = reader.lines().enumerate().peekable();
+    while let Some((n, line)) = lines.next() {
+        let line = line?;
+        if !line.trim().is_empty() {
+            let row: serde_json::Value =
+                serde_json::from_str(&line).with_context(|| format!("line {}: not JSON", n + 1))?;
+            rows.push(row);
+        }
+        if rows.len() == batch.max(1) || (lines.peek().is_none() && !rows.is_empty()) {
+            let body = json!({"data": rows});
+            let scored = scorer
+                .score(&model, &target, &body)
+                .await
+                .map_err(|e| match e {
+                    sluice_shared::scoring::ScoreError::Input(i) => anyhow::anyhow!(
+                        "row {} ({}): {}",
+                        done + i.row.unwrap_or(0) + 1,
+                        i.column.unwrap_or_default(),
+                        i.message
+                    ),
+                    other => other.into(),
+                })?;
+            for p in &scored.predictions {
+                serde_json::to_writer(
+                    &mut out,
+                    &json!({"label": p.label, "probabilities": p.probabilities, "version": scored.version}),
+                )?;
+                out.write_all(b"\n")?;
+            }
+            done += rows.len();
+            rows.clear();
+            eprintln!(
+                "scored {done} rows with {model}@{} ({:.0} rows/s)",
+                scored.version,
+                done as f64 / started.elapsed().as_secs_f64().max(1e-9)
+            );
+        }
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -479,3 +479,45 @@ async fn production_moves_under_load_without_a_failed_or_mixed_request() {
         "production v2 serves within a second"
     );
 }
+
+#[tokio::test]
+async fn sluice_score_scores_a_file_like_the_function() {
+    let app = adult_in_production().await;
+    let (records, _) = records(&app, &[0, 1, 2, 3, 4]);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("rows.jsonl");
+    let lines: Vec<String> = records.iter().map(Value::to_string).collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let output = std::process::Command::new(sluice_tests::sluice_bin())
+        .arg("--root")
+        .arg(app.root())
+        .args([
+            "score",
+            "--model",
+            "adult-income",
+            "--batch",
+            "2",
+            "--input",
+        ])
+        .arg(&input)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("scored 5 rows with adult-income@1"),
+        "{stderr}"
+    );
+    let (_, served) = app
+        .score("/api/score/adult-income", &json!({"data": records}))
+        .await;
+    let batch: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(batch.len(), 5);
+    for (b, s) in batch.iter().zip(served["predictions"].as_array().unwrap()) {
+        assert_eq!(b["label"], s["label"]);
+        assert_eq!(b["probabilities"], s["probabilities"]);
+    }
+}
