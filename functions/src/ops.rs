@@ -306,7 +306,7 @@ pub async fn score_file(
         if rows.len() == batch.max(1) || (lines.peek().is_none() && !rows.is_empty()) {
             let body = json!({"data": rows});
             let scored = scorer
-                .score(&model, &target, &body)
+                .score(&model, &target, &body, "batch")
                 .await
                 .map_err(|e| match e {
                     sluice_shared::scoring::ScoreError::Input(i) => anyhow::anyhow!(

@@ -78,7 +78,7 @@ pub async fn score(
         let model = ModelName::parse(&model)
             .map_err(|_| AppError::not_found(format!("no model {model:?}")))?;
         let scored = scorer
-            .score(&model, &target, &value)
+            .score(&model, &target, &value, &request_id)
             .await
             .map_err(|e| match e {
                 ScoreError::Input(e) => AppError::bad_request(e.field(), e.message),

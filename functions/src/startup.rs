@@ -90,12 +90,15 @@ impl AppState {
             self.scratch.clone(),
         )));
         let sessions = std::thread::available_parallelism().map_or(2, |n| n.get());
-        self.scorer = Some(Arc::new(Scorer::new(
-            Registry::new(self.store.clone()),
-            runtime,
-            sessions,
-            crate::score::MAX_ROWS,
-        )));
+        self.scorer = Some(Arc::new(
+            Scorer::new(
+                Registry::new(self.store.clone()),
+                runtime,
+                sessions,
+                crate::score::MAX_ROWS,
+            )
+            .with_scratch(self.scratch.clone()),
+        ));
         self
     }
 
@@ -175,7 +178,11 @@ pub fn router(state: AppState) -> Router {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    scorer: Option<Arc<Scorer>>,
 }
+
+/// How often buffered prediction-log entries are written.
+pub const LOG_FLUSH: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Application {
     /// Binds `127.0.0.1:port` (0 picks a free port, as tests do).
@@ -183,6 +190,7 @@ impl Application {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
         Ok(Self {
             listener,
+            scorer: state.scorer.clone(),
             router: router(state),
         })
     }
@@ -191,11 +199,30 @@ impl Application {
         self.listener.local_addr().expect("bound").port()
     }
 
-    /// Serves until SIGINT/SIGTERM, letting in-flight invocations finish.
+    /// Serves until SIGINT/SIGTERM, letting in-flight invocations finish; writes the
+    /// prediction log every [`LOG_FLUSH`] and once more at the end.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
+        let flusher = self.scorer.clone().map(|scorer| {
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(LOG_FLUSH);
+                loop {
+                    every.tick().await;
+                    if let Err(e) = scorer.flush_log().await {
+                        tracing::warn!(error = %e, "writing the prediction log failed");
+                    }
+                }
+            })
+        });
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown_signal())
-            .await
+            .await;
+        if let (Some(flusher), Some(scorer)) = (flusher, self.scorer) {
+            flusher.abort();
+            if let Err(e) = scorer.flush_log().await {
+                tracing::warn!(error = %e, "writing the prediction log failed");
+            }
+        }
+        served
     }
 }
 

@@ -521,3 +521,79 @@ async fn sluice_score_scores_a_file_like_the_function() {
         assert_eq!(b["probabilities"], s["probabilities"]);
     }
 }
+
+#[tokio::test]
+async fn a_sampled_request_lands_in_the_prediction_log_as_parquet() {
+    let app = adult_in_production().await;
+    let mut logged = config();
+    logged["prediction_log"] = json!({"sample": 1.0});
+    put_config(&app, &logged).await;
+    let scorer = sluice_shared::scoring::Scorer::new(
+        Registry::new(app.store.clone()),
+        sluice_tests::onnxruntime(),
+        1,
+        100,
+    );
+    let model = ModelName::parse("adult-income").unwrap();
+    let (records, _) = records(&app, &[0, 1, 2]);
+    let target = sluice_shared::scoring::Target::Alias("production".into());
+    let first = scorer
+        .score(&model, &target, &json!({"data": records}), "req-1")
+        .await
+        .unwrap();
+    scorer
+        .score(
+            &model,
+            &target,
+            &json!({"data": [records[0].clone()]}),
+            "req-2",
+        )
+        .await
+        .unwrap();
+    let keys = scorer.flush_log().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(
+        keys[0].as_str().starts_with("predictions/adult-income/"),
+        "{}",
+        keys[0]
+    );
+    let file = std::fs::File::open(app.root().join(keys[0].as_str())).unwrap();
+    let frame = log_batch(file);
+    assert_eq!(frame.0, 4, "3 + 1 rows");
+    assert_eq!(frame.1, ["req-1", "req-1", "req-1", "req-2"]);
+    let p = first.predictions[1].probabilities[">50K"];
+    assert!((frame.2[1] - p).abs() < 1e-15);
+    assert!(
+        scorer.flush_log().await.unwrap().is_empty(),
+        "nothing left to write"
+    );
+}
+
+/// Rows, request ids and the positive class's probabilities of a prediction-log batch.
+fn log_batch(file: std::fs::File) -> (usize, Vec<String>, Vec<f64>) {
+    let table = sluice_shared::model::Table::read_parquet_file(
+        file,
+        &[
+            (
+                "request_id".into(),
+                sluice_shared::dataset::contract::ColumnType::String,
+            ),
+            (
+                "p_>50K".into(),
+                sluice_shared::dataset::contract::ColumnType::Float,
+            ),
+        ],
+    )
+    .unwrap();
+    let Values::Text(ids) = &table.columns[0].1 else {
+        panic!()
+    };
+    let Values::Numbers(ps) = &table.columns[1].1 else {
+        panic!()
+    };
+    (
+        table.rows(),
+        ids.iter().map(|i| i.clone().unwrap()).collect(),
+        ps.clone(),
+    )
+}

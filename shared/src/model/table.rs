@@ -79,6 +79,21 @@ impl Table {
             message: e.to_string(),
         };
         let file = std::fs::File::open(path).map_err(|e| fail(&e))?;
+        Self::read_parquet_file(file, columns).map_err(|e| match e {
+            TableError::Read { message, .. } => fail(&message),
+            other => other,
+        })
+    }
+
+    /// [`read_parquet`](Self::read_parquet) from an open file.
+    pub fn read_parquet_file(
+        file: std::fs::File,
+        columns: &[(String, ColumnType)],
+    ) -> Result<Table, TableError> {
+        let fail = |e: &dyn std::fmt::Display| TableError::Read {
+            path: "(file)".into(),
+            message: e.to_string(),
+        };
         let frame = ParquetReader::new(file).finish().map_err(|e| fail(&e))?;
         let mut out = Table::default();
         for (name, kind) in columns {

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
+pub mod log;
+
 use crate::dataset::contract::ColumnType;
 use crate::model::signature::{InputSpec, TensorType};
 use crate::model::{ModelSession, Runtime, Signature, Table, Values};
@@ -276,6 +278,10 @@ pub struct Scorer {
     sessions_per_version: usize,
     sessions: Mutex<HashMap<(ModelName, u32), Arc<ModelSession>>>,
     aliases: Mutex<HashMap<(ModelName, String), Resolution>>,
+    /// Each model's prediction-log sample share (None: off), re-read every few seconds.
+    log_shares: Mutex<HashMap<ModelName, (Instant, Option<f64>)>>,
+    log: Arc<log::PredictionLog>,
+    scratch: std::path::PathBuf,
     pub max_rows: usize,
 }
 
@@ -292,8 +298,45 @@ impl Scorer {
             sessions_per_version,
             sessions: Mutex::default(),
             aliases: Mutex::default(),
+            log_shares: Mutex::default(),
+            log: Arc::default(),
+            scratch: std::env::temp_dir(),
             max_rows,
         }
+    }
+
+    /// Where prediction-log batches are staged before upload.
+    pub fn with_scratch(mut self, scratch: std::path::PathBuf) -> Self {
+        self.scratch = scratch;
+        self
+    }
+
+    async fn log_share(&self, model: &ModelName) -> Option<f64> {
+        if let Some((at, share)) = self.log_shares.lock().expect("log shares").get(model)
+            && at.elapsed() < Duration::from_secs(5)
+        {
+            return *share;
+        }
+        let key = crate::runs::config_key(model);
+        let share = crate::storage::get_json::<crate::training::TrainingConfig>(
+            self.registry.store().as_ref(),
+            &key,
+        )
+        .await
+        .ok()
+        .and_then(|(c, _)| c.prediction_log.map(|p| p.sample));
+        self.log_shares
+            .lock()
+            .expect("log shares")
+            .insert(model.clone(), (Instant::now(), share));
+        share
+    }
+
+    /// Writes the buffered prediction-log entries (call periodically and on shutdown).
+    pub async fn flush_log(
+        &self,
+    ) -> Result<Vec<crate::storage::ObjectKey>, crate::storage::StorageError> {
+        self.log.flush(self.registry.store(), &self.scratch).await
     }
 
     async fn session(
@@ -382,20 +425,25 @@ impl Scorer {
         Ok(self.load(model, target).await?.session.signature().clone())
     }
 
-    /// Decodes and scores a request body against the model `target` names.
+    /// Decodes and scores a request body against the model `target` names; logs it
+    /// when the model's prediction log samples `request_id`.
     pub async fn score(
         &self,
         model: &ModelName,
         target: &Target,
         body: &Value,
+        request_id: &str,
     ) -> Result<Scored, ScoreError> {
         let loaded = self.load(model, target).await?;
         let table = decode(body, loaded.session.signature(), self.max_rows)?;
         let session = loaded.session.clone();
-        let predictions = tokio::task::spawn_blocking(move || session.predict(&table))
-            .await
-            .map_err(|e| ScoreError::Inference(e.to_string()))?
-            .map_err(|e| ScoreError::Inference(e.to_string()))?;
+        let (table, predictions) = tokio::task::spawn_blocking(move || {
+            let predicted = session.predict(&table);
+            (table, predicted)
+        })
+        .await
+        .map_err(|e| ScoreError::Inference(e.to_string()))?;
+        let predictions = predictions.map_err(|e| ScoreError::Inference(e.to_string()))?;
         let classes = &loaded.session.signature().classes;
         let rows = predictions
             .probabilities
@@ -406,12 +454,29 @@ impl Scorer {
                 probabilities: classes.iter().cloned().zip(p.iter().copied()).collect(),
             })
             .collect();
-        Ok(Scored {
+        let scored = Scored {
             model: model.clone(),
             version: loaded.version,
             release: loaded.release,
             predictions: rows,
-        })
+        };
+        if let Some(share) = self.log_share(model).await
+            && log::sampled(request_id, share)
+            && self.log.record(request_id, table, scored.clone()).is_some()
+        {
+            // A full batch is written off the request's path.
+            let (log, store, scratch) = (
+                self.log.clone(),
+                self.registry.store().clone(),
+                self.scratch.clone(),
+            );
+            tokio::spawn(async move {
+                if let Err(e) = log.flush(&store, &scratch).await {
+                    tracing::warn!(error = %e, "writing the prediction log failed");
+                }
+            });
+        }
+        Ok(scored)
     }
 }
 

@@ -41,6 +41,16 @@ pub struct TrainingConfig {
     pub evaluation: Option<EvaluationConfig>,
     #[serde(default)]
     pub promotion: PromotionPolicy,
+    /// Log a sample of scored requests for drift analysis (off when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction_log: Option<PredictionLogConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictionLogConfig {
+    /// Share of requests logged, 0 to 1 (chosen by request id, so it is reproducible).
+    pub sample: f64,
 }
 
 fn default_seed() -> u64 {
