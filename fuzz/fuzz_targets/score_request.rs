@@ -1,0 +1,26 @@
+#![no_main]
+//! Any bytes, as a scoring request body: decoding may refuse them, never panic.
+
+use libfuzzer_sys::fuzz_target;
+use sluice_shared::dataset::contract::ColumnType;
+use sluice_shared::model::signature::{InputSpec, Signature, TensorType};
+
+fuzz_target!(|data: &[u8]| {
+    let signature = Signature {
+        inputs: vec![
+            InputSpec { name: "age".into(), kind: ColumnType::Integer, tensor: TensorType::Double, categories: None },
+            InputSpec {
+                name: "sex".into(),
+                kind: ColumnType::String,
+                tensor: TensorType::String,
+                categories: Some(vec!["Female".into(), "Male".into()]),
+            },
+        ],
+        label: "income".into(),
+        classes: vec!["<=50K".into(), ">50K".into()],
+        outputs: vec![],
+    };
+    if let Ok(body) = serde_json::from_slice::<serde_json::Value>(data) {
+        let _ = sluice_shared::scoring::decode(&body, &signature, 1000);
+    }
+});
