@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use sha2::Digest;
 use sluice_shared::dataset::Ingestor;
 use sluice_shared::storage::ObjectStore;
 use tokio::net::TcpListener;
@@ -60,11 +61,13 @@ impl AppState {
     /// Local compute running this executable's `sluice train`, no gate, no admin keys.
     pub fn new(store: Arc<dyn ObjectStore>, scratch: std::path::PathBuf) -> Self {
         let program = std::env::current_exe().unwrap_or_else(|_| "sluice".into());
-        let compute = Arc::new(LocalCompute::new(
-            store.clone(),
-            scratch.join("sluice-jobs"),
-            program,
-        ));
+        // Job folders are per store: the same run id in two stores is two jobs.
+        let runs = sluice_shared::storage::ObjectKey::parse("runs").expect("valid key");
+        let store_id = sha2::Sha256::digest(store.uri(&runs).as_bytes());
+        let jobs = scratch
+            .join("sluice-jobs")
+            .join(&hex::encode(store_id)[..16]);
+        let compute = Arc::new(LocalCompute::new(store.clone(), jobs, program));
         Self {
             ingestor: Arc::new(Ingestor::new(store.clone(), scratch.clone())),
             runs: Runs::new(store.clone(), compute),

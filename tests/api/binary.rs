@@ -106,3 +106,57 @@ fn dev_ingests_pushed_files_and_the_cli_shows_them() {
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("✓ adult v1"), "{out}");
 }
+
+/// The README's run command, twice, on two stores sharing one scratch folder: each runs
+/// the whole loop to production (job folders are per store, so the same run id in two
+/// stores is two jobs).
+#[test]
+fn dev_runs_the_whole_loop_in_each_store() {
+    let scratch = tempfile::tempdir().unwrap();
+    let adult = sluice_tests::adult("adult.data");
+    let test = sluice_tests::adult("adult.test");
+    for _ in 0..2 {
+        let root = tempfile::tempdir().unwrap();
+        let output = Command::new(sluice_bin())
+            .current_dir(sluice_tests::repo_root())
+            .arg("--root")
+            .arg(root.path())
+            .arg("--scratch-dir")
+            .arg(scratch.path())
+            .args(["dev", "--exit-when-idle", "--port", "0", "--push"])
+            .arg(format!("adult={}", adult.display()))
+            .arg("--push")
+            .arg(format!("adult-eval={}", test.display()))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.contains("registered model version 1"), "{stdout}");
+        assert!(
+            stdout.contains("released as staging.1, production.1"),
+            "{stdout}"
+        );
+        let listed = Command::new(sluice_bin())
+            .arg("--root")
+            .arg(root.path())
+            .args(["models", "list"])
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&listed.stdout).contains("production v1 (production.1)"));
+        let verified = Command::new(sluice_bin())
+            .arg("--root")
+            .arg(root.path())
+            .args(["audit", "verify"])
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&verified.stdout).contains("audit trail verified: 7 records"),
+            "{}",
+            String::from_utf8_lossy(&verified.stdout)
+        );
+    }
+}
