@@ -205,6 +205,29 @@ fn child_json(cmd: &mut Command) -> anyhow::Result<Value> {
     serde_json::from_str(last).with_context(|| format!("{cmd:?} printed {stdout:?}"))
 }
 
+/// The scoring benchmark's baseline: the cheapest answer axum can give to a POST of the
+/// same shape (body read, fixed JSON back), on one port of loopback.
+pub async fn echo(port: u16, bytes: usize) -> anyhow::Result<()> {
+    let body: &'static str = Box::leak(
+        format!("{{\"pad\":\"{}\"}}", "x".repeat(bytes.saturating_sub(10))).into_boxed_str(),
+    );
+    let app = axum::Router::new().fallback(axum::routing::post(
+        move |_: axum::body::Bytes| async move {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!(
+        "listening on http://127.0.0.1:{}",
+        listener.local_addr()?.port()
+    );
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

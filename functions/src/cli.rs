@@ -173,6 +173,16 @@ pub enum Command {
         #[arg(long, hide = true)]
         sluice_side: Option<PathBuf>,
     },
+    /// Benchmark baseline: a bare axum route on 127.0.0.1:PORT answering any POST with
+    /// a fixed JSON body of `bytes` bytes (the limit of the HTTP path; see
+    /// tests/bench/score.sh).
+    #[command(hide = true)]
+    BenchEcho {
+        #[arg(long)]
+        port: u16,
+        #[arg(long, default_value_t = 200)]
+        bytes: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -255,6 +265,9 @@ pub fn handler_port(flag: u16) -> anyhow::Result<u16> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::BenchEcho { port, bytes } = &cli.command {
+        return crate::bench::echo(*port, *bytes).await;
+    }
     if let Command::Bench {
         mib,
         dir,
@@ -283,7 +296,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let store = cli.storage.build().await?;
     match cli.command {
-        Command::Bench { .. } | Command::Setup | Command::Train { .. } => {
+        Command::Bench { .. }
+        | Command::BenchEcho { .. }
+        | Command::Setup
+        | Command::Train { .. } => {
             unreachable!("handled above")
         }
         Command::Serve { port } => {
