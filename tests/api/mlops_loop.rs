@@ -110,8 +110,9 @@ async fn production(app: &TestApp) -> u32 {
         .version
 }
 
-#[tokio::test]
-async fn adult_goes_from_upload_to_production_and_back() {
+/// A loop app with the Adult contracts, the `adult-income` config and the pinned
+/// evaluation data (`adult-eval` v1) in place: Adult itself is the caller's to drop.
+pub(crate) async fn loop_app_with_eval_data() -> TestApp {
     let app = spawn_loop_app().await;
     app.adult_contract().await;
     let eval: Value = serde_json::from_slice(
@@ -125,6 +126,12 @@ async fn adult_goes_from_upload_to_production_and_back() {
         app.ingest("adult-eval", "adult.test", test_file).await["status"],
         "versioned"
     );
+    app
+}
+
+#[tokio::test]
+async fn adult_goes_from_upload_to_production_and_back() {
+    let app = loop_app_with_eval_data().await;
 
     // Drop the Adult data: v1, and its dataset.versioned event (delivered twice).
     let key = app

@@ -11,24 +11,12 @@ use sluice_shared::model::{ModelSession, Table, Values};
 use sluice_shared::registry::promotion::promote;
 use sluice_shared::registry::{ModelName, Registry};
 
-use crate::helpers::{ADMIN_KEY, SCORING_KEY, TestApp, spawn_loop_app};
-use crate::mlops_loop::{config, put_config};
+use crate::helpers::{ADMIN_KEY, SCORING_KEY, TestApp};
+use crate::mlops_loop::{config, loop_app_with_eval_data, put_config};
 
 /// An app whose `adult-income` v1 is in production (through the whole loop).
 async fn adult_in_production() -> TestApp {
-    let app = spawn_loop_app().await;
-    app.adult_contract().await;
-    let eval: Value = serde_json::from_slice(
-        &std::fs::read(sluice_tests::repo_root().join("contracts/adult-eval.json")).unwrap(),
-    )
-    .unwrap();
-    app.put_contract(eval).await;
-    put_config(&app, &config()).await;
-    let test_file = std::fs::read(sluice_tests::adult("adult.test")).unwrap();
-    assert_eq!(
-        app.ingest("adult-eval", "adult.test", test_file).await["status"],
-        "versioned"
-    );
+    let app = loop_app_with_eval_data().await;
     let data = std::fs::read(sluice_tests::adult("adult.data")).unwrap();
     assert_eq!(
         app.ingest("adult", "adult.data", data).await["status"],
