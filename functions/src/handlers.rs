@@ -8,7 +8,7 @@ use sluice_shared::dataset::{IngestOutcome, Upload};
 use tracing::{Instrument, info, info_span};
 
 use crate::error::AppError;
-use crate::invocation::{Invocation, InvocationError, InvocationResponse};
+use crate::invocation::{Invocation, InvocationError, InvocationResponse, event_data, event_type};
 use crate::startup::{AppState, BLOB_TRIGGER_MAX_BYTES};
 
 /// The output binding that carries `dataset.versioned` / `dataset.rejected` events.
@@ -43,22 +43,16 @@ pub async fn dataset_ingest(
         info_span!("invocation", function = "DatasetIngest", invocation_id = %inv.invocation_id());
     async move {
         let event = inv.event()?;
-        let kind = event
-            .get("eventType")
-            .or_else(|| event.get("type"))
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                InvocationError::new(
-                    "Data.event.eventType",
-                    "missing (or `type` for CloudEvents)",
-                )
-            })?;
+        let kind = event_type(&event).ok_or_else(|| {
+            InvocationError::new(
+                "Data.event.eventType",
+                "missing (or `type` for CloudEvents)",
+            )
+        })?;
         if kind != "Microsoft.Storage.BlobCreated" {
             return Ok(ignored(format!("event type {kind} is not handled")));
         }
-        let data = event
-            .get("data")
-            .ok_or_else(|| InvocationError::new("Data.event.data", "missing"))?;
+        let data = event_data(&event)?;
         let api = data.get("api").and_then(Value::as_str).unwrap_or_default();
         if !BLOB_CREATED_APIS.contains(&api) {
             return Ok(ignored(format!(

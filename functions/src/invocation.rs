@@ -49,6 +49,22 @@ fn unwrap_encoded(v: &Value) -> Value {
     }
 }
 
+/// An Event Grid event's type: `eventType` in the Event Grid schema, `type` in
+/// CloudEvents.
+pub fn event_type(event: &Value) -> Option<&str> {
+    event
+        .get("eventType")
+        .or_else(|| event.get("type"))
+        .and_then(Value::as_str)
+}
+
+/// An Event Grid event's `data`, which every event Sluice handles needs.
+pub fn event_data(event: &Value) -> Result<&Value, InvocationError> {
+    event
+        .get("data")
+        .ok_or_else(|| InvocationError::new("Data.event.data", "missing"))
+}
+
 impl Invocation {
     pub fn parse(body: &[u8]) -> Result<Self, InvocationError> {
         let root: Value = serde_json::from_slice(body)

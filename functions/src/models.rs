@@ -14,7 +14,7 @@ use tracing::{Instrument, info_span};
 
 use crate::error::AppError;
 use crate::handlers::{body, ignored};
-use crate::invocation::{InvocationError, InvocationResponse};
+use crate::invocation::{InvocationError, InvocationResponse, event_data, event_type};
 use crate::startup::AppState;
 
 fn model_name(raw: &str) -> Result<ModelName, AppError> {
@@ -34,14 +34,8 @@ fn registered_version(
     state: &AppState,
     event: &Value,
 ) -> Result<Option<(String, u32)>, InvocationError> {
-    let kind = event
-        .get("eventType")
-        .or_else(|| event.get("type"))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let data = event
-        .get("data")
-        .ok_or_else(|| InvocationError::new("Data.event.data", "missing"))?;
+    let kind = event_type(event).unwrap_or_default();
+    let data = event_data(event)?;
     match kind {
         "Microsoft.Storage.BlobCreated" => {
             let url = data

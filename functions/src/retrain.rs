@@ -15,7 +15,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::error::AppError;
 use crate::handlers::{body, ignored};
-use crate::invocation::{InvocationError, InvocationResponse};
+use crate::invocation::{InvocationError, InvocationResponse, event_data, event_type};
 use crate::startup::AppState;
 
 /// Decodes a request, naming the field that is wrong.
@@ -215,11 +215,13 @@ pub async fn advance(state: &AppState, only: Option<&str>) -> Result<Vec<Value>,
         // One run's trouble (a backend down) is reported and retried on the next tick;
         // it does not hold up the others.
         let step = async {
-            let run = if run.job.is_none() && !run.status.is_final() {
-                state.runs.start(&run.id).await?
-            } else {
-                run.clone()
-            };
+            if run.status.is_final() {
+                // Nothing to follow; only its gate may still be owed (below).
+                return Ok((run.clone(), None));
+            }
+            if run.job.is_none() {
+                state.runs.start(&run.id).await?;
+            }
             state.runs.poll(&run.id).await
         };
         let (run, registered) = match step.await {
@@ -293,17 +295,11 @@ pub async fn ml_job_events(
         info_span!("invocation", function = "MlJobEvents", invocation_id = %inv.invocation_id());
     async move {
         let event = inv.event()?;
-        let kind = event
-            .get("eventType")
-            .or_else(|| event.get("type"))
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let kind = event_type(&event).unwrap_or_default();
         if !kind.starts_with("Microsoft.MachineLearningServices.Run") {
             return Ok(ignored(format!("event type {kind:?} is not a job event")));
         }
-        let data = event
-            .get("data")
-            .ok_or_else(|| InvocationError::new("Data.event.data", "missing"))?;
+        let data = event_data(&event)?;
         let run_id = data
             .pointer("/runTags/sluice.run_id")
             .or_else(|| data.get("runId"))

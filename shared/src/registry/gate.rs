@@ -143,7 +143,12 @@ impl Gate {
             Err(RegistryError::NoAlias { .. }) => None,
             Err(e) => return Err(e.into()),
         };
-        let result = self.judge(&config, &candidate, production.as_ref()).await?;
+        // The evaluation data is fetched once, for the verdict and the smoke test.
+        let data = tempfile::tempdir_in(&self.scratch)?;
+        self.fetch(&config, data.path()).await?;
+        let result = self
+            .judge(&config, &candidate, production.as_ref(), data.path())
+            .await?;
         let subject = format!("model:{model}@{version}");
         self.audit
             .append(Entry {
@@ -188,7 +193,7 @@ impl Gate {
                 )
                 .await?;
             outcome.releases.push(staged);
-            self.smoke_test(model, &config).await?;
+            self.smoke_test(model, data.path()).await?;
             if config.promotion.approval == Approval::Auto {
                 let released = self
                     .release(
@@ -225,6 +230,7 @@ impl Gate {
         config: &TrainingConfig,
         candidate: &ModelVersion,
         production: Option<&ModelVersion>,
+        data: &Path,
     ) -> Result<GateResult, GateError> {
         let mut reasons = Vec::new();
         if let Some(p) = production {
@@ -236,11 +242,9 @@ impl Gate {
                     .map(|r| format!("signature: {r}")),
             );
         }
-        let dir = tempfile::tempdir_in(&self.scratch)?;
-        self.fetch(config, dir.path()).await?;
-        let scored = evaluate(&self.session(candidate).await?, dir.path())?;
+        let scored = evaluate(&self.session(candidate).await?, data)?;
         let baseline = match production {
-            Some(p) if reasons.is_empty() => Some(evaluate(&self.session(p).await?, dir.path())?),
+            Some(p) if reasons.is_empty() => Some(evaluate(&self.session(p).await?, data)?),
             _ => None,
         };
         reasons.extend(judge(&config.promotion, &scored, baseline.as_ref()));
@@ -256,17 +260,11 @@ impl Gate {
 
     /// Scores sample rows with the model `staging` resolves to, loaded from the registry
     /// as the scorer loads it: outputs must be finite probabilities summing to one.
-    async fn smoke_test(
-        &self,
-        model: &ModelName,
-        config: &TrainingConfig,
-    ) -> Result<(), GateError> {
+    async fn smoke_test(&self, model: &ModelName, data: &Path) -> Result<(), GateError> {
         let staged = self.registry.resolve(model, STAGING).await?;
         let session = self.session(&staged).await?;
-        let dir = tempfile::tempdir_in(&self.scratch)?;
-        self.fetch(config, dir.path()).await?;
         let manifest: crate::dataset::Manifest =
-            serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json"))?)
+            serde_json::from_slice(&std::fs::read(data.join("manifest.json"))?)
                 .map_err(|e| GateError::Invalid(e.to_string()))?;
         let columns: Vec<_> = staged
             .signature
@@ -281,7 +279,7 @@ impl Gate {
                 (i.name.clone(), kind)
             })
             .collect();
-        let table = Table::read_parquet(&dir.path().join("data.parquet"), &columns)
+        let table = Table::read_parquet(&data.join("data.parquet"), &columns)
             .map_err(|e| GateError::Invalid(e.to_string()))?;
         let sample = table.take(&(0..table.rows().min(5)).collect::<Vec<_>>());
         let predictions = session

@@ -324,25 +324,8 @@ impl Registry {
             .await?)
     }
 
-    /// Registered (committed) versions, ascending.
-    pub async fn versions(&self, model: &ModelName) -> Result<Vec<u32>, RegistryError> {
-        let prefix = format!("{}/versions/", models_root(model));
-        let mut out: Vec<u32> = self
-            .store
-            .list(&prefix)
-            .await?
-            .iter()
-            .filter_map(|m| {
-                let rest = m.key.as_str().strip_prefix(&prefix)?;
-                let (v, file) = rest.split_once('/')?;
-                (file == "manifest.json").then(|| v.strip_prefix('v')?.parse().ok())?
-            })
-            .collect();
-        out.sort_unstable();
-        Ok(out)
-    }
-
-    async fn latest_version(&self, model: &ModelName) -> Result<Option<u32>, RegistryError> {
+    /// Every (version, file) under the model's versions, claims included.
+    async fn version_files(&self, model: &ModelName) -> Result<Vec<(u32, String)>, RegistryError> {
         let prefix = format!("{}/versions/", models_root(model));
         Ok(self
             .store
@@ -350,9 +333,32 @@ impl Registry {
             .await?
             .iter()
             .filter_map(|m| {
-                let rest = m.key.as_str().strip_prefix(&prefix)?;
-                rest.split_once('/')?.0.strip_prefix('v')?.parse().ok()
+                let (v, file) = m.key.as_str().strip_prefix(&prefix)?.split_once('/')?;
+                Some((v.strip_prefix('v')?.parse().ok()?, file.to_owned()))
             })
+            .collect())
+    }
+
+    /// Registered (committed) versions, ascending.
+    pub async fn versions(&self, model: &ModelName) -> Result<Vec<u32>, RegistryError> {
+        let mut out: Vec<u32> = self
+            .version_files(model)
+            .await?
+            .into_iter()
+            .filter(|(_, file)| file == "manifest.json")
+            .map(|(v, _)| v)
+            .collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// The highest version number taken, committed or only claimed.
+    async fn latest_version(&self, model: &ModelName) -> Result<Option<u32>, RegistryError> {
+        Ok(self
+            .version_files(model)
+            .await?
+            .into_iter()
+            .map(|(v, _)| v)
             .max())
     }
 

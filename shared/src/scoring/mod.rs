@@ -416,15 +416,6 @@ impl Scorer {
         }
     }
 
-    /// The signature of what `target` names now (for decoding before scoring).
-    pub async fn signature(
-        &self,
-        model: &ModelName,
-        target: &Target,
-    ) -> Result<Signature, ScoreError> {
-        Ok(self.load(model, target).await?.session.signature().clone())
-    }
-
     /// Decodes and scores a request body against the model `target` names; logs it
     /// when the model's prediction log samples `request_id`.
     pub async fn score(
