@@ -77,7 +77,7 @@ impl Keys {
         if !bool::from(matched) {
             return Err(AppError::unauthorized("invalid key"));
         }
-        let fingerprint = format!("key:{}", &hex::encode(offered)[..8]);
+        let fingerprint = format!("key:{}", hex::encode(&offered[..4]));
         Ok(
             match headers.get("x-sluice-actor").and_then(|v| v.to_str().ok()) {
                 Some(actor) if !actor.trim().is_empty() => {

@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sluice_shared::registry::ModelName;
 use sluice_shared::scoring::{ScoreError, Target};
 use tracing::{Instrument, error, info_span};
@@ -90,9 +90,7 @@ pub async fn score(
                     AppError::internal(&e)
                 }
             })?;
-        let mut body = serde_json::to_value(&scored).unwrap_or_default();
-        body["request_id"] = json!(request_id);
-        Ok(([("x-request-id", request_id.clone())], axum::Json(body)).into_response())
+        Ok(([("x-request-id", request_id.clone())], axum::Json(scored)).into_response())
     }
     .instrument(span)
     .await

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use sluice_shared::model::{ModelSession, Table, Values};
 use sluice_shared::registry::promotion::promote;
 use sluice_shared::registry::{ModelName, Registry};
+use sluice_shared::scoring::batch::Batcher;
 
 use crate::helpers::{ADMIN_KEY, SCORING_KEY, TestApp};
 use crate::mlops_loop::{config, loop_app_with_eval_data, put_config};
@@ -161,6 +162,65 @@ async fn scoring_serves_production_and_agrees_with_onnx_runtime_in_either_form()
         )
         .await;
     assert_eq!(staged["release"], "staging.1");
+}
+
+/// Requests that arrive while the scoring threads are busy are scored together; each
+/// still gets exactly its own rows' answers.
+#[tokio::test]
+async fn requests_batched_together_each_get_their_own_answers() {
+    let app = adult_in_production().await;
+    let rows: Vec<usize> = (0..200).collect();
+    let (_, table) = records(&app, &rows);
+    let registry = Registry::new(app.store.clone());
+    let model = ModelName::parse("adult-income").unwrap();
+    let v1 = registry.version(&model, 1).await.unwrap();
+    let onnx = registry.model_bytes(&model, 1).await.unwrap();
+    let direct = ModelSession::new(sluice_tests::onnxruntime(), &onnx, v1.signature.clone())
+        .unwrap()
+        .predict(&table)
+        .unwrap();
+    // One thread, so requests queue behind the one running.
+    let batcher = Arc::new(
+        Batcher::start(sluice_tests::onnxruntime(), &onnx, v1.signature, 1, "test").unwrap(),
+    );
+    // Requests of 1 to 3 rows, cut from the 200 in order.
+    let mut requests = Vec::new();
+    let mut start = 0;
+    while start < rows.len() {
+        let n = (start % 3 + 1).min(rows.len() - start);
+        requests.push((start, (start..start + n).collect::<Vec<_>>()));
+        start += n;
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (first, indices) in requests.clone() {
+        let (batcher, part) = (batcher.clone(), table.take(&indices));
+        tasks.spawn(async move { (first, batcher.predict(part).await) });
+    }
+    let mut answered = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (first, (returned, predicted)) = done.unwrap();
+        let predicted = predicted.unwrap();
+        assert_eq!(returned.rows(), predicted.labels.len());
+        for (i, p) in predicted.probabilities.iter().enumerate() {
+            let want = &direct.probabilities[first + i];
+            assert!(
+                (p[1] - want[1]).abs() < 1e-12,
+                "row {}: {} vs {}",
+                first + i,
+                p[1],
+                want[1]
+            );
+            assert_eq!(predicted.labels[i], direct.labels[first + i]);
+        }
+        answered += 1;
+    }
+    assert_eq!(answered, requests.len());
+    assert!(
+        batcher.runs() < requests.len() as u64,
+        "{} runs for {} requests: nothing was batched",
+        batcher.runs(),
+        requests.len()
+    );
 }
 
 #[tokio::test]

@@ -7,6 +7,6 @@ pub mod signature;
 pub mod table;
 
 pub use runtime::Runtime;
-pub use session::{ModelSession, Predictions};
+pub use session::{InferenceError, ModelSession, Predictions};
 pub use signature::Signature;
 pub use table::{Table, Values};

@@ -36,6 +36,19 @@ pub struct Predictions {
 }
 
 impl Predictions {
+    /// Cuts the rows into consecutive parts of the given sizes.
+    pub fn split(self, sizes: impl IntoIterator<Item = usize>) -> Vec<Predictions> {
+        let mut probabilities = self.probabilities.into_iter();
+        let mut labels = self.labels.into_iter();
+        sizes
+            .into_iter()
+            .map(|n| Predictions {
+                probabilities: probabilities.by_ref().take(n).collect(),
+                labels: labels.by_ref().take(n).collect(),
+            })
+            .collect()
+    }
+
     /// The probability of the last (positive) class per row.
     pub fn positive(&self) -> Vec<f64> {
         self.probabilities
@@ -45,55 +58,24 @@ impl Predictions {
     }
 }
 
-/// A loaded model: a few ONNX Runtime sessions of it. An `ort` session needs exclusive
-/// access to run, so concurrent calls each take a free one (waiting only when all are
-/// busy); each session uses one thread, so they run in parallel.
+/// A loaded model: one ONNX Runtime session of it. An `ort` session needs exclusive
+/// access to run, so concurrent callers take turns; the scorer runs several of these
+/// side by side (see `scoring::batch`).
 pub struct ModelSession {
-    sessions: Vec<Mutex<Session>>,
-    next: std::sync::atomic::AtomicUsize,
+    session: Mutex<Session>,
     signature: Signature,
 }
 
 impl ModelSession {
-    /// One session: enough for training checks and the gate.
     pub fn new(
         runtime: &Runtime,
         onnx: &[u8],
         signature: Signature,
     ) -> Result<Self, InferenceError> {
-        Self::with_sessions(runtime, onnx, signature, 1)
-    }
-
-    /// `count` sessions, for serving concurrent requests.
-    pub fn with_sessions(
-        runtime: &Runtime,
-        onnx: &[u8],
-        signature: Signature,
-        count: usize,
-    ) -> Result<Self, InferenceError> {
-        let mut sessions = Vec::with_capacity(count.max(1));
-        for _ in 0..count.max(1) {
-            sessions.push(Mutex::new(runtime.session(onnx)?));
-        }
         Ok(Self {
-            sessions,
-            next: Default::default(),
+            session: Mutex::new(runtime.session(onnx)?),
             signature,
         })
-    }
-
-    /// A free session if there is one, else the next in turn (waiting for it).
-    fn session(&self) -> std::sync::MutexGuard<'_, Session> {
-        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let n = self.sessions.len();
-        for i in 0..n {
-            if let Ok(guard) = self.sessions[(start + i) % n].try_lock() {
-                return guard;
-            }
-        }
-        self.sessions[start % n]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn signature(&self) -> &Signature {
@@ -132,7 +114,7 @@ impl ModelSession {
             };
             inputs.push((Cow::Owned(spec.name.clone()), value));
         }
-        let mut session = self.session();
+        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
         let outputs = session.run(inputs).map_err(|e| run(&e))?;
         let (shape, probabilities) = outputs["probabilities"]
             .try_extract_tensor::<f64>()
@@ -145,5 +127,25 @@ impl ModelSession {
             probabilities: probabilities.chunks(classes).map(<[f64]>::to_vec).collect(),
             labels: labels.iter().map(|&l| l.max(0) as usize).collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn predictions_split_into_consecutive_parts() {
+        let all = Predictions {
+            probabilities: (0..6)
+                .map(|i| vec![1.0 - f64::from(i) / 10.0, f64::from(i) / 10.0])
+                .collect(),
+            labels: vec![0, 1, 0, 1, 1, 0],
+        };
+        let parts = all.clone().split([1, 3, 2]);
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[0].labels, [0]);
+        assert_eq!(parts[1].labels, [1, 0, 1]);
+        assert_eq!(parts[2].probabilities, all.probabilities[4..]);
     }
 }

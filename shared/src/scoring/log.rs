@@ -20,9 +20,7 @@ pub const BATCH_ROWS: usize = 10_000;
 
 /// One logged request.
 struct Entry {
-    request_id: String,
     at: DateTime<Utc>,
-    version: u32,
     inputs: Table,
     scored: Scored,
 }
@@ -40,19 +38,12 @@ pub struct PredictionLog {
 
 impl PredictionLog {
     /// Buffers a scored request; returns the model's entries when a batch is full.
-    pub fn record(
-        &self,
-        request_id: &str,
-        inputs: Table,
-        scored: Scored,
-    ) -> Option<(ModelName, usize)> {
+    pub fn record(&self, inputs: Table, scored: Scored) -> Option<(ModelName, usize)> {
         let mut buffers = self.buffers.lock().expect("prediction buffers");
         let model = scored.model.clone();
         let buffer = buffers.entry(model.clone()).or_default();
         buffer.push(Entry {
-            request_id: request_id.to_owned(),
             at: Utc::now(),
-            version: scored.version,
             inputs,
             scored,
         });
@@ -73,11 +64,14 @@ impl PredictionLog {
         };
         let mut written = Vec::new();
         for (model, entries) in drained {
-            let mut versions: Vec<u32> = entries.iter().map(|e| e.version).collect();
+            let mut versions: Vec<u32> = entries.iter().map(|e| e.scored.version).collect();
             versions.sort_unstable();
             versions.dedup();
             for version in versions {
-                let batch: Vec<&Entry> = entries.iter().filter(|e| e.version == version).collect();
+                let batch: Vec<&Entry> = entries
+                    .iter()
+                    .filter(|e| e.scored.version == version)
+                    .collect();
                 let frame = frame(&batch).map_err(|e| StorageError::Backend {
                     store: "prediction log",
                     message: e.to_string(),
@@ -125,7 +119,7 @@ fn frame(entries: &[&Entry]) -> PolarsResult<DataFrame> {
     for entry in entries {
         let n = entry.scored.predictions.len();
         for (r, p) in entry.scored.predictions.iter().enumerate() {
-            request_ids.push(entry.request_id.clone());
+            request_ids.push(entry.scored.request_id.clone());
             times.push(entry.at.to_rfc3339());
             rows.push(r as u32);
             labels.push(p.label.clone());
@@ -157,7 +151,10 @@ fn frame(entries: &[&Entry]) -> PolarsResult<DataFrame> {
     let mut columns = vec![
         Column::new("request_id".into(), request_ids),
         Column::new("scored_at".into(), times),
-        Column::new("model_version".into(), vec![entries[0].version; height]),
+        Column::new(
+            "model_version".into(),
+            vec![entries[0].scored.version; height],
+        ),
         Column::new("row".into(), rows),
     ];
     for (name, values) in inputs {

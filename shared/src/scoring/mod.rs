@@ -1,8 +1,9 @@
 //! Scoring: a request's rows, checked against the model's signature, scored by the
-//! model an alias (or a version) names, with sessions kept per model version and
-//! aliases re-read at most every [`ALIAS_TTL`] — so a promotion or rollback reaches the
-//! next requests within a second, while requests already running finish on the session
-//! they hold (an `Arc`), which is dropped after them.
+//! model an alias (or a version) names. Each loaded version is a [`Batcher`] (its
+//! sessions and scoring threads), and aliases are re-read at most every [`ALIAS_TTL`],
+//! so a promotion or rollback reaches the next requests within a second. Requests
+//! already running finish on the version they hold (an `Arc`), which is dropped after
+//! them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -11,12 +12,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
+pub mod batch;
 pub mod log;
 
 use crate::dataset::contract::ColumnType;
 use crate::model::signature::{InputSpec, TensorType};
-use crate::model::{ModelSession, Runtime, Signature, Table, Values};
+use crate::model::{Runtime, Signature, Table, Values};
 use crate::registry::{ModelName, Registry, RegistryError};
+use batch::Batcher;
 
 /// How long an alias's resolution is trusted before it is read again.
 pub const ALIAS_TTL: Duration = Duration::from_millis(500);
@@ -260,6 +263,8 @@ pub struct Scored {
     /// The release that put this version behind the alias (None for `?version=`).
     pub release: Option<String>,
     pub predictions: Vec<RowPrediction>,
+    /// The request's id: it names the request in logs and in the prediction log.
+    pub request_id: String,
 }
 
 /// An alias's resolution: when it was read, the version and the release.
@@ -268,7 +273,7 @@ type Resolution = (Instant, u32, String);
 struct Loaded {
     version: u32,
     release: Option<String>,
-    session: Arc<ModelSession>,
+    session: Arc<Batcher>,
 }
 
 /// Serves scoring for every model in the registry.
@@ -276,7 +281,7 @@ pub struct Scorer {
     registry: Registry,
     runtime: &'static Runtime,
     sessions_per_version: usize,
-    sessions: Mutex<HashMap<(ModelName, u32), Arc<ModelSession>>>,
+    sessions: Mutex<HashMap<(ModelName, u32), Arc<Batcher>>>,
     aliases: Mutex<HashMap<(ModelName, String), Resolution>>,
     /// Each model's prediction-log sample share (None: off), re-read every few seconds.
     log_shares: Mutex<HashMap<ModelName, (Instant, Option<f64>)>>,
@@ -339,11 +344,7 @@ impl Scorer {
         self.log.flush(self.registry.store(), &self.scratch).await
     }
 
-    async fn session(
-        &self,
-        model: &ModelName,
-        version: u32,
-    ) -> Result<Arc<ModelSession>, ScoreError> {
+    async fn session(&self, model: &ModelName, version: u32) -> Result<Arc<Batcher>, ScoreError> {
         if let Some(s) = self
             .sessions
             .lock()
@@ -355,8 +356,9 @@ impl Scorer {
         let manifest = self.registry.version(model, version).await?;
         let bytes = self.registry.model_bytes(model, version).await?;
         let (runtime, count) = (self.runtime, self.sessions_per_version);
+        let name = format!("{model}@{version}");
         let session = tokio::task::spawn_blocking(move || {
-            ModelSession::with_sessions(runtime, &bytes, manifest.signature, count)
+            Batcher::start(runtime, &bytes, manifest.signature, count, &name)
         })
         .await
         .map_err(|e| ScoreError::Inference(e.to_string()))?
@@ -427,13 +429,7 @@ impl Scorer {
     ) -> Result<Scored, ScoreError> {
         let loaded = self.load(model, target).await?;
         let table = decode(body, loaded.session.signature(), self.max_rows)?;
-        let session = loaded.session.clone();
-        let (table, predictions) = tokio::task::spawn_blocking(move || {
-            let predicted = session.predict(&table);
-            (table, predicted)
-        })
-        .await
-        .map_err(|e| ScoreError::Inference(e.to_string()))?;
+        let (table, predictions) = loaded.session.predict(table).await;
         let predictions = predictions.map_err(|e| ScoreError::Inference(e.to_string()))?;
         let classes = &loaded.session.signature().classes;
         let rows = predictions
@@ -450,10 +446,11 @@ impl Scorer {
             version: loaded.version,
             release: loaded.release,
             predictions: rows,
+            request_id: request_id.to_owned(),
         };
         if let Some(share) = self.log_share(model).await
             && log::sampled(request_id, share)
-            && self.log.record(request_id, table, scored.clone()).is_some()
+            && self.log.record(table, scored.clone()).is_some()
         {
             // A full batch is written off the request's path.
             let (log, store, scratch) = (

@@ -8,7 +8,7 @@ use crate::model::signature::{InputSpec, OutputSpec, Signature, TensorType};
 use crate::model::table::{Table, Values};
 
 use super::logistic::Logistic;
-use super::onnx::{self, Dim, GraphBuilder, attr_int, attr_strings, elem};
+use super::onnx::{self, Dim, GraphBuilder, attr_int, attr_strings, attr_tensor, elem};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct NumericFeature {
@@ -183,52 +183,59 @@ impl FeaturePlan {
             };
             g.input(onnx::value_info(&spec.name, t, &rows()));
         }
-        let mut parts = Vec::new();
+        // The graph is compiled for serving rather than mirroring `encode` step by step:
+        // for a linear model, standardising is folded into the weights and bias, and a
+        // one-hot block times its weights is a lookup of the category's weight. Half the
+        // nodes of the literal form, the same function to rounding (the trainer's ORT
+        // parity check holds it to 1e-5).
+        let mut bias = model.bias;
+        let mut terms = Vec::new();
         if !self.numeric.is_empty() {
             let k = self.numeric.len() as i64;
             let names: Vec<&str> = self.numeric.iter().map(|f| f.name.as_str()).collect();
             let raw = g.node("Concat", &names, "numeric_raw", vec![attr_int("axis", 1)]);
+            let scaled: Vec<f64> = self
+                .numeric
+                .iter()
+                .zip(&model.weights)
+                .map(|(f, w)| w / f.std)
+                .collect();
+            for (f, w) in self.numeric.iter().zip(&scaled) {
+                bias -= w * f.mean;
+            }
             let means: Vec<f64> = self.numeric.iter().map(|f| f.mean).collect();
-            let stds: Vec<f64> = self.numeric.iter().map(|f| f.std).collect();
             let mean = g.initializer(onnx::doubles("numeric_mean", &[1, k], means));
-            let std = g.initializer(onnx::doubles("numeric_std", &[1, k], stds));
+            let w = g.initializer(onnx::doubles("numeric_weights", &[k, 1], scaled));
+            // A missing number takes the mean, so it adds nothing.
             let missing = g.node("IsNaN", &[&raw], "numeric_missing", vec![]);
             let filled = g.node("Where", &[&missing, &mean, &raw], "numeric_filled", vec![]);
-            let centred = g.node("Sub", &[&filled, &mean], "numeric_centred", vec![]);
-            parts.push(g.node("Div", &[&centred, &std], "numeric_scaled", vec![]));
+            terms.push(g.node("MatMul", &[&filled, &w], "numeric_term", vec![]));
         }
+        let mut offset = self.numeric.len();
         for f in &self.categorical {
-            let hot = g.node_in(
+            let weights = model.weights[offset..offset + f.categories.len()].to_vec();
+            offset += f.categories.len();
+            // An unknown or missing category adds nothing, as its all-zero one-hot would.
+            terms.push(g.node_in(
                 onnx::ML_DOMAIN,
-                "OneHotEncoder",
+                "LabelEncoder",
                 &[&f.name],
-                &format!("{}_onehot", f.name),
+                &format!("{}_term", f.name),
                 vec![
-                    attr_strings("cats_strings", &f.categories),
-                    attr_int("zeros", 1),
+                    attr_strings("keys_strings", &f.categories),
+                    attr_tensor(
+                        "values_tensor",
+                        onnx::doubles("", &[f.categories.len() as i64], weights),
+                    ),
+                    attr_tensor("default_tensor", onnx::doubles("", &[1], vec![0.0])),
                 ],
-            );
-            let flat = g.node(
-                "Flatten",
-                &[&hot],
-                &format!("{}_flat", f.name),
-                vec![attr_int("axis", 1)],
-            );
-            parts.push(g.node(
-                "Cast",
-                &[&flat],
-                &format!("{}_encoded", f.name),
-                vec![attr_int("to", elem::DOUBLE as i64)],
             ));
         }
-        let part_names: Vec<&str> = parts.iter().map(String::as_str).collect();
-        let features = g.node("Concat", &part_names, "features", vec![attr_int("axis", 1)]);
-        let width = self.width() as i64;
-        let w = g.initializer(onnx::doubles("weights", &[width, 1], model.weights.clone()));
-        let b = g.initializer(onnx::doubles("bias", &[1], vec![model.bias]));
+        let b = g.initializer(onnx::doubles("bias", &[1], vec![bias]));
         let one = g.initializer(onnx::doubles("one", &[1], vec![1.0]));
-        let z = g.node("MatMul", &[&features, &w], "linear", vec![]);
-        let logit = g.node("Add", &[&z, &b], "logit", vec![]);
+        terms.push(b);
+        let term_names: Vec<&str> = terms.iter().map(String::as_str).collect();
+        let logit = g.node("Sum", &term_names, "logit", vec![]);
         let p = g.node("Sigmoid", &[&logit], "positive", vec![]);
         let q = g.node("Sub", &[&one, &p], "negative", vec![]);
         let probabilities = g.node(
@@ -255,7 +262,7 @@ impl FeaturePlan {
         ));
         g.finish(
             name,
-            "Sluice reference trainer: standardise + one-hot, then logistic regression",
+            "Sluice reference trainer: logistic regression over standardised numbers and one-hot categories (folded into per-column weights)",
             metadata,
         )
     }

@@ -12,9 +12,10 @@ use prost::Message;
 /// IR version 8 goes with opset 17, which every ONNX Runtime since 1.13 loads.
 pub const IR_VERSION: i64 = 8;
 pub const OPSET: i64 = 17;
-/// The `ai.onnx.ml` domain, for `OneHotEncoder`.
+/// The `ai.onnx.ml` domain, for `LabelEncoder`; version 4 is the first whose
+/// values may be doubles (`values_tensor`).
 pub const ML_DOMAIN: &str = "ai.onnx.ml";
-pub const ML_OPSET: i64 = 3;
+pub const ML_OPSET: i64 = 4;
 
 pub mod elem {
     pub const INT64: i32 = 7;
@@ -92,9 +93,11 @@ pub struct AttributeProto {
     pub name: String,
     #[prost(int64, tag = "3")]
     pub i: i64,
+    #[prost(message, optional, tag = "5")]
+    pub t: Option<TensorProto>,
     #[prost(bytes = "vec", repeated, tag = "9")]
     pub strings: Vec<Vec<u8>>,
-    /// AttributeType: INT 2, STRINGS 8 (the only kinds Sluice writes).
+    /// AttributeType: INT 2, TENSOR 4, STRINGS 8 (the only kinds Sluice writes).
     #[prost(int32, tag = "20")]
     pub r#type: i32,
 }
@@ -196,6 +199,15 @@ pub fn attr_int(name: &str, i: i64) -> AttributeProto {
         name: name.to_owned(),
         i,
         r#type: 2,
+        ..Default::default()
+    }
+}
+
+pub fn attr_tensor(name: &str, t: TensorProto) -> AttributeProto {
+    AttributeProto {
+        name: name.to_owned(),
+        t: Some(t),
+        r#type: 4,
         ..Default::default()
     }
 }
