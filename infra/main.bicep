@@ -62,7 +62,7 @@ resource serviceBus 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
 
 resource datasetEvents 'Microsoft.ServiceBus/namespaces/topics@2022-10-01-preview' = {
   parent: serviceBus
-  name: 'dataset-events'
+  name: 'sluice-events'
   properties: {
     requiresDuplicateDetection: true
     duplicateDetectionHistoryTimeWindow: 'PT1H'

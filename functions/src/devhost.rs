@@ -73,7 +73,7 @@ impl DevHost {
             router: router(state.clone()),
             state,
             blob_events: open("blob-created")?,
-            dataset_events: open("dataset-events")?,
+            dataset_events: open("sluice-events")?,
             retrain_requests: retrain_queue(queue_dir)?,
             reported: Default::default(),
         })

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod devhost;
 pub mod error;
 pub mod handlers;
+pub mod health;
 pub mod invocation;
 pub mod models;
 pub mod onnxruntime;

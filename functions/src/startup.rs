@@ -34,6 +34,7 @@ pub const FUNCTIONS: &[&str] = &[
     "RegistryEvents",
     "Models",
     "Score",
+    "Health",
 ];
 
 /// The largest blob the blob trigger accepts. The host sends the whole blob base64-encoded
@@ -132,6 +133,7 @@ pub fn router(state: AppState) -> Router {
         .route("/MlJobEvents", post(retrain::ml_job_events))
         .route("/RegistryEvents", post(models::registry_events))
         // HTTP functions arrive forwarded (`enableForwardingHttpRequest`) at their routes.
+        .route("/api/health", get(crate::health::health))
         .route("/api/retrain", post(retrain::retrain_http))
         .route("/api/runs", get(retrain::runs_list))
         .route("/api/runs/{id}", get(retrain::run_get))

@@ -449,11 +449,28 @@ async fn retrain_messages_that_can_never_succeed_are_set_aside_and_http_errors_s
     assert_eq!((status, body["error"]["field"].as_str()), (400, Some("at")));
 }
 
-/// A store whose writes under `runs/` fail as a throttled backend would, until told not to.
+/// A store whose reads of metadata and writes under `prefix` fail as a throttled backend
+/// would, until told not to.
 #[derive(Debug)]
 struct Flaky {
     inner: sluice_shared::storage::local::LocalStore,
+    prefix: &'static str,
     failing: std::sync::atomic::AtomicBool,
+}
+
+impl Flaky {
+    fn fails(&self, key: &sluice_shared::storage::ObjectKey) -> sluice_shared::storage::Result<()> {
+        if key.as_str().starts_with(self.prefix)
+            && self.failing.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(sluice_shared::storage::StorageError::Backend {
+                store: "flaky",
+                message: "503 Server Busy".into(),
+                transient: true,
+            });
+        }
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]
@@ -471,6 +488,7 @@ impl sluice_shared::storage::ObjectStore for Flaky {
         &self,
         key: &sluice_shared::storage::ObjectKey,
     ) -> sluice_shared::storage::Result<sluice_shared::storage::ObjectMeta> {
+        self.fails(key)?;
         self.inner.head(key).await
     }
     async fn put(
@@ -479,15 +497,7 @@ impl sluice_shared::storage::ObjectStore for Flaky {
         payload: sluice_shared::storage::Payload,
         mode: sluice_shared::storage::PutMode,
     ) -> sluice_shared::storage::Result<sluice_shared::storage::ObjectMeta> {
-        if key.as_str().starts_with("runs/")
-            && self.failing.load(std::sync::atomic::Ordering::SeqCst)
-        {
-            return Err(sluice_shared::storage::StorageError::Backend {
-                store: "flaky",
-                message: "503 Server Busy".into(),
-                transient: true,
-            });
-        }
+        self.fails(key)?;
         self.inner.put(key, payload, mode).await
     }
     async fn list(
@@ -516,6 +526,7 @@ async fn a_transient_failure_is_answered_503_so_the_host_retries_then_succeeds()
     let root = tempfile::tempdir().unwrap();
     let flaky = std::sync::Arc::new(Flaky {
         inner: sluice_shared::storage::local::LocalStore::new(root.path()).unwrap(),
+        prefix: "runs/",
         failing: true.into(),
     });
     let app = crate::helpers::spawn_configured(flaky.clone(), Some(root), |state, _| state).await;
@@ -618,4 +629,40 @@ async fn contract_registry_and_job_events_in_their_documented_shapes() {
         )
         .await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn health_reports_storage_by_kind_and_answers_503_while_it_fails() {
+    let root = tempfile::tempdir().unwrap();
+    let flaky = std::sync::Arc::new(Flaky {
+        inner: sluice_shared::storage::local::LocalStore::new(root.path()).unwrap(),
+        prefix: "health/",
+        failing: true.into(),
+    });
+    let app = crate::helpers::spawn_configured(flaky.clone(), Some(root), |state, _| state).await;
+    let health = || async {
+        let r = app
+            .client
+            .get(format!("{}/api/health", app.base))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    let (status, body) = health().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(
+        body["storage"],
+        json!({"reachable": false, "transient": true})
+    );
+    assert!(!body.to_string().contains("Server Busy"), "{body}");
+    flaky
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let (status, body) = health().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(body["production_models"], json!([]));
 }

@@ -162,6 +162,23 @@ async fn scoring_serves_production_and_agrees_with_onnx_runtime_in_either_form()
         )
         .await;
     assert_eq!(staged["release"], "staging.1");
+
+    // Health lists what production serves, without a key.
+    let health: Value = app
+        .client
+        .get(format!("{}/api/health", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["onnxruntime"], true);
+    assert_eq!(
+        health["production_models"],
+        json!([{"model": "adult-income", "version": 1, "release": "production.1"}])
+    );
 }
 
 /// Requests that arrive while the scoring threads are busy are scored together; each

@@ -337,6 +337,21 @@ impl Scorer {
         share
     }
 
+    /// The models whose `alias` this scorer has resolved lately: (model, version,
+    /// release), by model name.
+    pub fn loaded_aliases(&self, alias: &str) -> Vec<(ModelName, u32, String)> {
+        let mut out: Vec<_> = self
+            .aliases
+            .lock()
+            .expect("alias cache")
+            .iter()
+            .filter(|((_, a), _)| a == alias)
+            .map(|((m, _), (_, v, r))| (m.clone(), *v, r.clone()))
+            .collect();
+        out.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        out
+    }
+
     /// Writes the buffered prediction-log entries (call periodically and on shutdown).
     pub async fn flush_log(
         &self,
