@@ -1,15 +1,11 @@
 #!/usr/bin/env bash
-# Builds the Function App's zip: host.json, one folder per function (function.json),
-# and the `sluice` binary beside them, as the Functions host expects.
+# Builds the release binary for x86_64-unknown-linux-gnu and writes the Function App's
+# zip with `sluice package` (host.json, one folder per function, the binary and ONNX
+# Runtime beside it). Usage: infra/package.sh [output.zip]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p sluice
-out=$(mktemp -d)
-cp host.json "$out/"
-for f in functions/*/function.json; do
-  mkdir -p "$out/$(basename "$(dirname "$f")")"
-  cp "$f" "$out/$(basename "$(dirname "$f")")/"
-done
-cp "${CARGO_TARGET_DIR:-target}/release/sluice" "$out/sluice"
-(cd "$out" && zip -qr - .) > sluice-functionapp.zip
-echo "wrote sluice-functionapp.zip (deploy: az functionapp deployment source config-zip --src sluice-functionapp.zip ...)"
+out="${1:-sluice-functionapp.zip}"
+cargo build --release --locked -p sluice --target x86_64-unknown-linux-gnu
+target="${CARGO_TARGET_DIR:-target}"
+"$target/x86_64-unknown-linux-gnu/release/sluice" package --output "$out"
+echo "deploy with: az functionapp deployment source config-zip --src $out --resource-group <rg> --name <app>"

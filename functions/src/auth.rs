@@ -31,6 +31,19 @@ impl Keys {
                 .iter()
                 .map(|k| k.expose().trim())
                 .filter(|k| !k.is_empty())
+                .filter(|k| {
+                    // When App Service cannot resolve a Key Vault reference it passes the
+                    // reference itself as the value: a string anyone can read from the
+                    // template. Such a key is refused (fail closed), not accepted.
+                    let unresolved = k.starts_with("@Microsoft.KeyVault(");
+                    if unresolved {
+                        tracing::error!(
+                            "a configured key is an unresolved Key Vault reference and is ignored; \
+                             check that the app's identity has Key Vault Secrets User and the secret exists"
+                        );
+                    }
+                    !unresolved
+                })
                 .map(digest)
                 .collect(),
         }
@@ -102,6 +115,17 @@ mod tests {
             );
         }
         h
+    }
+
+    #[test]
+    fn an_unresolved_key_vault_reference_is_never_a_key() {
+        let reference = "@Microsoft.KeyVault(VaultName=kv;SecretName=sluice-admin-keys)";
+        let keys = Keys::new(&[reference.parse().unwrap()]);
+        assert!(
+            keys.check(&headers(&[("x-functions-key", reference)]))
+                .is_err()
+        );
+        assert_eq!(format!("{keys:?}"), "Keys(0 configured)");
     }
 
     #[test]

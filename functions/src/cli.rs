@@ -142,6 +142,16 @@ pub enum Command {
     },
     /// Fetch ONNX Runtime (PyPI's onnxruntime wheel, via pip) into Sluice's setup folder.
     Setup,
+    /// Write the Function App's deployment zip (host.json, the function folders, this
+    /// executable and ONNX Runtime beside it). `infra/package.sh` builds a release first.
+    Package {
+        /// Where to write the zip.
+        #[arg(long, default_value = "sluice-functionapp.zip")]
+        output: PathBuf,
+        /// The executable to package (default: this one).
+        #[arg(long)]
+        executable: Option<PathBuf>,
+    },
     /// The reference trainer: a dataset version's folder in, a model folder out
     /// (model.onnx, signature.json, metrics.json, lineage.json).
     Train {
@@ -286,6 +296,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", path.display());
             return Ok(());
         }
+        Command::Package { output, executable } => {
+            let executable = match executable {
+                Some(path) => path.clone(),
+                None => std::env::current_exe()?,
+            };
+            let library = match crate::onnxruntime::locate(cli.onnxruntime.as_deref()) {
+                Ok(path) => path,
+                Err(_) => crate::onnxruntime::setup(&crate::onnxruntime::setup_dir())?,
+            };
+            let entries = crate::package::write(output, &executable, &library)?;
+            println!("wrote {} ({} files)", output.display(), entries.len());
+            return Ok(());
+        }
         Command::Train {
             data,
             config,
@@ -299,6 +322,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { .. }
         | Command::BenchEcho { .. }
         | Command::Setup
+        | Command::Package { .. }
         | Command::Train { .. } => {
             unreachable!("handled above")
         }

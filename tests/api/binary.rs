@@ -2,6 +2,7 @@
 //! embedded default (`sluice dev`) with the people-facing CLI.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::json;
@@ -159,4 +160,127 @@ fn dev_runs_the_whole_loop_in_each_store() {
             String::from_utf8_lossy(&verified.stdout)
         );
     }
+}
+
+/// `sluice package` writes the Functions layout: host.json, one folder per served
+/// function with its function.json (as in the repository), the executable (mode 755) and
+/// ONNX Runtime beside it.
+#[test]
+fn the_package_zip_has_the_functions_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("app.zip");
+    let out = Command::new(sluice_bin())
+        .args(["package", "--output"])
+        .arg(&zip)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Unpacked by Python's zipfile, as a deployment tool would, not by the writer's crate.
+    let listing = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, zipfile, hashlib\n\
+             z = zipfile.ZipFile(sys.argv[1])\n\
+             assert z.testzip() is None\n\
+             print(json.dumps({i.filename: [i.external_attr >> 16 & 0o777, \
+             hashlib.sha256(z.read(i)).hexdigest()] for i in z.infolist()}))",
+        ])
+        .arg(&zip)
+        .output()
+        .unwrap();
+    assert!(
+        listing.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listing.stderr)
+    );
+    let entries: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&listing.stdout).unwrap();
+    let sha = |bytes: &[u8]| {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(bytes))
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut expected = vec![
+        "host.json".to_owned(),
+        "sluice".into(),
+        "libonnxruntime.so.1.32.0".into(),
+    ];
+    for function in sluice::startup::FUNCTIONS {
+        let name = format!("{function}/function.json");
+        let file = std::fs::read(root.join("functions").join(&name)).unwrap();
+        assert_eq!(
+            entries[&name][1],
+            sha(&file),
+            "{name} differs from the repository's"
+        );
+        expected.push(name);
+    }
+    let mut names: Vec<String> = entries.keys().cloned().collect();
+    names.sort();
+    expected.sort();
+    assert_eq!(names, expected);
+    let host = std::fs::read(root.join("host.json")).unwrap();
+    assert_eq!(entries["host.json"][1], sha(&host));
+    assert_eq!(entries["sluice"][0], 0o755);
+    assert_eq!(
+        entries["sluice"][1],
+        sha(&std::fs::read(sluice_bin()).unwrap())
+    );
+    assert_eq!(entries["libonnxruntime.so.1.32.0"][0], 0o755);
+    // host.json starts the packaged executable.
+    let host: serde_json::Value = serde_json::from_slice(&host).unwrap();
+    assert_eq!(
+        host["customHandler"]["description"]["defaultExecutablePath"],
+        "sluice"
+    );
+    assert_eq!(host["customHandler"]["enableForwardingHttpRequest"], true);
+}
+
+/// The deployment's smoke test (`infra/smoke.sh`), run against the real binary as the
+/// pipelines run it against staging: it passes with the scoring key and fails without.
+#[test]
+fn the_smoke_test_passes_against_a_served_sluice_and_fails_with_a_wrong_key() {
+    sluice_tests::onnxruntime(); // serve finds ONNX Runtime in the setup folder
+    let root = tempfile::tempdir().unwrap();
+    let mut child = Command::new(sluice_bin())
+        .args(["serve", "--port", "0"])
+        .env("SLUICE_STORAGE__ROOT", root.path())
+        .env("SLUICE_SCORING_KEYS", "smoke-scoring-key")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _guard = ChildGuard(child);
+    let base = line.trim().trim_start_matches("listening on ").to_owned();
+    let smoke = |key: &str| {
+        Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/smoke.sh"))
+            .arg(&base)
+            .env("SLUICE_SMOKE_KEY", key)
+            .env("SLUICE_SMOKE_WAIT", "20")
+            .output()
+            .unwrap()
+    };
+    let passed = smoke("smoke-scoring-key");
+    let said = String::from_utf8_lossy(&passed.stdout).into_owned()
+        + &String::from_utf8_lossy(&passed.stderr);
+    assert!(passed.status.success(), "{said}");
+    assert!(
+        said.contains("smoke: health ok") && said.contains("guarded and routed"),
+        "{said}"
+    );
+    let failed = smoke("not-the-key");
+    assert!(!failed.status.success());
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("answered 401, not 404"),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
 }

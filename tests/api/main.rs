@@ -8,6 +8,7 @@ mod azurite;
 mod bad_input;
 mod binary;
 mod concurrency;
+mod deploy;
 mod helpers;
 mod host_contract;
 mod mlops_loop;
