@@ -4,8 +4,10 @@
 //! template gives the app are the ones Sluice reads (README and local.settings.sample
 //! agree).
 //!
-//! The tools come from PyPI, pinned in `infra/checks/requirements.txt`, installed into a
-//! cache venv the first time (one process installs, the others wait on a file lock).
+//! The tools come from PyPI, pinned in `tests/python-tools.txt` (see
+//! [`sluice_tests::python_tools`]). The Dockerfiles of the Azure ML environments are
+//! checked by checkov too, and their environment definitions by yamllint and against
+//! the files they name.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -14,45 +16,7 @@ use std::process::Command;
 use serde_json::Value;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_owned()
-}
-
-/// The venv holding the pinned tools, keyed by the requirements' hash.
-fn tools() -> PathBuf {
-    use sha2::Digest;
-    let requirements = repo().join("infra/checks/requirements.txt");
-    let pins = std::fs::read(&requirements).unwrap();
-    let hash = hex::encode(&sha2::Sha256::digest(&pins)[..6]);
-    let root = std::env::var_os("SLUICE_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/sluice-tools")
-        });
-    std::fs::create_dir_all(&root).unwrap();
-    let venv = root.join(format!("venv-{hash}"));
-    let lock = std::fs::File::create(root.join(".install.lock")).unwrap();
-    lock.lock().unwrap();
-    if !venv.join(".complete").exists() {
-        let _ = std::fs::remove_dir_all(&venv);
-        let python = std::env::var("SLUICE_PYTHON").unwrap_or_else(|_| "python3".into());
-        let made = Command::new(&python)
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 is needed for the deployment checks");
-        assert!(made.success(), "python3 -m venv failed");
-        let installed = Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-            .arg(&requirements)
-            .status()
-            .unwrap();
-        assert!(
-            installed.success(),
-            "pip install -r {requirements:?} failed"
-        );
-        std::fs::write(venv.join(".complete"), &pins).unwrap();
-    }
-    venv.join("bin")
+    sluice_tests::repo_root()
 }
 
 fn files(under: &Path, extension: &str) -> Vec<PathBuf> {
@@ -85,7 +49,7 @@ fn run(program: &Path, args: &[&str]) -> (bool, String) {
 
 #[test]
 fn every_bicep_file_parses() {
-    let bin = tools();
+    let bin = sluice_tests::python_tools();
     let bicep = files(&repo().join("infra"), "bicep");
     assert!(bicep.len() >= 10, "main.bicep and its modules: {bicep:?}");
     let script = "import sys\nfrom pathlib import Path\nfrom pycep import BicepParser\n\
@@ -106,11 +70,11 @@ fn every_bicep_file_parses() {
     }
 }
 
-/// `checkov:skip=<ID>: <reason>` annotations per file (relative to `dir`).
-fn skips(dir: &Path) -> BTreeMap<(String, String), usize> {
+/// `checkov:skip=<ID>: <reason>` annotations per file (relative to `dir`) in `files`.
+fn skips(dir: &Path, files: &[PathBuf]) -> BTreeMap<(String, String), usize> {
     let mut out = BTreeMap::new();
-    for file in files(dir, "bicep") {
-        let text = std::fs::read_to_string(&file).unwrap();
+    for file in files {
+        let text = std::fs::read_to_string(file).unwrap();
         for line in text.lines() {
             let Some((_, skip)) = line.split_once("checkov:skip=") else {
                 continue;
@@ -139,20 +103,27 @@ fn checkov(bin: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&json[..=end]).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
-#[test]
-fn checkov_passes_on_infra_and_the_pipelines_and_every_skip_is_explained_and_used() {
-    let bin = tools();
-    let infra = checkov(&bin, &["-d", "infra", "--framework", "bicep"]);
-    let failed = &infra["results"]["failed_checks"];
+/// Runs checkov on `dir` for `framework`; asserts nothing failed and that the skips it
+/// applied are exactly the ones written in `annotated` (each with its reason).
+fn checkov_clean(bin: &Path, dir: &str, framework: &str, annotated: &[PathBuf]) -> Value {
+    let report = checkov(bin, &["-d", dir, "--framework", framework]);
+    let summary = &report["summary"];
     assert_eq!(
-        infra["summary"]["failed"], 0,
-        "checkov on infra/: {:#}",
-        failed
+        summary["failed"], 0,
+        "checkov {framework} on {dir}: {:#}",
+        report["results"]["failed_checks"]
     );
-    assert_eq!(infra["summary"]["parsing_errors"], 0, "{infra:#}");
-    assert!(infra["summary"]["passed"].as_u64().unwrap() >= 30);
+    assert_eq!(summary["parsing_errors"], 0, "{report:#}");
+    assert!(
+        summary["passed"].as_u64().unwrap() > 0,
+        "{dir}: nothing checked"
+    );
     let mut used: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for s in infra["results"]["skipped_checks"].as_array().unwrap() {
+    for s in report["results"]["skipped_checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let key = (
             s["check_id"].as_str().unwrap().to_owned(),
             s["file_path"].as_str().unwrap().to_owned(),
@@ -161,14 +132,36 @@ fn checkov_passes_on_infra_and_the_pipelines_and_every_skip_is_explained_and_use
     }
     assert_eq!(
         used,
-        skips(&repo().join("infra")),
-        "skips checkov applied vs skips written in infra/"
+        skips(&repo().join(dir), annotated),
+        "{dir}: skips checkov applied vs skips written"
     );
+    report
+}
 
-    let actions = checkov(&bin, &["-d", ".github", "--framework", "github_actions"]);
-    assert_eq!(actions["summary"]["failed"], 0, "{actions:#}");
-    assert_eq!(actions["summary"]["skipped"], 0, "{actions:#}");
-    assert!(actions["summary"]["passed"].as_u64().unwrap() > 0);
+fn dockerfiles(under: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(under).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(dockerfiles(&path));
+        } else if path.file_name().is_some_and(|n| n == "Dockerfile") {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn checkov_passes_on_infra_the_pipelines_and_the_images_and_every_skip_is_explained_and_used() {
+    let bin = sluice_tests::python_tools();
+    let infra = checkov_clean(
+        &bin,
+        "infra",
+        "bicep",
+        &files(&repo().join("infra"), "bicep"),
+    );
+    assert!(infra["summary"]["passed"].as_u64().unwrap() >= 30);
+    checkov_clean(&bin, ".github", "github_actions", &[]);
     let pipelines = checkov(
         &bin,
         &[
@@ -180,18 +173,89 @@ fn checkov_passes_on_infra_and_the_pipelines_and_every_skip_is_explained_and_use
     );
     assert_eq!(pipelines["summary"]["failed"], 0, "{pipelines:#}");
     assert!(pipelines["summary"]["passed"].as_u64().unwrap() > 0);
+    for dir in ["infra/azureml", "examples"] {
+        let images = dockerfiles(&repo().join(dir));
+        assert!(!images.is_empty(), "{dir} has a Dockerfile");
+        checkov_clean(&bin, dir, "dockerfile", &images);
+    }
+}
+
+/// The Azure ML environment definitions: valid YAML, named as the training configs name
+/// them, and their build context and Dockerfile exist.
+#[test]
+fn the_azure_ml_environments_name_files_that_exist() {
+    let bin = sluice_tests::python_tools();
+    let environments = [
+        (
+            "infra/azureml/sluice-trainer/environment.yml",
+            "sluice-trainer",
+        ),
+        (
+            "examples/pytorch-trainer/environment.yml",
+            "sluice-pytorch-trainer",
+        ),
+    ];
+    for (file, name) in environments {
+        let (ok, out) = run(
+            &bin.join("yamllint"),
+            &["--strict", "-c", ".yamllint.yml", file],
+        );
+        assert!(ok, "{file}: {out}");
+        let (ok, out) = run(
+            &bin.join("python"),
+            &[
+                "-c",
+                "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+                file,
+            ],
+        );
+        assert!(ok, "{out}");
+        let env: Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(env["name"], name, "{file}");
+        assert_eq!(env["version"], "1", "{file}");
+        let context = repo()
+            .join(file)
+            .parent()
+            .unwrap()
+            .join(env["build"]["path"].as_str().unwrap());
+        let dockerfile = context.join(env["build"]["dockerfile_path"].as_str().unwrap());
+        assert!(dockerfile.is_file(), "{file}: {dockerfile:?}");
+    }
+    // The configs point at these environments.
+    let reference: Value =
+        serde_json::from_slice(&std::fs::read(repo().join("models/adult-income.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        reference["compute"]["environment"],
+        "azureml:sluice-trainer:1"
+    );
+    let pytorch: Value = serde_json::from_slice(
+        &std::fs::read(repo().join("examples/pytorch-trainer/adult-income-pytorch.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        pytorch["compute"]["environment"],
+        "azureml:sluice-pytorch-trainer:1"
+    );
+    sluice_shared::training::TrainingConfig::from_json(pytorch.to_string().as_bytes()).unwrap();
 }
 
 #[test]
 fn the_workflows_and_pipelines_pass_actionlint_and_yamllint() {
-    let bin = tools();
+    let bin = sluice_tests::python_tools();
     let workflows = files(&repo().join(".github/workflows"), "yml");
     assert!(workflows.len() >= 2, "ci and deploy: {workflows:?}");
     let names: Vec<String> = workflows.iter().map(|p| p.display().to_string()).collect();
     let args: Vec<&str> = names.iter().map(String::as_str).collect();
     let (ok, out) = run(&bin.join("actionlint"), &args);
     assert!(ok, "actionlint: {out}");
-    let mut yaml = vec!["--strict", "-c", ".yamllint.yml", "azure-pipelines.yml"];
+    let mut yaml = vec![
+        "--strict",
+        "-c",
+        ".yamllint.yml",
+        "azure-pipelines.yml",
+        ".yamllint.yml",
+    ];
     yaml.extend(args);
     let (ok, out) = run(&bin.join("yamllint"), &yaml);
     assert!(ok, "yamllint: {out}");

@@ -153,3 +153,140 @@ async fn sluice_train_is_reproducible_byte_for_byte_and_a_poorer_config_scores_l
     let auc = |v: &serde_json::Value| v["metrics"]["roc_auc"].as_f64().unwrap();
     assert!(auc(&worse) < auc(&first) - 0.1, "{worse} vs {first}");
 }
+
+/// The Python trainer contract (`examples/pytorch-trainer/sluice_contract.py`, what
+/// train.py writes through) without PyTorch or a GPU: its outputs for Adult rows load
+/// with Sluice's own types, and ONNX Runtime serving its model.onnx from raw rows gives
+/// what numpy computed from the same plan and head.
+#[tokio::test]
+async fn the_python_trainer_contract_writes_outputs_sluice_serves() {
+    let app = adult_versions().await;
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            sluice_tests::repo_root().join("examples/pytorch-trainer/adult-income-pytorch.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let version = app.root().join("datasets/adult/v1");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(version.join("manifest.json")).unwrap()).unwrap();
+    let label = config["label"].as_str().unwrap();
+    let exclude = &config["exclude"];
+    let inputs: Vec<(String, String)> = manifest["schema"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_owned(),
+                f["type"].as_str().unwrap().to_owned(),
+            )
+        })
+        .filter(|(n, _)| n != label && !exclude.as_array().unwrap().iter().any(|e| e == n))
+        .collect();
+    let kinds: Vec<(String, sluice_shared::dataset::contract::ColumnType)> = inputs
+        .iter()
+        .map(|(n, k)| {
+            (
+                n.clone(),
+                serde_json::from_value(serde_json::json!(k)).unwrap(),
+            )
+        })
+        .chain([(
+            label.to_owned(),
+            sluice_shared::dataset::contract::ColumnType::String,
+        )])
+        .collect();
+    let rows: Vec<usize> = (0..3000).collect();
+    let table = sluice_shared::model::Table::read_parquet(&version.join("data.parquet"), &kinds)
+        .unwrap()
+        .take(&rows);
+    let mut columns = serde_json::Map::new();
+    let mut labels = Vec::new();
+    for (name, values) in &table.columns {
+        let json = match values {
+            sluice_shared::model::Values::Numbers(xs) => xs
+                .iter()
+                .map(|x| {
+                    if x.is_nan() {
+                        serde_json::Value::Null
+                    } else {
+                        serde_json::json!(x)
+                    }
+                })
+                .collect(),
+            sluice_shared::model::Values::Text(t) => {
+                t.iter().map(|v| serde_json::json!(v)).collect()
+            }
+        };
+        if name == label {
+            let serde_json::Value::Array(values) = &json else {
+                unreachable!()
+            };
+            labels = values.iter().map(|v| u8::from(*v == ">50K")).collect();
+        } else {
+            columns.insert(name.clone(), json);
+        }
+    }
+    let work = tempfile::tempdir().unwrap();
+    let rows_file = work.path().join("rows.json");
+    std::fs::write(
+        &rows_file,
+        serde_json::json!({
+            "inputs": inputs, "columns": columns, "labels": labels,
+            "label": label, "classes": ["<=50K", ">50K"],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = work.path().join("out");
+    let checked = Command::new(sluice_tests::python_tools().join("python"))
+        .arg("check_contract.py")
+        .arg("--rows")
+        .arg(&rows_file)
+        .arg("--output")
+        .arg(&out)
+        .current_dir(sluice_tests::repo_root().join("examples/pytorch-trainer"))
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    // Sluice's types read what the Python side wrote.
+    let metrics: sluice_shared::training::metrics::Metrics =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics.rows, 3000);
+    assert!(metrics.roc_auc > 0.0 && metrics.roc_auc < 1.0);
+    let session = session(&out);
+    let signature = session.signature();
+    assert_eq!(signature.classes, ["<=50K", ">50K"]);
+    assert_eq!(signature.inputs.len(), inputs.len());
+    // Served from raw rows, the model gives what numpy computed.
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("expected.json")).unwrap()).unwrap();
+    let served = session.predict(&table).unwrap().positive();
+    for (r, (got, want)) in served
+        .iter()
+        .zip(expected["positive"].as_array().unwrap())
+        .enumerate()
+    {
+        let want = want.as_f64().unwrap();
+        assert!(
+            (got - want).abs() < 1e-4,
+            "row {r}: served {got}, numpy {want}"
+        );
+    }
+    // Unknown categories and missing values are scored, not refused.
+    let mut odd = table.take(&[0]);
+    for (_, values) in &mut odd.columns {
+        match values {
+            sluice_shared::model::Values::Numbers(xs) => xs[0] = f64::NAN,
+            sluice_shared::model::Values::Text(t) => t[0] = Some("never-seen".into()),
+        }
+    }
+    assert!(session.predict(&odd).unwrap().positive()[0].is_finite());
+}

@@ -147,3 +147,44 @@ pub fn start_azurite() -> Azurite {
         _dir: dir,
     }
 }
+
+/// The `bin/` of a venv holding the Python tools pinned in `tests/python-tools.txt`
+/// (checkov, yamllint, actionlint, numpy, onnx), installed from PyPI the first time
+/// into `$SLUICE_TOOLS_DIR` (default `~/.cache/sluice-tools`), one venv per version of
+/// the pins. Test processes run in parallel: one installs, the others wait on the lock.
+pub fn python_tools() -> PathBuf {
+    use sha2::Digest;
+    let requirements = repo_root().join("tests/python-tools.txt");
+    let pins = std::fs::read(&requirements).unwrap();
+    let hash = hex::encode(&sha2::Sha256::digest(&pins)[..6]);
+    let root = std::env::var_os("SLUICE_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/sluice-tools")
+        });
+    std::fs::create_dir_all(&root).unwrap();
+    let venv = root.join(format!("venv-{hash}"));
+    let lock = std::fs::File::create(root.join(".install.lock")).unwrap();
+    lock.lock().unwrap();
+    if !venv.join(".complete").exists() {
+        let _ = std::fs::remove_dir_all(&venv);
+        let python = std::env::var("SLUICE_PYTHON").unwrap_or_else(|_| "python3".into());
+        let made = Command::new(&python)
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 is needed for the Python tools");
+        assert!(made.success(), "python3 -m venv failed");
+        let installed = Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&requirements)
+            .status()
+            .unwrap();
+        assert!(
+            installed.success(),
+            "pip install -r {requirements:?} failed"
+        );
+        std::fs::write(venv.join(".complete"), &pins).unwrap();
+    }
+    venv.join("bin")
+}

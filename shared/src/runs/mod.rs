@@ -24,7 +24,6 @@ use crate::dataset::{DatasetName, Manifest, layout};
 use crate::registry::{Artifacts, Lineage, ModelName, ModelVersion, Registry};
 use crate::storage::{ETag, ObjectKey, ObjectStore, PutMode, StorageError, get_json, put_json};
 use crate::training::TrainingConfig;
-use crate::training::trainer::TrainingLineage;
 
 pub use compute::{Compute, ComputeError, JobSpec, JobStatus};
 
@@ -702,11 +701,13 @@ impl Runs {
                 .map_err(|e| RunError::Invalid(format!("signature.json: {e}")))?;
         let metrics = serde_json::from_value(parse("metrics.json", &read("metrics.json").await?)?)
             .map_err(|e| RunError::Invalid(format!("metrics.json: {e}")))?;
-        // A custom trainer may write no lineage.json; the run knows the rest.
-        let trained: Option<TrainingLineage> = match read("lineage.json").await {
+        // A custom trainer may write no lineage.json, or only some of what the reference
+        // trainer writes; the run knows the rest.
+        let trained: Option<TrainerLineage> = match read("lineage.json").await {
             Ok(bytes) => serde_json::from_slice(&bytes).ok(),
             Err(_) => None,
         };
+        let trained = trained.unwrap_or_default();
         let now = Utc::now();
         let lineage = Lineage {
             run_id: run.id.clone(),
@@ -716,25 +717,22 @@ impl Runs {
             dataset_version: run.dataset_version,
             dataset_sha256: run.dataset_sha256.clone(),
             source_uri: run.source_uri.clone(),
-            algorithm: trained.as_ref().map_or_else(
-                || run.config.algorithm.as_str().to_owned(),
-                |t| t.algorithm.clone(),
-            ),
+            algorithm: trained
+                .algorithm
+                .unwrap_or_else(|| run.config.algorithm.as_str().to_owned()),
             hyperparameters: serde_json::to_value(&run.config.hyperparameters).unwrap_or_default(),
             seed: run.config.seed,
             config_sha256: run.config_sha256.clone(),
             code_version: trained
-                .as_ref()
-                .map_or_else(|| "custom command".to_owned(), |t| t.code_version.clone()),
+                .code_version
+                .unwrap_or_else(|| "custom command".to_owned()),
             compute: if run.compute == "local" {
                 run.compute.clone()
             } else {
                 format!("{} ({})", run.compute, run.config.compute.target)
             },
-            started_at: trained
-                .as_ref()
-                .map_or(run.started_at.unwrap_or(now), |t| t.started_at),
-            finished_at: trained.as_ref().map_or(now, |t| t.finished_at),
+            started_at: trained.started_at.unwrap_or(run.started_at.unwrap_or(now)),
+            finished_at: trained.finished_at.unwrap_or(now),
         };
         let tags = [("run".to_owned(), run.id.clone())].into();
         Ok(self
@@ -792,3 +790,13 @@ pub async fn latest_dataset_version(
 
 #[cfg(test)]
 mod tests;
+
+/// What the registry takes from a trainer's `lineage.json`: the reference trainer writes
+/// a full [`TrainingLineage`](crate::training::trainer::TrainingLineage); a custom one may write any of these fields, or none.
+#[derive(Debug, Default, Deserialize)]
+struct TrainerLineage {
+    algorithm: Option<String>,
+    code_version: Option<String>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+}

@@ -62,12 +62,16 @@ fn default_seed() -> u64 {
 pub enum Algorithm {
     #[default]
     LogisticRegression,
+    /// The config's `command` trains (e.g. `examples/pytorch-trainer`) and names its
+    /// algorithm in the `lineage.json` it writes.
+    Custom,
 }
 
 impl Algorithm {
     pub fn as_str(self) -> &'static str {
         match self {
             Algorithm::LogisticRegression => "logistic_regression",
+            Algorithm::Custom => "custom",
         }
     }
 }
@@ -210,6 +214,9 @@ impl TrainingConfig {
                 crate::training::metrics::Metrics::NAMES,
                 self.promotion.metric
             ));
+        }
+        if self.algorithm == Algorithm::Custom && self.command.is_none() {
+            return bad("algorithm \"custom\" needs a `command` that trains".into());
         }
         if self
             .features

@@ -36,6 +36,10 @@ pub enum TrainError {
     Fit(#[from] FitError),
     #[error("the label column {column:?} {problem}")]
     Label { column: String, problem: String },
+    #[error(
+        "the config's algorithm is {0:?}: its own command trains it, not the reference trainer"
+    )]
+    NotReference(&'static str),
 }
 
 /// What the trainer knows of where its model came from; the registry adds the run.
@@ -154,6 +158,9 @@ pub fn train(
     data_dir: &Path,
     out_dir: &Path,
 ) -> Result<TrainReport, TrainError> {
+    if config.algorithm != crate::training::config::Algorithm::LogisticRegression {
+        return Err(TrainError::NotReference(config.algorithm.as_str()));
+    }
     let started_at = Utc::now();
     let manifest: Manifest =
         serde_json::from_slice(&std::fs::read(data_dir.join("manifest.json"))?)
