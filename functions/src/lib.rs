@@ -14,6 +14,7 @@ pub mod invocation;
 pub mod models;
 pub mod onnxruntime;
 pub mod ops;
+pub mod otlp;
 pub mod package;
 pub mod retrain;
 pub mod score;

@@ -6,7 +6,9 @@ async fn main() -> std::process::ExitCode {
     // The dev host and the CLI print their own progress lines; the handler logs.
     let quiet = !matches!(cli.command, sluice::cli::Command::Serve { .. });
     sluice::telemetry::init(if quiet { "warn" } else { "info" });
-    match sluice::cli::run(cli).await {
+    let outcome = sluice::cli::run(cli).await;
+    sluice::otlp::shutdown();
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -121,17 +121,27 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     // Base64 inflates by 4/3; leave room for the JSON around it.
     let blob_body_limit = BLOB_TRIGGER_MAX_BYTES / 3 * 4 + (1 << 20);
-    Router::new()
-        .route(
-            "/",
-            get(|| async { axum::Json(serde_json::json!({"status": "ready"})) }),
-        )
+    // The host's invocations: their warnings and errors also go back in `Logs`.
+    let invocations = Router::new()
         .route("/DatasetIngest", post(handlers::dataset_ingest))
         .route("/DatasetEvents", post(retrain::dataset_events))
         .route("/RetrainQueue", post(retrain::retrain_queue))
         .route("/RunsTimer", post(retrain::runs_timer))
         .route("/MlJobEvents", post(retrain::ml_job_events))
         .route("/RegistryEvents", post(models::registry_events))
+        .route(
+            "/DatasetIngestBlob",
+            post(handlers::dataset_ingest_blob).layer(DefaultBodyLimit::max(blob_body_limit)),
+        )
+        .route_layer(axum::middleware::from_fn(
+            crate::telemetry::with_invocation_logs,
+        ));
+    Router::new()
+        .route(
+            "/",
+            get(|| async { axum::Json(serde_json::json!({"status": "ready"})) }),
+        )
+        .merge(invocations)
         // HTTP functions arrive forwarded (`enableForwardingHttpRequest`) at their routes.
         .route("/api/health", get(crate::health::health))
         .route("/api/retrain", post(retrain::retrain_http))
@@ -158,10 +168,6 @@ pub fn router(state: AppState) -> Router {
             post(score::score)
                 .fallback(score::method_not_allowed)
                 .layer(DefaultBodyLimit::max(score::MAX_BODY_BYTES)),
-        )
-        .route(
-            "/DatasetIngestBlob",
-            post(handlers::dataset_ingest_blob).layer(DefaultBodyLimit::max(blob_body_limit)),
         )
         .fallback(|uri: axum::http::Uri| async move {
             AppError::not_found(format!("no function is served at {}", uri.path()))

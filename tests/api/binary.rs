@@ -284,3 +284,76 @@ fn the_smoke_test_passes_against_a_served_sluice_and_fails_with_a_wrong_key() {
         String::from_utf8_lossy(&failed.stderr)
     );
 }
+
+/// With `SLUICE_OTLP_ENDPOINT` set, the invocation spans reach an OTLP/HTTP collector
+/// (here a stand-in that keeps what it receives), as protobuf.
+#[tokio::test]
+async fn traces_are_exported_over_otlp_when_an_endpoint_is_set() {
+    use std::sync::{Arc, Mutex};
+    /// What the collector received: (content type, body) per request.
+    type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+    let received: Received = Arc::default();
+    let kept = received.clone();
+    let collector = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let kept = kept.clone();
+                async move {
+                    let kind = headers
+                        .get("content-type")
+                        .map(|v| v.to_str().unwrap_or_default().to_owned())
+                        .unwrap_or_default();
+                    kept.lock().unwrap().push((kind, body.to_vec()));
+                    axum::http::StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+
+    let root = tempfile::tempdir().unwrap();
+    let mut child = Command::new(sluice_bin())
+        .args(["serve", "--port", "0"])
+        .env("SLUICE_STORAGE__ROOT", root.path())
+        .env("SLUICE_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _guard = ChildGuard(child);
+    let base = line.trim().trim_start_matches("listening on ").to_owned();
+    let message = json!({"Data": {"message": {"model": "m"}}, "Metadata": {"MessageId": "\"otlp-1\"", "DeliveryCount": "1"}});
+    let answer = reqwest::Client::new()
+        .post(format!("{base}/RetrainQueue"))
+        .json(&message)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        {
+            let got = received.lock().unwrap();
+            let exported = got.iter().find(|(_, body)| {
+                let text = String::from_utf8_lossy(body);
+                text.contains("invocation") && text.contains("RetrainQueue")
+            });
+            if let Some((kind, _)) = exported {
+                assert_eq!(kind, "application/x-protobuf");
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no invocation span reached the collector"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -287,7 +287,7 @@ fn the_template_readme_and_local_settings_name_the_settings_sluice_reads() {
         .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
         .filter(|e| e.starts_with("SLUICE_"))
         .collect();
-    read.extend(["SLUICE_LOG_FORMAT", "SLUICE_PYTHON"].map(String::from));
+    read.extend(["SLUICE_LOG_FORMAT", "SLUICE_PYTHON", sluice::otlp::ENDPOINT].map(String::from));
 
     let template = sluice_names(
         &std::fs::read_to_string(repo().join("infra/modules/functionapp.bicep")).unwrap(),

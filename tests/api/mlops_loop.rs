@@ -381,6 +381,7 @@ async fn adult_goes_from_upload_to_production_and_back() {
 
 #[tokio::test]
 async fn retrain_messages_that_can_never_succeed_are_set_aside_and_http_errors_say_where() {
+    sluice::telemetry::init("warn");
     let app = spawn_loop_app().await;
     put_config(&app, &config()).await;
     let message = |body: Value| json!({"Data": {"message": body}, "Metadata": {"MessageId": "\"m-9\"", "DeliveryCount": "1"}});
@@ -404,6 +405,18 @@ async fn retrain_messages_that_can_never_succeed_are_set_aside_and_http_errors_s
         assert_eq!(status, 200, "answered 2xx, not retried: {answer}");
         let ret = &answer["ReturnValue"];
         assert_eq!(ret["status"], "rejected", "{answer}");
+        // A request the runs reject is logged as a warning, which reaches the host (and
+        // Application Insights) with the invocation.
+        let logs = answer["Logs"].as_array().unwrap();
+        let by_runs = ["no versions yet", "no training config"].contains(&expected);
+        assert!(
+            !by_runs
+                || logs.iter().any(|l| {
+                    let l = l.as_str().unwrap();
+                    l.starts_with("WARN ") && l.contains("retrain request rejected")
+                }),
+            "{answer}"
+        );
         assert!(
             ret["reason"].as_str().unwrap().contains(expected),
             "{expected}: {ret}"
