@@ -162,9 +162,11 @@ impl Invocation {
         (!current.is_null()).then_some(current)
     }
 
-    /// The invocation id the host generated (`Metadata.sys.RandGuid`), for tracing.
+    /// The host's invocation id, for tracing: its `X-Azure-Functions-InvocationId`
+    /// header, else `Metadata.sys.RandGuid`, else a fresh one.
     pub fn invocation_id(&self) -> String {
-        self.meta_str("sys.RandGuid")
+        crate::telemetry::host_invocation_id()
+            .or_else(|| self.meta_str("sys.RandGuid"))
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
     }
 }

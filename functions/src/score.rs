@@ -33,7 +33,10 @@ pub async fn score(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
-    let request_id = uuid::Uuid::new_v4().to_string();
+    // The host's invocation id when forwarded by the host, so the answer, the logs and
+    // Application Insights name the request alike.
+    let request_id = crate::telemetry::invocation_id_in(&headers)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let span =
         info_span!("invocation", function = "Score", invocation_id = %request_id, model = %model);
     async move {

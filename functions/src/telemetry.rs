@@ -16,9 +16,29 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
+/// The header in which the Functions host sends every request's invocation id.
+pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
+
 tokio::task_local! {
     /// The warnings and errors of the invocation running on this task.
     static INVOCATION_LOGS: RefCell<Vec<String>>;
+    /// The host's id for the invocation running on this task.
+    static HOST_INVOCATION_ID: Option<String>;
+}
+
+/// The host's invocation id for the request this task serves (from its header).
+pub fn host_invocation_id() -> Option<String> {
+    HOST_INVOCATION_ID.try_with(Clone::clone).ok().flatten()
+}
+
+/// The host's invocation id in `headers`, if it sent one.
+pub fn invocation_id_in(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(INVOCATION_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_owned)
 }
 
 /// `default_filter` applies when `RUST_LOG` is unset.
@@ -81,15 +101,19 @@ impl Visit for Line {
     }
 }
 
-/// Middleware for the host's invocation routes: collects the warnings and errors logged
-/// while the invocation runs (on its task) and appends them to a successful response's
-/// `Logs`. Events from other threads (the scan's workers) are in the process log only.
+/// Middleware for the host's invocation routes: makes the host's invocation id (header)
+/// the one spans carry, collects the warnings and errors logged while the invocation
+/// runs (on its task) and appends them to a successful response's `Logs`. Events from other threads (the scan's workers) are in the process log only.
 pub async fn with_invocation_logs(request: Request, next: Next) -> Response {
-    let (response, logs) = INVOCATION_LOGS
-        .scope(RefCell::new(Vec::new()), async {
-            let response = next.run(request).await;
-            (response, INVOCATION_LOGS.with(|l| l.take()))
-        })
+    let id = invocation_id_in(request.headers());
+    let (response, logs) = HOST_INVOCATION_ID
+        .scope(
+            id,
+            INVOCATION_LOGS.scope(RefCell::new(Vec::new()), async {
+                let response = next.run(request).await;
+                (response, INVOCATION_LOGS.with(|l| l.take()))
+            }),
+        )
         .await;
     if logs.is_empty() || !response.status().is_success() {
         return response;

@@ -163,6 +163,27 @@ async fn scoring_serves_production_and_agrees_with_onnx_runtime_in_either_form()
         .await;
     assert_eq!(staged["release"], "staging.1");
 
+    // Forwarded by the host, a request is named by the host's invocation id.
+    let forwarded: Value = app
+        .client
+        .post(format!("{}/api/score/adult-income", app.base))
+        .header("x-functions-key", SCORING_KEY)
+        .header(
+            "X-Azure-Functions-InvocationId",
+            "83a33220-a921-460a-bec0-b3f043dcf1ff",
+        )
+        .json(&json!({"data": records}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        forwarded["request_id"],
+        "83a33220-a921-460a-bec0-b3f043dcf1ff"
+    );
+
     // Health lists what production serves, without a key.
     let health: Value = app
         .client
