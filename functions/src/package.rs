@@ -10,39 +10,15 @@
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use zip::write::SimpleFileOptions;
 
-/// `host.json` and each function's `function.json`, in [`crate::startup::FUNCTIONS`] order.
+/// The host's configuration, compiled in like the functions' (see
+/// [`crate::startup::FUNCTION_JSON`]).
 pub const HOST_JSON: &str = include_str!("../../host.json");
-
-macro_rules! function_files {
-    ($($name:literal),* $(,)?) => {
-        &[$(($name, include_str!(concat!("../", $name, "/function.json")))),*]
-    };
-}
-
-pub const FUNCTION_JSON: &[(&str, &str)] = function_files!(
-    "DatasetIngest",
-    "DatasetIngestBlob",
-    "DatasetEvents",
-    "RetrainQueue",
-    "Retrain",
-    "Runs",
-    "RunsTimer",
-    "MlJobEvents",
-    "RegistryEvents",
-    "Models",
-    "Score",
-    "Health",
-);
 
 /// Writes the zip at `output` with `executable` and `onnxruntime`; returns its entries.
 pub fn write(output: &Path, executable: &Path, onnxruntime: &Path) -> anyhow::Result<Vec<String>> {
-    let served: Vec<&str> = FUNCTION_JSON.iter().map(|(n, _)| *n).collect();
-    if served != crate::startup::FUNCTIONS {
-        bail!("the packaged functions {served:?} differ from the served ones");
-    }
     let file =
         std::fs::File::create(output).with_context(|| format!("creating {}", output.display()))?;
     let mut zip = zip::ZipWriter::new(file);
@@ -66,7 +42,7 @@ pub fn write(output: &Path, executable: &Path, onnxruntime: &Path) -> anyhow::Re
         text,
         &mut HOST_JSON.as_bytes(),
     )?;
-    for (name, json) in FUNCTION_JSON {
+    for (name, json) in crate::startup::FUNCTION_JSON {
         add(
             &mut zip,
             format!("{name}/function.json"),

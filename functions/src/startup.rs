@@ -21,8 +21,19 @@ use sluice_shared::runs::local::LocalCompute;
 use sluice_shared::runs::{Compute, Runs};
 use sluice_shared::scoring::Scorer;
 
-/// Every function this binary serves; each has `functions/<Name>/function.json`.
-pub const FUNCTIONS: &[&str] = &[
+/// Declares the functions once: their names, and each one's `function.json` compiled in
+/// (for `sluice package`, so a package always matches the executable inside it).
+macro_rules! functions {
+    ($($name:literal),* $(,)?) => {
+        /// Every function this binary serves; each has `functions/<Name>/function.json`.
+        pub const FUNCTIONS: &[&str] = &[$($name),*];
+        /// Each function's name and `function.json`, in [`FUNCTIONS`] order.
+        pub const FUNCTION_JSON: &[(&str, &str)] =
+            &[$(($name, include_str!(concat!("../", $name, "/function.json")))),*];
+    };
+}
+
+functions!(
     "DatasetIngest",
     "DatasetIngestBlob",
     "DatasetEvents",
@@ -35,7 +46,7 @@ pub const FUNCTIONS: &[&str] = &[
     "Models",
     "Score",
     "Health",
-];
+);
 
 /// The largest blob the blob trigger accepts. The host sends the whole blob base64-encoded
 /// inside one JSON body, so larger files must arrive through the Event Grid path

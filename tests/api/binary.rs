@@ -246,19 +246,7 @@ fn the_package_zip_has_the_functions_layout() {
 fn the_smoke_test_passes_against_a_served_sluice_and_fails_with_a_wrong_key() {
     sluice_tests::onnxruntime(); // serve finds ONNX Runtime in the setup folder
     let root = tempfile::tempdir().unwrap();
-    let mut child = Command::new(sluice_bin())
-        .args(["serve", "--port", "0"])
-        .env("SLUICE_STORAGE__ROOT", root.path())
-        .env("SLUICE_SCORING_KEYS", "smoke-scoring-key")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _guard = ChildGuard(child);
-    let base = line.trim().trim_start_matches("listening on ").to_owned();
+    let (_guard, base) = serve(root.path(), &[("SLUICE_SCORING_KEYS", "smoke-scoring-key")]);
     let smoke = |key: &str| {
         Command::new("bash")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/smoke.sh"))
@@ -315,20 +303,13 @@ async fn traces_are_exported_over_otlp_when_an_endpoint_is_set() {
     tokio::spawn(async move { axum::serve(listener, collector).await });
 
     let root = tempfile::tempdir().unwrap();
-    let mut child = Command::new(sluice_bin())
-        .args(["serve", "--port", "0"])
-        .env("SLUICE_STORAGE__ROOT", root.path())
-        .env("SLUICE_OTLP_ENDPOINT", &endpoint)
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _guard = ChildGuard(child);
-    let base = line.trim().trim_start_matches("listening on ").to_owned();
+    let (_guard, base) = serve(
+        root.path(),
+        &[
+            ("SLUICE_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
     let message = json!({"Data": {"message": {"model": "m"}}, "Metadata": {"MessageId": "\"otlp-1\"", "DeliveryCount": "1"}});
     let answer = reqwest::Client::new()
         .post(format!("{base}/RetrainQueue"))
@@ -356,4 +337,24 @@ async fn traces_are_exported_over_otlp_when_an_endpoint_is_set() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// `sluice serve` on a free port with a local store at `root` and `env`; the guard stops
+/// it. Returns the base URL it listens on.
+fn serve(root: &Path, env: &[(&str, &str)]) -> (ChildGuard, String) {
+    let mut command = Command::new(sluice_bin());
+    command
+        .args(["serve", "--port", "0"])
+        .env("SLUICE_STORAGE__ROOT", root)
+        .stdout(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line.trim().trim_start_matches("listening on ").to_owned();
+    (ChildGuard(child), base)
 }
