@@ -98,7 +98,7 @@ fn stopped() -> InferenceError {
 /// together and answer each. Ends when the [`Batcher`] is gone and the queue is empty.
 fn serve(session: &ModelSession, queue: &Mutex<mpsc::Receiver<Job>>, runs: &AtomicU64) {
     loop {
-        let mut batch = {
+        let batch = {
             let queue = queue.lock().unwrap_or_else(|e| e.into_inner());
             let Ok(first) = queue.recv() else { return };
             let mut rows = first.table.rows();
@@ -111,29 +111,21 @@ fn serve(session: &ModelSession, queue: &Mutex<mpsc::Receiver<Job>>, runs: &Atom
             batch
         };
         runs.fetch_add(1, Ordering::Relaxed);
-        if batch.len() == 1 {
-            let job = batch.remove(0);
+        if batch.len() > 1 {
+            let tables: Vec<&Table> = batch.iter().map(|j| &j.table).collect();
+            if let Ok(all) = session.predict(&Table::concat(&tables)) {
+                let parts = all.split(batch.iter().map(|j| j.table.rows()));
+                for (job, part) in batch.into_iter().zip(parts) {
+                    let _ = job.reply.send((job.table, Ok(part)));
+                }
+                continue;
+            }
+            // A failed batch is run again request by request, so a request never fails
+            // because of its neighbours.
+        }
+        for job in batch {
             let predicted = session.predict(&job.table);
             let _ = job.reply.send((job.table, predicted));
-            continue;
-        }
-        let tables: Vec<&Table> = batch.iter().map(|j| &j.table).collect();
-        match session.predict(&Table::concat(&tables)) {
-            Ok(all) => {
-                let mut parts = all.split(batch.iter().map(|j| j.table.rows())).into_iter();
-                for job in batch {
-                    let part = parts.next().ok_or_else(stopped);
-                    let _ = job.reply.send((job.table, part));
-                }
-            }
-            Err(e) => {
-                let message = e.to_string();
-                for job in batch {
-                    let _ = job
-                        .reply
-                        .send((job.table, Err(InferenceError::Run(message.clone()))));
-                }
-            }
         }
     }
 }
