@@ -66,7 +66,8 @@ pub struct AppState {
     pub scorer: Option<Arc<Scorer>>,
     /// Keys for `Score`, separate from the admin keys.
     pub scoring_keys: Arc<Keys>,
-    scratch: std::path::PathBuf,
+    /// Shared, not owned: the state is cloned for every request.
+    scratch: Arc<std::path::Path>,
 }
 
 impl AppState {
@@ -88,7 +89,7 @@ impl AppState {
             scorer: None,
             scoring_keys: Arc::new(Keys::default()),
             store,
-            scratch,
+            scratch: scratch.into(),
         }
     }
 
@@ -102,7 +103,7 @@ impl AppState {
         self.gate = Some(Arc::new(Gate::new(
             self.store.clone(),
             runtime,
-            self.scratch.clone(),
+            self.scratch.to_path_buf(),
         )));
         let sessions = std::thread::available_parallelism().map_or(2, |n| n.get());
         self.scorer = Some(Arc::new(
@@ -112,7 +113,7 @@ impl AppState {
                 sessions,
                 crate::score::MAX_ROWS,
             )
-            .with_scratch(self.scratch.clone()),
+            .with_scratch(self.scratch.to_path_buf()),
         ));
         self
     }

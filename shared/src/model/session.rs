@@ -112,7 +112,7 @@ impl ModelSession {
                     });
                 }
             };
-            inputs.push((Cow::Owned(spec.name.clone()), value));
+            inputs.push((Cow::Borrowed(spec.name.as_str()), value));
         }
         let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
         let outputs = session.run(inputs).map_err(|e| run(&e))?;
