@@ -304,7 +304,7 @@ pub async fn score_file(
             rows.push(row);
         }
         if rows.len() == batch.max(1) || (lines.peek().is_none() && !rows.is_empty()) {
-            let body = json!({"data": rows});
+            let body = serde_json::to_vec(&json!({"data": rows}))?;
             let scored = scorer
                 .score(&model, &target, &body, "batch")
                 .await

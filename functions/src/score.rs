@@ -7,7 +7,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::Value;
 use sluice_shared::registry::ModelName;
 use sluice_shared::scoring::{ScoreError, Target};
 use tracing::{Instrument, error, info_span};
@@ -76,12 +75,10 @@ pub async fn score(
                 AppError::bad_request("body", e.body_text())
             }
         })?;
-        let value: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| AppError::bad_request("body", format!("not JSON: {e}")))?;
         let model = ModelName::parse(&model)
             .map_err(|_| AppError::not_found(format!("no model {model:?}")))?;
         let scored = scorer
-            .score(&model, &target, &value, &request_id)
+            .score(&model, &target, &bytes, &request_id)
             .await
             .map_err(|e| match e {
                 ScoreError::Input(e) => AppError::bad_request(e.field(), e.message),

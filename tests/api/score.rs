@@ -624,14 +624,19 @@ async fn a_sampled_request_lands_in_the_prediction_log_as_parquet() {
     let (records, _) = records(&app, &[0, 1, 2]);
     let target = sluice_shared::scoring::Target::Alias("production".into());
     let first = scorer
-        .score(&model, &target, &json!({"data": records}), "req-1")
+        .score(
+            &model,
+            &target,
+            json!({"data": records}).to_string().as_bytes(),
+            "req-1",
+        )
         .await
         .unwrap();
     scorer
         .score(
             &model,
             &target,
-            &json!({"data": [records[0].clone()]}),
+            json!({"data": [records[0].clone()]}).to_string().as_bytes(),
             "req-2",
         )
         .await
