@@ -42,6 +42,7 @@ fn job_spec(command: Option<Vec<String>>) -> JobSpec {
     }
     JobSpec {
         run_id: "run-0123456789abcdef0123".into(),
+        run_created_at: chrono::Utc::now(),
         dataset: sluice_shared::dataset::DatasetName::parse("adult").unwrap(),
         dataset_version: 3,
         config: TrainingConfig::from_json(config.to_string().as_bytes()).unwrap(),

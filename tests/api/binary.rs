@@ -116,12 +116,17 @@ fn dev_runs_the_whole_loop_in_each_store() {
     let scratch = tempfile::tempdir().unwrap();
     let adult = sluice_tests::adult("adult.data");
     let test = sluice_tests::adult("adult.test");
-    for _ in 0..2 {
-        let root = tempfile::tempdir().unwrap();
+    let stores = tempfile::tempdir().unwrap();
+    // Two stores side by side, then the first wiped and built again: its run has the same
+    // id as before and must train again, not find the earlier job's leftovers.
+    for name in ["a", "b", "a"] {
+        let root = stores.path().join(name);
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
         let output = Command::new(sluice_bin())
             .current_dir(sluice_tests::repo_root())
             .arg("--root")
-            .arg(root.path())
+            .arg(&root)
             .arg("--scratch-dir")
             .arg(scratch.path())
             .args(["dev", "--exit-when-idle", "--port", "0", "--push"])
@@ -143,14 +148,14 @@ fn dev_runs_the_whole_loop_in_each_store() {
         );
         let listed = Command::new(sluice_bin())
             .arg("--root")
-            .arg(root.path())
+            .arg(&root)
             .args(["models", "list"])
             .output()
             .unwrap();
         assert!(String::from_utf8_lossy(&listed.stdout).contains("production v1 (production.1)"));
         let verified = Command::new(sluice_bin())
             .arg("--root")
-            .arg(root.path())
+            .arg(&root)
             .args(["audit", "verify"])
             .output()
             .unwrap();

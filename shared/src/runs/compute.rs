@@ -11,6 +11,9 @@ use crate::training::TrainingConfig;
 #[derive(Clone, Debug)]
 pub struct JobSpec {
     pub run_id: String,
+    /// When the run was created: with the id, it tells a resubmission of this run from
+    /// a leftover of an earlier run with the same id (a store that was wiped and rebuilt).
+    pub run_created_at: chrono::DateTime<chrono::Utc>,
     /// The input: this dataset version's folder (`manifest.json`, `data.parquet`).
     pub dataset: DatasetName,
     pub dataset_version: u32,

@@ -96,7 +96,9 @@ impl Compute for LocalCompute {
     }
 
     async fn submit(&self, spec: &JobSpec) -> Result<String, ComputeError> {
-        let job = spec.run_id.clone();
+        // The job folder is this run's, not any earlier run's with the same id: a store
+        // that was wiped and rebuilt gives the same run id again.
+        let job = format!("{}-{}", spec.run_id, spec.run_created_at.timestamp_millis());
         let dir = self.dir(&job);
         if dir.join("state.json").exists() {
             return Ok(job); // already submitted: the same run never starts twice
@@ -255,6 +257,7 @@ mod tests {
         config["command"] = serde_json::json!(argv);
         let spec = JobSpec {
             run_id: "run-test".into(),
+            run_created_at: chrono::Utc::now(),
             dataset: d,
             dataset_version: 1,
             config: TrainingConfig::from_json(config.to_string().as_bytes()).unwrap(),

@@ -566,6 +566,7 @@ impl Runs {
         }
         let spec = JobSpec {
             run_id: run.id.clone(),
+            run_created_at: run.created_at,
             dataset: run.dataset.clone(),
             dataset_version: run.dataset_version,
             config: run.config.clone(),
