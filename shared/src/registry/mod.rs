@@ -391,19 +391,27 @@ impl Registry {
         }
     }
 
+    /// The alias and its ETag, or [`RegistryError::NoAlias`] when it is not set.
+    pub async fn require_alias(
+        &self,
+        model: &ModelName,
+        alias: &str,
+    ) -> Result<(Alias, ETag), RegistryError> {
+        self.alias(model, alias)
+            .await?
+            .ok_or_else(|| RegistryError::NoAlias {
+                model: model.to_string(),
+                alias: alias.to_owned(),
+            })
+    }
+
     /// The version an alias points at.
     pub async fn resolve(
         &self,
         model: &ModelName,
         alias: &str,
     ) -> Result<ModelVersion, RegistryError> {
-        let (a, _) = self
-            .alias(model, alias)
-            .await?
-            .ok_or_else(|| RegistryError::NoAlias {
-                model: model.to_string(),
-                alias: alias.to_owned(),
-            })?;
+        let (a, _) = self.require_alias(model, alias).await?;
         self.version(model, a.release.version).await
     }
 

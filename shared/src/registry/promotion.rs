@@ -118,14 +118,7 @@ pub async fn rollback(
     actor: &str,
     reason: &str,
 ) -> Result<Release, RegistryError> {
-    let (current, etag) =
-        registry
-            .alias(model, alias)
-            .await?
-            .ok_or_else(|| RegistryError::NoAlias {
-                model: model.to_string(),
-                alias: alias.to_owned(),
-            })?;
+    let (current, etag) = registry.require_alias(model, alias).await?;
     // Roll back to what this release replaced (following rollbacks to what *they*
     // restored, so two rollbacks in a row go two releases back).
     let previous_id = current.release.previous.clone().ok_or_else(|| {

@@ -429,9 +429,8 @@ impl Scorer {
                 let (version, release) = match cached {
                     Some((at, v, r)) if at.elapsed() < ALIAS_TTL => (v, r),
                     _ => {
-                        let (a, _) = self.registry.alias(model, alias).await?.ok_or_else(|| {
-                            ScoreError::NotFound(format!("model {model:?} has no alias {alias:?}"))
-                        })?;
+                        // A missing alias is a 404 (see `From<RegistryError>`).
+                        let (a, _) = self.registry.require_alias(model, alias).await?;
                         let found = (a.release.version, a.release.id);
                         self.aliases
                             .lock()
