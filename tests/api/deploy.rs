@@ -19,13 +19,17 @@ fn repo() -> PathBuf {
     sluice_tests::repo_root()
 }
 
-fn files(under: &Path, extension: &str) -> Vec<PathBuf> {
+/// The files under `under` (recursively) whose names end with `suffix`, sorted.
+fn files(under: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(under).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
-            out.extend(files(&path, extension));
-        } else if path.extension().is_some_and(|e| e == extension) {
+            out.extend(files(&path, suffix));
+        } else if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().ends_with(suffix))
+        {
             out.push(path);
         }
     }
@@ -50,7 +54,7 @@ fn run(program: &Path, args: &[&str]) -> (bool, String) {
 #[test]
 fn every_bicep_file_parses() {
     let bin = sluice_tests::python_tools();
-    let bicep = files(&repo().join("infra"), "bicep");
+    let bicep = files(&repo().join("infra"), ".bicep");
     assert!(bicep.len() >= 10, "main.bicep and its modules: {bicep:?}");
     let script = "import sys\nfrom pathlib import Path\nfrom pycep import BicepParser\n\
                   p = BicepParser()\nfor f in sys.argv[1:]:\n    p.parse(file_path=Path(f))\n";
@@ -61,7 +65,7 @@ fn every_bicep_file_parses() {
     assert!(ok, "{out}");
     // Every module is used by main.bicep, and main.bicep names only modules that exist.
     let main = std::fs::read_to_string(repo().join("infra/main.bicep")).unwrap();
-    for module in files(&repo().join("infra/modules"), "bicep") {
+    for module in files(&repo().join("infra/modules"), ".bicep") {
         let name = module.file_name().unwrap().to_string_lossy();
         assert!(
             main.contains(&format!("'modules/{name}'")),
@@ -138,19 +142,6 @@ fn checkov_clean(bin: &Path, dir: &str, framework: &str, annotated: &[PathBuf]) 
     report
 }
 
-fn dockerfiles(under: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(under).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(dockerfiles(&path));
-        } else if path.file_name().is_some_and(|n| n == "Dockerfile") {
-            out.push(path);
-        }
-    }
-    out
-}
-
 #[test]
 fn checkov_passes_on_infra_the_pipelines_and_the_images_and_every_skip_is_explained_and_used() {
     let bin = sluice_tests::python_tools();
@@ -158,7 +149,7 @@ fn checkov_passes_on_infra_the_pipelines_and_the_images_and_every_skip_is_explai
         &bin,
         "infra",
         "bicep",
-        &files(&repo().join("infra"), "bicep"),
+        &files(&repo().join("infra"), ".bicep"),
     );
     assert!(infra["summary"]["passed"].as_u64().unwrap() >= 30);
     checkov_clean(&bin, ".github", "github_actions", &[]);
@@ -174,7 +165,7 @@ fn checkov_passes_on_infra_the_pipelines_and_the_images_and_every_skip_is_explai
     assert_eq!(pipelines["summary"]["failed"], 0, "{pipelines:#}");
     assert!(pipelines["summary"]["passed"].as_u64().unwrap() > 0);
     for dir in ["infra/azureml", "examples"] {
-        let images = dockerfiles(&repo().join(dir));
+        let images = files(&repo().join(dir), "Dockerfile");
         assert!(!images.is_empty(), "{dir} has a Dockerfile");
         checkov_clean(&bin, dir, "dockerfile", &images);
     }
@@ -243,7 +234,7 @@ fn the_azure_ml_environments_name_files_that_exist() {
 #[test]
 fn the_workflows_and_pipelines_pass_actionlint_and_yamllint() {
     let bin = sluice_tests::python_tools();
-    let workflows = files(&repo().join(".github/workflows"), "yml");
+    let workflows = files(&repo().join(".github/workflows"), ".yml");
     assert!(workflows.len() >= 2, "ci and deploy: {workflows:?}");
     let names: Vec<String> = workflows.iter().map(|p| p.display().to_string()).collect();
     let args: Vec<&str> = names.iter().map(String::as_str).collect();

@@ -76,6 +76,15 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `POST /api/retrain` with `request`, then [`follow`](Self::follow)s the run.
+    pub(crate) async fn retrain(&self, request: Value) -> Value {
+        let (status, accepted) = self
+            .api(reqwest::Method::POST, "/api/retrain", Some(request))
+            .await;
+        assert_eq!(status, 202, "{accepted}");
+        self.follow(accepted["run_id"].as_str().unwrap()).await
+    }
+
     /// Ticks `RunsTimer` until `run` is over; returns its last report entry.
     pub(crate) async fn follow(&self, run: &str) -> Value {
         let started = Instant::now();
@@ -246,15 +255,9 @@ async fn adult_goes_from_upload_to_production_and_back() {
     manual["promotion"]["min_improvement"] = json!(-0.02);
     manual["promotion"]["max_regression"] = json!(0.02);
     put_config(&app, &manual).await;
-    let (status, accepted) = app
-        .api(
-            reqwest::Method::POST,
-            "/api/retrain",
-            Some(json!({"model": "adult-income", "config_overrides": {"seed": 7}})),
-        )
+    let done = app
+        .retrain(json!({"model": "adult-income", "config_overrides": {"seed": 7}}))
         .await;
-    assert_eq!(status, 202, "{accepted}");
-    let done = app.follow(accepted["run_id"].as_str().unwrap()).await;
     assert_eq!(done["model_version"], 3, "{done}");
     assert_eq!(done["gate"]["passed"], true, "{done}");
     assert_eq!(done["gate"]["awaiting_approval"], true);

@@ -23,15 +23,7 @@ async fn adult_in_production() -> TestApp {
         app.ingest("adult", "adult.data", data).await["status"],
         "versioned"
     );
-    let (status, accepted) = app
-        .api(
-            reqwest::Method::POST,
-            "/api/retrain",
-            Some(json!({"model": "adult-income"})),
-        )
-        .await;
-    assert_eq!(status, 202, "{accepted}");
-    let done = app.follow(accepted["run_id"].as_str().unwrap()).await;
+    let done = app.retrain(json!({"model": "adult-income"})).await;
     assert_eq!(
         done["gate"]["releases"],
         json!(["staging.1", "production.1"]),
@@ -454,15 +446,8 @@ async fn scoring_errors_say_what_and_where() {
 async fn production_moves_under_load_without_a_failed_or_mixed_request() {
     let app = Arc::new(adult_in_production().await);
     // A second version to move between (a different seed), promoted by hand.
-    let (status, accepted) = app
-        .api(
-            reqwest::Method::POST,
-            "/api/retrain",
-            Some(json!({"model": "adult-income", "config_overrides": {"seed": 7}})),
-        )
+    app.retrain(json!({"model": "adult-income", "config_overrides": {"seed": 7}}))
         .await;
-    assert_eq!(status, 202, "{accepted}");
-    app.follow(accepted["run_id"].as_str().unwrap()).await;
     let registry = Registry::new(app.store.clone());
     let model = ModelName::parse("adult-income").unwrap();
     assert_eq!(registry.versions(&model).await.unwrap(), [1, 2]);
