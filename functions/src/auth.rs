@@ -52,12 +52,25 @@ impl Keys {
     /// Checks the request's key (`x-functions-key`, or `Authorization: Bearer`) and
     /// returns who acted: the `x-sluice-actor` header if sent, and the key's fingerprint.
     pub fn check(&self, headers: &HeaderMap) -> Result<String, AppError> {
+        let offered = self.verify(headers)?;
+        let fingerprint = format!("key:{}", hex::encode(&offered[..4]));
+        Ok(
+            match headers.get("x-sluice-actor").and_then(|v| v.to_str().ok()) {
+                Some(actor) if !actor.trim().is_empty() => {
+                    format!("{} ({fingerprint})", actor.trim())
+                }
+                _ => fingerprint,
+            },
+        )
+    }
+
+    /// Checks the request's key, as [`Keys::check`] does, and returns its digest.
+    pub fn verify(&self, headers: &HeaderMap) -> Result<[u8; 32], AppError> {
         let presented = match (headers.get("x-functions-key"), headers.get("authorization")) {
             (Some(k), _) => k
                 .to_str()
                 .map_err(|_| AppError::unauthorized("the x-functions-key header is not text"))?
-                .trim()
-                .to_owned(),
+                .trim(),
             (None, Some(auth)) => {
                 let auth = auth
                     .to_str()
@@ -66,7 +79,7 @@ impl Keys {
                     Some((scheme, token))
                         if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
                     {
-                        token.trim().to_owned()
+                        token.trim()
                     }
                     _ => {
                         return Err(AppError::unauthorized(
@@ -81,7 +94,7 @@ impl Keys {
                 ));
             }
         };
-        let offered = digest(&presented);
+        let offered = digest(presented);
         // Every configured key is compared, whether or not an earlier one matched.
         let matched = self
             .digests
@@ -90,15 +103,7 @@ impl Keys {
         if !bool::from(matched) {
             return Err(AppError::unauthorized("invalid key"));
         }
-        let fingerprint = format!("key:{}", hex::encode(&offered[..4]));
-        Ok(
-            match headers.get("x-sluice-actor").and_then(|v| v.to_str().ok()) {
-                Some(actor) if !actor.trim().is_empty() => {
-                    format!("{} ({fingerprint})", actor.trim())
-                }
-                _ => fingerprint,
-            },
-        )
+        Ok(offered)
     }
 }
 

@@ -59,6 +59,10 @@ pub enum Command {
         /// Used when neither FUNCTIONS_CUSTOMHANDLER_PORT nor FUNCTIONS_HTTPWORKER_PORT is set.
         #[arg(long, default_value_t = 8080)]
         port: u16,
+        /// Threads serving HTTP (default: one per core but one, which the Functions host
+        /// needs to forward requests).
+        #[arg(long, env = "SLUICE_HTTP_THREADS")]
+        http_threads: Option<usize>,
     },
     /// The embedded default: run the functions with a local host (no Azure needed).
     Dev {
@@ -326,7 +330,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Train { .. } => {
             unreachable!("handled above")
         }
-        Command::Serve { port } => {
+        Command::Serve { port, http_threads } => {
             let compute = cli.compute.build(store.clone())?;
             let mut state = AppState::new(store, cli.storage.scratch())
                 .with_admin_keys(&cli.admin_keys)
@@ -342,7 +346,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     tracing::warn!(error = %e, "ONNX Runtime not loaded; the evaluation gate is off")
                 }
             }
-            let app = Application::build(state, handler_port(port)?).await?;
+            let app = Application::build(state, handler_port(port)?)
+                .await?
+                .with_http_threads(http_threads);
             // Tests and operators rely on this exact line to find the port.
             println!("listening on http://127.0.0.1:{}", app.port());
             app.run_until_stopped().await?;

@@ -19,5 +19,6 @@ pub mod package;
 pub mod retrain;
 pub mod score;
 pub mod settings;
+pub mod shards;
 pub mod startup;
 pub mod telemetry;

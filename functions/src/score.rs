@@ -2,9 +2,8 @@
 //! raw rows with the model's production version (or the one asked for).
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sluice_shared::registry::ModelName;
@@ -29,17 +28,25 @@ pub async fn score(
     State(state): State<AppState>,
     Path(model): Path<String>,
     query: Result<Query<ScoreQuery>, axum::extract::rejection::QueryRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Response, AppError> {
+    // The headers are taken out of the request rather than cloned (`HeaderMap` as an
+    // extractor copies them); the body extractor needs only the rest.
+    let (mut parts, body) = request.into_parts();
+    let headers = std::mem::take(&mut parts.headers);
+    let body = Bytes::from_request(Request::from_parts(parts, body), &()).await;
     // The host's invocation id when forwarded by the host, so the answer, the logs and
     // Application Insights name the request alike.
-    let request_id = crate::telemetry::invocation_id_in(&headers)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let request_id = crate::telemetry::invocation_id_in(&headers).unwrap_or_else(|| {
+        let id = uuid::Uuid::new_v4();
+        id.hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer())
+            .to_owned()
+    });
     let span =
         info_span!("invocation", function = "Score", invocation_id = %request_id, model = %model);
     async move {
-        state.scoring_keys.check(&headers)?;
+        state.scoring_keys.verify(&headers)?;
         let scorer = state.scorer.as_deref().ok_or_else(|| {
             AppError::unavailable("ONNX Runtime is not loaded, so models cannot be scored")
         })?;
@@ -65,16 +72,24 @@ pub async fn score(
             (None, Some(a)) => Target::Alias(a),
             (None, None) => Target::Alias("production".into()),
         };
-        let bytes = body.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::too_large(
+        let bytes = match body {
+            Ok(bytes) => bytes,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                // The rest of the body is never read, so the connection cannot carry
+                // another request: say so, or the client may reuse it and fail.
+                let mut response = AppError::too_large(
                     "body",
                     format!("the body is larger than {MAX_BODY_BYTES} bytes"),
                 )
-            } else {
-                AppError::bad_request("body", e.body_text())
+                .into_response();
+                response.headers_mut().insert(
+                    header::CONNECTION,
+                    header::HeaderValue::from_static("close"),
+                );
+                return Ok(response);
             }
-        })?;
+            Err(e) => return Err(AppError::bad_request("body", e.body_text())),
+        };
         let model = ModelName::parse(&model)
             .map_err(|_| AppError::not_found(format!("no model {model:?}")))?;
         let scored = scorer

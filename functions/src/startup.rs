@@ -53,8 +53,10 @@ functions!(
 /// (`DatasetIngest`), which streams them from storage instead.
 pub const BLOB_TRIGGER_MAX_BYTES: usize = 32 << 20;
 
+/// What the handlers share. Axum clones the state for every request, so it is one
+/// `Arc` ([`AppState`]) rather than a struct of them.
 #[derive(Clone)]
-pub struct AppState {
+pub struct Services {
     pub store: Arc<dyn ObjectStore>,
     pub ingestor: Arc<Ingestor>,
     pub runs: Runs,
@@ -66,8 +68,18 @@ pub struct AppState {
     pub scorer: Option<Arc<Scorer>>,
     /// Keys for `Score`, separate from the admin keys.
     pub scoring_keys: Arc<Keys>,
-    /// Shared, not owned: the state is cloned for every request.
-    scratch: Arc<std::path::Path>,
+    scratch: std::path::PathBuf,
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
 }
 
 impl AppState {
@@ -81,7 +93,7 @@ impl AppState {
             .join("sluice-jobs")
             .join(&hex::encode(store_id)[..16]);
         let compute = Arc::new(LocalCompute::new(store.clone(), jobs, program));
-        Self {
+        Self(Arc::new(Services {
             ingestor: Arc::new(Ingestor::new(store.clone(), scratch.clone())),
             runs: Runs::new(store.clone(), compute),
             gate: None,
@@ -89,42 +101,48 @@ impl AppState {
             scorer: None,
             scoring_keys: Arc::new(Keys::default()),
             store,
-            scratch: scratch.into(),
-        }
+            scratch,
+        }))
+    }
+
+    /// The services, to change while the state is being built (not yet shared).
+    fn edit(&mut self) -> &mut Services {
+        Arc::make_mut(&mut self.0)
     }
 
     pub fn with_compute(mut self, compute: Arc<dyn Compute>) -> Self {
-        self.runs = Runs::new(self.store.clone(), compute);
+        self.edit().runs = Runs::new(self.store.clone(), compute);
         self
     }
 
     /// With ONNX Runtime: the evaluation gate and scoring.
     pub fn with_runtime(mut self, runtime: &'static Runtime) -> Self {
-        self.gate = Some(Arc::new(Gate::new(
-            self.store.clone(),
+        let services = self.edit();
+        services.gate = Some(Arc::new(Gate::new(
+            services.store.clone(),
             runtime,
-            self.scratch.to_path_buf(),
+            services.scratch.clone(),
         )));
         let sessions = std::thread::available_parallelism().map_or(2, |n| n.get());
-        self.scorer = Some(Arc::new(
+        services.scorer = Some(Arc::new(
             Scorer::new(
-                Registry::new(self.store.clone()),
+                Registry::new(services.store.clone()),
                 runtime,
                 sessions,
                 crate::score::MAX_ROWS,
             )
-            .with_scratch(self.scratch.to_path_buf()),
+            .with_scratch(services.scratch.clone()),
         ));
         self
     }
 
     pub fn with_scoring_keys(mut self, keys: &[crate::settings::Secret]) -> Self {
-        self.scoring_keys = Arc::new(Keys::new(keys));
+        self.edit().scoring_keys = Arc::new(Keys::new(keys));
         self
     }
 
     pub fn with_admin_keys(mut self, keys: &[crate::settings::Secret]) -> Self {
-        self.admin_keys = Arc::new(Keys::new(keys));
+        self.edit().admin_keys = Arc::new(Keys::new(keys));
         self
     }
 }
@@ -175,11 +193,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/models/{name}/releases", get(models::releases))
         .route("/api/models/{name}/rollback", post(models::rollback))
+        // Score's body limit is the router's (below): a layer of its own would cost every
+        // scoring request another service clone.
         .route(
             "/api/score/{model}",
-            post(score::score)
-                .fallback(score::method_not_allowed)
-                .layer(DefaultBodyLimit::max(score::MAX_BODY_BYTES)),
+            post(score::score).fallback(score::method_not_allowed),
         )
         .fallback(|uri: axum::http::Uri| async move {
             AppError::not_found(format!("no function is served at {}", uri.path()))
@@ -193,7 +211,7 @@ pub fn router(state: AppState) -> Router {
                 ))
             },
         )
-        .layer(DefaultBodyLimit::max(4 << 20))
+        .layer(DefaultBodyLimit::max(score::MAX_BODY_BYTES))
         .with_state(state)
 }
 
@@ -202,6 +220,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     scorer: Option<Arc<Scorer>>,
+    http_threads: usize,
 }
 
 /// How often buffered prediction-log entries are written.
@@ -215,7 +234,16 @@ impl Application {
             listener,
             scorer: state.scorer.clone(),
             router: router(state),
+            http_threads: crate::shards::default_count(),
         })
+    }
+
+    /// Serve HTTP on `threads` threads instead of [`crate::shards::default_count`].
+    pub fn with_http_threads(mut self, threads: Option<usize>) -> Self {
+        if let Some(n) = threads {
+            self.http_threads = n.max(1);
+        }
+        self
     }
 
     pub fn port(&self) -> u16 {
@@ -236,9 +264,13 @@ impl Application {
                 }
             })
         });
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await;
+        let served = crate::shards::serve(
+            self.listener,
+            self.router,
+            self.http_threads,
+            shutdown_signal(),
+        )
+        .await;
         if let (Some(flusher), Some(scorer)) = (flusher, self.scorer) {
             flusher.abort();
             if let Err(e) = scorer.flush_log().await {

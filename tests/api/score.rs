@@ -194,8 +194,8 @@ async fn scoring_serves_production_and_agrees_with_onnx_runtime_in_either_form()
     );
 }
 
-/// Requests that arrive while the scoring threads are busy are scored together; each
-/// still gets exactly its own rows' answers.
+/// Requests that arrive while the sessions are busy are scored together; each still
+/// gets exactly its own rows' answers.
 #[tokio::test]
 async fn requests_batched_together_each_get_their_own_answers() {
     let app = adult_in_production().await;
@@ -209,10 +209,9 @@ async fn requests_batched_together_each_get_their_own_answers() {
         .unwrap()
         .predict(&table)
         .unwrap();
-    // One thread, so requests queue behind the one running.
-    let batcher = Arc::new(
-        Batcher::start(sluice_tests::onnxruntime(), &onnx, v1.signature, 1, "test").unwrap(),
-    );
+    // One session, so requests queue behind the one running.
+    let batcher =
+        Arc::new(Batcher::new(sluice_tests::onnxruntime(), &onnx, v1.signature, 1).unwrap());
     // Requests of 1 to 3 rows, cut from the 200 in order.
     let mut requests = Vec::new();
     let mut start = 0;
@@ -251,6 +250,41 @@ async fn requests_batched_together_each_get_their_own_answers() {
         batcher.runs(),
         requests.len()
     );
+}
+
+/// A request too large to batch runs on its own off the runtime's thread; one dropped
+/// while it runs still gives its session back.
+#[tokio::test]
+async fn large_and_abandoned_requests_keep_the_sessions() {
+    let app = adult_in_production().await;
+    let rows: Vec<usize> = (0..200).collect();
+    let (_, table) = records(&app, &rows);
+    let registry = Registry::new(app.store.clone());
+    let model = ModelName::parse("adult-income").unwrap();
+    let v1 = registry.version(&model, 1).await.unwrap();
+    let onnx = registry.model_bytes(&model, 1).await.unwrap();
+    let direct = ModelSession::new(sluice_tests::onnxruntime(), &onnx, v1.signature.clone())
+        .unwrap()
+        .predict(&table)
+        .unwrap();
+    let batcher =
+        Arc::new(Batcher::new(sluice_tests::onnxruntime(), &onnx, v1.signature, 1).unwrap());
+    let (_, large) = batcher.predict(table.clone()).await;
+    assert_eq!(large.unwrap(), direct, "200 rows in one run");
+    // Abandon large requests at once and mid-run; the one session must come back.
+    for wait_us in [0u64, 200, 1000] {
+        let (batcher, table) = (batcher.clone(), table.clone());
+        let abandoned = tokio::spawn(async move { batcher.predict(table).await });
+        tokio::time::sleep(std::time::Duration::from_micros(wait_us)).await;
+        abandoned.abort();
+    }
+    let (_, one) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        batcher.predict(table.take(&[7])),
+    )
+    .await
+    .expect("the session came back");
+    assert_eq!(one.unwrap().labels, [direct.labels[7]]);
 }
 
 #[tokio::test]

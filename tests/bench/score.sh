@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The scoring benchmark: Sluice's Score against Azure ML's inference server (gunicorn,
 # 2 sync workers, a score.py with onnxruntime) on the same Adult model.onnx, and a bare
-# axum route (the limit of the HTTP path), each loaded with oha over loopback in the same
-# run. Usage: tests/bench/score.sh [seconds per load run, default 10]
+# axum route (the limit of the HTTP path; on tokio's defaults, and on as many threads as
+# Sluice serves HTTP on), each loaded with oha over loopback in the same run.
+# Usage: tests/bench/score.sh [seconds per load run, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cache="${SLUICE_BENCH_DIR:-$HOME/.cache/sluice-bench}"

@@ -5,10 +5,10 @@ use std::borrow::Cow;
 use std::sync::Mutex;
 
 use ort::session::{Session, SessionInputValue};
-use ort::value::Tensor;
+use ort::value::{Tensor, TensorRef};
 
 use super::runtime::{Runtime, RuntimeError};
-use super::signature::{Signature, TensorType};
+use super::signature::{InputSpec, Signature, TensorType};
 use super::table::{Table, Values};
 
 #[derive(Debug, thiserror::Error)]
@@ -83,34 +83,71 @@ impl ModelSession {
     }
 
     pub fn predict(&self, table: &Table) -> Result<Predictions, InferenceError> {
-        let rows = table.rows();
-        let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::new();
+        self.predict_all(&[table])
+    }
+
+    /// Scores the rows of `tables`, one table after another, in one run.
+    pub fn predict_all(&self, tables: &[&Table]) -> Result<Predictions, InferenceError> {
+        let rows: usize = tables.iter().map(|t| t.rows()).sum();
         let run = |e: &dyn std::fmt::Display| InferenceError::Run(e.to_string());
-        for spec in &self.signature.inputs {
-            let values = table
+        fn column<'t>(table: &'t Table, spec: &InputSpec) -> Result<&'t Values, InferenceError> {
+            table
                 .column(&spec.name)
-                .ok_or_else(|| InferenceError::MissingInput(spec.name.clone()))?;
-            let value: SessionInputValue<'_> = match (spec.tensor, values) {
-                (TensorType::Double, Values::Numbers(xs)) => {
-                    Tensor::from_array(([rows, 1], xs.clone()))
+                .ok_or_else(|| InferenceError::MissingInput(spec.name.clone()))
+        }
+        let wrong_type = |spec: &InputSpec| InferenceError::WrongType {
+            column: spec.name.clone(),
+            expected: spec.tensor,
+        };
+        // ONNX Runtime borrows numbers, so numbers from several tables are joined here
+        // first (one table's are lent as they are).
+        let mut joined = Vec::new();
+        if tables.len() > 1 {
+            for spec in &self.signature.inputs {
+                if spec.tensor == TensorType::Double {
+                    let mut all = Vec::with_capacity(rows);
+                    for table in tables {
+                        match column(table, spec)? {
+                            Values::Numbers(xs) => all.extend_from_slice(xs),
+                            Values::Text(_) => return Err(wrong_type(spec)),
+                        }
+                    }
+                    joined.push(all);
+                }
+            }
+        }
+        let mut joined = joined.iter();
+        let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> =
+            Vec::with_capacity(self.signature.inputs.len());
+        for spec in &self.signature.inputs {
+            let value: SessionInputValue<'_> = match (spec.tensor, tables) {
+                (TensorType::Double, [table]) => match column(table, spec)? {
+                    Values::Numbers(xs) => TensorRef::from_array_view(([rows, 1], &xs[..]))
+                        .map_err(|e| run(&e))?
+                        .into(),
+                    Values::Text(_) => return Err(wrong_type(spec)),
+                },
+                (TensorType::Double, _) => {
+                    let xs = joined.next().map_or(&[][..], Vec::as_slice);
+                    TensorRef::from_array_view(([rows, 1], xs))
                         .map_err(|e| run(&e))?
                         .into()
                 }
-                (TensorType::String, Values::Text(texts)) => {
-                    let texts: Vec<String> = texts
-                        .iter()
-                        .map(|t| t.clone().unwrap_or_default())
-                        .collect();
+                (TensorType::String, _) => {
+                    let mut texts = Vec::with_capacity(rows);
+                    for table in tables {
+                        match column(table, spec)? {
+                            Values::Text(v) => {
+                                texts.extend(v.iter().map(|t| t.clone().unwrap_or_default()));
+                            }
+                            Values::Numbers(_) => return Err(wrong_type(spec)),
+                        }
+                    }
                     Tensor::from_string_array(([rows, 1], &texts[..]))
                         .map_err(|e| run(&e))?
                         .into()
                 }
-                (expected, _) => {
-                    return Err(InferenceError::WrongType {
-                        column: spec.name.clone(),
-                        expected,
-                    });
-                }
+                (TensorType::Int64, _) => return Err(wrong_type(spec)),
             };
             inputs.push((Cow::Borrowed(spec.name.as_str()), value));
         }

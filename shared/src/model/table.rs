@@ -58,35 +58,6 @@ impl Table {
         self.columns.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
-    /// The rows of `tables` one after another (all with this table's columns, in order).
-    pub fn concat(tables: &[&Table]) -> Table {
-        let Some(first) = tables.first() else {
-            return Table::default();
-        };
-        let rows = tables.iter().map(|t| t.rows()).sum();
-        let mut columns: Vec<(String, Values)> = first
-            .columns
-            .iter()
-            .map(|(n, v)| {
-                let values = match v {
-                    Values::Numbers(_) => Values::Numbers(Vec::with_capacity(rows)),
-                    Values::Text(_) => Values::Text(Vec::with_capacity(rows)),
-                };
-                (n.clone(), values)
-            })
-            .collect();
-        for t in tables {
-            for ((_, into), (_, from)) in columns.iter_mut().zip(&t.columns) {
-                match (into, from) {
-                    (Values::Numbers(a), Values::Numbers(b)) => a.extend_from_slice(b),
-                    (Values::Text(a), Values::Text(b)) => a.extend_from_slice(b),
-                    _ => {}
-                }
-            }
-        }
-        Table { columns }
-    }
-
     pub fn take(&self, indices: &[usize]) -> Table {
         Table {
             columns: self
@@ -141,42 +112,5 @@ impl Table {
             out.columns.push((name.clone(), values));
         }
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tables_concatenate_row_after_row() {
-        let a = Table {
-            columns: vec![
-                ("x".into(), Values::Numbers(vec![1.0])),
-                ("c".into(), Values::Text(vec![Some("a".into())])),
-            ],
-        };
-        let b = Table {
-            columns: vec![
-                ("x".into(), Values::Numbers(vec![2.0, f64::NAN])),
-                ("c".into(), Values::Text(vec![None, Some("b".into())])),
-            ],
-        };
-        let both = Table::concat(&[&a, &b]);
-        assert_eq!(both.rows(), 3);
-        let Some(Values::Numbers(x)) = both.column("x") else {
-            panic!()
-        };
-        assert_eq!(x[..2], [1.0, 2.0]);
-        assert!(x[2].is_nan());
-        assert_eq!(
-            both.column("c"),
-            Some(&Values::Text(vec![
-                Some("a".into()),
-                None,
-                Some("b".into())
-            ]))
-        );
-        assert_eq!(Table::concat(&[]), Table::default());
     }
 }

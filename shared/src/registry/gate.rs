@@ -85,13 +85,25 @@ impl Gate {
         }
     }
 
-    async fn session(&self, version: &ModelVersion) -> Result<ModelSession, GateError> {
+    /// Loads `version` and runs `work` with it on the blocking pool: loading a model and
+    /// scoring a dataset take long enough to stall the HTTP thread that serves `Score`.
+    async fn with_session<T: Send + 'static>(
+        &self,
+        version: &ModelVersion,
+        work: impl FnOnce(&ModelSession) -> Result<T, GateError> + Send + 'static,
+    ) -> Result<T, GateError> {
         let bytes = self
             .registry
             .model_bytes(&version.model, version.version)
             .await?;
-        ModelSession::new(self.runtime, &bytes, version.signature.clone())
-            .map_err(|e| GateError::Evaluation(e.into()))
+        let (runtime, signature) = (self.runtime, version.signature.clone());
+        tokio::task::spawn_blocking(move || {
+            let session = ModelSession::new(runtime, &bytes, signature)
+                .map_err(|e| GateError::Evaluation(e.into()))?;
+            work(&session)
+        })
+        .await
+        .map_err(|e| GateError::Invalid(format!("the evaluation stopped: {e}")))?
     }
 
     /// Copies a dataset version's manifest and snapshot to local scratch.
@@ -242,9 +254,14 @@ impl Gate {
                     .map(|r| format!("signature: {r}")),
             );
         }
-        let scored = evaluate(&self.session(candidate).await?, data)?;
+        let evaluated = |data: PathBuf| move |s: &ModelSession| Ok(evaluate(s, &data)?);
+        let scored = self
+            .with_session(candidate, evaluated(data.to_owned()))
+            .await?;
         let baseline = match production {
-            Some(p) if reasons.is_empty() => Some(evaluate(&self.session(p).await?, data)?),
+            Some(p) if reasons.is_empty() => {
+                Some(self.with_session(p, evaluated(data.to_owned())).await?)
+            }
             _ => None,
         };
         reasons.extend(judge(&config.promotion, &scored, baseline.as_ref()));
@@ -262,34 +279,38 @@ impl Gate {
     /// as the scorer loads it: outputs must be finite probabilities summing to one.
     async fn smoke_test(&self, model: &ModelName, data: &Path) -> Result<(), GateError> {
         let staged = self.registry.resolve(model, STAGING).await?;
-        let session = self.session(&staged).await?;
-        let manifest: crate::dataset::Manifest =
-            serde_json::from_slice(&std::fs::read(data.join("manifest.json"))?)
-                .map_err(|e| GateError::Invalid(e.to_string()))?;
-        let columns: Vec<_> = staged
-            .signature
-            .inputs
-            .iter()
-            .map(|i| {
-                let kind = manifest
-                    .schema
+        let (signature, data) = (staged.signature.clone(), data.to_owned());
+        let sane = self
+            .with_session(&staged, move |session| {
+                let manifest: crate::dataset::Manifest =
+                    serde_json::from_slice(&std::fs::read(data.join("manifest.json"))?)
+                        .map_err(|e| GateError::Invalid(e.to_string()))?;
+                let columns: Vec<_> = signature
+                    .inputs
                     .iter()
-                    .find(|f| f.name == i.name)
-                    .map_or(i.kind, |f| f.kind);
-                (i.name.clone(), kind)
+                    .map(|i| {
+                        let kind = manifest
+                            .schema
+                            .iter()
+                            .find(|f| f.name == i.name)
+                            .map_or(i.kind, |f| f.kind);
+                        (i.name.clone(), kind)
+                    })
+                    .collect();
+                let table = Table::read_parquet(&data.join("data.parquet"), &columns)
+                    .map_err(|e| GateError::Invalid(e.to_string()))?;
+                let sample = table.take(&(0..table.rows().min(5)).collect::<Vec<_>>());
+                let predictions = session
+                    .predict(&sample)
+                    .map_err(|e| GateError::Evaluation(e.into()))?;
+                Ok(predictions.labels.len() == sample.rows()
+                    && predictions.probabilities.iter().all(|p| {
+                        p.iter().all(|x| x.is_finite() && (0.0..=1.0).contains(x))
+                            && (p.iter().sum::<f64>() - 1.0).abs() < 1e-6
+                    }))
             })
-            .collect();
-        let table = Table::read_parquet(&data.join("data.parquet"), &columns)
-            .map_err(|e| GateError::Invalid(e.to_string()))?;
-        let sample = table.take(&(0..table.rows().min(5)).collect::<Vec<_>>());
-        let predictions = session
-            .predict(&sample)
-            .map_err(|e| GateError::Evaluation(e.into()))?;
-        let sane = predictions.probabilities.iter().all(|p| {
-            p.iter().all(|x| x.is_finite() && (0.0..=1.0).contains(x))
-                && (p.iter().sum::<f64>() - 1.0).abs() < 1e-6
-        });
-        if sane && predictions.labels.len() == sample.rows() {
+            .await?;
+        if sane {
             Ok(())
         } else {
             Err(GateError::Invalid(format!(

@@ -1,6 +1,6 @@
 //! Scoring: a request's rows, checked against the model's signature, scored by the
 //! model an alias (or a version) names. Each loaded version is a [`Batcher`] (its
-//! sessions and scoring threads), and aliases are re-read at most every [`ALIAS_TTL`],
+//! sessions and request queue), and aliases are re-read at most every [`ALIAS_TTL`],
 //! so a promotion or rollback reaches the next requests within a second. Requests
 //! already running finish on the version they hold (an `Arc`), which is dropped after
 //! them.
@@ -297,8 +297,10 @@ pub struct Scorer {
     registry: Registry,
     runtime: &'static Runtime,
     sessions_per_version: usize,
-    sessions: Mutex<HashMap<(ModelName, u32), Arc<Batcher>>>,
-    aliases: Mutex<HashMap<(ModelName, String), Resolution>>,
+    /// Loaded versions by model (looked up by reference on every request).
+    sessions: Mutex<HashMap<ModelName, BTreeMap<u32, Arc<Batcher>>>>,
+    /// Alias resolutions by model, then alias.
+    aliases: Mutex<HashMap<ModelName, HashMap<String, Resolution>>>,
     /// Each model's prediction-log sample share (None: off), re-read every few seconds.
     log_shares: Mutex<HashMap<ModelName, (Instant, Option<f64>)>>,
     log: Arc<log::PredictionLog>,
@@ -361,8 +363,10 @@ impl Scorer {
             .lock()
             .expect("alias cache")
             .iter()
-            .filter(|((_, a), _)| a == alias)
-            .map(|((m, _), (_, v, r))| (m.clone(), *v, r.clone()))
+            .filter_map(|(m, aliases)| {
+                let (_, v, r) = aliases.get(alias)?;
+                Some((m.clone(), *v, r.clone()))
+            })
             .collect();
         out.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
         out
@@ -376,42 +380,31 @@ impl Scorer {
     }
 
     async fn session(&self, model: &ModelName, version: u32) -> Result<Arc<Batcher>, ScoreError> {
-        if let Some(s) = self
+        let cached = self
             .sessions
             .lock()
             .expect("session cache")
-            .get(&(model.clone(), version))
-        {
-            return Ok(s.clone());
+            .get(model)
+            .and_then(|versions| versions.get(&version).cloned());
+        if let Some(session) = cached {
+            return Ok(session);
         }
         let manifest = self.registry.version(model, version).await?;
         let bytes = self.registry.model_bytes(model, version).await?;
         let (runtime, count) = (self.runtime, self.sessions_per_version);
-        let name = format!("{model}@{version}");
         let session = tokio::task::spawn_blocking(move || {
-            Batcher::start(runtime, &bytes, manifest.signature, count, &name)
+            Batcher::new(runtime, &bytes, manifest.signature, count)
         })
         .await
         .map_err(|e| ScoreError::Inference(e.to_string()))?
         .map_err(|e| ScoreError::Inference(e.to_string()))?;
-        let session = Arc::new(session);
         let mut cache = self.sessions.lock().expect("session cache");
-        let entry = cache
-            .entry((model.clone(), version))
-            .or_insert(session)
-            .clone();
+        let versions = cache.entry(model.clone()).or_default();
+        let entry = versions.entry(version).or_insert(Arc::new(session)).clone();
         // Keep the newest few versions of this model; requests still running on an
         // evicted one hold their own reference to it.
-        let mut versions: Vec<u32> = cache
-            .keys()
-            .filter(|(m, _)| m == model)
-            .map(|(_, v)| *v)
-            .collect();
-        if versions.len() > VERSIONS_KEPT {
-            versions.sort_unstable();
-            for v in &versions[..versions.len() - VERSIONS_KEPT] {
-                cache.remove(&(model.clone(), *v));
-            }
+        while versions.len() > VERSIONS_KEPT {
+            versions.pop_first();
         }
         Ok(entry)
     }
@@ -424,8 +417,12 @@ impl Scorer {
                 session: self.session(model, *v).await?,
             }),
             Target::Alias(alias) => {
-                let key = (model.clone(), alias.clone());
-                let cached = self.aliases.lock().expect("alias cache").get(&key).cloned();
+                let cached = self
+                    .aliases
+                    .lock()
+                    .expect("alias cache")
+                    .get(model)
+                    .and_then(|aliases| aliases.get(alias).cloned());
                 let (version, release) = match cached {
                     Some((at, v, r)) if at.elapsed() < ALIAS_TTL => (v, r),
                     _ => {
@@ -435,7 +432,9 @@ impl Scorer {
                         self.aliases
                             .lock()
                             .expect("alias cache")
-                            .insert(key, (Instant::now(), found.0, found.1.clone()));
+                            .entry(model.clone())
+                            .or_default()
+                            .insert(alias.clone(), (Instant::now(), found.0, found.1.clone()));
                         found
                     }
                 };

@@ -97,6 +97,11 @@ servers.append(("azureml-inference-server-http", port, "/score", json_headers,
                  "OMP_NUM_THREADS": "1"}))
 port = free_port()
 servers.append(("bare axum route", port, "/", json_headers, [sluice, "bench-echo", "--port", str(port)], {}))
+# The same route on as many threads as Sluice serves HTTP on (one per core but one).
+http_threads = max(1, (os.cpu_count() or 2) - 1)
+port = free_port()
+servers.append(("bare route, Sluice's threads", port, "/", json_headers, [sluice, "bench-echo", "--port", str(port)],
+                {"TOKIO_WORKER_THREADS": str(http_threads)}))
 
 results = []
 for name, port, path, headers, argv, env in servers:
@@ -115,5 +120,7 @@ for name, rows, clients, rps, p50, p99, failed, cold in results:
     print(f"{name:<32}{rows:>5}{clients:>8}{rps:>10.0f}{p50:>9.2f}{p99:>9.2f}{failed:>8}{cold:>15.0f}")
 by = {(r[0], r[1], r[2]): r[3] for r in results}
 for rows in (1, 100):
-    s, p, e = by[("sluice Score", rows, 16)], by[("azureml-inference-server-http", rows, 16)], by[("bare axum route", rows, 16)]
-    print(f"{rows}-row requests at 16 clients: Sluice {s / p:.1f}x the Python server; {s / e:.2f} of the bare route")
+    s, p = by[("sluice Score", rows, 16)], by[("azureml-inference-server-http", rows, 16)]
+    e, t = by[("bare axum route", rows, 16)], by[("bare route, Sluice's threads", rows, 16)]
+    print(f"{rows}-row requests at 16 clients: Sluice {s / p:.1f}x the Python server; {s / e:.2f} of the bare route "
+          f"({s / t:.2f} of it on {http_threads} thread(s), as many as Sluice's HTTP threads)")
