@@ -3,6 +3,7 @@
 //! compared in constant time, by their SHA-256 digests so lengths leak nothing either.
 
 use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, HeaderName};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -66,7 +67,9 @@ impl Keys {
 
     /// Checks the request's key, as [`Keys::check`] does, and returns its digest.
     pub fn verify(&self, headers: &HeaderMap) -> Result<[u8; 32], AppError> {
-        let presented = match (headers.get("x-functions-key"), headers.get("authorization")) {
+        // Header names built once: looking one up by `&str` parses it on every request.
+        static FUNCTIONS_KEY: HeaderName = HeaderName::from_static("x-functions-key");
+        let presented = match (headers.get(&FUNCTIONS_KEY), headers.get(AUTHORIZATION)) {
             (Some(k), _) => k
                 .to_str()
                 .map_err(|_| AppError::unauthorized("the x-functions-key header is not text"))?

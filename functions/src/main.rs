@@ -1,5 +1,11 @@
 use clap::Parser;
 
+/// mimalloc, built with `override`, replaces `malloc` for the whole process, so ONNX
+/// Runtime's allocations (about 200 per scoring run) use it too. That made scoring 10%
+/// faster; mimalloc for Rust's allocations alone, beside glibc's, made it 15% slower.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = sluice::cli::Cli::parse();
@@ -16,6 +22,3 @@ async fn main() -> std::process::ExitCode {
         }
     }
 }
-
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -105,7 +105,8 @@ pub async fn score(
                     AppError::internal(&e)
                 }
             })?;
-        Ok(([("x-request-id", request_id.clone())], axum::Json(scored)).into_response())
+        static REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+        Ok(([(&REQUEST_ID, request_id.clone())], axum::Json(scored)).into_response())
     }
     .instrument(span)
     .await

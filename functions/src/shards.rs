@@ -6,8 +6,8 @@
 //! two-core machine its idle workers are woken to steal work, and a request's wake-ups
 //! cross threads. Scoring pays for that twice, because a request queues itself and
 //! yields so the batch can fill (see `sluice_shared::scoring::batch`). Measured with
-//! `tests/bench/score.sh`, shards serve about 15% more 1-row scoring requests at 16
-//! clients and 25% more at one client.
+//! `tests/bench/score.sh`, shards serve about 10% more 1-row scoring requests at 16
+//! clients, and a quarter more at one client.
 //!
 //! What it costs: a connection cannot move to an idle core. Handlers therefore keep
 //! heavy work off the runtime (`spawn_blocking`), as they must anyway.

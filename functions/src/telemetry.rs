@@ -33,8 +33,9 @@ pub fn host_invocation_id() -> Option<String> {
 
 /// The host's invocation id in `headers`, if it sent one.
 pub fn invocation_id_in(headers: &axum::http::HeaderMap) -> Option<String> {
+    static NAME: axum::http::HeaderName = axum::http::HeaderName::from_static(INVOCATION_ID_HEADER);
     headers
-        .get(INVOCATION_ID_HEADER)
+        .get(&NAME)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty() && v.len() <= 128)
