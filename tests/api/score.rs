@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sluice_shared::model::{ModelSession, Table, Values};
+use sluice_shared::model::{ModelSession, Predictions, Table, Values};
 use sluice_shared::registry::promotion::promote;
 use sluice_shared::registry::{ModelName, Registry};
 use sluice_shared::scoring::batch::Batcher;
@@ -194,13 +194,11 @@ async fn scoring_serves_production_and_agrees_with_onnx_runtime_in_either_form()
     );
 }
 
-/// Requests that arrive while the sessions are busy are scored together; each still
-/// gets exactly its own rows' answers.
-#[tokio::test]
-async fn requests_batched_together_each_get_their_own_answers() {
+/// The Adult model in production as a batcher with one session, the given rows of
+/// adult.test, and ONNX Runtime's own predictions for them.
+async fn one_session_batcher(rows: &[usize]) -> (Table, Predictions, Arc<Batcher>) {
     let app = adult_in_production().await;
-    let rows: Vec<usize> = (0..200).collect();
-    let (_, table) = records(&app, &rows);
+    let (_, table) = records(&app, rows);
     let registry = Registry::new(app.store.clone());
     let model = ModelName::parse("adult-income").unwrap();
     let v1 = registry.version(&model, 1).await.unwrap();
@@ -209,9 +207,17 @@ async fn requests_batched_together_each_get_their_own_answers() {
         .unwrap()
         .predict(&table)
         .unwrap();
+    let batcher = Batcher::new(sluice_tests::onnxruntime(), &onnx, v1.signature, 1).unwrap();
+    (table, direct, Arc::new(batcher))
+}
+
+/// Requests that arrive while the sessions are busy are scored together; each still
+/// gets exactly its own rows' answers.
+#[tokio::test]
+async fn requests_batched_together_each_get_their_own_answers() {
+    let rows: Vec<usize> = (0..200).collect();
     // One session, so requests queue behind the one running.
-    let batcher =
-        Arc::new(Batcher::new(sluice_tests::onnxruntime(), &onnx, v1.signature, 1).unwrap());
+    let (table, direct, batcher) = one_session_batcher(&rows).await;
     // Requests of 1 to 3 rows, cut from the 200 in order.
     let mut requests = Vec::new();
     let mut start = 0;
@@ -256,19 +262,8 @@ async fn requests_batched_together_each_get_their_own_answers() {
 /// while it runs still gives its session back.
 #[tokio::test]
 async fn large_and_abandoned_requests_keep_the_sessions() {
-    let app = adult_in_production().await;
     let rows: Vec<usize> = (0..200).collect();
-    let (_, table) = records(&app, &rows);
-    let registry = Registry::new(app.store.clone());
-    let model = ModelName::parse("adult-income").unwrap();
-    let v1 = registry.version(&model, 1).await.unwrap();
-    let onnx = registry.model_bytes(&model, 1).await.unwrap();
-    let direct = ModelSession::new(sluice_tests::onnxruntime(), &onnx, v1.signature.clone())
-        .unwrap()
-        .predict(&table)
-        .unwrap();
-    let batcher =
-        Arc::new(Batcher::new(sluice_tests::onnxruntime(), &onnx, v1.signature, 1).unwrap());
+    let (table, direct, batcher) = one_session_batcher(&rows).await;
     let (_, large) = batcher.predict(table.clone()).await;
     assert_eq!(large.unwrap(), direct, "200 rows in one run");
     // Abandon large requests at once and mid-run; the one session must come back.
