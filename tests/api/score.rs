@@ -434,12 +434,24 @@ async fn scoring_errors_say_what_and_where() {
         "{{\"data\": [{}]}}",
         vec![row.to_string(); 25_000].join(",")
     );
-    let (s, _, b) = send(
-        keyed(app.client.post(&url))
-            .header("content-type", "application/json")
-            .body(big),
-    )
-    .await;
+    let response = keyed(app.client.post(&url))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response
+            .headers()
+            .get("connection")
+            .map(|v| v.to_str().unwrap()),
+        Some("close"),
+        "the unread rest of the body ends the connection"
+    );
+    let (s, b) = (
+        response.status().as_u16(),
+        response.json::<Value>().await.unwrap(),
+    );
     assert_eq!(
         (s, b["error"]["code"].as_str()),
         (413, Some("payload_too_large")),
