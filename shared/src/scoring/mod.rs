@@ -292,6 +292,17 @@ struct Loaded {
     session: Arc<Batcher>,
 }
 
+/// Keeps at most `most` of a model's loaded versions: `current` (after a rollback it may
+/// be the oldest) and the newest others.
+fn keep_newest<T>(versions: &mut BTreeMap<u32, T>, current: u32, most: usize) {
+    while versions.len() > most.max(1) {
+        let Some(oldest) = versions.keys().copied().find(|&v| v != current) else {
+            break;
+        };
+        versions.remove(&oldest);
+    }
+}
+
 /// Serves scoring for every model in the registry.
 pub struct Scorer {
     registry: Registry,
@@ -401,11 +412,8 @@ impl Scorer {
         let mut cache = self.sessions.lock().expect("session cache");
         let versions = cache.entry(model.clone()).or_default();
         let entry = versions.entry(version).or_insert(Arc::new(session)).clone();
-        // Keep the newest few versions of this model; requests still running on an
-        // evicted one hold their own reference to it.
-        while versions.len() > VERSIONS_KEPT {
-            versions.pop_first();
-        }
+        // Requests still running on an evicted version hold their own reference to it.
+        keep_newest(versions, version, VERSIONS_KEPT);
         Ok(entry)
     }
 
@@ -522,6 +530,17 @@ mod tests {
             classes: vec!["<=50K".into(), ">50K".into()],
             outputs: vec![],
         }
+    }
+
+    #[test]
+    fn the_version_in_use_stays_loaded_even_when_it_is_the_oldest() {
+        let mut versions: BTreeMap<u32, ()> = (1..=5).map(|v| (v, ())).collect();
+        keep_newest(&mut versions, 5, 4);
+        assert_eq!(versions.keys().copied().collect::<Vec<_>>(), [2, 3, 4, 5]);
+        // A rollback to v1 loads it again; it must not be the one evicted.
+        versions.insert(1, ());
+        keep_newest(&mut versions, 1, 4);
+        assert_eq!(versions.keys().copied().collect::<Vec<_>>(), [1, 3, 4, 5]);
     }
 
     #[test]
