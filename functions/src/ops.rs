@@ -318,10 +318,10 @@ pub async fn score_file(
                     other => other.into(),
                 })?;
             for p in &scored.predictions {
-                serde_json::to_writer(
-                    &mut out,
-                    &json!({"label": p.label, "probabilities": p.probabilities, "version": scored.version}),
-                )?;
+                // The row's answer as `Score` gives it, plus the version that gave it.
+                let mut line = serde_json::to_value(p)?;
+                line["version"] = json!(scored.version);
+                serde_json::to_writer(&mut out, &line)?;
                 out.write_all(b"\n")?;
             }
             done += rows.len();

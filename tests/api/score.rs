@@ -678,7 +678,7 @@ async fn a_sampled_request_lands_in_the_prediction_log_as_parquet() {
     let frame = log_batch(file);
     assert_eq!(frame.0, 4, "3 + 1 rows");
     assert_eq!(frame.1, ["req-1", "req-1", "req-1", "req-2"]);
-    let p = first.predictions[1].probabilities[">50K"];
+    let p = first.predictions[1].probability(">50K").unwrap();
     assert!((frame.2[1] - p).abs() < 1e-15);
     assert!(
         scorer.flush_log().await.unwrap().is_empty(),

@@ -74,6 +74,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// version replaced in the scorer's cache is dropped only after them.
 pub struct Batcher {
     signature: Signature,
+    /// The signature's class names, shared by every answer.
+    classes: Vec<Arc<str>>,
     pool: Arc<Pool>,
     queue: Mutex<VecDeque<Job>>,
     runs: Arc<AtomicU64>,
@@ -91,6 +93,11 @@ impl Batcher {
             .map(|_| ModelSession::new(runtime, onnx, signature.clone()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
+            classes: signature
+                .classes
+                .iter()
+                .map(|c| c.as_str().into())
+                .collect(),
             signature,
             pool: Arc::new(Pool {
                 idle: Mutex::new(idle),
@@ -103,6 +110,10 @@ impl Batcher {
 
     pub fn signature(&self) -> &Signature {
         &self.signature
+    }
+
+    pub fn classes(&self) -> &[Arc<str>] {
+        &self.classes
     }
 
     /// ONNX Runtime runs so far (fewer than requests when requests were batched).

@@ -122,11 +122,11 @@ fn frame(entries: &[&Entry]) -> PolarsResult<DataFrame> {
             request_ids.push(entry.scored.request_id.clone());
             times.push(entry.at.to_rfc3339());
             rows.push(r as u32);
-            labels.push(p.label.clone());
+            labels.push(p.label.to_string());
             for (class, value) in &p.probabilities {
-                match probabilities.iter_mut().find(|(c, _)| c == class) {
+                match probabilities.iter_mut().find(|(c, _)| **c == **class) {
                     Some((_, v)) => v.push(*value),
-                    None => probabilities.push((class.clone(), vec![*value])),
+                    None => probabilities.push((class.to_string(), vec![*value])),
                 }
             }
         }

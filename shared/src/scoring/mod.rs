@@ -264,11 +264,39 @@ pub enum Target {
     Version(u32),
 }
 
-/// One row's answer.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// One row's answer: `{"label": …, "probabilities": {class: p, …}}`. The class names
+/// are the loaded model's, shared rather than copied for every row.
+#[derive(Clone, Debug, PartialEq)]
 pub struct RowPrediction {
-    pub label: String,
-    pub probabilities: BTreeMap<String, f64>,
+    pub label: Arc<str>,
+    /// Each class's probability, in the signature's class order.
+    pub probabilities: Vec<(Arc<str>, f64)>,
+}
+
+impl RowPrediction {
+    /// The probability of `class`, if the model has it.
+    pub fn probability(&self, class: &str) -> Option<f64> {
+        self.probabilities
+            .iter()
+            .find(|(c, _)| &**c == class)
+            .map(|(_, p)| *p)
+    }
+}
+
+impl Serialize for RowPrediction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        struct Probabilities<'a>(&'a [(Arc<str>, f64)]);
+        impl Serialize for Probabilities<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_map(self.0.iter().map(|(c, p)| (&**c, p)))
+            }
+        }
+        let mut row = s.serialize_map(Some(2))?;
+        row.serialize_entry("label", &*self.label)?;
+        row.serialize_entry("probabilities", &Probabilities(&self.probabilities))?;
+        row.end()
+    }
 }
 
 /// A scored request: the predictions and exactly which model made them.
@@ -468,13 +496,13 @@ impl Scorer {
         let table = decode_body(body, loaded.session.signature(), self.max_rows)?;
         let (table, predictions) = loaded.session.predict(table).await;
         let predictions = predictions.map_err(|e| ScoreError::Inference(e.to_string()))?;
-        let classes = &loaded.session.signature().classes;
+        let classes = loaded.session.classes();
         let rows = predictions
             .probabilities
             .iter()
             .zip(&predictions.labels)
             .map(|(p, &label)| RowPrediction {
-                label: classes.get(label).cloned().unwrap_or_default(),
+                label: classes.get(label).cloned().unwrap_or_else(|| "".into()),
                 probabilities: classes.iter().cloned().zip(p.iter().copied()).collect(),
             })
             .collect();
