@@ -102,6 +102,10 @@ impl DevHost {
             "watching {}/ for uploads (Ctrl-C to stop)",
             self.store.uri(&landing)
         );
+        // Listening from here on, so a signal that arrives mid-tick is not missed; SIGTERM
+        // stops the host as Ctrl-C does, not just its HTTP server.
+        let stop = crate::startup::shutdown_signal();
+        tokio::pin!(stop);
         loop {
             let found = self.watch_landing().await?;
             let mut worked = found > 0;
@@ -129,7 +133,7 @@ impl DevHost {
             }
             tokio::select! {
                 () = tokio::time::sleep(options.poll) => {}
-                _ = tokio::signal::ctrl_c() => return Ok(()),
+                () = &mut stop => return Ok(()),
             }
         }
     }

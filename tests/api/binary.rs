@@ -344,6 +344,56 @@ async fn traces_are_exported_over_otlp_when_an_endpoint_is_set() {
     }
 }
 
+/// SIGTERM (how the Functions host and `docker stop` end a worker) ends `sluice serve`
+/// after its HTTP threads finish, and ends `sluice dev`, not just its HTTP server.
+#[tokio::test]
+async fn serve_and_dev_end_on_sigterm() {
+    let root = tempfile::tempdir().unwrap();
+    let (mut served, base) = serve(root.path(), &[]);
+    let ready = reqwest::get(format!("{base}/")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert!(terminate(&mut served.0).success());
+    let mut dev = Command::new(sluice_bin())
+        .args([
+            "--root",
+            &root.path().display().to_string(),
+            "dev",
+            "--port",
+            "0",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(dev.stdout.take().unwrap()).lines();
+    for line in lines {
+        if line.unwrap().starts_with("watching") {
+            break;
+        }
+    }
+    let mut dev = ChildGuard(dev);
+    assert!(terminate(&mut dev.0).success());
+}
+
+/// Sends SIGTERM and waits (at most 20 s) for the process to end.
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 20 s after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// `sluice serve` on a free port with a local store at `root` and `env`; the guard stops
 /// it. Returns the base URL it listens on.
 fn serve(root: &Path, env: &[(&str, &str)]) -> (ChildGuard, String) {
