@@ -98,14 +98,14 @@ impl DevHost {
         }
         let landing =
             sluice_shared::storage::ObjectKey::parse(layout::LANDING.trim_end_matches('/'))?;
+        // Listening before saying so, so no signal is missed; SIGTERM stops the host as
+        // Ctrl-C does, not just its HTTP server.
+        let stop = crate::startup::shutdown_signal();
+        tokio::pin!(stop);
         println!(
             "watching {}/ for uploads (Ctrl-C to stop)",
             self.store.uri(&landing)
         );
-        // Listening from here on, so a signal that arrives mid-tick is not missed; SIGTERM
-        // stops the host as Ctrl-C does, not just its HTTP server.
-        let stop = crate::startup::shutdown_signal();
-        tokio::pin!(stop);
         loop {
             let found = self.watch_landing().await?;
             let mut worked = found > 0;
