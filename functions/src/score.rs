@@ -37,12 +37,8 @@ pub async fn score(
     let body = Bytes::from_request(Request::from_parts(parts, body), &()).await;
     // The host's invocation id when forwarded by the host, so the answer, the logs and
     // Application Insights name the request alike.
-    let request_id = crate::telemetry::invocation_id_in(&headers).unwrap_or_else(|| {
-        let id = uuid::Uuid::new_v4();
-        id.hyphenated()
-            .encode_lower(&mut uuid::Uuid::encode_buffer())
-            .to_owned()
-    });
+    let request_id = crate::telemetry::invocation_id_in(&headers)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let span =
         info_span!("invocation", function = "Score", invocation_id = %request_id, model = %model);
     async move {

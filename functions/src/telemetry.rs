@@ -104,7 +104,8 @@ impl Visit for Line {
 
 /// Middleware for the host's invocation routes: makes the host's invocation id (header)
 /// the one spans carry, collects the warnings and errors logged while the invocation
-/// runs (on its task) and appends them to a successful response's `Logs`. Events from other threads (the scan's workers) are in the process log only.
+/// runs (on its task) and appends them to a successful response's `Logs`. Events from
+/// other threads (the scan's workers) are in the process log only.
 pub async fn with_invocation_logs(request: Request, next: Next) -> Response {
     let id = invocation_id_in(request.headers());
     let (response, logs) = HOST_INVOCATION_ID
