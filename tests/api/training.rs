@@ -3,7 +3,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use sluice_shared::model::{ModelSession, Signature};
+use sluice_shared::model::signature::InputLayout;
+use sluice_shared::model::{ModelSession, Signature, Table};
 use sluice_shared::training::trainer::{self, MODEL_FILE, SIGNATURE_FILE};
 use sluice_shared::training::{TrainingConfig, train};
 
@@ -83,6 +84,35 @@ async fn the_reference_trainer_meets_the_adult_targets_and_onnx_runtime_agrees_w
     assert_eq!(eval.class_counts[1].actual, 3_846, "adult.test's >50K rows");
     assert!(eval.roc_auc >= 0.89, "ROC AUC {}", eval.roc_auc);
     assert!(eval.accuracy >= 0.84, "accuracy {}", eval.accuracy);
+
+    // A model registered before Sluice grouped its inputs (`tests/fixtures/`: this
+    // trainer's output on the same data and config, one input per column) still scores,
+    // and gives the same predictions as the grouped graph.
+    let new = session(out.path());
+    let old = session(&sluice_tests::repo_root().join("tests/fixtures/adult-income-columns"));
+    assert_eq!(new.signature().layout, InputLayout::Grouped);
+    assert_eq!(old.signature().layout, InputLayout::Columns);
+    let columns: Vec<_> = new
+        .signature()
+        .inputs
+        .iter()
+        .map(|i| (i.name.clone(), i.kind))
+        .collect();
+    let rows = Table::read_parquet(
+        &app.root().join("datasets/adult-eval/v1/data.parquet"),
+        &columns,
+    )
+    .unwrap()
+    .take(&(0..2_000).collect::<Vec<_>>());
+    let (a, b) = (new.predict(&rows).unwrap(), old.predict(&rows).unwrap());
+    assert_eq!(a.labels, b.labels);
+    let worst = a
+        .positive()
+        .iter()
+        .zip(b.positive())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-12, "the layouts differ by {worst}");
 
     // The lineage record names the exact data and code.
     let lineage: serde_json::Value =

@@ -5,10 +5,10 @@ use std::borrow::Cow;
 use std::sync::Mutex;
 
 use ort::session::{Session, SessionInputValue};
-use ort::value::{Tensor, TensorRef};
+use ort::value::Tensor;
 
 use super::runtime::{Runtime, RuntimeError};
-use super::signature::{InputSpec, Signature, TensorType};
+use super::signature::{CATEGORIES_INPUT, InputLayout, NUMBERS_INPUT, Signature, TensorType};
 use super::table::{Table, Values};
 
 #[derive(Debug, thiserror::Error)]
@@ -90,69 +90,85 @@ impl ModelSession {
     pub fn predict_all(&self, tables: &[&Table]) -> Result<Predictions, InferenceError> {
         let rows: usize = tables.iter().map(|t| t.rows()).sum();
         let run = |e: &dyn std::fmt::Display| InferenceError::Run(e.to_string());
-        fn column<'t>(table: &'t Table, spec: &InputSpec) -> Result<&'t Values, InferenceError> {
-            table
-                .column(&spec.name)
-                .ok_or_else(|| InferenceError::MissingInput(spec.name.clone()))
+        let inputs = &self.signature.inputs;
+        // Each input column's values in every table, in signature order.
+        let mut numbers: Vec<Vec<&[f64]>> = Vec::new();
+        let mut texts: Vec<Vec<&[Option<String>]>> = Vec::new();
+        for spec in inputs {
+            let mut parts = Vec::with_capacity(tables.len());
+            let mut strings = Vec::with_capacity(tables.len());
+            for table in tables {
+                match (spec.tensor, table.column(&spec.name)) {
+                    (_, None) => return Err(InferenceError::MissingInput(spec.name.clone())),
+                    (TensorType::Double, Some(Values::Numbers(xs))) => parts.push(&xs[..]),
+                    (TensorType::String, Some(Values::Text(ts))) => strings.push(&ts[..]),
+                    _ => {
+                        return Err(InferenceError::WrongType {
+                            column: spec.name.clone(),
+                            expected: spec.tensor,
+                        });
+                    }
+                }
+            }
+            match spec.tensor {
+                TensorType::Double => numbers.push(parts),
+                _ => texts.push(strings),
+            }
         }
-        let wrong_type = |spec: &InputSpec| InferenceError::WrongType {
-            column: spec.name.clone(),
-            expected: spec.tensor,
-        };
-        // ONNX Runtime borrows numbers, so numbers from several tables are joined here
-        // first (one table's are lent as they are).
-        let mut joined = Vec::new();
-        if tables.len() > 1 {
-            for spec in &self.signature.inputs {
-                if spec.tensor == TensorType::Double {
-                    let mut all = Vec::with_capacity(rows);
-                    for table in tables {
-                        match column(table, spec)? {
-                            Values::Numbers(xs) => all.extend_from_slice(xs),
-                            Values::Text(_) => return Err(wrong_type(spec)),
+        // `ort` takes owned strings only (it copies them again, into C strings).
+        fn text(t: &Option<String>) -> String {
+            t.clone().unwrap_or_default()
+        }
+        let mut feeds: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::new();
+        match self.signature.layout {
+            InputLayout::Columns => {
+                let (mut numbers, mut texts) = (numbers.into_iter(), texts.into_iter());
+                for spec in inputs {
+                    let value: SessionInputValue<'_> = if spec.tensor == TensorType::Double {
+                        let parts = numbers.next().unwrap_or_default();
+                        let xs = parts.concat();
+                        Tensor::from_array(([rows, 1], xs))
+                            .map_err(|e| run(&e))?
+                            .into()
+                    } else {
+                        let parts = texts.next().unwrap_or_default();
+                        let ts: Vec<String> =
+                            parts.iter().flat_map(|p| p.iter().map(text)).collect();
+                        Tensor::from_string_array(([rows, 1], &ts[..]))
+                            .map_err(|e| run(&e))?
+                            .into()
+                    };
+                    feeds.push((Cow::Borrowed(spec.name.as_str()), value));
+                }
+            }
+            // Row-major: a row's columns side by side.
+            InputLayout::Grouped => {
+                if !numbers.is_empty() {
+                    let mut xs = Vec::with_capacity(rows * numbers.len());
+                    for t in 0..tables.len() {
+                        for r in 0..tables[t].rows() {
+                            xs.extend(numbers.iter().map(|column| column[t][r]));
                         }
                     }
-                    joined.push(all);
+                    let value =
+                        Tensor::from_array(([rows, numbers.len()], xs)).map_err(|e| run(&e))?;
+                    feeds.push((Cow::Borrowed(NUMBERS_INPUT), value.into()));
+                }
+                if !texts.is_empty() {
+                    let mut ts = Vec::with_capacity(rows * texts.len());
+                    for t in 0..tables.len() {
+                        for r in 0..tables[t].rows() {
+                            ts.extend(texts.iter().map(|column| text(&column[t][r])));
+                        }
+                    }
+                    let value = Tensor::from_string_array(([rows, texts.len()], &ts[..]))
+                        .map_err(|e| run(&e))?;
+                    feeds.push((Cow::Borrowed(CATEGORIES_INPUT), value.into()));
                 }
             }
         }
-        let mut joined = joined.iter();
-        let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> =
-            Vec::with_capacity(self.signature.inputs.len());
-        for spec in &self.signature.inputs {
-            let value: SessionInputValue<'_> = match (spec.tensor, tables) {
-                (TensorType::Double, [table]) => match column(table, spec)? {
-                    Values::Numbers(xs) => TensorRef::from_array_view(([rows, 1], &xs[..]))
-                        .map_err(|e| run(&e))?
-                        .into(),
-                    Values::Text(_) => return Err(wrong_type(spec)),
-                },
-                (TensorType::Double, _) => {
-                    let xs = joined.next().map_or(&[][..], Vec::as_slice);
-                    TensorRef::from_array_view(([rows, 1], xs))
-                        .map_err(|e| run(&e))?
-                        .into()
-                }
-                (TensorType::String, _) => {
-                    let mut texts = Vec::with_capacity(rows);
-                    for table in tables {
-                        match column(table, spec)? {
-                            Values::Text(v) => {
-                                texts.extend(v.iter().map(|t| t.clone().unwrap_or_default()));
-                            }
-                            Values::Numbers(_) => return Err(wrong_type(spec)),
-                        }
-                    }
-                    Tensor::from_string_array(([rows, 1], &texts[..]))
-                        .map_err(|e| run(&e))?
-                        .into()
-                }
-                (TensorType::Int64, _) => return Err(wrong_type(spec)),
-            };
-            inputs.push((Cow::Borrowed(spec.name.as_str()), value));
-        }
         let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
-        let outputs = session.run(inputs).map_err(|e| run(&e))?;
+        let outputs = session.run(feeds).map_err(|e| run(&e))?;
         let (shape, probabilities) = outputs["probabilities"]
             .try_extract_tensor::<f64>()
             .map_err(|e| run(&e))?;

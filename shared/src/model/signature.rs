@@ -9,6 +9,10 @@ use crate::dataset::contract::ColumnType;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Signature {
     pub inputs: Vec<InputSpec>,
+    /// How the columns reach the graph. Absent in signatures written before Sluice
+    /// grouped its inputs, and in other trainers' (see [`InputLayout::Columns`]).
+    #[serde(default)]
+    pub layout: InputLayout,
     /// The label column the model predicts (not an input).
     pub label: String,
     /// Class names in the order of the `probabilities` output's columns.
@@ -24,14 +28,34 @@ pub struct InputSpec {
     /// The column's type in the dataset; what a request must send.
     #[serde(rename = "type")]
     pub kind: ColumnType,
-    /// The ONNX tensor element type the graph input takes: `double` or `string`, shape
-    /// `[rows, 1]`.
+    /// The ONNX tensor element type the column goes in as: `double` or `string`.
     pub tensor: TensorType,
     /// For categorical inputs: the categories the model encodes. Others (and nulls)
     /// encode as all zeros, which a scorer may refuse.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub categories: Option<Vec<String>>,
 }
+
+/// How a model's graph takes its input columns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputLayout {
+    /// One `[rows, 1]` input per column, named after it: the simplest contract for a
+    /// trainer to write, and what every model registered before `Grouped` takes.
+    #[default]
+    Columns,
+    /// Two inputs, [`NUMBERS_INPUT`] (`double [rows, n]`) and [`CATEGORIES_INPUT`]
+    /// (`string [rows, c]`), holding the `double` and the `string` columns in signature
+    /// order (an input is left out when it would have no column). What Sluice's trainer
+    /// writes: ONNX Runtime pays a fixed cost per input on every run, so a 13-column
+    /// model runs about 40% faster on small batches with two.
+    Grouped,
+}
+
+/// The [`InputLayout::Grouped`] input holding the `double` columns.
+pub const NUMBERS_INPUT: &str = "numbers";
+/// The [`InputLayout::Grouped`] input holding the `string` columns.
+pub const CATEGORIES_INPUT: &str = "categories";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -102,6 +126,7 @@ mod tests {
     fn signature(inputs: Vec<InputSpec>) -> Signature {
         Signature {
             inputs,
+            layout: InputLayout::Columns,
             label: "income".into(),
             classes: vec!["<=50K".into(), ">50K".into()],
             outputs: vec![],

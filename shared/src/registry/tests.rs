@@ -21,6 +21,7 @@ pub(crate) fn artifacts(tag: &str) -> Artifacts {
                 tensor: TensorType::Double,
                 categories: None,
             }],
+            layout: crate::model::signature::InputLayout::Columns,
             label: "y".into(),
             classes: vec!["no".into(), "yes".into()],
             outputs: vec![],

@@ -554,6 +554,7 @@ mod tests {
                     categories: Some(vec!["Female".into(), "Male".into()]),
                 },
             ],
+            layout: crate::model::signature::InputLayout::Columns,
             label: "income".into(),
             classes: vec!["<=50K".into(), ">50K".into()],
             outputs: vec![],

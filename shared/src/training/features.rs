@@ -4,7 +4,9 @@
 //! trainer and is written into `model.onnx`, so the scorer takes raw rows.
 
 use crate::dataset::contract::ColumnType;
-use crate::model::signature::{InputSpec, OutputSpec, Signature, TensorType};
+use crate::model::signature::{
+    CATEGORIES_INPUT, InputLayout, InputSpec, NUMBERS_INPUT, OutputSpec, Signature, TensorType,
+};
 use crate::model::table::{Table, Values};
 
 use super::logistic::Logistic;
@@ -157,6 +159,7 @@ impl FeaturePlan {
             .collect();
         Signature {
             inputs,
+            layout: InputLayout::Grouped,
             label: label.to_owned(),
             classes: classes.to_vec(),
             outputs: vec![
@@ -175,25 +178,24 @@ impl FeaturePlan {
     /// The whole model as ONNX: this plan's preprocessing, then `model`.
     pub fn to_onnx(&self, model: &Logistic, name: &str, metadata: &[(&str, String)]) -> Vec<u8> {
         let mut g = GraphBuilder::default();
-        let rows = || [Dim::Named("rows"), Dim::Fixed(1)];
-        for spec in self.signature("", &[String::new(), String::new()]).inputs {
-            let t = match spec.tensor {
-                TensorType::String => elem::STRING,
-                _ => elem::DOUBLE,
-            };
-            g.input(onnx::value_info(&spec.name, t, &rows()));
+        let (n, c) = (self.numeric.len() as i64, self.categorical.len() as i64);
+        // Inputs as [`InputLayout::Grouped`]: the columns of each kind side by side.
+        if n > 0 {
+            let dims = [Dim::Named("rows"), Dim::Fixed(n)];
+            g.input(onnx::value_info(NUMBERS_INPUT, elem::DOUBLE, &dims));
+        }
+        if c > 0 {
+            let dims = [Dim::Named("rows"), Dim::Fixed(c)];
+            g.input(onnx::value_info(CATEGORIES_INPUT, elem::STRING, &dims));
         }
         // The graph is compiled for serving rather than mirroring `encode` step by step:
         // for a linear model, standardising is folded into the weights and bias, and a
-        // one-hot block times its weights is a lookup of the category's weight. Half the
-        // nodes of the literal form, the same function to rounding (the trainer's ORT
+        // one-hot block times its weights is a lookup of the category's weight. Far fewer
+        // nodes than the literal form, the same function to rounding (the trainer's ORT
         // parity check holds it to 1e-5).
         let mut bias = model.bias;
         let mut terms = Vec::new();
-        if !self.numeric.is_empty() {
-            let k = self.numeric.len() as i64;
-            let names: Vec<&str> = self.numeric.iter().map(|f| f.name.as_str()).collect();
-            let raw = g.node("Concat", &names, "numeric_raw", vec![attr_int("axis", 1)]);
+        if n > 0 {
             let scaled: Vec<f64> = self
                 .numeric
                 .iter()
@@ -204,32 +206,59 @@ impl FeaturePlan {
                 bias -= w * f.mean;
             }
             let means: Vec<f64> = self.numeric.iter().map(|f| f.mean).collect();
-            let mean = g.initializer(onnx::doubles("numeric_mean", &[1, k], means));
-            let w = g.initializer(onnx::doubles("numeric_weights", &[k, 1], scaled));
+            let mean = g.initializer(onnx::doubles("numeric_mean", &[1, n], means));
+            let w = g.initializer(onnx::doubles("numeric_weights", &[n, 1], scaled));
             // A missing number takes the mean, so it adds nothing.
-            let missing = g.node("IsNaN", &[&raw], "numeric_missing", vec![]);
-            let filled = g.node("Where", &[&missing, &mean, &raw], "numeric_filled", vec![]);
+            let missing = g.node("IsNaN", &[NUMBERS_INPUT], "numeric_missing", vec![]);
+            let filled = g.node(
+                "Where",
+                &[&missing, &mean, NUMBERS_INPUT],
+                "numeric_filled",
+                vec![],
+            );
             terms.push(g.node("MatMul", &[&filled, &w], "numeric_term", vec![]));
         }
-        let mut offset = self.numeric.len();
-        for f in &self.categorical {
-            let weights = model.weights[offset..offset + f.categories.len()].to_vec();
-            offset += f.categories.len();
+        if c > 0 {
+            // One lookup for every column: each value is keyed by its column's position
+            // ("3\u{1f}Private"), so equal values in two columns stay apart. Positions
+            // hold no separator, so no two (column, value) pairs share a key.
+            let prefixes: Vec<String> = (0..c).map(|i| format!("{i}\u{1f}")).collect();
+            let mut keys = Vec::new();
+            let mut values = Vec::new();
+            let mut offset = self.numeric.len();
+            for (prefix, f) in prefixes.iter().zip(&self.categorical) {
+                keys.extend(f.categories.iter().map(|v| format!("{prefix}{v}")));
+                values.extend_from_slice(&model.weights[offset..offset + f.categories.len()]);
+                offset += f.categories.len();
+            }
+            let prefix = g.initializer(onnx::strings("category_prefix", &[1, c], &prefixes));
+            let keyed = g.node(
+                "StringConcat",
+                &[&prefix, CATEGORIES_INPUT],
+                "category_keys",
+                vec![],
+            );
             // An unknown or missing category adds nothing, as its all-zero one-hot would.
-            terms.push(g.node_in(
+            let looked_up = g.node_in(
                 onnx::ML_DOMAIN,
                 "LabelEncoder",
-                &[&f.name],
-                &format!("{}_term", f.name),
+                &[&keyed],
+                "category_weights",
                 vec![
-                    attr_strings("keys_strings", &f.categories),
+                    attr_strings("keys_strings", &keys),
                     attr_tensor(
                         "values_tensor",
-                        onnx::doubles("", &[f.categories.len() as i64], weights),
+                        onnx::doubles("", &[values.len() as i64], values),
                     ),
                     attr_tensor("default_tensor", onnx::doubles("", &[1], vec![0.0])),
                 ],
+            );
+            let ones = g.initializer(onnx::doubles(
+                "category_ones",
+                &[c, 1],
+                vec![1.0; c as usize],
             ));
+            terms.push(g.node("MatMul", &[&looked_up, &ones], "category_term", vec![]));
         }
         let b = g.initializer(onnx::doubles("bias", &[1], vec![bias]));
         let one = g.initializer(onnx::doubles("one", &[1], vec![1.0]));

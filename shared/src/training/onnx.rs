@@ -9,9 +9,10 @@
 
 use prost::Message;
 
-/// IR version 8 goes with opset 17, which every ONNX Runtime since 1.13 loads.
-pub const IR_VERSION: i64 = 8;
-pub const OPSET: i64 = 17;
+/// IR version 9 goes with opset 20, the first with `StringConcat`; ONNX Runtime loads
+/// it since 1.17.
+pub const IR_VERSION: i64 = 9;
+pub const OPSET: i64 = 20;
 /// The `ai.onnx.ml` domain, for `LabelEncoder`; version 4 is the first whose
 /// values may be doubles (`values_tensor`).
 pub const ML_DOMAIN: &str = "ai.onnx.ml";
@@ -189,6 +190,16 @@ pub fn doubles(name: &str, dims: &[i64], values: Vec<f64>) -> TensorProto {
         dims: dims.to_vec(),
         data_type: elem::DOUBLE,
         double_data: values,
+        name: name.to_owned(),
+        ..Default::default()
+    }
+}
+
+pub fn strings(name: &str, dims: &[i64], values: &[String]) -> TensorProto {
+    TensorProto {
+        dims: dims.to_vec(),
+        data_type: elem::STRING,
+        string_data: values.iter().map(|s| s.as_bytes().to_vec()).collect(),
         name: name.to_owned(),
         ..Default::default()
     }

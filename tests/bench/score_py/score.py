@@ -26,14 +26,23 @@ def init():
 
 def run(raw_data):
     rows = json.loads(raw_data)["data"]
-    feeds = {}
+    numbers, categories = [], []
     for spec in signature["inputs"]:
-        name = spec["name"]
-        values = [row.get(name) for row in rows]
+        values = [row.get(spec["name"]) for row in rows]
         if spec["tensor"] == "string":
-            feeds[name] = np.array([["" if v is None else v] for v in values], dtype=object)
+            categories.append((spec["name"], ["" if v is None else v for v in values]))
         else:
-            feeds[name] = np.array([[np.nan if v is None else float(v)] for v in values], dtype=np.float64)
+            numbers.append((spec["name"], [np.nan if v is None else float(v) for v in values]))
+    if signature.get("layout", "columns") == "grouped":
+        # Two inputs, the columns of each kind side by side (see Sluice's InputLayout).
+        feeds = {}
+        if numbers:
+            feeds["numbers"] = np.array([v for _, v in numbers], dtype=np.float64).T.copy()
+        if categories:
+            feeds["categories"] = np.array([v for _, v in categories], dtype=object).T.copy()
+    else:
+        feeds = {name: np.array(v, dtype=np.float64).reshape(-1, 1) for name, v in numbers}
+        feeds.update({name: np.array(v, dtype=object).reshape(-1, 1) for name, v in categories})
     probabilities, labels = session.run(["probabilities", "label"], feeds)
     classes = signature["classes"]
     return {
