@@ -20,11 +20,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
-use axum::Router;
+use std::convert::Infallible;
+
+use axum::ServiceExt;
+use axum::extract::Request;
+use axum::response::Response;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tower::Service;
 
 /// How many shards to run by default: one per core but one, at least one. The core
 /// left over is the Functions host's: it forwards every request to the handler, so
@@ -33,11 +38,25 @@ pub fn default_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
-/// Serves `router` on `listener` with `count` shards until `shutdown` completes, then
+/// What a shard serves: an axum app (a `Router`, or one wrapped as `startup::app` does).
+pub trait App:
+    Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send + 'static
+{
+}
+
+impl<S> App for S where
+    S: Service<Request, Response = Response, Error = Infallible, Future: Send>
+        + Clone
+        + Send
+        + 'static
+{
+}
+
+/// Serves `app` on `listener` with `count` shards until `shutdown` completes, then
 /// lets every shard finish its in-flight requests.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    app: impl App,
     count: usize,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
@@ -48,7 +67,7 @@ pub async fn serve(
     let _stop_on_drop = stop.clone().drop_guard();
     let mut shards = Vec::new();
     for i in 0..count.max(1) {
-        shards.push(Shard::start(i, router.clone(), local, stop.clone())?);
+        shards.push(Shard::start(i, app.clone(), local, stop.clone())?);
     }
     tokio::select! {
         () = accept(&listener, &shards) => {}
@@ -106,7 +125,7 @@ struct Shard {
 impl Shard {
     fn start(
         index: usize,
-        router: Router,
+        app: impl App,
         local: SocketAddr,
         stop: CancellationToken,
     ) -> io::Result<Self> {
@@ -126,7 +145,7 @@ impl Shard {
                     .build()
                     .and_then(|runtime| {
                         runtime.block_on(async move {
-                            axum::serve(listener, router)
+                            axum::serve(listener, app.into_make_service())
                                 .with_graceful_shutdown(stop.cancelled_owned())
                                 .await
                         })
@@ -238,6 +257,7 @@ impl AsyncWrite for Counted {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::Router;
 
     /// Each connection is served on one shard, the shards share the connections out,
     /// and stopping the server lets it return.

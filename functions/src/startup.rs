@@ -193,8 +193,6 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/models/{name}/releases", get(models::releases))
         .route("/api/models/{name}/rollback", post(models::rollback))
-        // Score's body limit is the router's (below): a layer of its own would cost every
-        // scoring request another service clone.
         .route(
             "/api/score/{model}",
             post(score::score).fallback(score::method_not_allowed),
@@ -215,10 +213,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// A bound listener plus the router, ready to serve.
+/// What [`Application`] serves: the router, with Score's requests answered first.
+pub fn app(state: AppState) -> score::ScoreFirst {
+    score::ScoreFirst::new(router(state.clone()), state)
+}
+
+/// A bound listener plus the app, ready to serve.
 pub struct Application {
     listener: TcpListener,
-    router: Router,
+    app: score::ScoreFirst,
     scorer: Option<Arc<Scorer>>,
     http_threads: usize,
 }
@@ -233,7 +236,7 @@ impl Application {
         Ok(Self {
             listener,
             scorer: state.scorer.clone(),
-            router: router(state),
+            app: app(state),
             http_threads: crate::shards::default_count(),
         })
     }
@@ -266,7 +269,7 @@ impl Application {
         });
         let served = crate::shards::serve(
             self.listener,
-            self.router,
+            self.app,
             self.http_threads,
             shutdown_signal(),
         )

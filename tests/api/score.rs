@@ -84,6 +84,190 @@ impl TestApp {
     }
 }
 
+/// Score's requests skip the router (`startup::app`); the router still serves the same
+/// route (`startup::router`). Both ways give the same answer to the same request: status,
+/// body and the headers that matter, for answers and for every kind of error.
+#[tokio::test]
+async fn the_direct_way_to_score_answers_exactly_as_the_router() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    let app = adult_in_production().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let state = sluice::startup::AppState::new(app.store.clone(), scratch.path().into())
+        .with_runtime(sluice_tests::onnxruntime())
+        .with_scoring_keys(&[SCORING_KEY.parse().unwrap()]);
+    let (records, _) = records(&app, &[0, 1, 2]);
+    let good = json!({"data": records}).to_string();
+    let too_large = "x".repeat(sluice::score::MAX_BODY_BYTES + 1);
+    let cases: Vec<(&str, &str, Option<&str>, &str, String)> = vec![
+        // (method, path, scoring key, content type, body)
+        (
+            "POST",
+            "/api/score/adult-income",
+            Some(SCORING_KEY),
+            "application/json",
+            good.clone(),
+        ),
+        (
+            "POST",
+            "/api/score/adult-income?version=1",
+            Some(SCORING_KEY),
+            "application/json",
+            good.clone(),
+        ),
+        (
+            "POST",
+            "/api/score/adult-income?alias=canary",
+            Some(SCORING_KEY),
+            "application/json",
+            good.clone(),
+        ),
+        (
+            "POST",
+            "/api/score/adult-income?version=x",
+            Some(SCORING_KEY),
+            "application/json",
+            good.clone(),
+        ),
+        (
+            "POST",
+            "/api/score/adult-income?version=1&alias=staging",
+            Some(SCORING_KEY),
+            "application/json",
+            good.clone(),
+        ),
+        (
+            "POST",
+            "/api/score/adult-income",
+            None,
+            "application/json",
+            good.clone(),
+        ),
+        (
+            "POST",
+            "/api/score/adult-income",
+            Some("not-the-key"),
+            "application/json",
+            good.clone(),
+        ),
+        (
+            "POST",
+            "/api/score/adult-income",
+            Some(SCORING_KEY),
+            "text/csv",
+            good.clone(),
+        ),
+        (
+            "POST",
+            "/api/score/adult-income",
+            Some(SCORING_KEY),
+            "application/json",
+            "{\"data\": [".into(),
+        ),
+        (
+            "POST",
+            "/api/score/adult-income",
+            Some(SCORING_KEY),
+            "application/json",
+            json!({"data": [{"age": 30}]}).to_string(),
+        ),
+        (
+            "POST",
+            "/api/score/adult-income",
+            Some(SCORING_KEY),
+            "application/json",
+            too_large,
+        ),
+        (
+            "POST",
+            "/api/score/no-such-model",
+            Some(SCORING_KEY),
+            "application/json",
+            good.clone(),
+        ),
+        (
+            "POST",
+            "/api/score/Not_A_Name!",
+            Some(SCORING_KEY),
+            "application/json",
+            good.clone(),
+        ),
+        (
+            "POST",
+            "/api/score/adult%2Dincome",
+            Some(SCORING_KEY),
+            "application/json",
+            good.clone(),
+        ),
+        (
+            "POST",
+            "/api/score/adult-income/",
+            Some(SCORING_KEY),
+            "application/json",
+            good.clone(),
+        ),
+        (
+            "GET",
+            "/api/score/adult-income",
+            Some(SCORING_KEY),
+            "application/json",
+            String::new(),
+        ),
+    ];
+    let mut statuses = Vec::new();
+    for (method, path, key, content_type, body) in cases {
+        let request = || {
+            let mut r = Request::builder()
+                .method(method)
+                .uri(path)
+                .header("content-type", content_type)
+                .header(
+                    "x-azure-functions-invocationid",
+                    "7d0a7c4e-0000-4000-8000-000000000001",
+                );
+            if let Some(key) = key {
+                r = r.header("x-functions-key", key);
+            }
+            r.body(Body::from(body.clone())).unwrap()
+        };
+        let mut answers = Vec::new();
+        for response in [
+            sluice::startup::app(state.clone())
+                .oneshot(request())
+                .await
+                .unwrap(),
+            sluice::startup::router(state.clone())
+                .oneshot(request())
+                .await
+                .unwrap(),
+        ] {
+            let status = response.status().as_u16();
+            let headers: Vec<_> = ["allow", "connection", "content-type", "x-request-id"]
+                .iter()
+                .map(|h| response.headers().get(*h).cloned())
+                .collect();
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            answers.push((status, headers, body));
+        }
+        assert_eq!(
+            answers[0], answers[1],
+            "{method} {path} ({key:?}, {content_type})"
+        );
+        statuses.push(answers[0].0);
+    }
+    // The cases reach every answer they are meant to.
+    assert_eq!(
+        statuses,
+        [
+            200, 200, 404, 400, 400, 401, 401, 415, 400, 400, 413, 404, 404, 200, 404, 405
+        ]
+    );
+}
+
 #[tokio::test]
 async fn scoring_serves_production_and_agrees_with_onnx_runtime_in_either_form() {
     let app = adult_in_production().await;
