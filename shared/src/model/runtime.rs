@@ -72,7 +72,9 @@ impl Runtime {
     }
 
     /// A session for an ONNX model held in memory. Sessions use one intra-op thread:
-    /// tabular models are small, and requests run in parallel instead.
+    /// tabular models are small, and requests run in parallel instead. ONNX Runtime's
+    /// CPU arena is off: a run's buffers then come from `malloc` (mimalloc in `sluice`),
+    /// which makes a small run about 15% faster, and memory a run used goes back.
     pub fn session(&self, onnx: &[u8]) -> Result<Session, RuntimeError> {
         let fail = |e: &dyn std::fmt::Display| RuntimeError::Model(e.to_string());
         Session::builder(&self.environment)
@@ -80,6 +82,10 @@ impl Runtime {
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(|e| fail(&e))?
             .with_intra_threads(1)
+            .map_err(|e| fail(&e))?
+            .with_execution_providers([ort::ep::CPU::default()
+                .with_arena_allocator(false)
+                .build()])
             .map_err(|e| fail(&e))?
             .commit_from_memory(onnx)
             .map_err(|e| fail(&e))
