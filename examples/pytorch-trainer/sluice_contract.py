@@ -4,7 +4,9 @@ A training command gets a dataset version's folder (``manifest.json`` +
 ``data.parquet``), the training config and an output folder, and must write:
 
 - ``model.onnx``: takes raw columns (one ``[N, 1]`` input per feature: ``double`` for
-  numbers, ``string`` for categories, as named in the signature) and returns
+  numbers, ``string`` for categories, as named in the signature; or, when
+  ``signature.json`` says ``"layout": "grouped"`` as Sluice's own trainer does, two
+  inputs ``numbers`` ``[N, n]`` and ``categories`` ``[N, c]``) and returns
   ``probabilities`` (``double [N, 2]``, in the signature's class order) and ``label``
   (``int64 [N]``). The preprocessing is inside the graph, so Sluice's scorer sends raw
   rows;

@@ -83,9 +83,7 @@ impl Runtime {
             .map_err(|e| fail(&e))?
             .with_intra_threads(1)
             .map_err(|e| fail(&e))?
-            .with_execution_providers([ort::ep::CPU::default()
-                .with_arena_allocator(false)
-                .build()])
+            .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
             .map_err(|e| fail(&e))?
             .commit_from_memory(onnx)
             .map_err(|e| fail(&e))

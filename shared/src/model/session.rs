@@ -94,11 +94,11 @@ impl ModelSession {
         // Each input column's values in every table, in signature order.
         let mut numbers: Vec<Vec<&[f64]>> = Vec::new();
         let mut texts: Vec<Vec<&[Option<String>]>> = Vec::new();
-        for spec in inputs {
+        for (at, spec) in inputs.iter().enumerate() {
             let mut parts = Vec::with_capacity(tables.len());
             let mut strings = Vec::with_capacity(tables.len());
             for table in tables {
-                match (spec.tensor, table.column(&spec.name)) {
+                match (spec.tensor, table.column_near(at, &spec.name)) {
                     (_, None) => return Err(InferenceError::MissingInput(spec.name.clone())),
                     (TensorType::Double, Some(Values::Numbers(xs))) => parts.push(&xs[..]),
                     (TensorType::String, Some(Values::Text(ts))) => strings.push(&ts[..]),

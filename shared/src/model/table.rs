@@ -58,6 +58,16 @@ impl Table {
         self.columns.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
+    /// The column `name`, looked for at position `at` first: a table decoded against a
+    /// signature holds its columns in the signature's order, so scoring finds each one
+    /// with one comparison instead of a scan.
+    pub fn column_near(&self, at: usize, name: &str) -> Option<&Values> {
+        match self.columns.get(at) {
+            Some((n, values)) if n == name => Some(values),
+            _ => self.column(name),
+        }
+    }
+
     pub fn take(&self, indices: &[usize]) -> Table {
         Table {
             columns: self
