@@ -1,6 +1,9 @@
 """Drives the scoring benchmark (see tests/bench/score.sh): starts each server, measures
 its cold start (process start to first successful score), then loads it with oha for
-1- and 100-row requests at 1 and 16 concurrent clients, and prints one table.
+1- and 100-row requests at 1 and 16 concurrent clients, and prints one table. Then it
+loads Sluice and the bare route in turns, a few rounds of 1-row requests at 16 clients,
+and prints their ratio per round: this machine's speed drifts over minutes, and a ratio
+measured in pairs drifts less than one taken from runs minutes apart.
 
 Usage: bench.py SLUICE_BIN STORE_ROOT MODEL_DIR OHA VENV_BIN ADULT_TEST SECONDS"""
 
@@ -124,3 +127,22 @@ for rows in (1, 100):
     e, t = by[("bare axum route", rows, 16)], by[("bare route, Sluice's threads", rows, 16)]
     print(f"{rows}-row requests at 16 clients: Sluice {s / p:.1f}x the Python server; {s / e:.2f} of the bare route "
           f"({s / t:.2f} of it on {http_threads} thread(s), as many as Sluice's HTTP threads)")
+
+# Paired rounds: both servers up, loaded one after the other, round after round.
+ROUNDS = 5
+pair = [servers[0], servers[2]]
+processes = []
+try:
+    for name, port, path, headers, argv, env in pair:
+        processes.append(start(argv, env, port, path, requests[1], headers)[0])
+    ratios = []
+    for _ in range(ROUNDS):
+        (s, *_), (e, *_) = [load(port, path, requests[1], headers, 16) for _, port, path, headers, _, _ in pair]
+        ratios.append(s / e)
+finally:
+    for process in processes:
+        process.terminate()
+        process.wait()
+ratios.sort()
+print(f"paired rounds (1-row requests, 16 clients): Sluice / bare route = {ratios[len(ratios) // 2]:.2f} median, "
+      f"{ratios[0]:.2f}-{ratios[-1]:.2f} over {ROUNDS} rounds")
