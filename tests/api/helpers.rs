@@ -21,6 +21,23 @@ impl TestApp {
     pub fn root(&self) -> &std::path::Path {
         self._root.as_ref().expect("a local store").path()
     }
+
+    /// The `adult-eval` dataset's version 1, read as `signature`'s input columns.
+    pub fn adult_eval_rows(
+        &self,
+        signature: &sluice_shared::model::Signature,
+    ) -> sluice_shared::model::Table {
+        let columns: Vec<_> = signature
+            .inputs
+            .iter()
+            .map(|i| (i.name.clone(), i.kind))
+            .collect();
+        sluice_shared::model::Table::read_parquet(
+            &self.root().join("datasets/adult-eval/v1/data.parquet"),
+            &columns,
+        )
+        .unwrap()
+    }
 }
 
 pub async fn spawn_app() -> TestApp {

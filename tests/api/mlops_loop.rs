@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sluice_shared::audit::AuditLog;
-use sluice_shared::model::{ModelSession, Table};
+use sluice_shared::model::ModelSession;
 use sluice_shared::registry::{ModelName, Registry};
 use sluice_shared::runs::Runs;
 use sluice_shared::training::TrainingConfig;
@@ -316,17 +316,7 @@ async fn adult_goes_from_upload_to_production_and_back() {
         prod.signature.clone(),
     )
     .unwrap();
-    let columns: Vec<_> = prod
-        .signature
-        .inputs
-        .iter()
-        .map(|i| (i.name.clone(), i.kind))
-        .collect();
-    let rows = Table::read_parquet(
-        &app.root().join("datasets/adult-eval/v1/data.parquet"),
-        &columns,
-    )
-    .unwrap();
+    let rows = app.adult_eval_rows(&prod.signature);
     let predictions = session.predict(&rows.take(&[0, 1, 2])).unwrap();
     assert_eq!(predictions.probabilities.len(), 3);
     assert!(

@@ -41,17 +41,7 @@ fn records(app: &TestApp, rows: &[usize]) -> (Vec<Value>, Table) {
     .unwrap();
     let signature: sluice_shared::model::Signature =
         serde_json::from_slice(&registry_signature).unwrap();
-    let columns: Vec<_> = signature
-        .inputs
-        .iter()
-        .map(|i| (i.name.clone(), i.kind))
-        .collect();
-    let table = Table::read_parquet(
-        &app.root().join("datasets/adult-eval/v1/data.parquet"),
-        &columns,
-    )
-    .unwrap()
-    .take(rows);
+    let table = app.adult_eval_rows(&signature).take(rows);
     let records = (0..rows.len())
         .map(|r| {
             let mut row = serde_json::Map::new();

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::Command;
 
 use sluice_shared::model::signature::InputLayout;
-use sluice_shared::model::{ModelSession, Signature, Table};
+use sluice_shared::model::{ModelSession, Signature};
 use sluice_shared::training::trainer::{self, MODEL_FILE, SIGNATURE_FILE};
 use sluice_shared::training::{TrainingConfig, train};
 
@@ -92,18 +92,9 @@ async fn the_reference_trainer_meets_the_adult_targets_and_onnx_runtime_agrees_w
     let old = session(&sluice_tests::repo_root().join("tests/fixtures/adult-income-columns"));
     assert_eq!(new.signature().layout, InputLayout::Grouped);
     assert_eq!(old.signature().layout, InputLayout::Columns);
-    let columns: Vec<_> = new
-        .signature()
-        .inputs
-        .iter()
-        .map(|i| (i.name.clone(), i.kind))
-        .collect();
-    let rows = Table::read_parquet(
-        &app.root().join("datasets/adult-eval/v1/data.parquet"),
-        &columns,
-    )
-    .unwrap()
-    .take(&(0..2_000).collect::<Vec<_>>());
+    let rows = app
+        .adult_eval_rows(new.signature())
+        .take(&(0..2_000).collect::<Vec<_>>());
     let (a, b) = (new.predict(&rows).unwrap(), old.predict(&rows).unwrap());
     assert_eq!(a.labels, b.labels);
     let worst = a
