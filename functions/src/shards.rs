@@ -12,6 +12,7 @@
 //! What it costs: a connection cannot move to an idle core. Handlers therefore keep
 //! heavy work off the runtime (`spawn_blocking`), as they must anyway.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -19,8 +20,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-
-use std::convert::Infallible;
 
 use axum::ServiceExt;
 use axum::extract::Request;
