@@ -101,7 +101,12 @@ async fn answer(
                 );
                 return Ok(response);
             }
-            Err(_) => return Err(AppError::bad_request("body", "the body could not be read")),
+            Err(e) => {
+                return Err(AppError::bad_request(
+                    "body",
+                    format!("the body could not be read: {e}"),
+                ));
+            }
         };
         let model = ModelName::parse(&model)
             .map_err(|_| AppError::not_found(format!("no model {model:?}")))?;

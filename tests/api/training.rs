@@ -104,6 +104,15 @@ async fn the_reference_trainer_meets_the_adult_targets_and_onnx_runtime_agrees_w
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f64::max);
     assert!(worst < 1e-12, "the layouts differ by {worst}");
+    // Either layout scores a batch of several requests' tables as it scores them joined.
+    let (first, rest) = (
+        rows.take(&(0..700).collect::<Vec<_>>()),
+        rows.take(&(700..2_000).collect::<Vec<_>>()),
+    );
+    for (session, whole) in [(&new, &a), (&old, &b)] {
+        let batched = session.predict_all(&[&first, &rest]).unwrap();
+        assert_eq!(&batched, whole);
+    }
 
     // The lineage record names the exact data and code.
     let lineage: serde_json::Value =

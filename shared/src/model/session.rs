@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::sync::Mutex;
 
 use ort::session::{Session, SessionInputValue};
-use ort::value::Tensor;
+use ort::value::{Tensor, TensorRef};
 
 use super::runtime::{Runtime, RuntimeError};
 use super::signature::{CATEGORIES_INPUT, InputLayout, NUMBERS_INPUT, Signature, TensorType};
@@ -58,6 +58,12 @@ impl Predictions {
     }
 }
 
+/// One input column's values in each table of a run, as the signature types it.
+enum Column<'t> {
+    Numbers(Vec<&'t [f64]>),
+    Text(Vec<&'t [Option<String>]>),
+}
+
 /// A loaded model: one ONNX Runtime session of it. An `ort` session needs exclusive
 /// access to run, so concurrent callers take turns; the scorer runs several of these
 /// side by side (see `scoring::batch`).
@@ -92,28 +98,27 @@ impl ModelSession {
         let run = |e: &dyn std::fmt::Display| InferenceError::Run(e.to_string());
         let inputs = &self.signature.inputs;
         // Each input column's values in every table, in signature order.
-        let mut numbers: Vec<Vec<&[f64]>> = Vec::new();
-        let mut texts: Vec<Vec<&[Option<String>]>> = Vec::new();
+        let mut columns = Vec::with_capacity(inputs.len());
         for (at, spec) in inputs.iter().enumerate() {
-            let mut parts = Vec::with_capacity(tables.len());
-            let mut strings = Vec::with_capacity(tables.len());
+            let wrong_type = || InferenceError::WrongType {
+                column: spec.name.clone(),
+                expected: spec.tensor,
+            };
+            let mut numbers = Vec::new();
+            let mut texts = Vec::new();
             for table in tables {
                 match (spec.tensor, table.column_near(at, &spec.name)) {
                     (_, None) => return Err(InferenceError::MissingInput(spec.name.clone())),
-                    (TensorType::Double, Some(Values::Numbers(xs))) => parts.push(&xs[..]),
-                    (TensorType::String, Some(Values::Text(ts))) => strings.push(&ts[..]),
-                    _ => {
-                        return Err(InferenceError::WrongType {
-                            column: spec.name.clone(),
-                            expected: spec.tensor,
-                        });
-                    }
+                    (TensorType::Double, Some(Values::Numbers(xs))) => numbers.push(&xs[..]),
+                    (TensorType::String, Some(Values::Text(ts))) => texts.push(&ts[..]),
+                    _ => return Err(wrong_type()),
                 }
             }
-            match spec.tensor {
-                TensorType::Double => numbers.push(parts),
-                _ => texts.push(strings),
-            }
+            columns.push(match spec.tensor {
+                TensorType::Double => Column::Numbers(numbers),
+                TensorType::String => Column::Text(texts),
+                TensorType::Int64 => return Err(wrong_type()),
+            });
         }
         // `ort` takes owned strings only (it copies them again, into C strings).
         fn text(t: &Option<String>) -> String {
@@ -122,27 +127,44 @@ impl ModelSession {
         let mut feeds: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::new();
         match self.signature.layout {
             InputLayout::Columns => {
-                let (mut numbers, mut texts) = (numbers.into_iter(), texts.into_iter());
-                for spec in inputs {
-                    let value: SessionInputValue<'_> = if spec.tensor == TensorType::Double {
-                        let parts = numbers.next().unwrap_or_default();
-                        let xs = parts.concat();
-                        Tensor::from_array(([rows, 1], xs))
+                for (spec, column) in inputs.iter().zip(&columns) {
+                    let value: SessionInputValue<'_> = match column {
+                        // One table's numbers are lent to ONNX Runtime as they are.
+                        Column::Numbers(parts) if parts.len() == 1 => {
+                            TensorRef::from_array_view(([rows, 1], parts[0]))
+                                .map_err(|e| run(&e))?
+                                .into()
+                        }
+                        Column::Numbers(parts) => Tensor::from_array(([rows, 1], parts.concat()))
                             .map_err(|e| run(&e))?
-                            .into()
-                    } else {
-                        let parts = texts.next().unwrap_or_default();
-                        let ts: Vec<String> =
-                            parts.iter().flat_map(|p| p.iter().map(text)).collect();
-                        Tensor::from_string_array(([rows, 1], &ts[..]))
-                            .map_err(|e| run(&e))?
-                            .into()
+                            .into(),
+                        Column::Text(parts) => {
+                            let ts: Vec<String> =
+                                parts.iter().flat_map(|p| p.iter().map(text)).collect();
+                            Tensor::from_string_array(([rows, 1], &ts[..]))
+                                .map_err(|e| run(&e))?
+                                .into()
+                        }
                     };
                     feeds.push((Cow::Borrowed(spec.name.as_str()), value));
                 }
             }
             // Row-major: a row's columns side by side.
             InputLayout::Grouped => {
+                let numbers: Vec<_> = columns
+                    .iter()
+                    .filter_map(|c| match c {
+                        Column::Numbers(parts) => Some(parts),
+                        Column::Text(_) => None,
+                    })
+                    .collect();
+                let texts: Vec<_> = columns
+                    .iter()
+                    .filter_map(|c| match c {
+                        Column::Text(parts) => Some(parts),
+                        Column::Numbers(_) => None,
+                    })
+                    .collect();
                 if !numbers.is_empty() {
                     let mut xs = Vec::with_capacity(rows * numbers.len());
                     for t in 0..tables.len() {

@@ -124,3 +124,25 @@ impl Table {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_column_is_found_at_its_position_or_else_by_name() {
+        let table = Table {
+            columns: vec![
+                ("a".into(), Values::Numbers(vec![1.0])),
+                ("b".into(), Values::Text(vec![Some("x".into())])),
+            ],
+        };
+        assert_eq!(table.column_near(0, "a"), Some(&Values::Numbers(vec![1.0])));
+        assert_eq!(
+            table.column_near(0, "b"),
+            Some(&Values::Text(vec![Some("x".into())]))
+        );
+        assert_eq!(table.column_near(7, "a"), Some(&Values::Numbers(vec![1.0])));
+        assert_eq!(table.column_near(1, "c"), None);
+    }
+}
