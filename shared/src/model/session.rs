@@ -151,20 +151,13 @@ impl ModelSession {
             }
             // Row-major: a row's columns side by side.
             InputLayout::Grouped => {
-                let numbers: Vec<_> = columns
-                    .iter()
-                    .filter_map(|c| match c {
-                        Column::Numbers(parts) => Some(parts),
-                        Column::Text(_) => None,
-                    })
-                    .collect();
-                let texts: Vec<_> = columns
-                    .iter()
-                    .filter_map(|c| match c {
-                        Column::Text(parts) => Some(parts),
-                        Column::Numbers(_) => None,
-                    })
-                    .collect();
+                let (mut numbers, mut texts) = (Vec::new(), Vec::new());
+                for column in &columns {
+                    match column {
+                        Column::Numbers(parts) => numbers.push(parts),
+                        Column::Text(parts) => texts.push(parts),
+                    }
+                }
                 if !numbers.is_empty() {
                     let mut xs = Vec::with_capacity(rows * numbers.len());
                     for t in 0..tables.len() {
