@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -15,15 +15,22 @@ use serde_json::Value;
 pub mod batch;
 pub mod fast;
 pub mod log;
+mod refresh;
 
 use crate::dataset::contract::ColumnType;
 use crate::model::signature::{InputSpec, TensorType};
 use crate::model::{Runtime, Signature, Table, Values};
 use crate::registry::{ModelName, Registry, RegistryError};
 use batch::Batcher;
+use refresh::Refreshed;
 
-/// How long an alias's resolution is trusted before it is read again.
+/// How long an alias's resolution is trusted before it is read again (while one request
+/// re-reads it, the others use it up to half as long again: see [`refresh`]).
 pub const ALIAS_TTL: Duration = Duration::from_millis(500);
+/// How long a model's prediction-log setting is trusted before it is read again.
+const LOG_SHARE_TTL: Duration = Duration::from_secs(5);
+/// What `log_shares` keeps per model (one value each).
+const LOG_SHARE: &str = "prediction_log";
 /// Versions of one model kept loaded (in-flight requests keep theirs alive regardless).
 const VERSIONS_KEPT: usize = 4;
 
@@ -311,9 +318,6 @@ pub struct Scored {
     pub request_id: String,
 }
 
-/// An alias's resolution: when it was read, the version and the release.
-type Resolution = (Instant, u32, String);
-
 struct Loaded {
     version: u32,
     release: Option<String>,
@@ -338,10 +342,10 @@ pub struct Scorer {
     sessions_per_version: usize,
     /// Loaded versions by model (looked up by reference on every request).
     sessions: Mutex<HashMap<ModelName, BTreeMap<u32, Arc<Batcher>>>>,
-    /// Alias resolutions by model, then alias.
-    aliases: Mutex<HashMap<ModelName, HashMap<String, Resolution>>>,
-    /// Each model's prediction-log sample share (None: off), re-read every few seconds.
-    log_shares: Mutex<HashMap<ModelName, (Instant, Option<f64>)>>,
+    /// Alias resolutions (version, release) by model, then alias.
+    aliases: Refreshed<(u32, String)>,
+    /// Each model's prediction-log sample share (None: off).
+    log_shares: Refreshed<Option<f64>>,
     log: Arc<log::PredictionLog>,
     scratch: std::path::PathBuf,
     pub max_rows: usize,
@@ -359,8 +363,8 @@ impl Scorer {
             runtime,
             sessions_per_version,
             sessions: Mutex::default(),
-            aliases: Mutex::default(),
-            log_shares: Mutex::default(),
+            aliases: Refreshed::new(ALIAS_TTL),
+            log_shares: Refreshed::new(LOG_SHARE_TTL),
             log: Arc::default(),
             scratch: std::env::temp_dir(),
             max_rows,
@@ -374,23 +378,18 @@ impl Scorer {
     }
 
     async fn log_share(&self, model: &ModelName) -> Option<f64> {
-        if let Some((at, share)) = self.log_shares.lock().expect("log shares").get(model)
-            && at.elapsed() < Duration::from_secs(5)
-        {
-            return *share;
-        }
-        let key = crate::runs::config_key(model);
-        let share = crate::storage::get_json::<crate::training::TrainingConfig>(
-            self.registry.store().as_ref(),
-            &key,
-        )
-        .await
-        .ok()
-        .and_then(|(c, _)| c.prediction_log.map(|p| p.sample));
-        self.log_shares
-            .lock()
-            .expect("log shares")
-            .insert(model.clone(), (Instant::now(), share));
+        let read = async {
+            let key = crate::runs::config_key(model);
+            let store = self.registry.store().as_ref();
+            let config = crate::storage::get_json::<crate::training::TrainingConfig>(store, &key);
+            Ok::<_, std::convert::Infallible>(
+                config
+                    .await
+                    .ok()
+                    .and_then(|(c, _)| c.prediction_log.map(|p| p.sample)),
+            )
+        };
+        let Ok(share) = self.log_shares.get(model, LOG_SHARE, read).await;
         share
     }
 
@@ -399,13 +398,9 @@ impl Scorer {
     pub fn loaded_aliases(&self, alias: &str) -> Vec<(ModelName, u32, String)> {
         let mut out: Vec<_> = self
             .aliases
-            .lock()
-            .expect("alias cache")
-            .iter()
-            .filter_map(|(m, aliases)| {
-                let (_, v, r) = aliases.get(alias)?;
-                Some((m.clone(), *v, r.clone()))
-            })
+            .named(alias)
+            .into_iter()
+            .map(|(m, (v, r))| (m, v, r))
             .collect();
         out.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
         out
@@ -453,27 +448,12 @@ impl Scorer {
                 session: self.session(model, *v).await?,
             }),
             Target::Alias(alias) => {
-                let cached = self
-                    .aliases
-                    .lock()
-                    .expect("alias cache")
-                    .get(model)
-                    .and_then(|aliases| aliases.get(alias).cloned());
-                let (version, release) = match cached {
-                    Some((at, v, r)) if at.elapsed() < ALIAS_TTL => (v, r),
-                    _ => {
-                        // A missing alias is a 404 (see `From<RegistryError>`).
-                        let (a, _) = self.registry.require_alias(model, alias).await?;
-                        let found = (a.release.version, a.release.id);
-                        self.aliases
-                            .lock()
-                            .expect("alias cache")
-                            .entry(model.clone())
-                            .or_default()
-                            .insert(alias.clone(), (Instant::now(), found.0, found.1.clone()));
-                        found
-                    }
+                // A missing alias is a 404 (see `From<RegistryError>`).
+                let read = async {
+                    let (a, _) = self.registry.require_alias(model, alias).await?;
+                    Ok::<_, ScoreError>((a.release.version, a.release.id))
                 };
+                let (version, release) = self.aliases.get(model, alias, read).await?;
                 Ok(Loaded {
                     version,
                     release: Some(release),

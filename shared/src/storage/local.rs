@@ -165,7 +165,10 @@ impl ObjectStore for LocalStore {
                 key: key.to_string(),
             });
         }
-        let body = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20)
+        // A small object (an alias, a manifest) needs no megabyte buffer: that would be
+        // fresh, zeroed memory on every read.
+        let capacity = usize::try_from(md.len()).map_or(1 << 20, |n| (n + 1).clamp(4096, 1 << 20));
+        let body = tokio_util::io::ReaderStream::with_capacity(file, capacity)
             .map_err(|e| io_error(STORE, e));
         Ok(GetResult {
             meta: meta_of(key.clone(), &md),
