@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
                 categories: Some(vec!["Female".into(), "Male".into()]),
             },
         ],
+        layout: Default::default(),
         label: "income".into(),
         classes: vec!["<=50K".into(), ">50K".into()],
         outputs: vec![],

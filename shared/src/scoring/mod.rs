@@ -628,6 +628,9 @@ mod tests {
         let fast = |body: &str| fast::decode_records(body.as_bytes(), &signature(), 10);
         let table = fast(r#"{"id": 7, "data": [{"sex": " Male ", "age": 39, "x": [1]}, {"age": null, "sex": null}]}"#)
             .unwrap();
+        let spaced = "\n{ \"data\" :\t[ { \"age\" : 39 ,\r\n \"sex\" : \" Male \" , \"x\" : { \"y\" : [ ] } } ,\n{\"age\":null,\"sex\":null} ] , \"id\" : -0.5e1 } \n";
+        // Debug, so NaN equals NaN.
+        assert_eq!(format!("{:?}", fast(spaced)), format!("{:?}", Some(&table)));
         assert_eq!(
             table.columns[1].1,
             Values::Text(vec![Some("Male".into()), None])
@@ -642,6 +645,10 @@ mod tests {
             r#"{"data": [{"age": 1, "sex": "Other"}]}"#,
             r#"{"data": []}"#,
             r#"{"data": [{"age": 1, "sex": "Male"}]} trailing"#,
+            r#"{"data": [{"age": 1, "sex": "Male", "x": [1,]}]}"#,
+            r#"{"data": [{"age": 1, "sex": "Male"},]}"#,
+            r#"{,"data": [{"age": 1, "sex": "Male"}]}"#,
+            r#"{"data": [{"age": 01, "sex": "Male"}]}"#,
         ] {
             assert!(fast(body).is_none(), "{body}");
         }
@@ -664,7 +671,7 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let leaf = |r: u64| match r % 8 {
+        let leaf = |r: u64| match r % 12 {
             0 => Value::Null,
             1 => json!(r % 2 == 0),
             2 => json!((r % 200) as i64 - 100),
@@ -672,7 +679,11 @@ mod tests {
             4 => json!("Male"),
             5 => json!(format!("x{}", r % 5)),
             6 => json!([]),
-            _ => json!({}),
+            7 => json!({}),
+            8 => json!(["Ma\"le", {"a": [1, "é"]}]),
+            9 => json!(-0.0),
+            10 => json!(r),
+            _ => json!("\tMale\u{e9}"),
         };
         for _ in 0..20_000 {
             let mut body = if next() % 2 == 0 {
@@ -688,21 +699,24 @@ mod tests {
                     "/data/1",
                     "/columns",
                     "/data/0/age",
+                    "/data/0/sex",
                     "/data/1/0",
                 ];
                 let value = leaf(next());
-                if let Some(target) = body.pointer_mut(at[(next() % 7) as usize]) {
+                if let Some(target) = body.pointer_mut(at[(next() % 8) as usize]) {
                     *target = value;
                 }
             }
-            // The fast path agrees with the full decoder on every body (Debug, so NaN
-            // equals NaN).
-            let bytes = serde_json::to_vec(&body).unwrap();
-            assert_eq!(
-                format!("{:?}", decode_body(&bytes, &signature(), 10)),
-                format!("{:?}", decode(&body, &signature(), 10)),
-                "{body}"
-            );
+            // The fast path agrees with the full decoder on every body, compact or
+            // pretty-printed (Debug, so NaN equals NaN).
+            let full = format!("{:?}", decode(&body, &signature(), 10));
+            for bytes in [
+                serde_json::to_vec(&body).unwrap(),
+                serde_json::to_vec_pretty(&body).unwrap(),
+            ] {
+                let fast = format!("{:?}", decode_body(&bytes, &signature(), 10));
+                assert_eq!(fast, full, "{}", String::from_utf8_lossy(&bytes));
+            }
             match decode(&body, &signature(), 10) {
                 Ok(table) => assert_eq!(table.columns.len(), 2),
                 Err(ScoreError::Input(e)) => {
