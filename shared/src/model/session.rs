@@ -104,8 +104,10 @@ impl ModelSession {
                 column: spec.name.clone(),
                 expected: spec.tensor,
             };
-            let mut numbers = Vec::new();
-            let mut texts = Vec::new();
+            let (mut numbers, mut texts) = match spec.tensor {
+                TensorType::String => (Vec::new(), Vec::with_capacity(tables.len())),
+                _ => (Vec::with_capacity(tables.len()), Vec::new()),
+            };
             for table in tables {
                 match (spec.tensor, table.column_near(at, &spec.name)) {
                     (_, None) => return Err(InferenceError::MissingInput(spec.name.clone())),
