@@ -8,7 +8,9 @@ use ort::session::{Session, SessionInputValue};
 use ort::value::{Tensor, TensorRef};
 
 use super::runtime::{Runtime, RuntimeError};
-use super::signature::{CATEGORIES_INPUT, InputLayout, NUMBERS_INPUT, Signature, TensorType};
+use super::signature::{
+    CATEGORIES_INPUT, InputLayout, InputSpec, NUMBERS_INPUT, Signature, TensorType,
+};
 use super::table::{Table, Values};
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,31 @@ enum Column<'t> {
     Text(Vec<&'t [Option<String>]>),
 }
 
+/// `spec`'s column in each of `tables` (found near position `at`), as `pick` reads it;
+/// `pick` gives None for a column of the wrong type.
+fn gather<'t, T>(
+    tables: &[&'t Table],
+    at: usize,
+    spec: &InputSpec,
+    pick: impl Fn(&'t Values) -> Option<&'t [T]>,
+) -> Result<Vec<&'t [T]>, InferenceError> {
+    let mut parts = Vec::with_capacity(tables.len());
+    for table in tables {
+        let values = table
+            .column_near(at, &spec.name)
+            .ok_or_else(|| InferenceError::MissingInput(spec.name.clone()))?;
+        parts.push(pick(values).ok_or_else(|| wrong_type(spec))?);
+    }
+    Ok(parts)
+}
+
+fn wrong_type(spec: &InputSpec) -> InferenceError {
+    InferenceError::WrongType {
+        column: spec.name.clone(),
+        expected: spec.tensor,
+    }
+}
+
 /// A loaded model: one ONNX Runtime session of it. An `ort` session needs exclusive
 /// access to run, so concurrent callers take turns; the scorer runs several of these
 /// side by side (see `scoring::batch`).
@@ -100,26 +127,20 @@ impl ModelSession {
         // Each input column's values in every table, in signature order.
         let mut columns = Vec::with_capacity(inputs.len());
         for (at, spec) in inputs.iter().enumerate() {
-            let wrong_type = || InferenceError::WrongType {
-                column: spec.name.clone(),
-                expected: spec.tensor,
-            };
-            let (mut numbers, mut texts) = match spec.tensor {
-                TensorType::String => (Vec::new(), Vec::with_capacity(tables.len())),
-                _ => (Vec::with_capacity(tables.len()), Vec::new()),
-            };
-            for table in tables {
-                match (spec.tensor, table.column_near(at, &spec.name)) {
-                    (_, None) => return Err(InferenceError::MissingInput(spec.name.clone())),
-                    (TensorType::Double, Some(Values::Numbers(xs))) => numbers.push(&xs[..]),
-                    (TensorType::String, Some(Values::Text(ts))) => texts.push(&ts[..]),
-                    _ => return Err(wrong_type()),
-                }
-            }
             columns.push(match spec.tensor {
-                TensorType::Double => Column::Numbers(numbers),
-                TensorType::String => Column::Text(texts),
-                TensorType::Int64 => return Err(wrong_type()),
+                TensorType::Double => Column::Numbers(gather(tables, at, spec, |v| match v {
+                    Values::Numbers(xs) => Some(&xs[..]),
+                    Values::Text(_) => None,
+                })?),
+                TensorType::String => Column::Text(gather(tables, at, spec, |v| match v {
+                    Values::Text(ts) => Some(&ts[..]),
+                    Values::Numbers(_) => None,
+                })?),
+                // No column can feed it: a missing one is named first, as for the others.
+                TensorType::Int64 => {
+                    gather::<f64>(tables, at, spec, |_| None)?;
+                    return Err(wrong_type(spec));
+                }
             });
         }
         // `ort` takes owned strings only (it copies them again, into C strings).
@@ -203,6 +224,42 @@ impl ModelSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_input_column_is_gathered_from_every_table_or_named_as_missing_or_mistyped() {
+        use crate::dataset::contract::ColumnType;
+        let spec = |tensor| InputSpec {
+            name: "age".into(),
+            kind: ColumnType::Integer,
+            tensor,
+            categories: None,
+        };
+        let numbers = |v: Vec<f64>| Table {
+            columns: vec![("age".into(), Values::Numbers(v))],
+        };
+        let (a, b) = (numbers(vec![1.0, 2.0]), numbers(vec![3.0]));
+        let text = Table {
+            columns: vec![("age".into(), Values::Text(vec![None]))],
+        };
+        let other = Table {
+            columns: vec![("sex".into(), Values::Text(vec![None]))],
+        };
+        fn pick(v: &Values) -> Option<&[f64]> {
+            match v {
+                Values::Numbers(xs) => Some(xs),
+                Values::Text(_) => None,
+            }
+        }
+        let parts = gather(&[&a, &b], 0, &spec(TensorType::Double), pick).unwrap();
+        assert_eq!(parts, [&[1.0, 2.0][..], &[3.0][..]]);
+        let missing = gather(&[&a, &other], 0, &spec(TensorType::Double), pick);
+        assert!(matches!(missing, Err(InferenceError::MissingInput(c)) if c == "age"));
+        let mistyped = gather(&[&a, &text], 0, &spec(TensorType::Double), pick);
+        assert!(matches!(
+            mistyped,
+            Err(InferenceError::WrongType { column, expected: TensorType::Double }) if column == "age"
+        ));
+    }
 
     #[test]
     fn predictions_split_into_consecutive_parts() {
