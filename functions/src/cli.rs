@@ -709,16 +709,13 @@ fn train(
     let bytes = std::fs::read(config).with_context(|| format!("reading {}", config.display()))?;
     let config = TrainingConfig::from_json(&bytes)?;
     let report = training::train(&config, data, output)?;
-    let m = &report.metrics;
     eprintln!(
-        "trained {} on {}@{}: holdout accuracy {:.4}, ROC AUC {:.4}, log loss {:.4} ({} rows)",
+        "trained {} ({}) on {}@{}: holdout {}",
         config.model,
+        report.lineage.task,
         report.lineage.dataset,
         report.lineage.dataset_version,
-        m.accuracy,
-        m.roc_auc,
-        m.log_loss,
-        m.rows
+        report.metrics.summary()
     );
     if verify {
         let runtime = crate::onnxruntime::load_or_setup(onnxruntime)?;

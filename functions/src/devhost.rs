@@ -158,16 +158,26 @@ impl DevHost {
         Ok(())
     }
 
+    /// Stores each training config in `dir`. A file that is not a valid config is
+    /// reported and skipped: the other models still train.
     async fn seed_models(&self, dir: &Path) -> anyhow::Result<()> {
         for path in json_files(dir)? {
-            let config = TrainingConfig::from_json(&std::fs::read(&path)?)
-                .with_context(|| format!("training config {}", path.display()))?;
-            self.state.runs.put_config(&config).await?;
-            println!(
-                "✎ training config for {} from {}",
-                config.model,
-                path.display()
-            );
+            let stored = match TrainingConfig::from_json(&std::fs::read(&path)?) {
+                Ok(config) => self.state.runs.put_config(&config).await,
+                Err(e) => Err(sluice_shared::runs::RunError::Invalid(e.to_string())),
+            };
+            match stored {
+                Ok(config) => println!(
+                    "✎ training config for {} ({}) from {}",
+                    config.model,
+                    config
+                        .task()
+                        .map_or("task decided by its data", |t| t.as_str()),
+                    path.display()
+                ),
+                Err(e) if e.is_transient() => return Err(e.into()),
+                Err(e) => println!("✗ {} skipped: {e}", path.display()),
+            }
         }
         Ok(())
     }

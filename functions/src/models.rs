@@ -136,7 +136,12 @@ pub async fn list(
             .await?
             .map(|(a, _)| a.release);
         let staging = registry.alias(&m, "staging").await?.map(|(a, _)| a.release);
-        models.push(json!({"model": m, "versions": registry.versions(&m).await?, "production": production, "staging": staging}));
+        let versions = registry.versions(&m).await?;
+        let task = match versions.last() {
+            Some(&v) => Some(registry.version(&m, v).await?.signature.task),
+            None => None,
+        };
+        models.push(json!({"model": m, "task": task, "versions": versions, "production": production, "staging": staging}));
     }
     Ok(axum::Json(json!({"models": models})))
 }
@@ -214,7 +219,7 @@ pub async fn lineage(
         .collect();
     Ok(axum::Json(json!({
         "model": {"name": model, "version": v, "model_sha256": version.model_sha256, "registered_at": version.registered_at},
-        "trained_by": l.requested_by, "algorithm": l.algorithm, "hyperparameters": l.hyperparameters,
+        "trained_by": l.requested_by, "task": version.signature.task, "algorithm": l.algorithm, "hyperparameters": l.hyperparameters,
         "seed": l.seed, "code_version": l.code_version, "compute": l.compute,
         "run": run, "dataset": dataset, "releases": releases,
     })))

@@ -55,8 +55,12 @@ pub async fn models(store: Arc<dyn ObjectStore>, command: ModelsCommand) -> anyh
                     }
                 };
                 let versions = registry.versions(&m).await?;
+                let task = match versions.last() {
+                    Some(&v) => registry.version(&m, v).await?.signature.task.as_str(),
+                    None => "-",
+                };
                 println!(
-                    "{m:<24} versions {:<10} production {:<22} staging {}",
+                    "{m:<24} {task:<10} versions {:<10} production {:<22} staging {}",
                     format!("1..{}", versions.last().copied().unwrap_or(0)),
                     alias("production").await,
                     alias("staging").await
@@ -86,8 +90,9 @@ pub async fn models(store: Arc<dyn ObjectStore>, command: ModelsCommand) -> anyh
                 l.requested_by, l.trigger, l.run_id, l.compute
             );
             println!(
-                "algorithm {} seed {} config {} ({})",
+                "algorithm {} ({}) seed {} config {} ({})",
                 l.algorithm,
+                version.signature.task,
                 l.seed,
                 &l.config_sha256[..12],
                 l.code_version

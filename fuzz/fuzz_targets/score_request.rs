@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
             },
         ],
         layout: Default::default(),
+        task: Default::default(),
         label: "income".into(),
         classes: vec!["<=50K".into(), ">50K".into()],
         outputs: vec![],

@@ -13,4 +13,5 @@ mod helpers;
 mod host_contract;
 mod mlops_loop;
 mod score;
+mod tasks;
 mod training;

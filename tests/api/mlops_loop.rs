@@ -32,7 +32,7 @@ pub(crate) async fn put_config(app: &TestApp, config: &Value) {
     runs.put_config(&config).await.unwrap();
 }
 
-struct NoCompute;
+pub(crate) struct NoCompute;
 
 #[async_trait::async_trait]
 impl sluice_shared::runs::Compute for NoCompute {

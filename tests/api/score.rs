@@ -60,7 +60,7 @@ fn records(app: &TestApp, rows: &[usize]) -> (Vec<Value>, Table) {
 }
 
 impl TestApp {
-    async fn score(&self, path: &str, body: &Value) -> (u16, Value) {
+    pub(crate) async fn score(&self, path: &str, body: &Value) -> (u16, Value) {
         let response = self
             .client
             .post(format!("{}{path}", self.base))

@@ -9,9 +9,11 @@ use ort::value::{Tensor, TensorRef};
 
 use super::runtime::{Runtime, RuntimeError};
 use super::signature::{
-    CATEGORIES_INPUT, InputLayout, InputSpec, NUMBERS_INPUT, Signature, TensorType,
+    CATEGORIES_INPUT, InputLayout, InputSpec, LABEL_OUTPUT, NUMBERS_INPUT, PROBABILITIES_OUTPUT,
+    Signature, TensorType, VALUE_OUTPUT,
 };
 use super::table::{Table, Values};
+use super::task::Task;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InferenceError {
@@ -28,27 +30,60 @@ pub enum InferenceError {
     Run(String),
 }
 
-/// Per-row outputs of a binary classifier.
-#[derive(Clone, Debug, PartialEq)]
+/// Per-row outputs: a classifier fills `probabilities` and `labels`, a regression
+/// model `values`.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Predictions {
     /// Class probabilities per row, in the signature's class order.
     pub probabilities: Vec<Vec<f64>>,
     /// The predicted class index per row.
     pub labels: Vec<usize>,
+    /// The predicted value per row.
+    pub values: Vec<f64>,
 }
 
 impl Predictions {
+    /// Rows predicted.
+    pub fn rows(&self) -> usize {
+        self.labels.len().max(self.values.len())
+    }
+
     /// Cuts the rows into consecutive parts of the given sizes.
     pub fn split(self, sizes: impl IntoIterator<Item = usize>) -> Vec<Predictions> {
         let mut probabilities = self.probabilities.into_iter();
         let mut labels = self.labels.into_iter();
+        let mut values = self.values.into_iter();
         sizes
             .into_iter()
             .map(|n| Predictions {
                 probabilities: probabilities.by_ref().take(n).collect(),
                 labels: labels.by_ref().take(n).collect(),
+                values: values.by_ref().take(n).collect(),
             })
             .collect()
+    }
+
+    /// The largest difference between two sets of predictions of the same rows
+    /// (probabilities and values), or infinity when their shapes differ.
+    pub fn max_difference(&self, other: &Predictions) -> f64 {
+        let same_shape = self.values.len() == other.values.len()
+            && self.probabilities.len() == other.probabilities.len()
+            && self
+                .probabilities
+                .iter()
+                .zip(&other.probabilities)
+                .all(|(a, b)| a.len() == b.len());
+        if !same_shape {
+            return f64::INFINITY;
+        }
+        let rows = self
+            .probabilities
+            .iter()
+            .flatten()
+            .zip(other.probabilities.iter().flatten());
+        rows.chain(self.values.iter().zip(&other.values))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max)
     }
 
     /// The probability of the last (positive) class per row.
@@ -207,18 +242,53 @@ impl ModelSession {
         }
         let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
         let outputs = session.run(feeds).map_err(|e| run(&e))?;
-        let (shape, probabilities) = outputs["probabilities"]
-            .try_extract_tensor::<f64>()
-            .map_err(|e| run(&e))?;
-        let classes = shape.get(1).copied().unwrap_or(1).max(1) as usize;
-        let (_, labels) = outputs["label"]
-            .try_extract_tensor::<i64>()
-            .map_err(|e| run(&e))?;
+        let output = |name: &str| {
+            outputs
+                .get(name)
+                .ok_or_else(|| InferenceError::Run(format!("the model has no output {name:?}")))
+        };
+        if self.signature.task == Task::Regression {
+            let (_, values) = doubles(output(VALUE_OUTPUT)?)?;
+            return Ok(Predictions {
+                values: values.into_owned(),
+                ..Predictions::default()
+            });
+        }
+        let (width, probabilities) = doubles(output(PROBABILITIES_OUTPUT)?)?;
+        let classes = width.unwrap_or(1).max(1) as usize;
+        let probabilities: Vec<Vec<f64>> =
+            probabilities.chunks(classes).map(<[f64]>::to_vec).collect();
+        // The graph's class indices when it gives them (Sluice's graphs do); otherwise
+        // (a string `label`, as scikit-learn exports) the most probable class.
+        let labels = match outputs
+            .get(LABEL_OUTPUT)
+            .and_then(|l| l.try_extract_tensor::<i64>().ok())
+        {
+            Some((_, labels)) => labels.iter().map(|&l| l.max(0) as usize).collect(),
+            None => probabilities
+                .iter()
+                .map(|p| crate::training::metrics::argmax(p))
+                .collect(),
+        };
         Ok(Predictions {
-            probabilities: probabilities.chunks(classes).map(<[f64]>::to_vec).collect(),
-            labels: labels.iter().map(|&l| l.max(0) as usize).collect(),
+            probabilities,
+            labels,
+            values: vec![],
         })
     }
+}
+
+/// A float output as doubles (its second dimension, and its values), whichever of the
+/// two the graph gives: other trainers' models (scikit-learn's, PyTorch's) often
+/// compute in single precision. Doubles are read in place.
+fn doubles(value: &ort::value::DynValue) -> Result<(Option<i64>, Cow<'_, [f64]>), InferenceError> {
+    let run = |e: &dyn std::fmt::Display| InferenceError::Run(e.to_string());
+    if let Ok((shape, xs)) = value.try_extract_tensor::<f64>() {
+        return Ok((shape.get(1).copied(), Cow::Borrowed(xs)));
+    }
+    let (shape, xs) = value.try_extract_tensor::<f32>().map_err(|e| run(&e))?;
+    let xs = xs.iter().map(|&x| f64::from(x)).collect();
+    Ok((shape.get(1).copied(), Cow::Owned(xs)))
 }
 
 #[cfg(test)]
@@ -268,6 +338,7 @@ mod tests {
                 .map(|i| vec![1.0 - f64::from(i) / 10.0, f64::from(i) / 10.0])
                 .collect(),
             labels: vec![0, 1, 0, 1, 1, 0],
+            values: vec![],
         };
         let parts = all.clone().split([1, 3, 2]);
         assert_eq!(parts.len(), 3);

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::task::Task;
 use crate::dataset::contract::ColumnType;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -13,12 +14,18 @@ pub struct Signature {
     /// grouped its inputs, and in other trainers' (see [`InputLayout::Columns`]).
     #[serde(default)]
     pub layout: InputLayout,
+    /// What the model predicts. Absent in signatures written before tasks: binary.
+    #[serde(default)]
+    pub task: Task,
     /// The label column the model predicts (not an input).
     pub label: String,
-    /// Class names in the order of the `probabilities` output's columns.
+    /// Class names in the order of the `probabilities` output's columns (none for
+    /// regression).
+    #[serde(default)]
     pub classes: Vec<String>,
-    /// Output tensors: `probabilities` (double, rows × classes) and `label` (int64 class
-    /// index per row).
+    /// Output tensors. Classifiers: `probabilities` (double, rows × classes) and `label`
+    /// (int64 class index per row; the most probable class when absent). Regression:
+    /// `value` (double, rows × 1).
     pub outputs: Vec<OutputSpec>,
 }
 
@@ -56,6 +63,12 @@ pub enum InputLayout {
 pub const NUMBERS_INPUT: &str = "numbers";
 /// The [`InputLayout::Grouped`] input holding the `string` columns.
 pub const CATEGORIES_INPUT: &str = "categories";
+/// A classifier's output of class probabilities.
+pub const PROBABILITIES_OUTPUT: &str = "probabilities";
+/// A classifier's output of class indices.
+pub const LABEL_OUTPUT: &str = "label";
+/// A regression model's output of predicted values.
+pub const VALUE_OUTPUT: &str = "value";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -77,6 +90,12 @@ impl Signature {
     /// production's callers do not send, with the same types.
     pub fn incompatibilities(&self, production: &Signature) -> Vec<String> {
         let mut problems = Vec::new();
+        if self.task != production.task {
+            problems.push(format!(
+                "is a {} model, production is {}",
+                self.task, production.task
+            ));
+        }
         if self.label != production.label {
             problems.push(format!(
                 "predicts {:?}, production predicts {:?}",
@@ -127,6 +146,7 @@ mod tests {
         Signature {
             inputs,
             layout: InputLayout::Columns,
+            task: Task::Binary,
             label: "income".into(),
             classes: vec!["<=50K".into(), ">50K".into()],
             outputs: vec![],
@@ -145,5 +165,20 @@ mod tests {
         assert_eq!(more.incompatibilities(&production).len(), 1);
         let retyped = signature(vec![input("age", ColumnType::String)]);
         assert!(retyped.incompatibilities(&production)[0].contains("age"));
+        let mut regression = fewer.clone();
+        regression.task = Task::Regression;
+        assert!(regression.incompatibilities(&production)[0].contains("regression"));
+    }
+
+    #[test]
+    fn signatures_written_before_tasks_read_as_binary() {
+        let old = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/adult-income-columns/signature.json"
+        ))
+        .unwrap();
+        let signature: Signature = serde_json::from_slice(&old).unwrap();
+        assert_eq!(signature.task, Task::Binary);
+        assert_eq!(signature.classes, ["<=50K", ">50K"]);
     }
 }

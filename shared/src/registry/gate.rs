@@ -264,11 +264,12 @@ impl Gate {
             }
             _ => None,
         };
-        reasons.extend(judge(&config.promotion, &scored, baseline.as_ref()));
+        let metric = config.promotion_metric(candidate.signature.task);
+        reasons.extend(judge(&config.promotion, metric, &scored, baseline.as_ref()));
         Ok(GateResult {
             passed: reasons.is_empty(),
             reasons,
-            metric: config.promotion.metric.clone(),
+            metric: metric.to_owned(),
             candidate: scored,
             production: baseline,
             production_version: production.map(|p| p.version),
@@ -276,7 +277,8 @@ impl Gate {
     }
 
     /// Scores sample rows with the model `staging` resolves to, loaded from the registry
-    /// as the scorer loads it: outputs must be finite probabilities summing to one.
+    /// as the scorer loads it: a classifier's outputs must be finite probabilities summing
+    /// to one, a regression model's finite values, one per row.
     async fn smoke_test(&self, model: &ModelName, data: &Path) -> Result<(), GateError> {
         let staged = self.registry.resolve(model, STAGING).await?;
         let (signature, data) = (staged.signature.clone(), data.to_owned());
@@ -303,6 +305,10 @@ impl Gate {
                 let predictions = session
                     .predict(&sample)
                     .map_err(|e| GateError::Evaluation(e.into()))?;
+                if signature.task == crate::model::Task::Regression {
+                    return Ok(predictions.values.len() == sample.rows()
+                        && predictions.values.iter().all(|v| v.is_finite()));
+                }
                 Ok(predictions.labels.len() == sample.rows()
                     && predictions.probabilities.iter().all(|p| {
                         p.iter().all(|x| x.is_finite() && (0.0..=1.0).contains(x))

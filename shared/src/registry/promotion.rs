@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::task::Task;
 use crate::training::config::PromotionPolicy;
 use crate::training::metrics::Metrics;
 
@@ -21,10 +22,13 @@ pub struct GateResult {
     pub production_version: Option<u32>,
 }
 
-/// Judges a candidate's metrics against production's (both on the pinned evaluation
-/// data), or against the policy's floor when there is no production model yet.
+/// Judges a candidate's metrics against production's (both on the same evaluation
+/// data), or against the policy's floor when there is no production model yet. `metric`
+/// decides; the candidate's task's other metrics may not regress by more than the policy
+/// allows.
 pub fn judge(
     policy: &PromotionPolicy,
+    metric: &str,
     candidate: &Metrics,
     production: Option<&Metrics>,
 ) -> Vec<String> {
@@ -36,23 +40,45 @@ pub fn judge(
             b - a
         }
     };
-    let metric = policy.metric.as_str();
+    let task = candidate.task;
+    if !task.metrics().contains(&metric) {
+        reasons.push(format!(
+            "promotion.metric {metric:?} does not fit a {task} model (one of {})",
+            task.metrics().join(", ")
+        ));
+        return reasons;
+    }
     let value = candidate.get(metric).unwrap_or(f64::NAN);
     if !value.is_finite() {
         reasons.push(format!("{metric} is not a finite number"));
     }
-    if candidate.positive_rate <= 0.0 || candidate.positive_rate >= 1.0 {
+    if let Some(rate) = candidate.positive_rate
+        && (rate <= 0.0 || rate >= 1.0)
+    {
         reasons.push(format!(
             "degenerate predictions: {:.1}% of rows predicted positive",
-            candidate.positive_rate * 100.0
+            rate * 100.0
+        ));
+    }
+    if task == Task::Multiclass
+        && let Some(class) = candidate.single_predicted_class()
+    {
+        reasons.push(format!(
+            "degenerate predictions: every row predicted as {class:?}"
         ));
     }
     match production {
         None => {
-            if better(metric, value, policy.floor) < 0.0 {
+            if let Some(floor) = policy.floor
+                && better(metric, value, floor) < 0.0
+            {
+                let side = if Metrics::higher_is_better(metric) {
+                    "below"
+                } else {
+                    "above"
+                };
                 reasons.push(format!(
-                    "{metric} {value:.4} is below the floor {:.4} for a first model",
-                    policy.floor
+                    "{metric} {value:.4} is {side} the floor {floor:.4} for a first model"
                 ));
             }
         }
@@ -65,7 +91,7 @@ pub fn judge(
                     policy.min_improvement
                 ));
             }
-            for guard in Metrics::NAMES.iter().filter(|m| **m != metric) {
+            for guard in task.metrics().iter().filter(|m| **m != metric) {
                 let (c, p) = (
                     candidate.get(guard).unwrap_or(f64::NAN),
                     prod.get(guard).unwrap_or(f64::NAN),
@@ -110,7 +136,40 @@ pub async fn promote(
         .await
 }
 
-/// Returns `alias` to the version of the release before its current one.
+/// The releases `alias` could return to, oldest first, its current version last: each
+/// release stacks on the one it replaced, and each rollback takes the top off, together
+/// with every other release of the version it rolled back. So two rollbacks in a row go
+/// two releases back, and a rolled-back version is never returned to by a rollback (a
+/// new release of it stacks anew). `history` is the alias's releases in any order.
+pub fn rollback_stack(history: &[Release]) -> Vec<&Release> {
+    let seq = |r: &Release| {
+        r.id.rsplit_once('.')
+            .and_then(|(_, n)| n.parse::<u64>().ok())
+            .unwrap_or_default()
+    };
+    let mut ordered: Vec<&Release> = history.iter().collect();
+    ordered.sort_by_key(|r| seq(r));
+    let mut stack: Vec<&Release> = Vec::new();
+    for release in ordered {
+        if release.rolls_back.is_some()
+            && let Some(undone) = stack.pop()
+        {
+            stack.retain(|r| r.version != undone.version);
+            if stack
+                .last()
+                .is_some_and(|top| top.version == release.version)
+            {
+                continue;
+            }
+        }
+        // A release, or a rollback recorded before rollbacks followed this rule (it
+        // restored something else): what it put in place stacks like a release.
+        stack.push(release);
+    }
+    stack
+}
+
+/// Returns `alias` to the release before the one in place (see [`rollback_stack`]).
 pub async fn rollback(
     registry: &Registry,
     model: &ModelName,
@@ -119,19 +178,20 @@ pub async fn rollback(
     reason: &str,
 ) -> Result<Release, RegistryError> {
     let (current, etag) = registry.require_alias(model, alias).await?;
-    // Roll back to what this release replaced (following rollbacks to what *they*
-    // restored, so two rollbacks in a row go two releases back).
-    let previous_id = current.release.previous.clone().ok_or_else(|| {
+    let history: Vec<Release> = registry
+        .releases(model)
+        .await?
+        .into_iter()
+        .filter(|r| r.alias == alias)
+        .collect();
+    let mut stack = rollback_stack(&history);
+    let undone = stack.pop().map(|r| r.version);
+    stack.retain(|r| Some(r.version) != undone);
+    let previous = stack.last().ok_or_else(|| {
         RegistryError::Invalid(format!(
             "{alias} of {model} has no earlier release to return to"
         ))
     })?;
-    let previous = registry
-        .releases(model)
-        .await?
-        .into_iter()
-        .find(|r| r.id == previous_id)
-        .ok_or_else(|| RegistryError::Invalid(format!("release {previous_id} is missing")))?;
     registry
         .move_alias(
             model,
@@ -160,15 +220,15 @@ mod tests {
     #[test]
     fn a_first_model_must_clear_the_floor_and_later_ones_must_beat_production() {
         let policy = PromotionPolicy {
-            floor: 0.9,
+            floor: Some(0.9),
             ..PromotionPolicy::default()
         };
         let good = metrics(&[0.1, 0.9, 0.2, 0.8]);
         let poor = metrics(&[0.6, 0.4, 0.2, 0.8]);
-        assert!(judge(&policy, &good, None).is_empty());
-        let reasons = judge(&policy, &poor, None);
+        assert!(judge(&policy, "roc_auc", &good, None).is_empty());
+        let reasons = judge(&policy, "roc_auc", &poor, None);
         assert!(reasons[0].contains("below the floor"), "{reasons:?}");
-        let reasons = judge(&policy, &poor, Some(&good));
+        let reasons = judge(&policy, "roc_auc", &poor, Some(&good));
         assert!(
             reasons.iter().any(|r| r.contains("does not improve")),
             "{reasons:?}"
@@ -177,7 +237,7 @@ mod tests {
             reasons.iter().any(|r| r.contains("regresses")),
             "{reasons:?}"
         );
-        assert!(judge(&policy, &good, Some(&poor)).is_empty());
+        assert!(judge(&policy, "roc_auc", &good, Some(&poor)).is_empty());
     }
 
     #[test]
@@ -185,9 +245,10 @@ mod tests {
         let all_negative = metrics(&[0.1, 0.2, 0.1, 0.3]);
         let reasons = judge(
             &PromotionPolicy {
-                floor: 0.0,
+                floor: Some(0.0),
                 ..Default::default()
             },
+            "roc_auc",
             &all_negative,
             None,
         );
@@ -195,6 +256,97 @@ mod tests {
             reasons.iter().any(|r| r.contains("degenerate")),
             "{reasons:?}"
         );
+    }
+
+    /// Four releases, then three rollbacks in a row: each goes one release further back,
+    /// never to a version already rolled back, and `release_at` answers at every instant.
+    #[tokio::test]
+    async fn rollbacks_in_a_row_walk_back_through_the_releases() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: std::sync::Arc<dyn crate::storage::ObjectStore> =
+            std::sync::Arc::new(crate::storage::local::LocalStore::new(dir.path()).unwrap());
+        let reg = Registry::new(store);
+        let m = ModelName::parse("m").unwrap();
+        for run in ["a", "b", "c", "d"] {
+            reg.register(
+                &m,
+                super::super::tests::artifacts(run),
+                super::super::tests::lineage(run),
+                Default::default(),
+                String::new(),
+            )
+            .await
+            .unwrap();
+        }
+        let mut instants = vec![];
+        let pause = || async {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            chrono::Utc::now()
+        };
+        instants.push((pause().await, None));
+        for v in 1..=4 {
+            promote(
+                &reg,
+                &m,
+                "production",
+                v,
+                "ann",
+                "next",
+                serde_json::Value::Null,
+            )
+            .await
+            .unwrap();
+            instants.push((pause().await, Some(v)));
+        }
+        for expected in [3, 2, 1] {
+            let back = rollback(&reg, &m, "production", "bob", "undo")
+                .await
+                .unwrap();
+            assert_eq!(back.version, expected);
+            assert_eq!(
+                reg.resolve(&m, "production").await.unwrap().version,
+                expected
+            );
+            instants.push((pause().await, Some(expected)));
+        }
+        let err = rollback(&reg, &m, "production", "bob", "undo").await;
+        assert!(matches!(err, Err(RegistryError::Invalid(_))), "{err:?}");
+        for (at, version) in instants {
+            let release = reg.release_at(&m, "production", at).await.unwrap();
+            assert_eq!(release.map(|r| r.version), version, "at {at}");
+        }
+        // A release of a rolled-back version stacks anew; rolling it back returns to
+        // what was under it, never to an older entry of the same version.
+        promote(
+            &reg,
+            &m,
+            "production",
+            4,
+            "ann",
+            "fixed",
+            serde_json::Value::Null,
+        )
+        .await
+        .unwrap();
+        promote(
+            &reg,
+            &m,
+            "production",
+            2,
+            "ann",
+            "again",
+            serde_json::Value::Null,
+        )
+        .await
+        .unwrap();
+        let back = rollback(&reg, &m, "production", "bob", "undo")
+            .await
+            .unwrap();
+        assert_eq!(back.version, 4);
+        let back = rollback(&reg, &m, "production", "bob", "undo")
+            .await
+            .unwrap();
+        assert_eq!(back.version, 1);
     }
 
     #[tokio::test]
@@ -244,6 +396,11 @@ mod tests {
         assert_eq!(back.id, "production.3");
         assert_eq!(back.rolls_back.as_deref(), Some("production.2"));
         assert_eq!(reg.resolve(&m, "production").await.unwrap().version, 1);
+        let err = rollback(&reg, &m, "production", "bob", "again").await;
+        assert!(
+            matches!(&err, Err(RegistryError::Invalid(e)) if e.contains("no earlier release")),
+            "{err:?}"
+        );
         let err = rollback(
             &reg,
             &ModelName::parse("none").unwrap(),

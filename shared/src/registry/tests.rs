@@ -22,6 +22,7 @@ pub(crate) fn artifacts(tag: &str) -> Artifacts {
                 categories: None,
             }],
             layout: crate::model::signature::InputLayout::Columns,
+            task: crate::model::Task::Binary,
             label: "y".into(),
             classes: vec!["no".into(), "yes".into()],
             outputs: vec![],

@@ -225,16 +225,93 @@ impl Runs {
         &self.audit
     }
 
-    /// Stores a model's training config (what `sluice dev` does with `models/*.json`).
-    pub async fn put_config(&self, config: &TrainingConfig) -> Result<(), RunError> {
+    /// Stores a model's training config (what `sluice dev` does with `models/*.json`),
+    /// checked against what is known of its dataset: its label and features must be
+    /// columns of the dataset's contract, and a config that names no task gets the one
+    /// its label implies (from the contract, else the newest version's data; if neither
+    /// exists yet, the trainer decides from the data it trains on). A config whose
+    /// promotion metric does not fit its task is refused here. Returns what was stored.
+    pub async fn put_config(&self, config: &TrainingConfig) -> Result<TrainingConfig, RunError> {
+        let mut config = config.clone();
+        let store = self.store.as_ref();
+        let contract = crate::dataset::ingest::current_contract(store, &config.dataset)
+            .await
+            .map_err(|e| match e {
+                crate::dataset::IngestError::Storage(s) => RunError::Storage(s),
+                other => RunError::Invalid(other.to_string()),
+            })?;
+        let mut inferred = None;
+        if let Some(contract) = &contract {
+            let columns = contract.column_names();
+            let missing = |field: &str, name: &str| {
+                RunError::Invalid(format!(
+                    "{field}: {name:?} is not a column of {}'s contract v{} ({})",
+                    config.dataset,
+                    contract.version,
+                    columns.join(", ")
+                ))
+            };
+            let label = contract
+                .columns
+                .iter()
+                .find(|c| c.name == config.label)
+                .ok_or_else(|| missing("label", &config.label))?;
+            for name in config.features.iter().flatten() {
+                if !columns.contains(&name.as_str()) {
+                    return Err(missing("features", name));
+                }
+            }
+            let declared = contract
+                .label
+                .as_ref()
+                .filter(|l| l.column == config.label)
+                .map(|l| l.values.len())
+                .or(label.allowed.as_ref().map(Vec::len));
+            inferred = crate::model::Task::infer(label.kind, declared, None).ok();
+        }
+        if config.task().is_none()
+            && inferred.is_none()
+            && let Some(version) = latest_dataset_version(store, &config.dataset).await?
+        {
+            let (m, _): (Manifest, _) =
+                get_json(store, &layout::manifest(&config.dataset, version)).await?;
+            let kind = m
+                .schema
+                .iter()
+                .find(|f| f.name == config.label)
+                .map(|f| f.kind);
+            let distinct = m
+                .profile
+                .iter()
+                .find(|p| p.name == config.label)
+                .map(|p| p.distinct);
+            if let Some(kind) = kind {
+                inferred = crate::model::Task::infer(kind, None, distinct).ok();
+            }
+        }
+        if let (Some(said), Some(found)) = (config.task(), inferred)
+            && said != found
+            && said.is_classification()
+            && found.is_classification()
+        {
+            return Err(RunError::Invalid(format!(
+                "task: the config's task is {said}, but {}'s contract gives {:?} {found} labels",
+                config.dataset, config.label
+            )));
+        }
+        if let Some(task) = config.task().or(inferred) {
+            config
+                .resolve_task(task)
+                .map_err(|e| RunError::Invalid(e.to_string()))?;
+        }
         put_json(
-            self.store.as_ref(),
+            store,
             &config_key(&config.model),
-            config,
+            &config,
             PutMode::Overwrite,
         )
         .await?;
-        Ok(())
+        Ok(config)
     }
 
     pub async fn config(&self, model: &ModelName) -> Result<TrainingConfig, RunError> {

@@ -13,7 +13,7 @@ use crate::model::{Table, Values};
 use crate::registry::ModelName;
 use crate::storage::{ObjectKey, ObjectStore, Payload, PutMode, StorageError};
 
-use super::Scored;
+use super::{RowPrediction, Scored};
 
 /// Rows buffered per model before a batch is written.
 pub const BATCH_ROWS: usize = 10_000;
@@ -107,13 +107,14 @@ impl PredictionLog {
     }
 }
 
-/// One row per scored row: request id, time, version, row number, the inputs, the
-/// predicted label and each class's probability.
+/// One row per scored row: request id, time, version, row number, the inputs, and the
+/// predicted label and each class's probability (classifiers) or the predicted value.
 fn frame(entries: &[&Entry]) -> PolarsResult<DataFrame> {
     let mut request_ids = Vec::new();
     let mut times = Vec::new();
     let mut rows = Vec::new();
     let mut labels = Vec::new();
+    let mut values = Vec::new();
     let mut inputs: Vec<(String, Values)> = Vec::new();
     let mut probabilities: Vec<(String, Vec<f64>)> = Vec::new();
     for entry in entries {
@@ -122,12 +123,20 @@ fn frame(entries: &[&Entry]) -> PolarsResult<DataFrame> {
             request_ids.push(entry.scored.request_id.clone());
             times.push(entry.at.to_rfc3339());
             rows.push(r as u32);
-            labels.push(p.label.to_string());
-            for (class, value) in &p.probabilities {
-                match probabilities.iter_mut().find(|(c, _)| **c == **class) {
-                    Some((_, v)) => v.push(*value),
-                    None => probabilities.push((class.to_string(), vec![*value])),
+            match p {
+                RowPrediction::Class {
+                    label,
+                    probabilities: each,
+                } => {
+                    labels.push(label.to_string());
+                    for (class, value) in each {
+                        match probabilities.iter_mut().find(|(c, _)| **c == **class) {
+                            Some((_, v)) => v.push(*value),
+                            None => probabilities.push((class.to_string(), vec![*value])),
+                        }
+                    }
                 }
+                RowPrediction::Value(v) => values.push(*v),
             }
         }
         for (name, values) in &entry.inputs.columns {
@@ -168,9 +177,13 @@ fn frame(entries: &[&Entry]) -> PolarsResult<DataFrame> {
             Values::Text(xs) => Column::new(name.into(), xs),
         });
     }
-    columns.push(Column::new("predicted_label".into(), labels));
-    for (class, values) in probabilities {
-        columns.push(Column::new(format!("p_{class}").into(), values));
+    if values.is_empty() {
+        columns.push(Column::new("predicted_label".into(), labels));
+        for (class, values) in probabilities {
+            columns.push(Column::new(format!("p_{class}").into(), values));
+        }
+    } else {
+        columns.push(Column::new("predicted_value".into(), values));
     }
     DataFrame::new(height, columns)
 }

@@ -19,7 +19,7 @@ mod refresh;
 
 use crate::dataset::contract::ColumnType;
 use crate::model::signature::{InputSpec, TensorType};
-use crate::model::{Runtime, Signature, Table, Values};
+use crate::model::{Predictions, Runtime, Signature, Table, Values};
 use crate::registry::{ModelName, Registry, RegistryError};
 use batch::Batcher;
 use refresh::Refreshed;
@@ -271,22 +271,65 @@ pub enum Target {
     Version(u32),
 }
 
-/// One row's answer: `{"label": …, "probabilities": {class: p, …}}`. The class names
-/// are the loaded model's, shared rather than copied for every row.
+/// One row's answer. A classifier's is `{"label": …, "probabilities": {class: p, …}}`
+/// with every class in the signature's order (the class names are the loaded model's,
+/// shared rather than copied for every row); a regression model's is `{"value": …}`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct RowPrediction {
-    pub label: Arc<str>,
-    /// Each class's probability, in the signature's class order.
-    pub probabilities: Vec<(Arc<str>, f64)>,
+pub enum RowPrediction {
+    Class {
+        label: Arc<str>,
+        /// Each class's probability, in the signature's class order.
+        probabilities: Vec<(Arc<str>, f64)>,
+    },
+    Value(f64),
 }
 
 impl RowPrediction {
     /// The probability of `class`, if the model has it.
     pub fn probability(&self, class: &str) -> Option<f64> {
-        self.probabilities
+        match self {
+            RowPrediction::Class { probabilities, .. } => probabilities
+                .iter()
+                .find(|(c, _)| &**c == class)
+                .map(|(_, p)| *p),
+            RowPrediction::Value(_) => None,
+        }
+    }
+
+    /// The predicted class, for a classifier.
+    pub fn label(&self) -> Option<&str> {
+        match self {
+            RowPrediction::Class { label, .. } => Some(label),
+            RowPrediction::Value(_) => None,
+        }
+    }
+
+    /// The predicted value, for a regression model.
+    pub fn value(&self) -> Option<f64> {
+        match self {
+            RowPrediction::Value(v) => Some(*v),
+            RowPrediction::Class { .. } => None,
+        }
+    }
+
+    /// Each row's answer from a run's predictions and the model's class names.
+    pub fn rows(predictions: Predictions, classes: &[Arc<str>]) -> Vec<RowPrediction> {
+        if predictions.probabilities.is_empty() {
+            return predictions
+                .values
+                .into_iter()
+                .map(RowPrediction::Value)
+                .collect();
+        }
+        predictions
+            .probabilities
             .iter()
-            .find(|(c, _)| &**c == class)
-            .map(|(_, p)| *p)
+            .zip(&predictions.labels)
+            .map(|(p, &label)| RowPrediction::Class {
+                label: classes.get(label).cloned().unwrap_or_else(|| "".into()),
+                probabilities: classes.iter().cloned().zip(p.iter().copied()).collect(),
+            })
+            .collect()
     }
 }
 
@@ -299,10 +342,22 @@ impl Serialize for RowPrediction {
                 s.collect_map(self.0.iter().map(|(c, p)| (&**c, p)))
             }
         }
-        let mut row = s.serialize_map(Some(2))?;
-        row.serialize_entry("label", &*self.label)?;
-        row.serialize_entry("probabilities", &Probabilities(&self.probabilities))?;
-        row.end()
+        match self {
+            RowPrediction::Class {
+                label,
+                probabilities,
+            } => {
+                let mut row = s.serialize_map(Some(2))?;
+                row.serialize_entry("label", &**label)?;
+                row.serialize_entry("probabilities", &Probabilities(probabilities))?;
+                row.end()
+            }
+            RowPrediction::Value(value) => {
+                let mut row = s.serialize_map(Some(1))?;
+                row.serialize_entry("value", value)?;
+                row.end()
+            }
+        }
     }
 }
 
@@ -476,16 +531,7 @@ impl Scorer {
         let table = decode_body(body, loaded.session.signature(), self.max_rows)?;
         let (table, predictions) = loaded.session.predict(table).await;
         let predictions = predictions.map_err(|e| ScoreError::Inference(e.to_string()))?;
-        let classes = loaded.session.classes();
-        let rows = predictions
-            .probabilities
-            .iter()
-            .zip(&predictions.labels)
-            .map(|(p, &label)| RowPrediction {
-                label: classes.get(label).cloned().unwrap_or_else(|| "".into()),
-                probabilities: classes.iter().cloned().zip(p.iter().copied()).collect(),
-            })
-            .collect();
+        let rows = RowPrediction::rows(predictions, loaded.session.classes());
         let scored = Scored {
             model: model.clone(),
             version: loaded.version,
@@ -535,6 +581,7 @@ mod tests {
                 },
             ],
             layout: crate::model::signature::InputLayout::Columns,
+            task: crate::model::Task::Binary,
             label: "income".into(),
             classes: vec!["<=50K".into(), ">50K".into()],
             outputs: vec![],
@@ -654,7 +701,7 @@ mod tests {
         }
         let eleven = format!(
             r#"{{"data": [{}]}}"#,
-            vec![r#"{"age": 1, "sex": "Male"}"#; 11].join(",")
+            [r#"{"age": 1, "sex": "Male"}"#; 11].join(",")
         );
         assert!(fast(&eleven).is_none());
     }
@@ -673,7 +720,7 @@ mod tests {
         };
         let leaf = |r: u64| match r % 12 {
             0 => Value::Null,
-            1 => json!(r % 2 == 0),
+            1 => json!(r.is_multiple_of(2)),
             2 => json!((r % 200) as i64 - 100),
             3 => json!(((r % 1000) as f64) / 7.0),
             4 => json!("Male"),

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::dataset::DatasetName;
+use crate::model::task::Task;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -13,9 +14,15 @@ pub struct TrainingConfig {
     pub model: DatasetName,
     /// The dataset it trains on.
     pub dataset: DatasetName,
-    /// The label column and its positive class.
+    /// The label column (the class, or the number, the model predicts).
     pub label: String,
-    pub positive: String,
+    /// What the model predicts. Absent: `binary` when `positive` is given, else inferred
+    /// from the label when the config is stored or trained (see [`Task::infer`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<Task>,
+    /// A binary model's positive class (absent: the second of the two in sorted order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive: Option<String>,
     /// Feature columns; absent means every column but the label and `exclude`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub features: Option<Vec<String>>,
@@ -72,6 +79,19 @@ impl Algorithm {
         match self {
             Algorithm::LogisticRegression => "logistic_regression",
             Algorithm::Custom => "custom",
+        }
+    }
+}
+
+impl TrainingConfig {
+    /// What the lineage calls the algorithm: the reference trainer (`logistic_regression`,
+    /// the default) fits by task, so a multiclass model is `multinomial_logistic_regression`
+    /// and a regression model `ridge_regression`.
+    pub fn algorithm_name(&self, task: Task) -> &'static str {
+        match (self.algorithm, task) {
+            (Algorithm::LogisticRegression, Task::Multiclass) => "multinomial_logistic_regression",
+            (Algorithm::LogisticRegression, Task::Regression) => "ridge_regression",
+            (algorithm, _) => algorithm.as_str(),
         }
     }
 }
@@ -147,14 +167,19 @@ pub struct EvaluationConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PromotionPolicy {
-    /// The metric that decides (`roc_auc`, `accuracy` or `log_loss`).
-    pub metric: String,
+    /// The metric that decides, one of the task's ([`Task::metrics`]); absent until the
+    /// task is known, then the task's default (`roc_auc`, `log_loss`, `rmse`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
     /// The candidate must beat production's metric by at least this much.
     pub min_improvement: f64,
     /// Other metrics may not get worse than production's by more than this.
     pub max_regression: f64,
-    /// The first model of a name must reach this on `metric`.
-    pub floor: f64,
+    /// The first model of a name must reach this on `metric` (for an error metric, stay
+    /// at or under it). Absent: 0.7 for a binary model (its ROC AUC), none otherwise,
+    /// since what a good RMSE or log loss is depends on the data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor: Option<f64>,
     /// Staging → production without a person (`auto`) or after an approval (`manual`).
     pub approval: Approval,
 }
@@ -162,10 +187,10 @@ pub struct PromotionPolicy {
 impl Default for PromotionPolicy {
     fn default() -> Self {
         Self {
-            metric: "roc_auc".into(),
+            metric: None,
             min_improvement: 0.0,
             max_regression: 0.01,
-            floor: 0.7,
+            floor: None,
             approval: Approval::Auto,
         }
     }
@@ -187,13 +212,37 @@ pub enum ConfigError {
 
 impl TrainingConfig {
     pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
-        let config: TrainingConfig =
+        let mut config: TrainingConfig =
             serde_json::from_slice(bytes).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         config.check()?;
         Ok(config)
     }
 
-    fn check(&self) -> Result<(), ConfigError> {
+    /// The task, when the config says it (`task`, or `positive` for binary).
+    pub fn task(&self) -> Option<Task> {
+        self.task.or(self.positive.as_ref().map(|_| Task::Binary))
+    }
+
+    /// Sets the task found for the label (when the config did not name one) and checks
+    /// the config against it: the promotion metric must be one of the task's.
+    pub fn resolve_task(&mut self, inferred: Task) -> Result<Task, ConfigError> {
+        if self.task().is_none() {
+            self.task = Some(inferred);
+        }
+        self.check()?;
+        Ok(self.task().unwrap_or(inferred))
+    }
+
+    /// The metric that decides promotion for a model of `task`.
+    pub fn promotion_metric(&self, task: Task) -> &str {
+        self.promotion
+            .metric
+            .as_deref()
+            .unwrap_or(task.default_metric())
+    }
+
+    /// Checks the config and fills what its task decides (the default promotion metric).
+    fn check(&mut self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         let h = &self.hyperparameters;
         if !(0.0..0.9).contains(&h.holdout) || h.holdout <= 0.0 {
@@ -205,15 +254,36 @@ impl TrainingConfig {
         if !(h.l2 >= 0.0 && h.l2.is_finite()) {
             return bad(format!("hyperparameters.l2 must be >= 0, got {}", h.l2));
         }
-        if crate::training::metrics::Metrics::NAMES
-            .iter()
-            .all(|m| *m != self.promotion.metric)
-        {
+        if self.positive.is_some() && self.task.is_some_and(|t| t != Task::Binary) {
             return bad(format!(
-                "promotion.metric must be one of {:?}, got {:?}",
-                crate::training::metrics::Metrics::NAMES,
-                self.promotion.metric
+                "positive: only a binary model has a positive class, and task is {:?}",
+                self.task.map(Task::as_str).unwrap_or_default()
             ));
+        }
+        match (self.task(), &self.promotion.metric) {
+            (Some(task), Some(metric)) if !task.metrics().contains(&metric.as_str()) => {
+                return bad(format!(
+                    "promotion.metric: {metric:?} does not fit a {task} model; use one of {}",
+                    task.metrics().join(", ")
+                ));
+            }
+            (Some(task), None) => self.promotion.metric = Some(task.default_metric().into()),
+            (None, Some(metric))
+                if !Task::ALL
+                    .iter()
+                    .any(|t| t.metrics().contains(&metric.as_str())) =>
+            {
+                return bad(format!(
+                    "promotion.metric: {metric:?} is not a metric Sluice measures; binary: {}; multiclass: {}; regression: {}",
+                    Task::Binary.metrics().join(", "),
+                    Task::Multiclass.metrics().join(", "),
+                    Task::Regression.metrics().join(", ")
+                ));
+            }
+            _ => {}
+        }
+        if self.task() == Some(Task::Binary) && self.promotion.floor.is_none() {
+            self.promotion.floor = Some(0.7);
         }
         if self.algorithm == Algorithm::Custom && self.command.is_none() {
             return bad("algorithm \"custom\" needs a `command` that trains".into());
@@ -249,7 +319,12 @@ mod tests {
         let c = TrainingConfig::from_json(minimal().to_string().as_bytes()).unwrap();
         assert_eq!(c.seed, 42);
         assert_eq!(c.retrain, RetrainPolicy::EveryVersion);
-        assert_eq!(c.promotion.metric, "roc_auc");
+        assert_eq!(c.promotion.metric.as_deref(), Some("roc_auc"));
+        assert_eq!(c.task(), Some(Task::Binary));
+        assert_eq!(
+            c.task, None,
+            "a binary config written before tasks hashes as it did"
+        );
         assert_eq!(c.sha256().len(), 64);
     }
 
@@ -273,5 +348,46 @@ mod tests {
         let mut v = minimal();
         v["surprise"] = serde_json::json!(1);
         assert!(TrainingConfig::from_json(v.to_string().as_bytes()).is_err());
+        // A metric must fit the task, and the message names the field and the choices.
+        let regression = serde_json::json!({"model": "m", "dataset": "d", "label": "y",
+            "task": "regression", "promotion": {"metric": "roc_auc"}});
+        let e = TrainingConfig::from_json(regression.to_string().as_bytes()).unwrap_err();
+        assert!(
+            e.to_string().contains("promotion.metric") && e.to_string().contains("rmse, mae, r2"),
+            "{e}"
+        );
+        let mut v = minimal();
+        v["task"] = serde_json::json!("multiclass");
+        let e = TrainingConfig::from_json(v.to_string().as_bytes()).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("invalid training config: positive"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_config_without_a_task_gets_one_when_its_label_is_known() {
+        let open = serde_json::json!({"model": "m", "dataset": "d", "label": "y"});
+        let mut c = TrainingConfig::from_json(open.to_string().as_bytes()).unwrap();
+        assert_eq!((c.task(), c.promotion.metric.as_deref()), (None, None));
+        assert_eq!(c.resolve_task(Task::Regression).unwrap(), Task::Regression);
+        assert_eq!(c.promotion.metric.as_deref(), Some("rmse"));
+        let mut told = open.clone();
+        told["promotion"] = serde_json::json!({"metric": "roc_auc"});
+        let mut c = TrainingConfig::from_json(told.to_string().as_bytes()).unwrap();
+        assert!(c.resolve_task(Task::Regression).is_err());
+    }
+
+    #[test]
+    fn the_adult_config_keeps_its_identity() {
+        // The hash of models/adult-income.json as every release before tasks computed it:
+        // runs of stored configs keep their ids.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/adult-income.json");
+        let c = TrainingConfig::from_json(&std::fs::read(path).unwrap()).unwrap();
+        assert_eq!(
+            c.sha256(),
+            "d94eb98d14bf60c603bf823d23841fb306164210fb514ca78b1399c3b83dceb2"
+        );
     }
 }

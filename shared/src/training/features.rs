@@ -5,12 +5,14 @@
 
 use crate::dataset::contract::ColumnType;
 use crate::model::signature::{
-    CATEGORIES_INPUT, InputLayout, InputSpec, NUMBERS_INPUT, OutputSpec, Signature, TensorType,
+    CATEGORIES_INPUT, InputLayout, InputSpec, LABEL_OUTPUT, NUMBERS_INPUT, OutputSpec,
+    PROBABILITIES_OUTPUT, Signature, TensorType, VALUE_OUTPUT,
 };
 use crate::model::table::{Table, Values};
+use crate::model::task::Task;
 
-use super::logistic::Logistic;
-use super::onnx::{self, Dim, GraphBuilder, attr_int, attr_strings, attr_tensor, elem};
+use super::linear::LinearModel;
+use super::onnx::{self, Dim, GraphBuilder, attr_int, attr_ints, attr_strings, attr_tensor, elem};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct NumericFeature {
@@ -135,7 +137,7 @@ impl FeaturePlan {
         Ok(out)
     }
 
-    pub fn signature(&self, label: &str, classes: &[String; 2]) -> Signature {
+    pub fn signature(&self, task: Task, label: &str, classes: &[String]) -> Signature {
         let inputs = self
             .inputs
             .iter()
@@ -157,28 +159,40 @@ impl FeaturePlan {
                 }
             })
             .collect();
+        let output = |name: &str, tensor| OutputSpec {
+            name: name.into(),
+            tensor,
+        };
         Signature {
             inputs,
             layout: InputLayout::Grouped,
+            task,
             label: label.to_owned(),
             classes: classes.to_vec(),
-            outputs: vec![
-                OutputSpec {
-                    name: "probabilities".into(),
-                    tensor: TensorType::Double,
-                },
-                OutputSpec {
-                    name: "label".into(),
-                    tensor: TensorType::Int64,
-                },
-            ],
+            outputs: if task.is_classification() {
+                vec![
+                    output(PROBABILITIES_OUTPUT, TensorType::Double),
+                    output(LABEL_OUTPUT, TensorType::Int64),
+                ]
+            } else {
+                vec![output(VALUE_OUTPUT, TensorType::Double)]
+            },
         }
     }
 
-    /// The whole model as ONNX: this plan's preprocessing, then `model`.
-    pub fn to_onnx(&self, model: &Logistic, name: &str, metadata: &[(&str, String)]) -> Vec<u8> {
+    /// The whole model as ONNX: this plan's preprocessing, then `model`'s scores, then
+    /// the task's head (binary: sigmoid of the one score; multiclass: softmax of one score
+    /// per class; regression: the score itself).
+    pub fn to_onnx(
+        &self,
+        model: &LinearModel,
+        task: Task,
+        name: &str,
+        metadata: &[(&str, String)],
+    ) -> Vec<u8> {
         let mut g = GraphBuilder::default();
         let (n, c) = (self.numeric.len() as i64, self.categorical.len() as i64);
+        let k = model.outputs;
         // Inputs as [`InputLayout::Grouped`]: the columns of each kind side by side.
         if n > 0 {
             let dims = [Dim::Named("rows"), Dim::Fixed(n)];
@@ -189,25 +203,25 @@ impl FeaturePlan {
             g.input(onnx::value_info(CATEGORIES_INPUT, elem::STRING, &dims));
         }
         // The graph is compiled for serving rather than mirroring `encode` step by step:
-        // for a linear model, standardising is folded into the weights and bias, and a
-        // one-hot block times its weights is a lookup of the category's weight. Far fewer
-        // nodes than the literal form, the same function to rounding (the trainer's ORT
-        // parity check holds it to 1e-5).
-        let mut bias = model.bias;
+        // for a linear model, standardising is folded into the weights and biases, and a
+        // one-hot block times its weights is a lookup of the category's weights. Far
+        // fewer nodes than the literal form, the same function to rounding (the trainer's
+        // ORT parity check holds it to 1e-5).
+        let mut bias = model.bias.clone();
         let mut terms = Vec::new();
         if n > 0 {
-            let scaled: Vec<f64> = self
-                .numeric
-                .iter()
-                .zip(&model.weights)
-                .map(|(f, w)| w / f.std)
-                .collect();
-            for (f, w) in self.numeric.iter().zip(&scaled) {
-                bias -= w * f.mean;
+            let mut scaled = Vec::with_capacity(self.numeric.len() * k);
+            for (i, f) in self.numeric.iter().enumerate() {
+                scaled.extend(model.weights[i * k..(i + 1) * k].iter().map(|w| w / f.std));
+            }
+            for (i, f) in self.numeric.iter().enumerate() {
+                for (b, w) in bias.iter_mut().zip(&scaled[i * k..(i + 1) * k]) {
+                    *b -= w * f.mean;
+                }
             }
             let means: Vec<f64> = self.numeric.iter().map(|f| f.mean).collect();
             let mean = g.initializer(onnx::doubles("numeric_mean", &[1, n], means));
-            let w = g.initializer(onnx::doubles("numeric_weights", &[n, 1], scaled));
+            let w = g.initializer(onnx::doubles("numeric_weights", &[n, k as i64], scaled));
             // A missing number takes the mean, so it adds nothing.
             let missing = g.node("IsNaN", &[NUMBERS_INPUT], "numeric_missing", vec![]);
             let filled = g.node(
@@ -219,26 +233,77 @@ impl FeaturePlan {
             terms.push(g.node("MatMul", &[&filled, &w], "numeric_term", vec![]));
         }
         if c > 0 {
-            // One lookup for every column: each value is keyed by its column's position
-            // ("3\u{1f}Private"), so equal values in two columns stay apart. Positions
-            // hold no separator, so no two (column, value) pairs share a key.
-            let prefixes: Vec<String> = (0..c).map(|i| format!("{i}\u{1f}")).collect();
-            let mut keys = Vec::new();
-            let mut values = Vec::new();
-            let mut offset = self.numeric.len();
-            for (prefix, f) in prefixes.iter().zip(&self.categorical) {
-                keys.extend(f.categories.iter().map(|v| format!("{prefix}{v}")));
-                values.extend_from_slice(&model.weights[offset..offset + f.categories.len()]);
-                offset += f.categories.len();
+            terms.push(self.category_term(&mut g, model));
+        }
+        let b = g.initializer(onnx::doubles("bias", &[k as i64], bias));
+        terms.push(b);
+        let term_names: Vec<&str> = terms.iter().map(String::as_str).collect();
+        let rows = Dim::Named("rows");
+        let doc = match task {
+            Task::Binary => {
+                let logit = g.node("Sum", &term_names, "logit", vec![]);
+                let one = g.initializer(onnx::doubles("one", &[1], vec![1.0]));
+                let p = g.node("Sigmoid", &[&logit], "positive", vec![]);
+                let q = g.node("Sub", &[&one, &p], "negative", vec![]);
+                let probabilities = g.node(
+                    "Concat",
+                    &[&q, &p],
+                    PROBABILITIES_OUTPUT,
+                    vec![attr_int("axis", 1)],
+                );
+                self.label_output(&mut g, &probabilities, 2);
+                "Sluice reference trainer: logistic regression over standardised numbers and one-hot categories (folded into per-column weights)"
             }
-            let prefix = g.initializer(onnx::strings("category_prefix", &[1, c], &prefixes));
-            let keyed = g.node(
-                "StringConcat",
-                &[&prefix, CATEGORIES_INPUT],
-                "category_keys",
-                vec![],
-            );
-            // An unknown or missing category adds nothing, as its all-zero one-hot would.
+            Task::Multiclass => {
+                let scores = g.node("Sum", &term_names, "scores", vec![]);
+                let probabilities = g.node(
+                    "Softmax",
+                    &[&scores],
+                    PROBABILITIES_OUTPUT,
+                    vec![attr_int("axis", 1)],
+                );
+                self.label_output(&mut g, &probabilities, k as i64);
+                "Sluice reference trainer: multinomial logistic regression over standardised numbers and one-hot categories (folded into per-column weights)"
+            }
+            Task::Regression => {
+                g.node("Sum", &term_names, VALUE_OUTPUT, vec![]);
+                g.output(onnx::value_info(
+                    VALUE_OUTPUT,
+                    elem::DOUBLE,
+                    &[rows, Dim::Fixed(1)],
+                ));
+                "Sluice reference trainer: ridge regression over standardised numbers and one-hot categories (folded into per-column weights)"
+            }
+        };
+        g.finish(name, doc, metadata)
+    }
+
+    /// The categorical columns' contribution to the scores, `[rows, outputs]`: one
+    /// lookup for every column, each value keyed by its column's position
+    /// ("3\u{1f}Private") so equal values in two columns stay apart (positions hold no
+    /// separator, so no two (column, value) pairs share a key). An unknown or missing
+    /// category adds nothing, as its all-zero one-hot would.
+    fn category_term(&self, g: &mut GraphBuilder, model: &LinearModel) -> String {
+        let c = self.categorical.len() as i64;
+        let k = model.outputs;
+        let prefixes: Vec<String> = (0..c).map(|i| format!("{i}\u{1f}")).collect();
+        let mut keys = Vec::new();
+        let mut values = Vec::new();
+        let mut offset = self.numeric.len();
+        for (prefix, f) in prefixes.iter().zip(&self.categorical) {
+            keys.extend(f.categories.iter().map(|v| format!("{prefix}{v}")));
+            values.extend_from_slice(&model.weights[offset * k..(offset + f.categories.len()) * k]);
+            offset += f.categories.len();
+        }
+        let prefix = g.initializer(onnx::strings("category_prefix", &[1, c], &prefixes));
+        let keyed = g.node(
+            "StringConcat",
+            &[&prefix, CATEGORIES_INPUT],
+            "category_keys",
+            vec![],
+        );
+        if k == 1 {
+            // One score: the lookup gives the weight itself.
             let looked_up = g.node_in(
                 onnx::ML_DOMAIN,
                 "LabelEncoder",
@@ -258,42 +323,57 @@ impl FeaturePlan {
                 &[c, 1],
                 vec![1.0; c as usize],
             ));
-            terms.push(g.node("MatMul", &[&looked_up, &ones], "category_term", vec![]));
+            return g.node("MatMul", &[&looked_up, &ones], "category_term", vec![]);
         }
-        let b = g.initializer(onnx::doubles("bias", &[1], vec![bias]));
-        let one = g.initializer(onnx::doubles("one", &[1], vec![1.0]));
-        terms.push(b);
-        let term_names: Vec<&str> = terms.iter().map(String::as_str).collect();
-        let logit = g.node("Sum", &term_names, "logit", vec![]);
-        let p = g.node("Sigmoid", &[&logit], "positive", vec![]);
-        let q = g.node("Sub", &[&one, &p], "negative", vec![]);
-        let probabilities = g.node(
-            "Concat",
-            &[&q, &p],
-            "probabilities",
-            vec![attr_int("axis", 1)],
+        // Several scores: the lookup gives a row of a weight table, whose last row (for
+        // unknown and missing values) is zeros.
+        let rows = keys.len() as i64;
+        let indices: Vec<i64> = (0..rows).collect();
+        values.extend(std::iter::repeat_n(0.0, k));
+        let index = g.node_in(
+            onnx::ML_DOMAIN,
+            "LabelEncoder",
+            &[&keyed],
+            "category_index",
+            vec![
+                attr_strings("keys_strings", &keys),
+                attr_ints("values_int64s", &indices),
+                attr_int("default_int64", rows),
+            ],
         );
+        let table = g.initializer(onnx::doubles(
+            "category_weights",
+            &[rows + 1, k as i64],
+            values,
+        ));
+        let gathered = g.node("Gather", &[&table, &index], "category_rows", vec![]);
+        let axis = g.initializer(onnx::int64s("category_axis", &[1], vec![1]));
+        g.node(
+            "ReduceSum",
+            &[&gathered, &axis],
+            "category_term",
+            vec![attr_int("keepdims", 0)],
+        )
+    }
+
+    /// The class index of the most probable class, and the classifier's two outputs.
+    fn label_output(&self, g: &mut GraphBuilder, probabilities: &str, classes: i64) {
         g.node(
             "ArgMax",
-            &[&probabilities],
-            "label",
+            &[probabilities],
+            LABEL_OUTPUT,
             vec![attr_int("axis", 1), attr_int("keepdims", 0)],
         );
         g.output(onnx::value_info(
-            "probabilities",
+            PROBABILITIES_OUTPUT,
             elem::DOUBLE,
-            &[Dim::Named("rows"), Dim::Fixed(2)],
+            &[Dim::Named("rows"), Dim::Fixed(classes)],
         ));
         g.output(onnx::value_info(
-            "label",
+            LABEL_OUTPUT,
             elem::INT64,
             &[Dim::Named("rows")],
         ));
-        g.finish(
-            name,
-            "Sluice reference trainer: logistic regression over standardised numbers and one-hot categories (folded into per-column weights)",
-            metadata,
-        )
     }
 }
 
@@ -330,7 +410,7 @@ mod tests {
         let x = plan.encode(&table()).unwrap();
         // Rows: (-1, 0,1), (1, 1,0), (null → mean → 0, unseen → 0,0).
         assert_eq!(x, [-1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
-        let sig = plan.signature("y", &["n".into(), "p".into()]);
+        let sig = plan.signature(Task::Binary, "y", &["n".into(), "p".into()]);
         assert_eq!(
             sig.inputs[1].categories.as_deref(),
             Some(&["a".to_owned(), "b".to_owned()][..])

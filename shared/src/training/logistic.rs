@@ -112,7 +112,7 @@ impl Logistic {
 }
 
 /// Solves `a · s = b` for symmetric positive definite `a` (overwritten by its factor).
-fn solve_cholesky(a: &mut [f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
+pub(crate) fn solve_cholesky(a: &mut [f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
     for j in 0..n {
         let mut d = a[j * n + j];
         for k in 0..j {

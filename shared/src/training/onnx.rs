@@ -96,9 +96,11 @@ pub struct AttributeProto {
     pub i: i64,
     #[prost(message, optional, tag = "5")]
     pub t: Option<TensorProto>,
+    #[prost(int64, repeated, tag = "8")]
+    pub ints: Vec<i64>,
     #[prost(bytes = "vec", repeated, tag = "9")]
     pub strings: Vec<Vec<u8>>,
-    /// AttributeType: INT 2, TENSOR 4, STRINGS 8 (the only kinds Sluice writes).
+    /// AttributeType: INT 2, TENSOR 4, INTS 7, STRINGS 8 (the only kinds Sluice writes).
     #[prost(int32, tag = "20")]
     pub r#type: i32,
 }
@@ -111,6 +113,8 @@ pub struct TensorProto {
     pub data_type: i32,
     #[prost(bytes = "vec", repeated, tag = "6")]
     pub string_data: Vec<Vec<u8>>,
+    #[prost(int64, repeated, tag = "7")]
+    pub int64_data: Vec<i64>,
     #[prost(string, tag = "8")]
     pub name: String,
     #[prost(double, repeated, tag = "10")]
@@ -195,6 +199,16 @@ pub fn doubles(name: &str, dims: &[i64], values: Vec<f64>) -> TensorProto {
     }
 }
 
+pub fn int64s(name: &str, dims: &[i64], values: Vec<i64>) -> TensorProto {
+    TensorProto {
+        dims: dims.to_vec(),
+        data_type: elem::INT64,
+        int64_data: values,
+        name: name.to_owned(),
+        ..Default::default()
+    }
+}
+
 pub fn strings(name: &str, dims: &[i64], values: &[String]) -> TensorProto {
     TensorProto {
         dims: dims.to_vec(),
@@ -219,6 +233,15 @@ pub fn attr_tensor(name: &str, t: TensorProto) -> AttributeProto {
         name: name.to_owned(),
         t: Some(t),
         r#type: 4,
+        ..Default::default()
+    }
+}
+
+pub fn attr_ints(name: &str, ints: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: name.to_owned(),
+        ints: ints.to_vec(),
+        r#type: 7,
         ..Default::default()
     }
 }
