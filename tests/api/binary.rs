@@ -117,6 +117,20 @@ fn dev_runs_the_whole_loop_in_each_store() {
     let adult = sluice_tests::adult("adult.data");
     let test = sluice_tests::adult("adult.test");
     let stores = tempfile::tempdir().unwrap();
+    // The models folder holds the Adult config and one that cannot be stored (a metric
+    // that does not fit its task): dev says so and trains the other.
+    let models = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        sluice_tests::repo_root().join("models/adult-income.json"),
+        models.path().join("adult-income.json"),
+    )
+    .unwrap();
+    std::fs::write(
+        models.path().join("broken.json"),
+        r#"{"model": "broken", "dataset": "adult", "label": "age", "task": "regression",
+            "promotion": {"metric": "roc_auc"}}"#,
+    )
+    .unwrap();
     // Two stores side by side, then the first wiped and built again: its run has the same
     // id as before and must train again, not find the earlier job's leftovers.
     for name in ["a", "b", "a"] {
@@ -129,7 +143,9 @@ fn dev_runs_the_whole_loop_in_each_store() {
             .arg(&root)
             .arg("--scratch-dir")
             .arg(scratch.path())
-            .args(["dev", "--exit-when-idle", "--port", "0", "--push"])
+            .args(["dev", "--exit-when-idle", "--port", "0", "--models"])
+            .arg(models.path())
+            .arg("--push")
             .arg(format!("adult={}", adult.display()))
             .arg("--push")
             .arg(format!("adult-eval={}", test.display()))
@@ -140,6 +156,10 @@ fn dev_runs_the_whole_loop_in_each_store() {
             output.status.success(),
             "{stdout}{}",
             String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            stdout.contains("broken.json skipped: invalid training config: promotion.metric"),
+            "{stdout}"
         );
         assert!(stdout.contains("registered model version 1"), "{stdout}");
         assert!(
