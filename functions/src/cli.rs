@@ -227,6 +227,13 @@ pub enum ModelsCommand {
     Show { target: String },
     /// Why a version predicts what it does: run, dataset version, upload, releases.
     Lineage { target: String },
+    /// Store a training config (checked against its dataset's contract and task) as its
+    /// model's next config version.
+    Put {
+        file: PathBuf,
+        #[arg(long, env = "USER", default_value = "operator")]
+        actor: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -163,14 +163,20 @@ impl DevHost {
     async fn seed_models(&self, dir: &Path) -> anyhow::Result<()> {
         for path in json_files(dir)? {
             let stored = match TrainingConfig::from_json(&std::fs::read(&path)?) {
-                Ok(config) => self.state.runs.put_config(&config).await,
+                Ok(config) => {
+                    let runs = &self.state.runs;
+                    runs.put_config(&config, "sluice:dev", "sluice-dev-start")
+                        .await
+                }
                 Err(e) => Err(sluice_shared::runs::RunError::Invalid(e.to_string())),
             };
             match stored {
-                Ok(config) => println!(
-                    "✎ training config for {} ({}) from {}",
-                    config.model,
-                    config
+                Ok(stored) => println!(
+                    "✎ training config for {} v{} ({}) from {}",
+                    stored.config.model,
+                    stored.version,
+                    stored
+                        .config
                         .task()
                         .map_or("task decided by its data", |t| t.as_str()),
                     path.display()

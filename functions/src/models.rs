@@ -256,6 +256,53 @@ pub async fn releases(
     ))
 }
 
+/// The field a config problem names (`promotion.metric: …` → `promotion.metric`), or
+/// `body` when the message names none.
+fn config_field(message: &str) -> String {
+    let message = message
+        .strip_prefix("invalid training config: ")
+        .unwrap_or(message);
+    match message.split_once(": ") {
+        Some((field, _)) if !field.is_empty() && !field.contains(' ') => field.to_owned(),
+        _ => "body".to_owned(),
+    }
+}
+
+/// `PUT /api/models/{name}/config`: stores a training config, checked against its
+/// dataset's contract and task (see `Runs::put_config`), as a new version of it.
+pub async fn put_config(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    payload: Result<Bytes, BytesRejection>,
+) -> Result<axum::Json<Value>, AppError> {
+    let actor = state.admin_keys.check(&headers)?;
+    let model = model_name(&name)?;
+    let bytes = payload.map_err(|e| AppError::bad_request("body", e.body_text()))?;
+    let refused = |m: String| AppError::bad_request(config_field(&m), m);
+    let config = sluice_shared::training::TrainingConfig::from_json(&bytes)
+        .map_err(|e| refused(e.to_string()))?;
+    if config.model != model {
+        return Err(AppError::bad_request(
+            "model",
+            format!("the config is for {:?}, not {model:?}", config.model),
+        ));
+    }
+    let correlation = uuid::Uuid::new_v4().to_string();
+    let stored = state
+        .runs
+        .put_config(&config, &actor, &correlation)
+        .instrument(info_span!("invocation", function = "Models", model = %model, correlation_id = %correlation))
+        .await
+        .map_err(|e| match e {
+            sluice_shared::runs::RunError::Invalid(m) => refused(m),
+            other => other.into(),
+        })?;
+    Ok(axum::Json(json!({
+        "model": model, "version": stored.version, "changed": stored.changed, "config": stored.config,
+    })))
+}
+
 #[derive(Deserialize, Default)]
 pub struct Reason {
     #[serde(default)]

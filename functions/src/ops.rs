@@ -30,6 +30,16 @@ fn target(s: &str) -> anyhow::Result<(ModelName, Option<u32>)> {
     Ok((ModelName::parse(name)?, version))
 }
 
+/// A compute backend for commands that read runs or store configs: never asked to run
+/// anything here.
+fn no_compute(store: &Arc<dyn ObjectStore>) -> Arc<LocalCompute> {
+    Arc::new(LocalCompute::new(
+        store.clone(),
+        std::env::temp_dir(),
+        "sluice".into(),
+    ))
+}
+
 fn print(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
@@ -73,6 +83,31 @@ pub async fn models(store: Arc<dyn ObjectStore>, command: ModelsCommand) -> anyh
                 &json!({"model": m, "versions": registry.versions(&m).await?, "releases": registry.releases(&m).await?}),
             )?,
         },
+        ModelsCommand::Put { file, actor } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let config = sluice_shared::training::TrainingConfig::from_json(&bytes)
+                .with_context(|| file.display().to_string())?;
+            let runs = Runs::new(store.clone(), no_compute(&store));
+            let stored = runs
+                .put_config(&config, &actor, &correlation())
+                .await
+                .with_context(|| file.display().to_string())?;
+            let task = stored
+                .config
+                .task()
+                .map_or("task decided by its data", |t| t.as_str());
+            match stored.changed {
+                true => println!(
+                    "config {} v{} ({task})",
+                    stored.config.model, stored.version
+                ),
+                false => println!(
+                    "config {} v{} ({task}) unchanged",
+                    stored.config.model, stored.version
+                ),
+            }
+        }
         ModelsCommand::Lineage { target: t } => {
             let (m, v) = target(&t)?;
             let v = v.context("give a version: NAME@VERSION")?;
@@ -117,13 +152,7 @@ pub async fn runs(
     queue_dir: &Path,
     command: RunsCommand,
 ) -> anyhow::Result<()> {
-    // Reading runs needs no backend; this one is never asked to run anything here.
-    let compute = Arc::new(LocalCompute::new(
-        store.clone(),
-        std::env::temp_dir(),
-        "sluice".into(),
-    ));
-    let runs = Runs::new(store.clone(), compute);
+    let runs = Runs::new(store.clone(), no_compute(&store));
     match command {
         RunsCommand::List => {
             for r in runs.list().await? {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use sha2::Digest;
 use sluice_shared::dataset::Ingestor;
 use sluice_shared::storage::ObjectStore;
@@ -193,6 +193,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/models/{name}/releases", get(models::releases))
         .route("/api/models/{name}/rollback", post(models::rollback))
+        .route("/api/models/{name}/config", put(models::put_config))
         .route(
             "/api/score/{model}",
             post(score::score).fallback(score::method_not_allowed),

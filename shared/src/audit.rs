@@ -32,6 +32,8 @@ pub enum Action {
     Promoted,
     Approved,
     RolledBack,
+    /// A training config was stored (a new version of it).
+    ConfigStored,
 }
 
 /// A record as appended: the caller's part.

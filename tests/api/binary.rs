@@ -180,7 +180,7 @@ fn dev_runs_the_whole_loop_in_each_store() {
             .output()
             .unwrap();
         assert!(
-            String::from_utf8_lossy(&verified.stdout).contains("audit trail verified: 7 records"),
+            String::from_utf8_lossy(&verified.stdout).contains("audit trail verified: 8 records"),
             "{}",
             String::from_utf8_lossy(&verified.stdout)
         );

@@ -90,10 +90,10 @@ async fn contract_every_function_json_names_a_served_route_and_nothing_else_is_s
                     reqwest::Method::from_bytes(method.as_str().unwrap().to_uppercase().as_bytes())
                         .unwrap();
                 // A path each catch-all route serves for the method.
-                let rest = if method == reqwest::Method::POST {
-                    "/m/rollback"
-                } else {
-                    ""
+                let rest = match method {
+                    reqwest::Method::POST => "/m/rollback",
+                    reqwest::Method::PUT => "/m/config",
+                    _ => "",
                 };
                 let path = route
                     .replace("/{*path}", rest)

@@ -5,7 +5,7 @@
 //! its task is refused when it is stored.
 
 use serde_json::{Value, json};
-use sluice_shared::model::{ModelSession, Task};
+use sluice_shared::model::ModelSession;
 use sluice_shared::registry::{ModelName, Registry};
 use sluice_shared::runs::Runs;
 use sluice_shared::training::TrainingConfig;
@@ -24,7 +24,8 @@ async fn store_config(app: &TestApp, config: Value) -> Result<TrainingConfig, St
         app.store.clone(),
         std::sync::Arc::new(crate::mlops_loop::NoCompute),
     );
-    runs.put_config(&config).await.map_err(|e| e.to_string())
+    let stored = runs.put_config(&config, "test", "c0").await;
+    stored.map(|s| s.config).map_err(|e| e.to_string())
 }
 
 /// Ingests `bytes` as `dataset`, delivers its `dataset.versioned` event and follows the
@@ -260,45 +261,112 @@ async fn diabetes_trains_a_regression_model_that_scores_values() {
         .await;
     assert_eq!(eval["status"], "versioned", "{eval}");
 
-    // A metric that does not fit the task is refused when the config is stored, with
-    // the field and the metrics that do fit: said outright, or found from the contract.
-    let refused = store_config(
-        &app,
-        json!({"model": "diabetes-progression", "dataset": "diabetes", "label": "progression",
-               "task": "regression", "promotion": {"metric": "roc_auc"}}),
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        refused.contains("promotion.metric") && refused.contains("rmse, mae, r2"),
-        "{refused}"
+    // Configs are stored over HTTP (`PUT /api/models/{name}/config`). A metric that does
+    // not fit the task is refused, naming the field and the metrics that do fit, whether
+    // the config says its task or the contract implies it; nothing is stored.
+    let put = |config: Value| {
+        let app = &app;
+        async move {
+            app.api(
+                reqwest::Method::PUT,
+                "/api/models/diabetes-progression/config",
+                Some(config),
+            )
+            .await
+        }
+    };
+    let base = json!({"model": "diabetes-progression", "dataset": "diabetes",
+                      "label": "progression", "evaluation": {"dataset": "diabetes-eval", "version": 1}});
+    let with = |patch: Value| {
+        let mut config = base.clone();
+        config
+            .as_object_mut()
+            .unwrap()
+            .extend(patch.as_object().unwrap().clone());
+        config
+    };
+    for (patch, field, words) in [
+        (
+            json!({"task": "regression", "promotion": {"metric": "roc_auc"}}),
+            "promotion.metric",
+            "rmse, mae, r2",
+        ),
+        (
+            json!({"promotion": {"metric": "accuracy"}}),
+            "promotion.metric",
+            "rmse",
+        ),
+        (json!({"label": "outcome"}), "label", "not a column"),
+        (
+            json!({"features": ["bmi", "weight"]}),
+            "features",
+            "\"weight\"",
+        ),
+        (json!({"model": "other"}), "model", "not"),
+        (json!({"surprise": 1}), "body", "unknown field"),
+    ] {
+        let (status, refused) = put(with(patch.clone())).await;
+        assert_eq!(status, 400, "{patch}: {refused}");
+        assert_eq!(refused["error"]["field"], field, "{patch}: {refused}");
+        let message = refused["error"]["message"].as_str().unwrap();
+        assert!(message.contains(words), "{patch}: {message}");
+    }
+    let runs = Runs::new(
+        app.store.clone(),
+        std::sync::Arc::new(crate::mlops_loop::NoCompute),
     );
-    let refused = store_config(
-        &app,
-        json!({"model": "diabetes-progression", "dataset": "diabetes", "label": "progression",
-               "promotion": {"metric": "accuracy"}}),
-    )
-    .await
-    .unwrap_err();
-    assert!(refused.contains("promotion.metric"), "{refused}");
-    let refused = store_config(
-        &app,
-        json!({"model": "diabetes-progression", "dataset": "diabetes", "label": "outcome"}),
-    )
-    .await
-    .unwrap_err();
-    assert!(refused.starts_with("label: \"outcome\""), "{refused}");
+    let model = ModelName::parse("diabetes-progression").unwrap();
+    assert_eq!(
+        runs.config_versions(&model).await.unwrap(),
+        Vec::<u32>::new()
+    );
 
-    // An integer label without declared values is a number to predict.
-    let stored = store_config(
-        &app,
-        json!({"model": "diabetes-progression", "dataset": "diabetes", "label": "progression",
-               "evaluation": {"dataset": "diabetes-eval", "version": 1}}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(stored.task(), Some(Task::Regression));
-    assert_eq!(stored.promotion.metric.as_deref(), Some("rmse"));
+    // An integer label without declared values is a number to predict. Storing the same
+    // config again changes nothing; a changed one is the next version.
+    let (status, stored) = put(base.clone()).await;
+    assert_eq!(status, 200, "{stored}");
+    assert_eq!(
+        (stored["version"].as_u64(), stored["changed"].as_bool()),
+        (Some(1), Some(true))
+    );
+    assert_eq!(stored["config"]["task"], "regression");
+    assert_eq!(stored["config"]["promotion"]["metric"], "rmse");
+    let (_, again) = put(base.clone()).await;
+    assert_eq!(
+        (again["version"].as_u64(), again["changed"].as_bool()),
+        (Some(1), Some(false))
+    );
+    let (_, changed) = put(with(json!({"seed": 7}))).await;
+    assert_eq!(changed["version"], 2, "{changed}");
+    let (status, _) = put(base.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(runs.config_versions(&model).await.unwrap(), [1, 2, 3]);
+    assert_eq!(runs.config(&model).await.unwrap().seed, 42);
+    let audit = sluice_shared::audit::AuditLog::new(app.store.clone());
+    let stored_by: Vec<String> = audit
+        .records()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.entry.subject.starts_with("config:diabetes-progression@"))
+        .map(|r| r.entry.actor)
+        .collect();
+    assert_eq!(stored_by.len(), 3, "{stored_by:?}");
+    assert!(
+        stored_by.iter().all(|a| a.starts_with("ann (key:")),
+        "{stored_by:?}"
+    );
+    let no_key = app
+        .client
+        .put(format!(
+            "{}/api/models/diabetes-progression/config",
+            app.base
+        ))
+        .json(&base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_key.status(), 401);
 
     let done = upload_and_train(&app, "diabetes", "diabetes.csv", headerless).await;
     assert_eq!(done["status"], "succeeded", "{done}");

@@ -5,7 +5,8 @@
 //! - `runs/<run-id>.json` — the run, updated only with If-Match;
 //! - `runs/<run-id>/output/` — what the job wrote (`model.onnx`, `signature.json`,
 //!   `metrics.json`, `lineage.json`), whatever the backend;
-//! - `configs/<model>.json` — each model's training config;
+//! - `configs/<model>.json` — each model's current training config, and
+//!   `configs/<model>/v<N>.json` every version of it (create-only, as contracts);
 //! - `rejected/<time>-<id>.json` — requests that can never succeed, with their reason
 //!   and the original message (set aside, never retried).
 
@@ -181,6 +182,25 @@ pub fn config_key(model: &ModelName) -> ObjectKey {
     ObjectKey::parse(format!("configs/{model}.json")).expect("valid key")
 }
 
+/// Where the versions of a model's training config are kept.
+fn config_versions_prefix(model: &ModelName) -> String {
+    format!("configs/{model}/")
+}
+
+fn config_version_key(model: &ModelName, version: u32) -> ObjectKey {
+    ObjectKey::parse(format!("{}v{version}.json", config_versions_prefix(model)))
+        .expect("valid key")
+}
+
+/// A training config as stored: what was stored and its version.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredConfig {
+    pub config: TrainingConfig,
+    pub version: u32,
+    /// False when the same config was already the current one (nothing was written).
+    pub changed: bool,
+}
+
 /// The run id for an identity: the same model, data and config give the same id.
 pub fn run_id(model: &ModelName, dataset_sha256: &str, config_sha256: &str) -> String {
     let digest = Sha256::digest(format!("{model}\n{dataset_sha256}\n{config_sha256}"));
@@ -230,8 +250,15 @@ impl Runs {
     /// columns of the dataset's contract, and a config that names no task gets the one
     /// its label implies (from the contract, else the newest version's data; if neither
     /// exists yet, the trainer decides from the data it trains on). A config whose
-    /// promotion metric does not fit its task is refused here. Returns what was stored.
-    pub async fn put_config(&self, config: &TrainingConfig) -> Result<TrainingConfig, RunError> {
+    /// promotion metric does not fit its task is refused here. Each stored config is a
+    /// new version (`configs/<model>/v<N>.json`, create-only) and an audit record; storing
+    /// the current config again changes nothing, so a redelivery or a restart is harmless.
+    pub async fn put_config(
+        &self,
+        config: &TrainingConfig,
+        actor: &str,
+        correlation_id: &str,
+    ) -> Result<StoredConfig, RunError> {
         let mut config = config.clone();
         let store = self.store.as_ref();
         let contract = crate::dataset::ingest::current_contract(store, &config.dataset)
@@ -304,14 +331,74 @@ impl Runs {
                 .resolve_task(task)
                 .map_err(|e| RunError::Invalid(e.to_string()))?;
         }
-        put_json(
-            store,
-            &config_key(&config.model),
-            &config,
-            PutMode::Overwrite,
-        )
-        .await?;
-        Ok(config)
+        let model = config.model.clone();
+        let versions = self.config_versions(&model).await?;
+        if let Some(&latest) = versions.last() {
+            let (current, _): (TrainingConfig, _) =
+                get_json(store, &config_version_key(&model, latest)).await?;
+            if current.sha256() == config.sha256() {
+                // Make sure the current pointer says so (a crash may have cut it short).
+                put_json(store, &config_key(&model), &config, PutMode::Overwrite).await?;
+                return Ok(StoredConfig {
+                    config,
+                    version: latest,
+                    changed: false,
+                });
+            }
+        }
+        let mut version = versions.last().copied().unwrap_or(0) + 1;
+        loop {
+            match put_json(
+                store,
+                &config_version_key(&model, version),
+                &config,
+                PutMode::Create,
+            )
+            .await
+            {
+                Ok(_) => break,
+                Err(StorageError::AlreadyExists { .. }) => version += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        put_json(store, &config_key(&model), &config, PutMode::Overwrite).await?;
+        self.audit
+            .append(Entry {
+                action: Action::ConfigStored,
+                actor: actor.to_owned(),
+                subject: format!("config:{model}@{version}"),
+                reason: format!(
+                    "training config v{version} ({})",
+                    config
+                        .task()
+                        .map_or("task decided by its data", |t| t.as_str())
+                ),
+                correlation_id: correlation_id.to_owned(),
+                details: serde_json::json!({"config_sha256": config.sha256()}),
+            })
+            .await?;
+        Ok(StoredConfig {
+            config,
+            version,
+            changed: true,
+        })
+    }
+
+    /// The stored versions of a model's training config, ascending.
+    pub async fn config_versions(&self, model: &ModelName) -> Result<Vec<u32>, RunError> {
+        let prefix = config_versions_prefix(model);
+        let mut out: Vec<u32> = self
+            .store
+            .list(&prefix)
+            .await?
+            .iter()
+            .filter_map(|m| {
+                let name = m.key.as_str().strip_prefix(&prefix)?;
+                name.strip_prefix('v')?.strip_suffix(".json")?.parse().ok()
+            })
+            .collect();
+        out.sort_unstable();
+        Ok(out)
     }
 
     pub async fn config(&self, model: &ModelName) -> Result<TrainingConfig, RunError> {
@@ -331,6 +418,10 @@ impl Runs {
     ) -> Result<Vec<TrainingConfig>, RunError> {
         let mut out = Vec::new();
         for meta in self.store.list("configs/").await? {
+            // The current configs only, not their versions (`configs/<model>/v<N>.json`).
+            if meta.key.as_str().matches('/').count() != 1 {
+                continue;
+            }
             let (c, _): (TrainingConfig, _) = get_json(self.store.as_ref(), &meta.key).await?;
             if &c.dataset == dataset {
                 out.push(c);

@@ -44,7 +44,7 @@ async fn setup() -> (tempfile::TempDir, Arc<dyn ObjectStore>, Runs, Arc<Recorder
     let config =
         TrainingConfig::from_json(br#"{"model":"m","dataset":"d","label":"y","positive":"yes"}"#)
             .unwrap();
-    runs.put_config(&config).await.unwrap();
+    runs.put_config(&config, "test", "c0").await.unwrap();
     // A dataset version's manifest is all a request needs to resolve.
     let manifest = serde_json::json!({
         "dataset": "d", "version": 1, "content_sha256": "ab".repeat(32), "contract_version": 1,
@@ -171,8 +171,8 @@ async fn a_finished_job_without_outputs_fails_the_run_with_a_reason() {
     assert!(registered.is_none());
     assert_eq!(
         runs.audit().verify().await.unwrap().records,
-        3,
-        "requested, started, finished"
+        4,
+        "config stored, requested, started, finished"
     );
 }
 
