@@ -173,11 +173,6 @@ pub fn fit_softmax(
                 hessian[a * m + a] += l2;
             }
         }
-        for a in 0..m {
-            for b in 0..a {
-                hessian[b * m + a] = hessian[a * m + b];
-            }
-        }
         let step = solve_cholesky(&mut hessian, &gradient, m).ok_or(FitError::Singular)?;
         // Newton's full step, halved while it does not lower the loss.
         let mut scale = 1.0;
@@ -248,11 +243,6 @@ pub fn fit_ridge(x: &[f64], features: usize, y: &[f64], l2: f64) -> Result<Linea
     }
     for i in 0..features {
         gram[i * n + i] += l2;
-    }
-    for i in 0..n {
-        for j in 0..i {
-            gram[j * n + i] = gram[i * n + j];
-        }
     }
     let mut beta = solve_cholesky(&mut gram, &xty, n).ok_or(FitError::Singular)?;
     let bias = beta.pop().unwrap_or_default();

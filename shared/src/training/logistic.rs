@@ -77,11 +77,6 @@ impl Logistic {
                 gradient[i] += l2 * beta[i];
                 hessian[i * n + i] += l2;
             }
-            for i in 0..n {
-                for j in 0..i {
-                    hessian[j * n + i] = hessian[i * n + j];
-                }
-            }
             let step = solve_cholesky(&mut hessian, &gradient, n).ok_or(FitError::Singular)?;
             let mut largest: f64 = 0.0;
             for (b, s) in beta.iter_mut().zip(&step) {
@@ -111,7 +106,8 @@ impl Logistic {
     }
 }
 
-/// Solves `a · s = b` for symmetric positive definite `a` (overwritten by its factor).
+/// Solves `a · s = b` for symmetric positive definite `a`, of which it reads (and
+/// overwrites with its factor) only the lower triangle and diagonal: callers fill no more.
 pub(crate) fn solve_cholesky(a: &mut [f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
     for j in 0..n {
         let mut d = a[j * n + j];
