@@ -136,12 +136,7 @@ pub async fn list(
             .await?
             .map(|(a, _)| a.release);
         let staging = registry.alias(&m, "staging").await?.map(|(a, _)| a.release);
-        let versions = registry.versions(&m).await?;
-        let task = match versions.last() {
-            Some(&v) => Some(registry.version(&m, v).await?.signature.task),
-            None => None,
-        };
-        models.push(json!({"model": m, "task": task, "versions": versions, "production": production, "staging": staging}));
+        models.push(json!({"model": m, "task": registry.task(&m).await?, "versions": registry.versions(&m).await?, "production": production, "staging": staging}));
     }
     Ok(axum::Json(json!({"models": models})))
 }

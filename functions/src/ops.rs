@@ -65,10 +65,7 @@ pub async fn models(store: Arc<dyn ObjectStore>, command: ModelsCommand) -> anyh
                     }
                 };
                 let versions = registry.versions(&m).await?;
-                let task = match versions.last() {
-                    Some(&v) => registry.version(&m, v).await?.signature.task.as_str(),
-                    None => "-",
-                };
+                let task = registry.task(&m).await?.map_or("-", |t| t.as_str());
                 println!(
                     "{m:<24} {task:<10} versions {:<10} production {:<22} staging {}",
                     format!("1..{}", versions.last().copied().unwrap_or(0)),

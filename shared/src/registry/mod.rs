@@ -352,6 +352,17 @@ impl Registry {
         Ok(out)
     }
 
+    /// What the model's newest version predicts (None before its first version).
+    pub async fn task(
+        &self,
+        model: &ModelName,
+    ) -> Result<Option<crate::model::Task>, RegistryError> {
+        match self.versions(model).await?.last() {
+            Some(&v) => Ok(Some(self.version(model, v).await?.signature.task)),
+            None => Ok(None),
+        }
+    }
+
     /// The highest version number taken, committed or only claimed.
     async fn latest_version(&self, model: &ModelName) -> Result<Option<u32>, RegistryError> {
         Ok(self
