@@ -48,37 +48,24 @@ async fn upload_and_train(app: &TestApp, dataset: &str, name: &str, bytes: Vec<u
     app.follow(&run).await
 }
 
-/// The production version's answers for `rows` straight from ONNX Runtime.
-async fn direct(
+/// The first `n` rows of `dataset`'s version 1, read as the production model of
+/// `model` takes them: as records (what a client sends) and as the production version's
+/// answers for them straight from ONNX Runtime.
+async fn production_rows(
     app: &TestApp,
     model: &str,
-    table: &sluice_shared::model::Table,
-) -> sluice_shared::model::Predictions {
+    dataset: &str,
+    n: usize,
+) -> (Vec<Value>, sluice_shared::model::Predictions) {
     let registry = Registry::new(app.store.clone());
     let name = ModelName::parse(model).unwrap();
     let production = registry.resolve(&name, "production").await.unwrap();
-    ModelSession::new(
-        sluice_tests::onnxruntime(),
-        &registry
-            .model_bytes(&name, production.version)
-            .await
-            .unwrap(),
-        production.signature,
-    )
-    .unwrap()
-    .predict(table)
-    .unwrap()
-}
-
-/// `n` rows of a dataset version as records (as a client sends them) and as the table
-/// the model reads.
-fn rows(
-    app: &TestApp,
-    dataset: &str,
-    columns: &[(&str, sluice_shared::dataset::contract::ColumnType)],
-    n: usize,
-) -> (Vec<Value>, sluice_shared::model::Table) {
-    let columns: Vec<(String, _)> = columns.iter().map(|(c, k)| (c.to_string(), *k)).collect();
+    let columns: Vec<_> = production
+        .signature
+        .inputs
+        .iter()
+        .map(|i| (i.name.clone(), i.kind))
+        .collect();
     let table = sluice_shared::model::Table::read_parquet(
         &app.root()
             .join(format!("datasets/{dataset}/v1/data.parquet")),
@@ -97,12 +84,20 @@ fn rows(
             Value::Object(row)
         })
         .collect();
-    (records, table)
+    let session = ModelSession::new(
+        sluice_tests::onnxruntime(),
+        &registry
+            .model_bytes(&name, production.version)
+            .await
+            .unwrap(),
+        production.signature,
+    )
+    .unwrap();
+    (records, session.predict(&table).unwrap())
 }
 
 #[tokio::test]
 async fn iris_trains_a_multiclass_model_that_scores_every_class() {
-    use sluice_shared::dataset::contract::ColumnType::Float;
     let app = spawn_loop_app().await;
     // The evaluation data first (its own dataset; contract inferred from the file).
     let eval = app
@@ -161,18 +156,16 @@ async fn iris_trains_a_multiclass_model_that_scores_every_class() {
 
     // Scoring answers the label and every class's probability, in the signature's
     // order, exactly as ONNX Runtime gives them.
-    let features = [
-        ("sepal_length", Float),
-        ("sepal_width", Float),
-        ("petal_length", Float),
-        ("petal_width", Float),
-    ];
-    let (records, table) = rows(&app, "iris", &features, 150);
+    let (records, expected) = production_rows(&app, "iris-species", "iris", 150).await;
+    assert_eq!(
+        records[0].as_object().unwrap().len(),
+        4,
+        "the four measurements"
+    );
     let (status, scored) = app
         .score("/api/score/iris-species", &json!({"data": records}))
         .await;
     assert_eq!(status, 200, "{scored}");
-    let expected = direct(&app, "iris-species", &table).await;
     let classes = ["setosa", "versicolor", "virginica"];
     let mut right = 0;
     let truth = sluice_shared::model::Table::read_parquet(
@@ -250,7 +243,6 @@ fn diabetes_contract(dataset: &str) -> Value {
 
 #[tokio::test]
 async fn diabetes_trains_a_regression_model_that_scores_values() {
-    use sluice_shared::dataset::contract::ColumnType::{Float, Integer};
     let app = spawn_loop_app().await;
     let csv = String::from_utf8(shared_csv("diabetes/diabetes.csv")).unwrap();
     let headerless = csv.split_once('\n').unwrap().1.as_bytes().to_vec();
@@ -387,24 +379,16 @@ async fn diabetes_trains_a_regression_model_that_scores_values() {
     assert!(candidate["rmse"].as_f64().unwrap() < 60.0, "{candidate}");
     assert!(candidate.get("accuracy").is_none(), "{candidate}");
 
-    let features = [
-        ("age", Integer),
-        ("sex", Integer),
-        ("bmi", Float),
-        ("bp", Float),
-        ("tc", Integer),
-        ("ldl", Float),
-        ("hdl", Float),
-        ("tch", Float),
-        ("ltg", Float),
-        ("glu", Integer),
-    ];
-    let (records, table) = rows(&app, "diabetes", &features, 50);
+    let (records, expected) = production_rows(&app, "diabetes-progression", "diabetes", 50).await;
+    assert_eq!(
+        records[0].as_object().unwrap().len(),
+        10,
+        "every column but the label"
+    );
     let (status, scored) = app
         .score("/api/score/diabetes-progression", &json!({"data": records}))
         .await;
     assert_eq!(status, 200, "{scored}");
-    let expected = direct(&app, "diabetes-progression", &table).await;
     for (r, want) in expected.values.iter().enumerate() {
         let answer = &scored["predictions"][r];
         assert_eq!(answer.as_object().unwrap().len(), 1, "{answer}");
