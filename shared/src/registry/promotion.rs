@@ -217,6 +217,35 @@ mod tests {
         binary(p, &[0.0, 1.0, 0.0, 1.0], &["n".into(), "y".into()])
     }
 
+    /// A registry holding model `m` with one version per run name, 1 upwards.
+    async fn registry_with(runs: &[&str]) -> (tempfile::TempDir, Registry, ModelName) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: std::sync::Arc<dyn crate::storage::ObjectStore> =
+            std::sync::Arc::new(crate::storage::local::LocalStore::new(dir.path()).unwrap());
+        let reg = Registry::new(store);
+        let m = ModelName::parse("m").unwrap();
+        for run in runs {
+            reg.register(
+                &m,
+                super::super::tests::artifacts(run),
+                super::super::tests::lineage(run),
+                Default::default(),
+                String::new(),
+            )
+            .await
+            .unwrap();
+        }
+        (dir, reg, m)
+    }
+
+    /// Moves `m`'s production to `version`, as a person would.
+    async fn release(reg: &Registry, m: &ModelName, version: u32) -> Release {
+        let null = serde_json::Value::Null;
+        promote(reg, m, "production", version, "ann", "release", null)
+            .await
+            .unwrap()
+    }
+
     #[test]
     fn a_first_model_must_clear_the_floor_and_later_ones_must_beat_production() {
         let policy = PromotionPolicy {
@@ -262,22 +291,7 @@ mod tests {
     /// never to a version already rolled back, and `release_at` answers at every instant.
     #[tokio::test]
     async fn rollbacks_in_a_row_walk_back_through_the_releases() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: std::sync::Arc<dyn crate::storage::ObjectStore> =
-            std::sync::Arc::new(crate::storage::local::LocalStore::new(dir.path()).unwrap());
-        let reg = Registry::new(store);
-        let m = ModelName::parse("m").unwrap();
-        for run in ["a", "b", "c", "d"] {
-            reg.register(
-                &m,
-                super::super::tests::artifacts(run),
-                super::super::tests::lineage(run),
-                Default::default(),
-                String::new(),
-            )
-            .await
-            .unwrap();
-        }
+        let (_dir, reg, m) = registry_with(&["a", "b", "c", "d"]).await;
         let mut instants = vec![];
         let pause = || async {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -285,17 +299,7 @@ mod tests {
         };
         instants.push((pause().await, None));
         for v in 1..=4 {
-            promote(
-                &reg,
-                &m,
-                "production",
-                v,
-                "ann",
-                "next",
-                serde_json::Value::Null,
-            )
-            .await
-            .unwrap();
+            release(&reg, &m, v).await;
             instants.push((pause().await, Some(v)));
         }
         for expected in [3, 2, 1] {
@@ -317,28 +321,8 @@ mod tests {
         }
         // A release of a rolled-back version stacks anew; rolling it back returns to
         // what was under it, never to an older entry of the same version.
-        promote(
-            &reg,
-            &m,
-            "production",
-            4,
-            "ann",
-            "fixed",
-            serde_json::Value::Null,
-        )
-        .await
-        .unwrap();
-        promote(
-            &reg,
-            &m,
-            "production",
-            2,
-            "ann",
-            "again",
-            serde_json::Value::Null,
-        )
-        .await
-        .unwrap();
+        release(&reg, &m, 4).await;
+        release(&reg, &m, 2).await;
         let back = rollback(&reg, &m, "production", "bob", "undo")
             .await
             .unwrap();
@@ -351,44 +335,9 @@ mod tests {
 
     #[tokio::test]
     async fn rollback_returns_production_to_the_previous_release() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: std::sync::Arc<dyn crate::storage::ObjectStore> =
-            std::sync::Arc::new(crate::storage::local::LocalStore::new(dir.path()).unwrap());
-        let reg = Registry::new(store);
-        let m = ModelName::parse("m").unwrap();
-        for run in ["a", "b"] {
-            reg.register(
-                &m,
-                super::super::tests::artifacts(run),
-                super::super::tests::lineage(run),
-                Default::default(),
-                String::new(),
-            )
-            .await
-            .unwrap();
-        }
-        promote(
-            &reg,
-            &m,
-            "production",
-            1,
-            "ann",
-            "first",
-            serde_json::Value::Null,
-        )
-        .await
-        .unwrap();
-        promote(
-            &reg,
-            &m,
-            "production",
-            2,
-            "ann",
-            "better",
-            serde_json::Value::Null,
-        )
-        .await
-        .unwrap();
+        let (_dir, reg, m) = registry_with(&["a", "b"]).await;
+        release(&reg, &m, 1).await;
+        release(&reg, &m, 2).await;
         let back = rollback(&reg, &m, "production", "bob", "v2 misbehaves")
             .await
             .unwrap();
