@@ -11,10 +11,12 @@ ONNX Runtime and compares.
 import argparse
 import json
 import os
+import sys
 
 import numpy as np
 
-import sluice_contract as contract
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import sluice_contract as contract  # noqa: E402
 
 
 def main() -> None:
@@ -43,8 +45,8 @@ def main() -> None:
     contract.write_outputs(
         opts.output,
         model,
-        contract.signature(plan, rows["label"], rows["classes"]),
-        contract.metrics(y, positive, rows["classes"]),
+        contract.signature(plan.inputs, rows["label"], rows["classes"], categories=dict(plan.categorical)),
+        contract.binary_metrics(y, positive, rows["classes"]),
         {"algorithm": "linear (contract check)", "code_version": "examples/pytorch-trainer/check_contract.py"},
     )
     with open(os.path.join(opts.output, "expected.json"), "w") as f:

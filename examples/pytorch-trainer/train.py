@@ -6,7 +6,8 @@ Run by Sluice as the config's ``command`` (see ``models/adult-income-pytorch.jso
 
 It reads the dataset version (``data.parquet`` + ``manifest.json``), fits the feature
 plan on the training rows, trains, scores the held-out rows, and writes ``model.onnx``,
-``signature.json``, ``metrics.json`` and ``lineage.json`` through ``sluice_contract``,
+``signature.json``, ``metrics.json``, ``lineage.json`` and ``holdout.json`` through
+``sluice_contract``,
 so Sluice registers, gates and serves it like its own reference model.
 """
 
@@ -16,13 +17,16 @@ import argparse
 import datetime as dt
 import json
 import os
+import sys
 
 import numpy as np
 import onnx
-import pyarrow.parquet as pq
 import torch
 
-import sluice_contract as contract
+# The contract module sits beside this folder in the repository (and beside this file
+# in the environment's image).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import sluice_contract as contract  # noqa: E402
 
 
 def utc_now() -> str:
@@ -42,30 +46,18 @@ def main() -> None:
     started = utc_now()
 
     config = json.load(open(opts.config))
-    manifest = json.load(open(os.path.join(opts.data, "manifest.json")))
-    kinds = {f["name"]: f["type"] for f in manifest["schema"]}
-    label = config["label"]
-    features = config.get("features") or [n for n in kinds if n != label and n not in config.get("exclude", [])]
-    table = pq.read_table(os.path.join(opts.data, "data.parquet"), columns=features + [label])
-    columns = {n: np.array(table.column(n).to_pylist(), dtype=object) for n in features}
-    for n in features:
-        if kinds[n] in contract.NUMERIC_TYPES:
-            columns[n] = np.array([np.nan if v is None else float(v) for v in columns[n]])
-    labels = np.array(table.column(label).to_pylist(), dtype=object)
-    positive = config["positive"]
-    y = (labels == positive).astype(np.float32)
-    classes = [c for c in sorted({str(v) for v in labels if v is not None}) if c != positive] + [positive]
+    version = contract.Version.read(opts.data, config)
+    label, positive = config["label"], config["positive"]
+    classes, y = contract.classes_of(version, "binary", positive)
+    y = y.astype(np.float32)
 
     # A seeded stratified holdout.
-    rng = np.random.default_rng(opts.seed)
     holdout = config.get("hyperparameters", {}).get("holdout", 0.2)
-    test = np.zeros(len(y), dtype=bool)
-    for cls in (0.0, 1.0):
-        idx = np.flatnonzero(y == cls)
-        test[rng.permutation(idx)[: int(round(len(idx) * holdout))]] = True
+    test = contract.holdout_split(len(y), holdout, opts.seed, strata=y)
+    columns = version.columns
     train_cols = {n: v[~test] for n, v in columns.items()}
     plan = contract.FeaturePlan.fit(
-        train_cols, [(n, kinds[n]) for n in features],
+        train_cols, version.features,
         config.get("hyperparameters", {}).get("max_categories", 100),
     )
     x = plan.encode(columns)
@@ -106,14 +98,15 @@ def main() -> None:
     contract.write_outputs(
         opts.output,
         served,
-        contract.signature(plan, label, classes),
-        contract.metrics(y[test], held_out, classes),
+        contract.signature(plan.inputs, label, classes, categories=dict(plan.categorical)),
+        contract.binary_metrics(y[test], held_out, classes),
         {
             "algorithm": f"pytorch_mlp(hidden={opts.hidden}, epochs={opts.epochs})",
             "code_version": f"examples/pytorch-trainer (torch {torch.__version__}, {device})",
             "started_at": started,
             "finished_at": utc_now(),
         },
+        holdout=test,
     )
 
 

@@ -242,9 +242,20 @@ pub enum RunsCommand {
     Show {
         id: String,
     },
-    /// The training command's output.
+    /// The training command's output (the current attempt's, unless `--attempt`).
     Logs {
         id: String,
+        #[arg(long)]
+        attempt: Option<u32>,
+    },
+    /// Try a failed or canceled run again: its next attempt, started by the runs timer
+    /// of the host that follows runs (`sluice dev`, or the Function App).
+    Retry {
+        id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long, env = "USER", default_value = "operator")]
+        requested_by: String,
     },
     /// Queue a retrain request as other systems do (the embedded retrain-requests queue;
     /// `sluice dev` delivers it to RetrainQueue).

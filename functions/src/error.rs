@@ -138,6 +138,7 @@ impl From<sluice_shared::runs::RunError> for AppError {
         match &e {
             RunError::NotFound(_) => Self::not_found(e.to_string()),
             RunError::Invalid(m) => Self::bad_request("body", m.clone()),
+            RunError::Conflict(m) => Self::conflict(m.clone()),
             _ if e.is_transient() => Self::unavailable(&e),
             _ => Self::internal(&e),
         }

@@ -216,7 +216,7 @@ pub async fn lineage(
         "model": {"name": model, "version": v, "model_sha256": version.model_sha256, "registered_at": version.registered_at},
         "trained_by": l.requested_by, "task": version.signature.task, "algorithm": l.algorithm, "hyperparameters": l.hyperparameters,
         "seed": l.seed, "code_version": l.code_version, "compute": l.compute,
-        "run": run, "dataset": dataset, "releases": releases,
+        "holdout": l.holdout, "run": run, "dataset": dataset, "releases": releases,
     })))
 }
 
@@ -304,7 +304,7 @@ pub struct Reason {
     reason: String,
 }
 
-fn reason(bytes: &Bytes) -> Result<String, AppError> {
+pub(crate) fn reason(bytes: &Bytes) -> Result<String, AppError> {
     if bytes.is_empty() {
         return Ok(String::new());
     }

@@ -12,7 +12,7 @@ use sluice_shared::registry::gate::{self, Change, Gate};
 use sluice_shared::registry::{ModelName, Registry};
 use sluice_shared::runs::local::LocalCompute;
 use sluice_shared::runs::{RetrainRequest, Runs};
-use sluice_shared::storage::{ObjectKey, ObjectStore};
+use sluice_shared::storage::ObjectStore;
 
 use crate::cli::{ModelsCommand, RunsCommand};
 
@@ -133,6 +133,15 @@ pub async fn models(store: Arc<dyn ObjectStore>, command: ModelsCommand) -> anyh
                 "data      {}@{} (sha256 {}) from {}",
                 l.dataset, l.dataset_version, l.dataset_sha256, l.source_uri
             );
+            if let Some(h) = &l.holdout {
+                println!(
+                    "holdout   {} rows of {}@{} kept by the run (sha256 {})",
+                    h.rows,
+                    l.dataset,
+                    l.dataset_version,
+                    &h.sha256[..12]
+                );
+            }
             for r in releases {
                 println!(
                     "released  {} at {} by {}: {}",
@@ -167,13 +176,33 @@ pub async fn runs(
             }
         }
         RunsCommand::Show { id } => print(&runs.get(&id).await?.0)?,
-        RunsCommand::Logs { id } => {
-            let key = ObjectKey::parse(format!("runs/{id}/logs.txt"))?;
+        RunsCommand::Logs { id, attempt } => {
+            let attempt = match attempt {
+                Some(n) => n,
+                None => runs.get(&id).await?.0.attempt,
+            };
             let logs = store
-                .get(&key)
+                .get(&sluice_shared::runs::logs_key(&id, attempt)?)
                 .await
-                .with_context(|| format!("no logs for {id} (yet)"))?;
+                .with_context(|| format!("no logs for attempt {attempt} of {id} (yet)"))?;
             print!("{}", String::from_utf8_lossy(&logs.bytes().await?));
+        }
+        RunsCommand::Retry {
+            id,
+            reason,
+            requested_by,
+        } => {
+            let why = if reason.is_empty() {
+                "retry requested"
+            } else {
+                &reason
+            };
+            let correlation = uuid::Uuid::new_v4().to_string();
+            let run = runs.retry(&id, &requested_by, why, &correlation).await?;
+            println!(
+                "{id}: attempt {} queued; the runs timer starts it",
+                run.attempt
+            );
         }
         RunsCommand::Request {
             model,

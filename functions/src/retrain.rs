@@ -185,7 +185,8 @@ pub async fn retrain_http(
         .into_response())
 }
 
-/// `Runs` (HTTP, forwarded): `GET /api/runs` and `GET /api/runs/{id}`.
+/// `Runs` (HTTP, forwarded): `GET /api/runs`, `GET /api/runs/{id}` and
+/// `POST /api/runs/{id}/retry`.
 pub async fn runs_list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -202,6 +203,37 @@ pub async fn run_get(
     state.admin_keys.check(&headers)?;
     let (run, _) = state.runs.get(&id).await?;
     Ok(axum::Json(serde_json::to_value(run).unwrap_or_default()))
+}
+
+/// `POST /api/runs/{id}/retry` (body `{"reason": …}`, optional): the next attempt of a
+/// failed or canceled run, submitted at once; `409` for any other run.
+pub async fn run_retry(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    payload: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, axum::Json<Value>), AppError> {
+    let actor = state.admin_keys.check(&headers)?;
+    let bytes = payload.map_err(|e| AppError::bad_request("body", e.body_text()))?;
+    let why = crate::models::reason(&bytes)?;
+    let why = if why.is_empty() {
+        "retry requested"
+    } else {
+        &why
+    };
+    let correlation = uuid::Uuid::new_v4().to_string();
+    let span = info_span!("retry", run_id = %id, correlation_id = %correlation);
+    let run = async {
+        let run = state.runs.retry(&id, &actor, why, &correlation).await?;
+        info!(attempt = run.attempt, "run retried");
+        Ok::<_, AppError>(state.runs.start(&id).await?)
+    }
+    .instrument(span)
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::to_value(run).unwrap_or_default()),
+    ))
 }
 
 /// Follows every unfinished run one step; sends newly registered versions through the

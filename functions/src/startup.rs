@@ -177,6 +177,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/retrain", post(retrain::retrain_http))
         .route("/api/runs", get(retrain::runs_list))
         .route("/api/runs/{id}", get(retrain::run_get))
+        .route("/api/runs/{id}/retry", post(retrain::run_retry))
         .route("/api/models", get(models::list))
         .route("/api/models/{name}", get(models::show))
         .route(

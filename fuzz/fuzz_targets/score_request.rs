@@ -1,5 +1,6 @@
 #![no_main]
-//! Any bytes, as a scoring request body: decoding may refuse them, never panic.
+//! Any bytes, as a scoring request body for a model of any task (the first byte picks
+//! it): decoding may refuse them, never panic.
 
 use libfuzzer_sys::fuzz_target;
 use sluice_shared::dataset::contract::ColumnType;
@@ -17,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
             },
         ],
         layout: Default::default(),
-        task: Default::default(),
+        task: sluice_shared::model::Task::ALL[data.first().map_or(0, |b| usize::from(*b) % 3)],
         label: "income".into(),
         classes: vec!["<=50K".into(), ">50K".into()],
         outputs: vec![],

@@ -26,6 +26,8 @@ pub enum Action {
     RunRejected,
     RunStarted,
     RunFinished,
+    /// A failed or canceled run was tried again (its next attempt).
+    RunRetried,
     ModelRegistered,
     GatePassed,
     GateFailed,

@@ -42,6 +42,11 @@ fn job_spec(command: Option<Vec<String>>) -> JobSpec {
     }
     JobSpec {
         run_id: "run-0123456789abcdef0123".into(),
+        job_name: "run-0123456789abcdef0123".into(),
+        logs_key: sluice_shared::storage::ObjectKey::parse(
+            "runs/run-0123456789abcdef0123/logs.txt",
+        )
+        .unwrap(),
         run_created_at: chrono::Utc::now(),
         dataset: sluice_shared::dataset::DatasetName::parse("adult").unwrap(),
         dataset_version: 3,

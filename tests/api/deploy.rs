@@ -185,6 +185,10 @@ fn the_azure_ml_environments_name_files_that_exist() {
             "examples/pytorch-trainer/environment.yml",
             "sluice-pytorch-trainer",
         ),
+        (
+            "examples/sklearn-trainer/environment.yml",
+            "sluice-sklearn-trainer",
+        ),
     ];
     for (file, name) in environments {
         let (ok, out) = run(
@@ -211,6 +215,26 @@ fn the_azure_ml_environments_name_files_that_exist() {
             .join(env["build"]["path"].as_str().unwrap());
         let dockerfile = context.join(env["build"]["dockerfile_path"].as_str().unwrap());
         assert!(dockerfile.is_file(), "{file}: {dockerfile:?}");
+        // What the image copies is in its build context.
+        for line in std::fs::read_to_string(&dockerfile).unwrap().lines() {
+            // Copies from an earlier stage are not from the context.
+            let Some(copy) = line
+                .strip_prefix("COPY ")
+                .filter(|c| !c.contains("--from="))
+            else {
+                continue;
+            };
+            let parts: Vec<&str> = copy
+                .split_whitespace()
+                .filter(|p| !p.starts_with("--"))
+                .collect();
+            for source in &parts[..parts.len() - 1] {
+                assert!(
+                    context.join(source).exists(),
+                    "{dockerfile:?}: COPY {source}"
+                );
+            }
+        }
     }
     // The configs point at these environments.
     let reference: Value =
@@ -229,6 +253,13 @@ fn the_azure_ml_environments_name_files_that_exist() {
         "azureml:sluice-pytorch-trainer:1"
     );
     sluice_shared::training::TrainingConfig::from_json(pytorch.to_string().as_bytes()).unwrap();
+    let sklearn =
+        std::fs::read(repo().join("examples/sklearn-trainer/iris-species-sklearn.json")).unwrap();
+    let sklearn = sluice_shared::training::TrainingConfig::from_json(&sklearn).unwrap();
+    assert_eq!(
+        sklearn.compute.environment,
+        "azureml:sluice-sklearn-trainer:1"
+    );
 }
 
 #[test]

@@ -2,9 +2,11 @@
 //! dataset (iris, with a header row and no contract: both inferred) and a regression
 //! dataset (diabetes, without a header row, read through its contract) each go upload →
 //! version → train → gate → production → score, and a config whose metric does not fit
-//! its task is refused when it is stored.
+//! its task is refused when it is stored. A model whose config pins no evaluation data
+//! is judged on its run's holdout.
 
 use serde_json::{Value, json};
+use sluice_shared::audit::Action;
 use sluice_shared::model::ModelSession;
 use sluice_shared::registry::{ModelName, Registry};
 use sluice_shared::runs::Runs;
@@ -211,8 +213,103 @@ async fn iris_trains_a_multiclass_model_that_scores_every_class() {
     assert_eq!(refused["error"]["field"], "data[2].petal_width");
 }
 
+/// A config that pins no evaluation dataset is judged on the rows its run held out, and
+/// production on the same rows; a run that kept no holdout fails the gate saying so.
+#[tokio::test]
+async fn without_pinned_evaluation_the_gate_judges_on_the_runs_holdout() {
+    let app = spawn_loop_app().await;
+    store_config(
+        &app,
+        json!({"model": "iris-species", "dataset": "iris", "label": "species"}),
+    )
+    .await
+    .unwrap();
+    let done = upload_and_train(&app, "iris", "iris.csv", shared_csv("iris/iris.csv")).await;
+    assert_eq!(done["gate"]["passed"], true, "{done}");
+    let version = |v: u32| {
+        let app = &app;
+        async move {
+            let path = format!("/api/models/iris-species/versions/{v}");
+            let (status, body) = app.api(reqwest::Method::GET, &path, None).await;
+            assert_eq!(status, 200, "{body}");
+            body
+        }
+    };
+    let first = version(1).await;
+    let run1 = first["version"]["lineage"]["run_id"].clone();
+    let gate = &first["gate"]["result"];
+    assert_eq!(
+        gate["evaluation"],
+        json!({"kind": "holdout", "dataset": "iris", "version": 1, "run_id": run1})
+    );
+    // 20% of each class, as the trainer split it; named in lineage.
+    assert_eq!(first["version"]["lineage"]["holdout"]["rows"], 30);
+    assert_eq!(gate["candidate"]["rows"], 30);
+    // The gate's ONNX Runtime scores on those rows are the trainer's own holdout metrics.
+    let trained = &first["version"]["metrics"];
+    for metric in ["log_loss", "accuracy", "macro_f1"] {
+        let (a, b) = (gate["candidate"][metric].as_f64(), trained[metric].as_f64());
+        assert!(
+            (a.unwrap() - b.unwrap()).abs() < 1e-6,
+            "{metric}: {a:?} vs {b:?}"
+        );
+    }
+    let audit = sluice_shared::audit::AuditLog::new(app.store.clone());
+    let passed = audit.records().await.unwrap().into_iter().find(|r| {
+        r.entry.subject == "model:iris-species@1" && r.entry.action == Action::GatePassed
+    });
+    let reason = passed.expect("a gate_passed record").entry.reason;
+    assert!(reason.contains("on the holdout of iris@1"), "{reason}");
+
+    // A second model on the same dataset version holds out the same rows, so production
+    // is scored on rows neither learned from, and its scores are its own gate's.
+    let second = app
+        .retrain(json!({"model": "iris-species", "requested_by": "ann",
+                        "config_overrides": {"hyperparameters": {"l2": 3.0}}}))
+        .await;
+    assert_eq!(second["status"], "succeeded", "{second}");
+    let gate2 = version(2).await["gate"]["result"].clone();
+    assert_eq!(gate2["evaluation"]["kind"], "holdout", "{gate2}");
+    assert_eq!(gate2["evaluation"]["same_as_production"], true, "{gate2}");
+    assert_eq!(gate2["production_version"], 1);
+    assert_eq!(
+        gate2["production"], gate["candidate"],
+        "the same rows, the same model"
+    );
+    assert_ne!(gate2["candidate"], gate["candidate"]);
+
+    // A trainer that keeps no holdout: the version registers, and the gate fails it with
+    // the reason, once, instead of waiting for evaluation data that will never come.
+    let bin = sluice_tests::sluice_bin().display().to_string();
+    let script = format!(
+        "{bin} train --data {{data}} --config {{config}} --output {{output}} && rm {{output}}/holdout.json"
+    );
+    let third = app
+        .retrain(json!({"model": "iris-species", "requested_by": "ann",
+                        "config_overrides": {"seed": 5, "command": ["sh", "-c", script]}}))
+        .await;
+    assert_eq!(third["status"], "succeeded", "{third}");
+    assert_eq!(third["gate"]["passed"], false, "{third}");
+    let why = third["gate"]["reasons"][0].as_str().unwrap();
+    assert!(
+        why.contains("pins no evaluation dataset") && why.contains("kept no holdout"),
+        "{why}"
+    );
+    let third_version = version(3).await;
+    assert!(third_version["version"]["lineage"].get("holdout").is_none());
+    let failed: Vec<Action> = audit
+        .records()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.entry.subject == "model:iris-species@3")
+        .map(|r| r.entry.action)
+        .collect();
+    assert_eq!(failed, [Action::ModelRegistered, Action::GateFailed]);
+}
+
 /// The diabetes data's contract: no header row, so the contract names the columns.
-fn diabetes_contract(dataset: &str) -> Value {
+fn diabetes_contract() -> Value {
     let integer = ["age", "sex", "tc", "glu", "progression"];
     let names = [
         "age",
@@ -238,7 +335,7 @@ fn diabetes_contract(dataset: &str) -> Value {
             json!({"name": n, "type": kind, "max_null_fraction": 0.0})
         })
         .collect();
-    json!({"dataset": dataset, "csv": {"has_header": false}, "columns": columns, "min_rows": 100})
+    json!({"dataset": "diabetes", "csv": {"has_header": false}, "columns": columns, "min_rows": 100})
 }
 
 #[tokio::test]
@@ -246,12 +343,7 @@ async fn diabetes_trains_a_regression_model_that_scores_values() {
     let app = spawn_loop_app().await;
     let csv = String::from_utf8(shared_csv("diabetes/diabetes.csv")).unwrap();
     let headerless = csv.split_once('\n').unwrap().1.as_bytes().to_vec();
-    app.put_contract(diabetes_contract("diabetes")).await;
-    app.put_contract(diabetes_contract("diabetes-eval")).await;
-    let eval = app
-        .ingest("diabetes-eval", "diabetes.csv", headerless.clone())
-        .await;
-    assert_eq!(eval["status"], "versioned", "{eval}");
+    app.put_contract(diabetes_contract()).await;
 
     // Configs are stored over HTTP (`PUT /api/models/{name}/config`). A metric that does
     // not fit the task is refused, naming the field and the metrics that do fit, whether
@@ -267,8 +359,9 @@ async fn diabetes_trains_a_regression_model_that_scores_values() {
             .await
         }
     };
+    // No evaluation dataset: the gate judges on the run's holdout.
     let base = json!({"model": "diabetes-progression", "dataset": "diabetes",
-                      "label": "progression", "evaluation": {"dataset": "diabetes-eval", "version": 1}});
+                      "label": "progression"});
     let with = |patch: Value| {
         let mut config = base.clone();
         config
@@ -372,7 +465,9 @@ async fn diabetes_trains_a_regression_model_that_scores_values() {
         .await;
     assert_eq!(version["version"]["signature"]["task"], "regression");
     assert_eq!(version["version"]["signature"]["classes"], json!([]));
+    assert_eq!(version["gate"]["result"]["evaluation"]["kind"], "holdout");
     let candidate = &version["gate"]["result"]["candidate"];
+    assert_eq!(candidate["rows"], 88, "20% of 442 rows");
     // A linear model explains about half of the variance of this target.
     let r2 = candidate["r2"].as_f64().unwrap();
     assert!((0.4..0.65).contains(&r2), "{candidate}");
@@ -403,4 +498,200 @@ async fn diabetes_trains_a_regression_model_that_scores_values() {
         .await;
     assert_eq!(status, 400, "{refused}");
     assert_eq!(refused["error"]["field"], "data[1].age");
+}
+
+/// A scikit-learn pipeline (`examples/sklearn-trainer`, exported with skl2onnx) as a
+/// model's training command on local compute, through the whole loop: its run keeps a
+/// holdout the gate judges it on, and `Score` answers as its `model.onnx` does in ONNX
+/// Runtime (1e-9) and as scikit-learn's own `predict_proba` does (1e-12: the export
+/// computes in double precision; measured differences are below 1e-15).
+#[tokio::test]
+async fn a_scikit_learn_trainer_runs_through_the_whole_loop() {
+    let app = spawn_loop_app().await;
+    let python = sluice_tests::python_tools().join("python");
+    let script = sluice_tests::repo_root().join("examples/sklearn-trainer/train.py");
+    let (python, script) = (python.display().to_string(), script.display().to_string());
+    store_config(
+        &app,
+        json!({"model": "iris-sklearn", "dataset": "iris", "label": "species",
+               "algorithm": "custom",
+               "command": [python, script, "--data", "{data}", "--config", "{config}",
+                           "--output", "{output}",
+                           "--predictions", "{output}/sklearn-predictions.json"]}),
+    )
+    .await
+    .unwrap();
+    let done = upload_and_train(&app, "iris", "iris.csv", shared_csv("iris/iris.csv")).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["gate"]["passed"], true, "{done}");
+    assert_eq!(
+        done["gate"]["releases"],
+        json!(["staging.1", "production.1"])
+    );
+
+    let (_, version) = app
+        .api(
+            reqwest::Method::GET,
+            "/api/models/iris-sklearn/versions/1",
+            None,
+        )
+        .await;
+    let registered = &version["version"];
+    assert_eq!(registered["signature"]["task"], "multiclass");
+    assert_eq!(
+        registered["signature"]["classes"],
+        json!(["setosa", "versicolor", "virginica"])
+    );
+    let lineage = &registered["lineage"];
+    assert_eq!(lineage["algorithm"], "sklearn_logistic_regression");
+    let code = lineage["code_version"].as_str().unwrap();
+    assert!(code.contains("scikit-learn 1.9.1"), "{code}");
+    assert_eq!(lineage["holdout"]["rows"], 30);
+    // The gate scored the held-out rows the Python side named, in ONNX Runtime, and
+    // found what scikit-learn found on them.
+    let gate = &version["gate"]["result"];
+    assert_eq!(gate["evaluation"]["kind"], "holdout", "{gate}");
+    for metric in ["log_loss", "accuracy", "macro_f1"] {
+        let (a, b) = (
+            gate["candidate"][metric].as_f64().unwrap(),
+            registered["metrics"][metric].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() < 1e-9, "{metric}: gate {a} vs trainer {b}");
+    }
+
+    let (records, expected) = production_rows(&app, "iris-sklearn", "iris", 150).await;
+    let (status, scored) = app
+        .score("/api/score/iris-sklearn", &json!({"data": records}))
+        .await;
+    assert_eq!(status, 200, "{scored}");
+    let run = lineage["run_id"].as_str().unwrap();
+    let own: Value = serde_json::from_slice(
+        &std::fs::read(
+            app.root()
+                .join(format!("runs/{run}/output/sklearn-predictions.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let classes = ["setosa", "versicolor", "virginica"];
+    let mut largest = 0.0f64;
+    for (r, onnx) in expected.probabilities.iter().enumerate() {
+        let answer = &scored["predictions"][r];
+        let sklearn = own["predictions"][r].as_array().unwrap();
+        for (k, class) in classes.iter().enumerate() {
+            let served = answer["probabilities"][class].as_f64().unwrap();
+            assert!((served - onnx[k]).abs() <= 1e-9, "row {r} {class}");
+            let theirs = sklearn[k].as_f64().unwrap();
+            largest = largest.max((served - theirs).abs());
+        }
+        assert_eq!(answer["label"], classes[expected.labels[r]]);
+    }
+    assert!(largest <= 1e-12, "scikit-learn differs by {largest:e}");
+}
+
+/// A run that failed keeps its identity and is tried again as its next attempt, over
+/// HTTP or the CLI, with its own job and logs; the model names the attempt that made it.
+#[tokio::test]
+async fn a_failed_run_is_tried_again_and_its_model_names_the_attempt() {
+    let app = spawn_loop_app().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let marker = scratch.path().join("tried-once");
+    let bin = sluice_tests::sluice_bin().display().to_string();
+    // The first attempt fails (as a node that ran out of memory would), later ones train.
+    let script = format!(
+        "if [ -e {m} ]; then exec {bin} train --data {{data}} --config {{config}} --output {{output}}; \
+         else touch {m}; echo 'simulated: out of memory' >&2; exit 3; fi",
+        m = marker.display()
+    );
+    store_config(
+        &app,
+        json!({"model": "iris-species", "dataset": "iris", "label": "species",
+               "command": ["sh", "-c", script]}),
+    )
+    .await
+    .unwrap();
+    let failed = upload_and_train(&app, "iris", "iris.csv", shared_csv("iris/iris.csv")).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let run = failed["run_id"].as_str().unwrap().to_owned();
+    let retry = |id: String| {
+        let app = &app;
+        async move {
+            let path = format!("/api/runs/{id}/retry");
+            let body = json!({"reason": "the node ran out of memory"});
+            app.api(reqwest::Method::POST, &path, Some(body)).await
+        }
+    };
+    let (status, missing) = retry("run-nope".into()).await;
+    assert_eq!(status, 404, "{missing}");
+
+    let (status, retried) = retry(run.clone()).await;
+    assert_eq!(status, 202, "{retried}");
+    assert_eq!(retried["attempt"], 2);
+    assert_eq!(retried["status"], "running", "submitted at once: {retried}");
+    let done = app.follow(&run).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["gate"]["passed"], true, "{done}");
+
+    let (_, shown) = app
+        .api(reqwest::Method::GET, &format!("/api/runs/{run}"), None)
+        .await;
+    assert_eq!(shown["attempt"], 2);
+    assert_eq!(shown["model_version"], 1);
+    let first = &shown["earlier_attempts"][0];
+    assert_eq!(
+        (&first["attempt"], &first["status"]),
+        (&json!(1), &json!("failed"))
+    );
+    assert!(
+        first["error"].as_str().unwrap().contains("exited"),
+        "{first}"
+    );
+    assert_ne!(first["job"], shown["job"], "each attempt its own job");
+    let (_, version) = app
+        .api(
+            reqwest::Method::GET,
+            "/api/models/iris-species/versions/1",
+            None,
+        )
+        .await;
+    assert_eq!(version["version"]["lineage"]["run_id"], run.as_str());
+    assert_eq!(version["version"]["lineage"]["run_attempt"], 2);
+
+    // Each attempt's logs are kept; the CLI reads either.
+    let logs = |attempt: &str| {
+        let out = std::process::Command::new(sluice_tests::sluice_bin())
+            .arg("--root")
+            .arg(app.root())
+            .args(["runs", "logs", &run, "--attempt", attempt])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(logs("1").contains("simulated: out of memory"));
+    assert!(logs("2").contains("model.onnx matches the trainer"));
+
+    // A succeeded run is not tried again: 409 over HTTP, an error from the CLI.
+    let (status, refused) = retry(run.clone()).await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"]["code"], "conflict");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is succeeded: only a failed or canceled run"),
+        "{refused}"
+    );
+    let cli = std::process::Command::new(sluice_tests::sluice_bin())
+        .arg("--root")
+        .arg(app.root())
+        .args(["runs", "retry", &run])
+        .output()
+        .unwrap();
+    assert!(!cli.status.success());
+    assert!(String::from_utf8_lossy(&cli.stderr).contains("only a failed or canceled run"));
 }

@@ -77,9 +77,32 @@ async fn the_reference_trainer_meets_the_adult_targets_and_onnx_runtime_agrees_w
         "ONNX Runtime differs from the trainer by {diff}"
     );
 
+    // The rows it held out, named in `holdout.json`, are the rows its metrics came from:
+    // scoring them again in ONNX Runtime gives the same numbers.
+    let holdout: trainer::Holdout =
+        serde_json::from_slice(&std::fs::read(out.path().join(trainer::HOLDOUT_FILE)).unwrap())
+            .unwrap();
+    assert_eq!(holdout.rows.len(), 6512);
+    assert!(holdout.rows.windows(2).all(|w| w[0] < w[1]), "ascending");
+    let again = trainer::evaluate(
+        &session(out.path()),
+        &app.root().join("datasets/adult/v1"),
+        Some(&holdout),
+    )
+    .unwrap();
+    assert_eq!(again.class_counts, report.metrics.class_counts);
+    for metric in ["roc_auc", "accuracy", "log_loss"] {
+        let (a, b) = (
+            again.get(metric).unwrap(),
+            report.metrics.get(metric).unwrap(),
+        );
+        assert!((a - b).abs() < 1e-4, "{metric}: {a} vs {b}");
+    }
+
     let eval = trainer::evaluate(
         &session(out.path()),
         &app.root().join("datasets/adult-eval/v1"),
+        None,
     )
     .unwrap();
     eprintln!("adult.test: {eval:?}");
@@ -188,7 +211,7 @@ async fn sluice_train_is_reproducible_byte_for_byte_and_a_poorer_config_scores_l
     assert!(auc(&worse) < auc(&first) - 0.1, "{worse} vs {first}");
 }
 
-/// The Python trainer contract (`examples/pytorch-trainer/sluice_contract.py`, what
+/// The Python trainer contract (`examples/sluice_contract.py`, what
 /// train.py writes through) without PyTorch or a GPU: its outputs for Adult rows load
 /// with Sluice's own types, and ONNX Runtime serving its model.onnx from raw rows gives
 /// what numpy computed from the same plan and head.

@@ -1,7 +1,9 @@
 //! The evaluation gate and the staged promotion it drives, run when a model version is
-//! registered: signature check, evaluation of candidate and production on the pinned
-//! evaluation data with ONNX Runtime, the policy's verdict, then `staging`, a smoke test
-//! through the scoring path, and `production` (at once, or after an approval).
+//! registered: signature check, evaluation of candidate and production with ONNX Runtime
+//! on the config's pinned evaluation data or, when it pins none, on the rows the
+//! candidate's run held out, the policy's verdict, then `staging`, a smoke test through
+//! the scoring path, and `production` (at once, or after an approval). A candidate with
+//! neither fails the gate, saying so.
 //!
 //! Each version is judged once: the verdict is written create-only beside the version
 //! (`gate.json`), so a redelivered registry event repeats nothing.
@@ -11,14 +13,14 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::promotion::{GateResult, judge, promote};
+use super::promotion::{Evaluation, GateResult, judge, promote};
 use super::{ModelName, ModelVersion, Registry, RegistryError, Release, version_prefix};
 use crate::audit::{Action, AuditLog, Entry};
-use crate::dataset::layout;
+use crate::dataset::{DatasetName, layout};
 use crate::model::{ModelSession, Runtime, Table};
 use crate::storage::{ObjectKey, ObjectStore, PutMode, StorageError, get_json, put_json};
 use crate::training::config::{Approval, TrainingConfig};
-use crate::training::trainer::{VerifyError, evaluate};
+use crate::training::trainer::{Holdout, VerifyError, evaluate};
 
 pub const STAGING: &str = "staging";
 pub const PRODUCTION: &str = "production";
@@ -107,26 +109,21 @@ impl Gate {
     }
 
     /// Copies a dataset version's manifest and snapshot to local scratch.
-    async fn fetch(&self, config: &TrainingConfig, dir: &Path) -> Result<(), GateError> {
-        let Some(eval) = &config.evaluation else {
-            return Err(GateError::Invalid(format!(
-                "model {} pins no evaluation dataset (evaluation in its config)",
-                config.model
-            )));
-        };
+    async fn fetch(
+        &self,
+        dataset: &DatasetName,
+        version: u32,
+        dir: &Path,
+    ) -> Result<(), GateError> {
         for (key, name) in [
-            (
-                layout::manifest(&eval.dataset, eval.version),
-                "manifest.json",
-            ),
-            (layout::data(&eval.dataset, eval.version), "data.parquet"),
+            (layout::manifest(dataset, version), "manifest.json"),
+            (layout::data(dataset, version), "data.parquet"),
         ] {
             let bytes = match self.store().get(&key).await {
                 Ok(got) => got.bytes().await?,
                 Err(StorageError::NotFound { .. }) => {
                     return Err(GateError::Invalid(format!(
-                        "the evaluation dataset {}@{} does not exist",
-                        eval.dataset, eval.version
+                        "the evaluation dataset {dataset}@{version} does not exist"
                     )));
                 }
                 Err(e) => return Err(e.into()),
@@ -134,6 +131,49 @@ impl Gate {
             tokio::fs::write(dir.join(name), &bytes).await?;
         }
         Ok(())
+    }
+
+    /// Which rows the candidate is judged on: the config's pinned evaluation dataset, or
+    /// else the rows its run held out (production is then scored on the same rows). Err
+    /// is the reason there are none, for the verdict.
+    async fn choose_evaluation(
+        &self,
+        config: &TrainingConfig,
+        candidate: &ModelVersion,
+        production: Option<&ModelVersion>,
+    ) -> Result<Result<(Evaluation, Option<Holdout>), String>, GateError> {
+        if let Some(eval) = &config.evaluation {
+            let pinned = Evaluation::Pinned {
+                dataset: eval.dataset.to_string(),
+                version: eval.version,
+            };
+            return Ok(Ok((pinned, None)));
+        }
+        let lineage = &candidate.lineage;
+        let Some(holdout) = self
+            .registry
+            .holdout(&candidate.model, candidate.version)
+            .await?
+        else {
+            return Ok(Err(format!(
+                "no evaluation data: the config pins no evaluation dataset and {} kept no \
+                 holdout ({})",
+                lineage.run_id,
+                crate::training::trainer::HOLDOUT_FILE
+            )));
+        };
+        let same_as_production = production.map(|p| {
+            p.lineage.dataset_sha256 == lineage.dataset_sha256
+                && p.lineage.holdout.as_ref().map(|h| &h.sha256)
+                    == lineage.holdout.as_ref().map(|h| &h.sha256)
+        });
+        let kept = Evaluation::Holdout {
+            dataset: lineage.dataset.to_string(),
+            version: lineage.dataset_version,
+            run_id: lineage.run_id.clone(),
+            same_as_production,
+        };
+        Ok(Ok((kept, Some(holdout))))
     }
 
     /// Judges a newly registered version and promotes it as far as the policy allows.
@@ -157,10 +197,45 @@ impl Gate {
         };
         // The evaluation data is fetched once, for the verdict and the smoke test.
         let data = tempfile::tempdir_in(&self.scratch)?;
-        self.fetch(&config, data.path()).await?;
-        let result = self
-            .judge(&config, &candidate, production.as_ref(), data.path())
-            .await?;
+        let result = match self
+            .choose_evaluation(&config, &candidate, production.as_ref())
+            .await?
+        {
+            Ok((evaluation, holdout)) => {
+                let (dataset, dataset_version) = match &evaluation {
+                    Evaluation::Pinned { .. } => {
+                        let eval = config.evaluation.as_ref().expect("pinned");
+                        (eval.dataset.clone(), eval.version)
+                    }
+                    Evaluation::Holdout { .. } => (
+                        candidate.lineage.dataset.clone(),
+                        candidate.lineage.dataset_version,
+                    ),
+                };
+                self.fetch(&dataset, dataset_version, data.path()).await?;
+                let mut result = self
+                    .judge(
+                        &config,
+                        &candidate,
+                        production.as_ref(),
+                        data.path(),
+                        holdout,
+                    )
+                    .await?;
+                result.evaluation = Some(evaluation);
+                result
+            }
+            // Nothing to judge on: a failed verdict that says so, not a silent stall.
+            Err(reason) => GateResult {
+                passed: false,
+                reasons: vec![reason],
+                metric: config.promotion_metric(candidate.signature.task).to_owned(),
+                candidate: candidate.metrics.clone(),
+                production: None,
+                production_version: production.as_ref().map(|p| p.version),
+                evaluation: None,
+            },
+        };
         let subject = format!("model:{model}@{version}");
         self.audit
             .append(Entry {
@@ -173,9 +248,13 @@ impl Gate {
                 subject: subject.clone(),
                 reason: if result.passed {
                     format!(
-                        "{} {:.4}",
+                        "{} {:.4} on {}",
                         result.metric,
-                        result.candidate.get(&result.metric).unwrap_or(f64::NAN)
+                        result.candidate.get(&result.metric).unwrap_or(f64::NAN),
+                        result
+                            .evaluation
+                            .as_ref()
+                            .map_or_else(String::new, ToString::to_string)
                     )
                 } else {
                     result.reasons.join("; ")
@@ -243,6 +322,7 @@ impl Gate {
         candidate: &ModelVersion,
         production: Option<&ModelVersion>,
         data: &Path,
+        holdout: Option<Holdout>,
     ) -> Result<GateResult, GateError> {
         let mut reasons = Vec::new();
         if let Some(p) = production {
@@ -254,14 +334,17 @@ impl Gate {
                     .map(|r| format!("signature: {r}")),
             );
         }
-        let evaluated = |data: PathBuf| move |s: &ModelSession| Ok(evaluate(s, &data)?);
+        let evaluated = |data: PathBuf, holdout: Option<Holdout>| {
+            move |s: &ModelSession| Ok(evaluate(s, &data, holdout.as_ref())?)
+        };
         let scored = self
-            .with_session(candidate, evaluated(data.to_owned()))
+            .with_session(candidate, evaluated(data.to_owned(), holdout.clone()))
             .await?;
         let baseline = match production {
-            Some(p) if reasons.is_empty() => {
-                Some(self.with_session(p, evaluated(data.to_owned())).await?)
-            }
+            Some(p) if reasons.is_empty() => Some(
+                self.with_session(p, evaluated(data.to_owned(), holdout))
+                    .await?,
+            ),
             _ => None,
         };
         let metric = config.promotion_metric(candidate.signature.task);
@@ -273,6 +356,7 @@ impl Gate {
             candidate: scored,
             production: baseline,
             production_version: production.map(|p| p.version),
+            evaluation: None,
         })
     }
 

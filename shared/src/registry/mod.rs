@@ -3,9 +3,9 @@
 //! history every move creates.
 //!
 //! Layout (under the store's root):
-//! - `registry/models/<model>/versions/v<N>/{model.onnx,signature.json,metrics.json}` and
-//!   `manifest.json` (the commit point, written last), numbered through create-only
-//!   `claim.json` files as dataset versions are;
+//! - `registry/models/<model>/versions/v<N>/{model.onnx,signature.json,metrics.json}`,
+//!   `holdout.json` when the run kept one, and `manifest.json` (the commit point, written
+//!   last), numbered through create-only `claim.json` files as dataset versions are;
 //! - `registry/models/<model>/runs/<run>.json`: which version a run registered, so a
 //!   redelivered registration returns the same version;
 //! - `registry/models/<model>/aliases/<alias>.json`: the alias's current release;
@@ -26,6 +26,7 @@ use crate::dataset::DatasetName;
 use crate::model::Signature;
 use crate::storage::{ETag, ObjectKey, ObjectStore, PutMode, StorageError, get_json, put_json};
 use crate::training::metrics::Metrics;
+use crate::training::trainer::Holdout;
 
 /// Model names follow the same rules as dataset names (they are path segments too).
 pub type ModelName = DatasetName;
@@ -34,6 +35,10 @@ pub type ModelName = DatasetName;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Lineage {
     pub run_id: String,
+    /// The run's attempt that trained the model (absent in lineage written before
+    /// attempts: 1).
+    #[serde(default = "first_attempt")]
+    pub run_attempt: u32,
     /// Who or what asked for the run (a person, a system, `dataset.versioned`).
     pub requested_by: String,
     pub trigger: String,
@@ -50,6 +55,31 @@ pub struct Lineage {
     pub compute: String,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
+    /// The rows of the dataset version the run held out from training (absent when its
+    /// trainer kept none, and in lineage written before holdouts were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<HoldoutRef>,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+/// Names a version's holdout (`holdout.json` beside it) without its rows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldoutRef {
+    pub rows: u64,
+    /// [`Holdout::sha256`]: equal when two versions held out the same rows.
+    pub sha256: String,
+}
+
+impl HoldoutRef {
+    pub fn of(holdout: &Holdout) -> Self {
+        Self {
+            rows: holdout.rows.len() as u64,
+            sha256: holdout.sha256(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -129,6 +159,7 @@ pub struct Artifacts {
     pub model_onnx: Bytes,
     pub signature: Signature,
     pub metrics: Metrics,
+    pub holdout: Option<Holdout>,
 }
 
 #[derive(Clone)]
@@ -150,6 +181,10 @@ pub fn version_prefix(m: &ModelName, v: u32) -> String {
 
 pub fn model_key(m: &ModelName, v: u32) -> ObjectKey {
     key(format!("{}model.onnx", version_prefix(m, v)))
+}
+
+fn holdout_key(m: &ModelName, v: u32) -> ObjectKey {
+    key(format!("{}holdout.json", version_prefix(m, v)))
 }
 
 fn manifest_key(m: &ModelName, v: u32) -> ObjectKey {
@@ -251,6 +286,15 @@ impl Registry {
             PutMode::Create,
         )
         .await?;
+        if let Some(holdout) = &artifacts.holdout {
+            put_json(
+                store,
+                &holdout_key(model, version),
+                holdout,
+                PutMode::Create,
+            )
+            .await?;
+        }
         let manifest = ModelVersion {
             model: model.clone(),
             version,
@@ -322,6 +366,19 @@ impl Registry {
             .await?
             .bytes()
             .await?)
+    }
+
+    /// The rows `version`'s run held out from training, if it kept them.
+    pub async fn holdout(
+        &self,
+        model: &ModelName,
+        version: u32,
+    ) -> Result<Option<Holdout>, RegistryError> {
+        match get_json(self.store.as_ref(), &holdout_key(model, version)).await {
+            Ok((h, _)) => Ok(Some(h)),
+            Err(StorageError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Every (version, file) under the model's versions, claims included.

@@ -20,6 +20,49 @@ pub struct GateResult {
     /// Production's metrics on the same data, when there is a production model.
     pub production: Option<Metrics>,
     pub production_version: Option<u32>,
+    /// The rows both were scored on (absent in verdicts written before holdouts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<Evaluation>,
+}
+
+/// Which rows the gate scored a candidate (and production) on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Evaluation {
+    /// Every row of the evaluation dataset version the model's config pins.
+    Pinned { dataset: String, version: u32 },
+    /// The rows the candidate's run held out of its training dataset version.
+    Holdout {
+        dataset: String,
+        version: u32,
+        run_id: String,
+        /// Whether production held out the same rows of the same version, so neither
+        /// model learned from them (None without a production model to compare).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        same_as_production: Option<bool>,
+    },
+}
+
+impl std::fmt::Display for Evaluation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Evaluation::Pinned { dataset, version } => {
+                write!(f, "pinned evaluation data {dataset}@{version}")
+            }
+            Evaluation::Holdout {
+                dataset,
+                version,
+                run_id,
+                same_as_production,
+            } => {
+                write!(f, "the holdout of {dataset}@{version} kept by {run_id}")?;
+                if *same_as_production == Some(false) {
+                    write!(f, " (production held out other rows)")?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Judges a candidate's metrics against production's (both on the same evaluation

@@ -28,12 +28,14 @@ pub(crate) fn artifacts(tag: &str) -> Artifacts {
             outputs: vec![],
         },
         metrics: binary(&[0.2, 0.8], &[0.0, 1.0], &["no".into(), "yes".into()]),
+        holdout: None,
     }
 }
 
 pub(crate) fn lineage(run: &str) -> Lineage {
     Lineage {
         run_id: run.into(),
+        run_attempt: 1,
         requested_by: "test".into(),
         trigger: "test".into(),
         dataset: DatasetName::parse("d").unwrap(),
@@ -48,6 +50,7 @@ pub(crate) fn lineage(run: &str) -> Lineage {
         compute: "local".into(),
         started_at: Utc::now(),
         finished_at: Utc::now(),
+        holdout: None,
     }
 }
 
@@ -230,4 +233,72 @@ async fn releases_answer_what_was_in_production_at_a_time() {
         reg.move_alias(&model(), to("Prod!", 1), None).await,
         Err(RegistryError::BadAlias(_))
     ));
+}
+
+#[tokio::test]
+async fn a_versions_holdout_is_kept_beside_it_and_named_in_its_lineage() {
+    let (_dir, reg) = registry();
+    let holdout = Holdout {
+        rows: vec![1, 4, 9],
+    };
+    let mut with = artifacts("a");
+    with.holdout = Some(holdout.clone());
+    let mut named = lineage("run-a");
+    named.holdout = Some(HoldoutRef::of(&holdout));
+    let (a, _) = reg
+        .register(&model(), with, named, Default::default(), String::new())
+        .await
+        .unwrap();
+    let (b, _) = reg
+        .register(
+            &model(),
+            artifacts("b"),
+            lineage("run-b"),
+            Default::default(),
+            String::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        reg.holdout(&model(), a.version).await.unwrap(),
+        Some(holdout)
+    );
+    assert_eq!(reg.holdout(&model(), b.version).await.unwrap(), None);
+    let kept = reg
+        .version(&model(), a.version)
+        .await
+        .unwrap()
+        .lineage
+        .holdout;
+    assert_eq!(kept.as_ref().map(|h| h.rows), Some(3));
+    // The same rows in another order are the same holdout; other rows are not.
+    let same = Holdout {
+        rows: vec![1, 4, 9],
+    };
+    assert_eq!(HoldoutRef::of(&same), kept.unwrap());
+    assert_ne!(
+        Holdout { rows: vec![1, 4] }.sha256(),
+        same.sha256(),
+        "a subset is another holdout"
+    );
+    assert_eq!(same.indices(10).unwrap(), [1, 4, 9], "rows inside the data");
+    assert!(same.indices(9).unwrap_err().contains("row 9"));
+}
+
+#[test]
+fn lineage_and_verdicts_written_before_holdouts_and_attempts_still_read() {
+    let lineage = r#"{"run_id": "run-1", "requested_by": "ann", "trigger": "http",
+        "dataset": "adult", "dataset_version": 1, "dataset_sha256": "ab", "source_uri": "x",
+        "algorithm": "logistic_regression", "hyperparameters": {}, "seed": 42,
+        "config_sha256": "cd", "code_version": "sluice 0.1.0", "compute": "local",
+        "started_at": "2026-11-01T00:00:00Z", "finished_at": "2026-11-01T00:01:00Z"}"#;
+    let lineage: Lineage = serde_json::from_str(lineage).unwrap();
+    assert_eq!(lineage.holdout, None);
+    assert_eq!(lineage.run_attempt, 1);
+    let verdict = r#"{"passed": true, "reasons": [], "metric": "roc_auc",
+        "candidate": {"rows": 4, "roc_auc": 0.9}, "production": null,
+        "production_version": null}"#;
+    let verdict: promotion::GateResult = serde_json::from_str(verdict).unwrap();
+    assert_eq!(verdict.evaluation, None);
+    assert!(verdict.passed);
 }

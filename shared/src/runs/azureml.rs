@@ -2,8 +2,9 @@
 //! through the REST API (stable `2025-12-01`), authenticated with a managed-identity
 //! token for Azure Resource Manager.
 //!
-//! A job is named after its run (`PUT …/jobs/<run-id>`), so submitting a run twice
-//! addresses the same job and job events name the run. Inputs are the dataset version's
+//! A job is named after its run's attempt (`PUT …/jobs/<run-id>` for a first attempt,
+//! `…/jobs/<run-id>-a<n>` for a retry), so submitting an attempt twice addresses the
+//! same job, and job events name the run (in its tags). Inputs are the dataset version's
 //! folder and the run's config, both in Sluice's container through an Azure ML
 //! datastore; the output folder is the run's `runs/<id>/output/`, where the local
 //! backend publishes too, so registration does not care where a job ran.
@@ -274,15 +275,15 @@ impl Compute for AzureMlCompute {
             PutMode::Overwrite,
         )
         .await?;
-        let url = self.workspace.job_url(&spec.run_id, "");
+        let url = self.workspace.job_url(&spec.job_name, "");
         let response = self
             .send(self.http.put(&url).json(&job_body(&self.workspace, spec)))
             .await?;
         match response.status().as_u16() {
-            200 | 201 => Ok(spec.run_id.clone()),
-            // The job exists already: this run was submitted before.
-            409 => Ok(spec.run_id.clone()),
-            _ => Err(failure(response, &spec.run_id).await),
+            200 | 201 => Ok(spec.job_name.clone()),
+            // The job exists already: this attempt was submitted before.
+            409 => Ok(spec.job_name.clone()),
+            _ => Err(failure(response, &spec.job_name).await),
         }
     }
 

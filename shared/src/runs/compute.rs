@@ -11,6 +11,10 @@ use crate::training::TrainingConfig;
 #[derive(Clone, Debug)]
 pub struct JobSpec {
     pub run_id: String,
+    /// The backend's name for this attempt's job (the run id for a first attempt).
+    pub job_name: String,
+    /// Where the job's logs go, for backends that copy them.
+    pub logs_key: crate::storage::ObjectKey,
     /// When the run was created: with the id, it tells a resubmission of this run from
     /// a leftover of an earlier run with the same id (a store that was wiped and rebuilt).
     pub run_created_at: chrono::DateTime<chrono::Utc>,

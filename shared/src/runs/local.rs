@@ -98,7 +98,11 @@ impl Compute for LocalCompute {
     async fn submit(&self, spec: &JobSpec) -> Result<String, ComputeError> {
         // The job folder is this run's, not any earlier run's with the same id: a store
         // that was wiped and rebuilt gives the same run id again.
-        let job = format!("{}-{}", spec.run_id, spec.run_created_at.timestamp_millis());
+        let job = format!(
+            "{}-{}",
+            spec.job_name,
+            spec.run_created_at.timestamp_millis()
+        );
         let dir = self.dir(&job);
         if dir.join("state.json").exists() {
             return Ok(job); // already submitted: the same run never starts twice
@@ -140,6 +144,7 @@ impl Compute for LocalCompute {
         let store = self.store.clone();
         let prefix = spec.output_prefix.clone();
         let timeout = spec.timeout;
+        let logs_key = spec.logs_key.clone();
         let run_id = job.clone();
         tokio::spawn(async move {
             let state = tokio::select! {
@@ -161,7 +166,6 @@ impl Compute for LocalCompute {
                 }
             };
             // The logs go where every backend's logs go.
-            let logs_key = ObjectKey::parse(format!("runs/{run_id}/logs.txt")).expect("valid key");
             if let Ok(bytes) = tokio::fs::read(dir.join("logs.txt")).await {
                 let _ = store.put(&logs_key, bytes.into(), PutMode::Overwrite).await;
             }
@@ -257,6 +261,8 @@ mod tests {
         config["command"] = serde_json::json!(argv);
         let spec = JobSpec {
             run_id: "run-test".into(),
+            job_name: "run-test".into(),
+            logs_key: ObjectKey::parse("runs/run-test/logs.txt").unwrap(),
             run_created_at: chrono::Utc::now(),
             dataset: d,
             dataset_version: 1,

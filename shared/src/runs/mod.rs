@@ -22,9 +22,10 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::{Action, AuditLog, Entry};
 use crate::dataset::{DatasetName, Manifest, layout};
-use crate::registry::{Artifacts, Lineage, ModelName, ModelVersion, Registry};
+use crate::registry::{Artifacts, HoldoutRef, Lineage, ModelName, ModelVersion, Registry};
 use crate::storage::{ETag, ObjectKey, ObjectStore, PutMode, StorageError, get_json, put_json};
 use crate::training::TrainingConfig;
+use crate::training::trainer::{HOLDOUT_FILE, Holdout};
 
 pub use compute::{Compute, ComputeError, JobSpec, JobStatus};
 
@@ -130,6 +131,28 @@ pub struct Run {
     pub finished_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
     pub model_version: Option<u32>,
+    /// Which attempt the fields above describe: 1, unless the run was retried (absent
+    /// in runs written before attempts: 1).
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// The attempts before this one, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_attempts: Vec<Attempt>,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+/// An attempt of a run that did not succeed, as it ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub attempt: u32,
+    pub status: RunStatus,
+    pub job: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
 }
 
 /// What a request came to.
@@ -148,6 +171,9 @@ pub enum RunError {
     Invalid(String),
     #[error("run {0} not found")]
     NotFound(String),
+    /// The run's state does not allow it (e.g. retrying a run that has not failed).
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -162,7 +188,7 @@ impl RunError {
     /// Whether the host should retry (and eventually dead-letter) the message.
     pub fn is_transient(&self) -> bool {
         match self {
-            RunError::Invalid(_) | RunError::NotFound(_) => false,
+            RunError::Invalid(_) | RunError::NotFound(_) | RunError::Conflict(_) => false,
             RunError::Storage(e) => e.is_transient() || !matches!(e, StorageError::NotFound { .. }),
             RunError::Compute(e) => e.is_transient(),
             RunError::Registry(_) | RunError::Audit(_) => true,
@@ -174,8 +200,33 @@ pub fn run_key(id: &str) -> ObjectKey {
     ObjectKey::parse(format!("runs/{id}.json")).expect("valid key")
 }
 
-pub fn output_prefix(id: &str) -> String {
-    format!("runs/{id}/output/")
+/// Where an attempt of a run keeps its files: attempt 1 directly under `runs/<id>/`
+/// (where runs kept them before attempts existed), later ones under
+/// `runs/<id>/attempts/<n>/`.
+fn attempt_prefix(id: &str, attempt: u32) -> String {
+    match attempt {
+        0 | 1 => format!("runs/{id}/"),
+        n => format!("runs/{id}/attempts/{n}/"),
+    }
+}
+
+/// The folder an attempt's job must fill (`model.onnx`, `signature.json`, …).
+pub fn output_prefix(id: &str, attempt: u32) -> String {
+    format!("{}output/", attempt_prefix(id, attempt))
+}
+
+/// An attempt's training logs, where every backend that copies them puts them.
+pub fn logs_key(id: &str, attempt: u32) -> Result<ObjectKey, StorageError> {
+    ObjectKey::parse(format!("{}logs.txt", attempt_prefix(id, attempt)))
+}
+
+/// The backend's job name for an attempt: the run id, then `-a<n>` for retries, so a
+/// resubmitted attempt addresses the same job and a retry a new one.
+fn job_name(id: &str, attempt: u32) -> String {
+    match attempt {
+        0 | 1 => id.to_owned(),
+        n => format!("{id}-a{n}"),
+    }
 }
 
 pub fn config_key(model: &ModelName) -> ObjectKey {
@@ -597,6 +648,8 @@ impl Runs {
             finished_at: None,
             error: None,
             model_version: None,
+            attempt: 1,
+            earlier_attempts: vec![],
         })
     }
 
@@ -734,11 +787,13 @@ impl Runs {
         }
         let spec = JobSpec {
             run_id: run.id.clone(),
+            job_name: job_name(&run.id, run.attempt),
+            logs_key: logs_key(&run.id, run.attempt)?,
             run_created_at: run.created_at,
             dataset: run.dataset.clone(),
             dataset_version: run.dataset_version,
             config: run.config.clone(),
-            output_prefix: output_prefix(&run.id),
+            output_prefix: output_prefix(&run.id, run.attempt),
             timeout: std::time::Duration::from_secs(run.config.compute.timeout_minutes * 60),
             tags: [
                 ("sluice.run_id".to_owned(), run.id.clone()),
@@ -747,6 +802,7 @@ impl Runs {
                     format!("{}@{}", run.dataset, run.dataset_version),
                 ),
                 ("sluice.trigger".to_owned(), run.trigger.clone()),
+                ("sluice.attempt".to_owned(), run.attempt.to_string()),
             ]
             .into(),
         };
@@ -847,7 +903,7 @@ impl Runs {
 
     /// Registers the run's outputs with their lineage (idempotent per run).
     async fn register(&self, run: &Run) -> Result<(ModelVersion, bool), RunError> {
-        let prefix = output_prefix(&run.id);
+        let prefix = output_prefix(&run.id, run.attempt);
         let read = |name: &'static str| {
             let key = ObjectKey::parse(format!("{prefix}{name}")).expect("valid key");
             async move {
@@ -877,9 +933,29 @@ impl Runs {
             Err(_) => None,
         };
         let trained = trained.unwrap_or_default();
+        let holdout: Option<Holdout> = match read(HOLDOUT_FILE).await {
+            Ok(bytes) => Some(
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| RunError::Invalid(format!("{HOLDOUT_FILE}: {e}")))?,
+            ),
+            Err(RunError::Invalid(_)) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(holdout) = &holdout {
+            // Rows that are not in the data would stop the gate later; refuse them now.
+            let (manifest, _) = get_json::<Manifest>(
+                self.store.as_ref(),
+                &layout::manifest(&run.dataset, run.dataset_version),
+            )
+            .await?;
+            holdout
+                .indices(manifest.rows as usize)
+                .map_err(|e| RunError::Invalid(format!("{HOLDOUT_FILE}: {e}")))?;
+        }
         let now = Utc::now();
         let lineage = Lineage {
             run_id: run.id.clone(),
+            run_attempt: run.attempt,
             requested_by: run.requested_by.clone(),
             trigger: run.trigger.clone(),
             dataset: run.dataset.clone(),
@@ -902,6 +978,7 @@ impl Runs {
             },
             started_at: trained.started_at.unwrap_or(run.started_at.unwrap_or(now)),
             finished_at: trained.finished_at.unwrap_or(now),
+            holdout: holdout.as_ref().map(HoldoutRef::of),
         };
         let tags = [("run".to_owned(), run.id.clone())].into();
         Ok(self
@@ -912,6 +989,7 @@ impl Runs {
                     model_onnx,
                     signature,
                     metrics,
+                    holdout,
                 },
                 lineage,
                 tags,
@@ -925,6 +1003,56 @@ impl Runs {
         let actor = format!("sluice:{}", self.compute.name());
         self.settle(id, RunStatus::Failed, Some(error.to_owned()), None, &actor)
             .await
+    }
+
+    /// Starts the next attempt of a failed or canceled run: the same identity, config
+    /// and data, a new job with its own logs, output and times; the attempt that ended is
+    /// kept in `earlier_attempts`. The backend gets the job on [`start`](Self::start)
+    /// (the caller's, or the runs timer's). Any other run is a [`RunError::Conflict`].
+    pub async fn retry(
+        &self,
+        id: &str,
+        actor: &str,
+        reason: &str,
+        correlation_id: &str,
+    ) -> Result<Run, RunError> {
+        let (run, changed) = self
+            .update(id, |r| {
+                if !matches!(r.status, RunStatus::Failed | RunStatus::Canceled) {
+                    return false;
+                }
+                r.earlier_attempts.push(Attempt {
+                    attempt: r.attempt,
+                    status: r.status,
+                    job: r.job.take(),
+                    started_at: r.started_at.take(),
+                    finished_at: r.finished_at.take(),
+                    error: r.error.take(),
+                });
+                r.attempt += 1;
+                r.status = RunStatus::Queued;
+                r.model_version = None;
+                true
+            })
+            .await?;
+        if !changed {
+            let status = serde_json::to_value(run.status).expect("statuses serialise");
+            return Err(RunError::Conflict(format!(
+                "run {id} is {}: only a failed or canceled run can be tried again",
+                status.as_str().unwrap_or("not over")
+            )));
+        }
+        self.audit
+            .append(Entry {
+                action: Action::RunRetried,
+                actor: actor.to_owned(),
+                subject: format!("run:{id}"),
+                reason: reason.to_owned(),
+                correlation_id: correlation_id.to_owned(),
+                details: serde_json::json!({"attempt": run.attempt}),
+            })
+            .await?;
+        Ok(run)
     }
 
     /// Cancels the run's job (a queued run is simply marked canceled).

@@ -20,8 +20,11 @@ impl Compute for Recorder {
         if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(ComputeError::Rejected("no such cluster".into()));
         }
-        self.submitted.lock().unwrap().push(job.run_id.clone());
-        Ok(format!("job-{}", job.run_id))
+        self.submitted
+            .lock()
+            .unwrap()
+            .push(format!("{} {}", job.job_name, job.output_prefix));
+        Ok(format!("job-{}", job.job_name))
     }
     async fn status(&self, _: &str) -> Result<JobStatus, ComputeError> {
         Ok(self
@@ -209,4 +212,118 @@ async fn a_job_the_backend_refuses_fails_its_run_with_the_reason() {
     let failed = runs.start(&run.id).await.unwrap();
     assert_eq!(failed.status, RunStatus::Failed);
     assert!(failed.error.unwrap().contains("no such cluster"));
+}
+
+#[tokio::test]
+async fn a_failed_run_is_tried_again_as_its_next_attempt_and_keeps_the_first() {
+    let (_dir, _store, runs, recorder) = setup().await;
+    let req = request(serde_json::json!({"model": "m", "requested_by": "ci"}));
+    let RequestOutcome::Accepted { run, .. } = runs.request(&req, "Retrain", "c").await.unwrap()
+    else {
+        panic!()
+    };
+    let id = run.id.clone();
+    // Only a failed or canceled run can be tried again: not a queued or running one.
+    for _ in 0..2 {
+        let refused = runs.retry(&id, "ann", "again", "c").await.unwrap_err();
+        assert!(matches!(refused, RunError::Conflict(_)), "{refused}");
+        assert!(
+            refused
+                .to_string()
+                .contains("only a failed or canceled run")
+        );
+        runs.start(&id).await.unwrap();
+    }
+    *recorder.status.lock().unwrap() = Some(JobStatus::Failed("out of memory".into()));
+    let (failed, _) = runs.poll(&id).await.unwrap();
+    assert_eq!(failed.status, RunStatus::Failed);
+
+    let retried = runs.retry(&id, "ann", "bigger node", "c2").await.unwrap();
+    assert_eq!((retried.attempt, retried.status), (2, RunStatus::Queued));
+    assert_eq!(
+        (retried.job.as_deref(), retried.error.as_deref()),
+        (None, None)
+    );
+    let first = &retried.earlier_attempts[..];
+    assert_eq!(first.len(), 1);
+    assert_eq!((first[0].attempt, first[0].status), (1, RunStatus::Failed));
+    assert_eq!(first[0].job.as_deref(), Some(format!("job-{id}").as_str()));
+    assert_eq!(first[0].error.as_deref(), Some("out of memory"));
+    assert!(first[0].started_at.is_some() && first[0].finished_at.is_some());
+    // Retrying twice is one new attempt: the second finds it queued.
+    assert!(matches!(
+        runs.retry(&id, "ann", "again", "c3").await,
+        Err(RunError::Conflict(_))
+    ));
+
+    // The attempt has its own job and output folder; the first attempt's stay where
+    // runs kept them before attempts existed.
+    *recorder.status.lock().unwrap() = None;
+    let started = runs.start(&id).await.unwrap();
+    assert_eq!(
+        started.job.as_deref(),
+        Some(format!("job-{id}-a2").as_str())
+    );
+    assert_eq!(
+        *recorder.submitted.lock().unwrap(),
+        [
+            format!("{id} runs/{id}/output/"),
+            format!("{id}-a2 runs/{id}/attempts/2/output/")
+        ]
+    );
+    assert_eq!(
+        logs_key(&id, 2).unwrap().as_str(),
+        format!("runs/{id}/attempts/2/logs.txt")
+    );
+    let actions: Vec<Action> = runs
+        .audit()
+        .records()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry.action)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            Action::ConfigStored,
+            Action::RunRequested,
+            Action::RunStarted,
+            Action::RunFinished,
+            Action::RunRetried,
+            Action::RunStarted
+        ]
+    );
+}
+
+#[test]
+fn runs_written_before_attempts_read_as_their_first() {
+    let mut run = serde_json::to_value(Run {
+        id: "run-1".into(),
+        model: ModelName::parse("m").unwrap(),
+        dataset: DatasetName::parse("d").unwrap(),
+        dataset_version: 1,
+        dataset_sha256: "ab".into(),
+        source_uri: "x".into(),
+        config: TrainingConfig::from_json(br#"{"model":"m","dataset":"d","label":"y"}"#).unwrap(),
+        config_sha256: "cd".into(),
+        trigger: "t".into(),
+        requested_by: "r".into(),
+        reason: String::new(),
+        correlation_id: "c".into(),
+        status: RunStatus::Failed,
+        compute: "local".into(),
+        job: None,
+        created_at: Utc::now(),
+        started_at: None,
+        finished_at: None,
+        error: None,
+        model_version: None,
+        attempt: 1,
+        earlier_attempts: vec![],
+    })
+    .unwrap();
+    run.as_object_mut().unwrap().remove("attempt");
+    let old: Run = serde_json::from_value(run).unwrap();
+    assert_eq!((old.attempt, old.earlier_attempts.len()), (1, 0));
 }

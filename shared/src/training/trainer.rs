@@ -1,6 +1,7 @@
 //! The reference trainer (`sluice train`): a dataset version's folder in, a model
-//! folder out (`model.onnx`, `signature.json`, `metrics.json`, `lineage.json`) — the
-//! same contract any custom training command must meet.
+//! folder out (`model.onnx`, `signature.json`, `metrics.json`, `lineage.json`, and
+//! `holdout.json`) — the same contract any custom training command must meet
+//! (`holdout.json` is optional for them, see [`Holdout`]).
 
 use std::path::Path;
 
@@ -25,6 +26,40 @@ pub const MODEL_FILE: &str = "model.onnx";
 pub const SIGNATURE_FILE: &str = "signature.json";
 pub const METRICS_FILE: &str = "metrics.json";
 pub const LINEAGE_FILE: &str = "lineage.json";
+pub const HOLDOUT_FILE: &str = "holdout.json";
+
+/// The rows a run held out from training: positions (0-based, ascending) in its dataset
+/// version's data. Kept with the run and the model version, so the evaluation gate can
+/// score a model whose config pins no evaluation dataset on rows it did not learn from,
+/// and score production on the same rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Holdout {
+    pub rows: Vec<u64>,
+}
+
+impl Holdout {
+    /// Identifies the set of rows, so two versions' holdouts compare without reading them.
+    pub fn sha256(&self) -> String {
+        let mut digest = Sha256::new();
+        for row in &self.rows {
+            digest.update(row.to_le_bytes());
+        }
+        hex::encode(digest.finalize())
+    }
+
+    /// The rows as indices into a table of `len` rows, or which one is out of range.
+    pub fn indices(&self, len: usize) -> Result<Vec<usize>, String> {
+        self.rows
+            .iter()
+            .map(|&r| {
+                usize::try_from(r)
+                    .ok()
+                    .filter(|&r| r < len)
+                    .ok_or_else(|| format!("holdout row {r} is not in the data ({len} rows)"))
+            })
+            .collect()
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -96,11 +131,13 @@ pub fn verify_export(
     Ok(predicted.max_difference(&report.holdout_predictions))
 }
 
-/// Scores `data` (a dataset version's folder) with `session` and measures it against
-/// the data's labels: what the evaluation gate compares models on.
+/// Scores `data` (a dataset version's folder; only the `holdout` rows when given) with
+/// `session` and measures it against the data's labels: what the evaluation gate
+/// compares models on.
 pub fn evaluate(
     session: &crate::model::ModelSession,
     data_dir: &Path,
+    holdout: Option<&Holdout>,
 ) -> Result<Metrics, VerifyError> {
     let signature = session.signature();
     let manifest: Manifest =
@@ -119,8 +156,11 @@ pub fn evaluate(
         columns.push((input.name.clone(), kind(&input.name)?));
     }
     columns.push((signature.label.clone(), kind(&signature.label)?));
-    let table = Table::read_parquet(&data_dir.join("data.parquet"), &columns)
+    let mut table = Table::read_parquet(&data_dir.join("data.parquet"), &columns)
         .map_err(|e| VerifyError::Data(e.to_string()))?;
+    if let Some(holdout) = holdout {
+        table = table.take(&holdout.indices(table.rows()).map_err(VerifyError::Data)?);
+    }
     let predicted = session.predict(&table)?;
     let label = &signature.label;
     let data_error = |e: TrainError| VerifyError::Data(e.to_string());
@@ -348,6 +388,12 @@ pub fn train(
         finished_at: Utc::now(),
     };
     std::fs::write(out_dir.join(LINEAGE_FILE), pretty(&lineage))?;
+    let mut kept: Vec<u64> = holdout_rows.iter().map(|&r| r as u64).collect();
+    kept.sort_unstable();
+    std::fs::write(
+        out_dir.join(HOLDOUT_FILE),
+        serde_json::to_vec(&Holdout { rows: kept }).expect("holdout serialises"),
+    )?;
     Ok(TrainReport {
         metrics,
         model_sha256: hex::encode(Sha256::digest(&onnx)),
