@@ -394,6 +394,20 @@ def serving_outputs(model: onnx.ModelProto, task: str, probabilities: str, value
     return model
 
 
+def named_inputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
+    """Gives a converted model's inputs the dataset's column names again, in order:
+    Sluice's scorer feeds each input by its column's name, and converters rename the
+    ones they find unusual (skl2onnx turns ``education-num`` into ``education_num``)."""
+    graph = model.graph
+    renamed = {i.name: n for i, n in zip(graph.input, names) if i.name != n}
+    for given in graph.input:
+        given.name = renamed.get(given.name, given.name)
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            node.input[i] = renamed.get(name, name)
+    return model
+
+
 def fill_nulls(model: onnx.ModelProto, means: dict[str, float]) -> onnx.ModelProto:
     """Puts null filling in front of a converted model, in double precision: each named
     ``[N, 1]`` input's NaN (a null: what Sluice's scorer sends) becomes its training mean

@@ -138,7 +138,8 @@ def main() -> None:
     export, means = exportable(fitted)
     options = {} if task == "regression" else {id(export): {"zipmap": False}}
     converted = skl2onnx.to_onnx(export, initial_types=types, options=options, target_opset={"": 17, "ai.onnx.ml": 3})
-    onnx_model = contract.fill_nulls(converted, means)
+    named = contract.named_inputs(converted, [n for n, _ in version.features])
+    onnx_model = contract.fill_nulls(named, means)
     if task == "regression":
         served = contract.serving_outputs(onnx_model, task, probabilities="", value=onnx_model.graph.output[0].name)
         mets = contract.regression_metrics(y[held], fitted.predict(x[held]))

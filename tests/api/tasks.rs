@@ -50,6 +50,26 @@ async fn upload_and_train(app: &TestApp, dataset: &str, name: &str, bytes: Vec<u
     app.follow(&run).await
 }
 
+/// `GET /api/models/{model}/versions/{v}`: the version and its gate verdict.
+async fn model_version(app: &TestApp, model: &str, v: u32) -> Value {
+    let path = format!("/api/models/{model}/versions/{v}");
+    let (status, body) = app.api(reqwest::Method::GET, &path, None).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// A followed run's last report: it succeeded, passed the gate and its version went to
+/// staging and production at once.
+fn assert_promoted_at_once(done: &Value) {
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["gate"]["passed"], true, "{done}");
+    assert_eq!(
+        done["gate"]["releases"],
+        json!(["staging.1", "production.1"]),
+        "{done}"
+    );
+}
+
 /// The first `n` rows of `dataset`'s version 1, read as the production model of
 /// `model` takes them: as records (what a client sends) and as the production version's
 /// answers for them straight from ONNX Runtime.
@@ -116,22 +136,10 @@ async fn iris_trains_a_multiclass_model_that_scores_every_class() {
     .unwrap();
     assert_eq!(stored.task(), None);
     let done = upload_and_train(&app, "iris", "iris.csv", shared_csv("iris/iris.csv")).await;
-    assert_eq!(done["status"], "succeeded", "{done}");
-    assert_eq!(done["gate"]["passed"], true, "{done}");
-    assert_eq!(
-        done["gate"]["releases"],
-        json!(["staging.1", "production.1"])
-    );
+    assert_promoted_at_once(&done);
 
     // Registered as multiclass, judged on the multiclass metrics.
-    let (status, version) = app
-        .api(
-            reqwest::Method::GET,
-            "/api/models/iris-species/versions/1",
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{version}");
+    let version = model_version(&app, "iris-species", 1).await;
     let signature = &version["version"]["signature"];
     assert_eq!(signature["task"], "multiclass");
     assert_eq!(
@@ -225,17 +233,8 @@ async fn without_pinned_evaluation_the_gate_judges_on_the_runs_holdout() {
     .await
     .unwrap();
     let done = upload_and_train(&app, "iris", "iris.csv", shared_csv("iris/iris.csv")).await;
-    assert_eq!(done["gate"]["passed"], true, "{done}");
-    let version = |v: u32| {
-        let app = &app;
-        async move {
-            let path = format!("/api/models/iris-species/versions/{v}");
-            let (status, body) = app.api(reqwest::Method::GET, &path, None).await;
-            assert_eq!(status, 200, "{body}");
-            body
-        }
-    };
-    let first = version(1).await;
+    assert_promoted_at_once(&done);
+    let first = model_version(&app, "iris-species", 1).await;
     let run1 = first["version"]["lineage"]["run_id"].clone();
     let gate = &first["gate"]["result"];
     assert_eq!(
@@ -268,7 +267,7 @@ async fn without_pinned_evaluation_the_gate_judges_on_the_runs_holdout() {
                         "config_overrides": {"hyperparameters": {"l2": 3.0}}}))
         .await;
     assert_eq!(second["status"], "succeeded", "{second}");
-    let gate2 = version(2).await["gate"]["result"].clone();
+    let gate2 = model_version(&app, "iris-species", 2).await["gate"]["result"].clone();
     assert_eq!(gate2["evaluation"]["kind"], "holdout", "{gate2}");
     assert_eq!(gate2["evaluation"]["same_as_production"], true, "{gate2}");
     assert_eq!(gate2["production_version"], 1);
@@ -295,7 +294,7 @@ async fn without_pinned_evaluation_the_gate_judges_on_the_runs_holdout() {
         why.contains("pins no evaluation dataset") && why.contains("kept no holdout"),
         "{why}"
     );
-    let third_version = version(3).await;
+    let third_version = model_version(&app, "iris-species", 3).await;
     assert!(third_version["version"]["lineage"].get("holdout").is_none());
     let failed: Vec<Action> = audit
         .records()
@@ -454,15 +453,8 @@ async fn diabetes_trains_a_regression_model_that_scores_values() {
     assert_eq!(no_key.status(), 401);
 
     let done = upload_and_train(&app, "diabetes", "diabetes.csv", headerless).await;
-    assert_eq!(done["status"], "succeeded", "{done}");
-    assert_eq!(done["gate"]["passed"], true, "{done}");
-    let (_, version) = app
-        .api(
-            reqwest::Method::GET,
-            "/api/models/diabetes-progression/versions/1",
-            None,
-        )
-        .await;
+    assert_promoted_at_once(&done);
+    let version = model_version(&app, "diabetes-progression", 1).await;
     assert_eq!(version["version"]["signature"]["task"], "regression");
     assert_eq!(version["version"]["signature"]["classes"], json!([]));
     assert_eq!(version["gate"]["result"]["evaluation"]["kind"], "holdout");
@@ -522,20 +514,9 @@ async fn a_scikit_learn_trainer_runs_through_the_whole_loop() {
     .await
     .unwrap();
     let done = upload_and_train(&app, "iris", "iris.csv", shared_csv("iris/iris.csv")).await;
-    assert_eq!(done["status"], "succeeded", "{done}");
-    assert_eq!(done["gate"]["passed"], true, "{done}");
-    assert_eq!(
-        done["gate"]["releases"],
-        json!(["staging.1", "production.1"])
-    );
+    assert_promoted_at_once(&done);
 
-    let (_, version) = app
-        .api(
-            reqwest::Method::GET,
-            "/api/models/iris-sklearn/versions/1",
-            None,
-        )
-        .await;
+    let version = model_version(&app, "iris-sklearn", 1).await;
     let registered = &version["version"];
     assert_eq!(registered["signature"]["task"], "multiclass");
     assert_eq!(
@@ -628,9 +609,7 @@ async fn a_failed_run_is_tried_again_and_its_model_names_the_attempt() {
     assert_eq!(status, 202, "{retried}");
     assert_eq!(retried["attempt"], 2);
     assert_eq!(retried["status"], "running", "submitted at once: {retried}");
-    let done = app.follow(&run).await;
-    assert_eq!(done["status"], "succeeded", "{done}");
-    assert_eq!(done["gate"]["passed"], true, "{done}");
+    assert_promoted_at_once(&app.follow(&run).await);
 
     let (_, shown) = app
         .api(reqwest::Method::GET, &format!("/api/runs/{run}"), None)
@@ -647,24 +626,14 @@ async fn a_failed_run_is_tried_again_and_its_model_names_the_attempt() {
         "{first}"
     );
     assert_ne!(first["job"], shown["job"], "each attempt its own job");
-    let (_, version) = app
-        .api(
-            reqwest::Method::GET,
-            "/api/models/iris-species/versions/1",
-            None,
-        )
-        .await;
+    let version = model_version(&app, "iris-species", 1).await;
     assert_eq!(version["version"]["lineage"]["run_id"], run.as_str());
     assert_eq!(version["version"]["lineage"]["run_attempt"], 2);
 
     // Each attempt's logs are kept; the CLI reads either.
     let logs = |attempt: &str| {
-        let out = std::process::Command::new(sluice_tests::sluice_bin())
-            .arg("--root")
-            .arg(app.root())
-            .args(["runs", "logs", &run, "--attempt", attempt])
-            .output()
-            .unwrap();
+        let out =
+            sluice_tests::sluice_cli(app.root(), &["runs", "logs", &run, "--attempt", attempt]);
         assert!(
             out.status.success(),
             "{}",
@@ -686,12 +655,7 @@ async fn a_failed_run_is_tried_again_and_its_model_names_the_attempt() {
             .contains("is succeeded: only a failed or canceled run"),
         "{refused}"
     );
-    let cli = std::process::Command::new(sluice_tests::sluice_bin())
-        .arg("--root")
-        .arg(app.root())
-        .args(["runs", "retry", &run])
-        .output()
-        .unwrap();
+    let cli = sluice_tests::sluice_cli(app.root(), &["runs", "retry", &run]);
     assert!(!cli.status.success());
     assert!(String::from_utf8_lossy(&cli.stderr).contains("only a failed or canceled run"));
 }

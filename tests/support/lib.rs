@@ -62,6 +62,16 @@ pub fn sluice_bin() -> &'static Path {
     })
 }
 
+/// Runs the `sluice` CLI on the local store at `root` with `args`.
+pub fn sluice_cli(root: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(sluice_bin())
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .expect("running sluice")
+}
+
 /// ONNX Runtime for this test process, fetched by `sluice setup`'s code on first use
 /// (pip download of the pinned wheel, under a file lock shared by parallel tests).
 pub fn onnxruntime() -> &'static sluice_shared::model::Runtime {

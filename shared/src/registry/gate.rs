@@ -144,7 +144,7 @@ impl Gate {
     ) -> Result<Result<(Evaluation, Option<Holdout>), String>, GateError> {
         if let Some(eval) = &config.evaluation {
             let pinned = Evaluation::Pinned {
-                dataset: eval.dataset.to_string(),
+                dataset: eval.dataset.clone(),
                 version: eval.version,
             };
             return Ok(Ok((pinned, None)));
@@ -168,7 +168,7 @@ impl Gate {
                     == lineage.holdout.as_ref().map(|h| &h.sha256)
         });
         let kept = Evaluation::Holdout {
-            dataset: lineage.dataset.to_string(),
+            dataset: lineage.dataset.clone(),
             version: lineage.dataset_version,
             run_id: lineage.run_id.clone(),
             same_as_production,
@@ -202,17 +202,8 @@ impl Gate {
             .await?
         {
             Ok((evaluation, holdout)) => {
-                let (dataset, dataset_version) = match &evaluation {
-                    Evaluation::Pinned { .. } => {
-                        let eval = config.evaluation.as_ref().expect("pinned");
-                        (eval.dataset.clone(), eval.version)
-                    }
-                    Evaluation::Holdout { .. } => (
-                        candidate.lineage.dataset.clone(),
-                        candidate.lineage.dataset_version,
-                    ),
-                };
-                self.fetch(&dataset, dataset_version, data.path()).await?;
+                let (dataset, dataset_version) = evaluation.data();
+                self.fetch(dataset, dataset_version, data.path()).await?;
                 let mut result = self
                     .judge(
                         &config,

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::dataset::DatasetName;
 use crate::model::task::Task;
 use crate::training::config::PromotionPolicy;
 use crate::training::metrics::Metrics;
@@ -30,10 +31,10 @@ pub struct GateResult {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Evaluation {
     /// Every row of the evaluation dataset version the model's config pins.
-    Pinned { dataset: String, version: u32 },
+    Pinned { dataset: DatasetName, version: u32 },
     /// The rows the candidate's run held out of its training dataset version.
     Holdout {
-        dataset: String,
+        dataset: DatasetName,
         version: u32,
         run_id: String,
         /// Whether production held out the same rows of the same version, so neither
@@ -41,6 +42,18 @@ pub enum Evaluation {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         same_as_production: Option<bool>,
     },
+}
+
+impl Evaluation {
+    /// The dataset version whose rows are scored.
+    pub fn data(&self) -> (&DatasetName, u32) {
+        match self {
+            Evaluation::Pinned { dataset, version }
+            | Evaluation::Holdout {
+                dataset, version, ..
+            } => (dataset, *version),
+        }
+    }
 }
 
 impl std::fmt::Display for Evaluation {

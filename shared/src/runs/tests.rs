@@ -296,34 +296,17 @@ async fn a_failed_run_is_tried_again_as_its_next_attempt_and_keeps_the_first() {
     );
 }
 
-#[test]
-fn runs_written_before_attempts_read_as_their_first() {
-    let mut run = serde_json::to_value(Run {
-        id: "run-1".into(),
-        model: ModelName::parse("m").unwrap(),
-        dataset: DatasetName::parse("d").unwrap(),
-        dataset_version: 1,
-        dataset_sha256: "ab".into(),
-        source_uri: "x".into(),
-        config: TrainingConfig::from_json(br#"{"model":"m","dataset":"d","label":"y"}"#).unwrap(),
-        config_sha256: "cd".into(),
-        trigger: "t".into(),
-        requested_by: "r".into(),
-        reason: String::new(),
-        correlation_id: "c".into(),
-        status: RunStatus::Failed,
-        compute: "local".into(),
-        job: None,
-        created_at: Utc::now(),
-        started_at: None,
-        finished_at: None,
-        error: None,
-        model_version: None,
-        attempt: 1,
-        earlier_attempts: vec![],
-    })
-    .unwrap();
-    run.as_object_mut().unwrap().remove("attempt");
-    let old: Run = serde_json::from_value(run).unwrap();
+#[tokio::test]
+async fn runs_written_before_attempts_read_as_their_first() {
+    let (_dir, _store, runs, _) = setup().await;
+    let req = request(serde_json::json!({"model": "m", "requested_by": "ci"}));
+    let RequestOutcome::Accepted { run, .. } = runs.request(&req, "Retrain", "c").await.unwrap()
+    else {
+        panic!()
+    };
+    let mut stored = serde_json::to_value(*run).unwrap();
+    assert!(stored.get("earlier_attempts").is_none(), "none yet");
+    stored.as_object_mut().unwrap().remove("attempt");
+    let old: Run = serde_json::from_value(stored).unwrap();
     assert_eq!((old.attempt, old.earlier_attempts.len()), (1, 0));
 }

@@ -294,6 +294,7 @@ pub fn train(
     let x_train = plan.encode(&train_table)?;
     let x_holdout = plan.encode(&holdout_table)?;
     let holdout_x = |r: usize| &x_holdout[r * width..(r + 1) * width];
+    let fitting = std::time::Instant::now();
     let (model, metrics, holdout_predictions) = match &target {
         Target::Classes { y, classes } if task == Task::Binary => {
             let y_train: Vec<f64> = train_rows.iter().map(|&i| y[i] as f64).collect();
@@ -345,6 +346,14 @@ pub fn train(
             (fitted, metrics, predictions)
         }
     };
+    tracing::info!(
+        task = %task,
+        features = width,
+        rows = train_rows.len(),
+        iterations = model.iterations,
+        seconds = fitting.elapsed().as_secs_f64(),
+        "fitted and scored the holdout"
+    );
     let classes = match &target {
         Target::Classes { classes, .. } => classes.clone(),
         Target::Values(_) => vec![],
