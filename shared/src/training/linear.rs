@@ -121,9 +121,17 @@ impl Blocks {
         sums.iter().sum::<f64>() + 0.5 * l2 * self.weights(beta).map(|w| w * w).sum::<f64>()
     }
 
-    fn log_loss_sum(&self, x: &[f64], y: &[usize], rows: Range<usize>, beta: &[f64]) -> f64 {
+    /// Calls `visit` with each of `rows`' index, its values with the bias's 1 appended,
+    /// the positions of its non-zero values (ascending: one-hot rows are mostly zeros,
+    /// and only those contribute; the bias is last), and its scores under `beta`.
+    fn each_row(
+        &self,
+        x: &[f64],
+        rows: Range<usize>,
+        beta: &[f64],
+        mut visit: impl FnMut(usize, &[f64], &[usize], &[f64]),
+    ) {
         let features = self.features;
-        let mut loss = 0.0;
         let mut z = vec![0.0; self.classes];
         let mut row = vec![1.0; features + 1];
         let mut nonzero = Vec::with_capacity(features + 1);
@@ -132,10 +140,17 @@ impl Blocks {
             nonzero.clear();
             nonzero.extend((0..=features).filter(|&i| row[i] != 0.0));
             self.scores(&row, &nonzero, beta, &mut z);
+            visit(r, &row, &nonzero, &z);
+        }
+    }
+
+    fn log_loss_sum(&self, x: &[f64], y: &[usize], rows: Range<usize>, beta: &[f64]) -> f64 {
+        let mut loss = 0.0;
+        self.each_row(x, rows, beta, |r, _, _, z| {
             let top = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let log_sum = top + z.iter().map(|v| (v - top).exp()).sum::<f64>().ln();
             loss += log_sum - z[y[r]];
-        }
+        });
         loss
     }
 
@@ -151,25 +166,19 @@ impl Blocks {
         gradient: &mut [f64],
     ) {
         let (features, m) = (self.features, self.size());
-        let mut z = vec![0.0; self.classes];
-        let mut row = vec![1.0; features + 1];
-        let mut nonzero = Vec::with_capacity(features + 1);
-        for r in rows {
-            row[..features].copy_from_slice(&x[r * features..(r + 1) * features]);
-            // One-hot rows are mostly zeros: only their non-zero features contribute. The
-            // bias's 1 is last, so a block of weights alone takes all but the last.
-            nonzero.clear();
-            nonzero.extend((0..=features).filter(|&i| row[i] != 0.0));
-            self.scores(&row, &nonzero, beta, &mut z);
-            softmax(&mut z);
+        let mut p = vec![0.0; self.classes];
+        self.each_row(x, rows, beta, |r, row, nonzero, scores| {
+            p.copy_from_slice(scores);
+            softmax(&mut p);
+            // A block of weights alone (no bias) takes all but the last position.
             let of = |len: usize| match len {
                 0 => &nonzero[..0],
                 len if len == features => &nonzero[..nonzero.len() - 1],
-                _ => &nonzero[..],
+                _ => nonzero,
             };
             for k in 0..self.classes {
                 let (start_k, len_k) = self.block(k);
-                let residual = z[k] - f64::from(u8::from(y[r] == k));
+                let residual = p[k] - f64::from(u8::from(y[r] == k));
                 for &i in of(len_k) {
                     gradient[start_k + i] += residual * row[i];
                 }
@@ -177,7 +186,7 @@ impl Blocks {
                 // block, and this block's own up to the diagonal.
                 for l in 0..=k {
                     let (start_l, len_l) = self.block(l);
-                    let w = z[k] * (f64::from(u8::from(k == l)) - z[l]);
+                    let w = p[k] * (f64::from(u8::from(k == l)) - p[l]);
                     let columns = of(len_l);
                     for (at, &i) in of(len_k).iter().enumerate() {
                         let a = start_k + i;
@@ -190,7 +199,7 @@ impl Blocks {
                     }
                 }
             }
-        }
+        });
     }
 
     /// The penalised parameters (every weight, no bias), as positions in `beta`.
