@@ -134,9 +134,13 @@ impl From<IngestError> for AppError {
 
 impl From<sluice_shared::runs::RunError> for AppError {
     fn from(e: sluice_shared::runs::RunError) -> Self {
+        use sluice_shared::registry::RegistryError;
         use sluice_shared::runs::RunError;
         match &e {
-            RunError::NotFound(_) => Self::not_found(e.to_string()),
+            RunError::NotFound(_)
+            | RunError::Registry(RegistryError::NoVersion { .. } | RegistryError::NoAlias { .. }) => {
+                Self::not_found(e.to_string())
+            }
             RunError::Invalid(m) => Self::bad_request("body", m.clone()),
             RunError::Conflict(m) => Self::conflict(m.clone()),
             _ if e.is_transient() => Self::unavailable(&e),

@@ -8,6 +8,7 @@ use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sluice_shared::catalog;
 use sluice_shared::registry::gate::Gate;
 use sluice_shared::registry::{ModelName, RegistryError};
 use tracing::{Instrument, info_span};
@@ -123,24 +124,17 @@ pub async fn registry_events(
     .await
 }
 
+/// `GET /api/models`: every model, its task, versions, production and staging.
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<axum::Json<Value>, AppError> {
     state.admin_keys.check(&headers)?;
-    let registry = state.runs.registry();
-    let mut models = Vec::new();
-    for m in registry.models().await? {
-        let production = registry
-            .alias(&m, "production")
-            .await?
-            .map(|(a, _)| a.release);
-        let staging = registry.alias(&m, "staging").await?.map(|(a, _)| a.release);
-        models.push(json!({"model": m, "task": registry.task(&m).await?, "versions": registry.versions(&m).await?, "production": production, "staging": staging}));
-    }
+    let models = catalog::models(state.runs.registry()).await?;
     Ok(axum::Json(json!({"models": models})))
 }
 
+/// `GET /api/models/{name}`: its versions and releases.
 pub async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -148,15 +142,14 @@ pub async fn show(
 ) -> Result<axum::Json<Value>, AppError> {
     state.admin_keys.check(&headers)?;
     let model = model_name(&name)?;
-    let registry = state.runs.registry();
-    let versions = registry.versions(&model).await?;
-    if versions.is_empty() {
+    let history = catalog::history(state.runs.registry(), &model).await?;
+    if history.versions.is_empty() {
         return Err(AppError::not_found(format!(
             "model {model:?} has no versions"
         )));
     }
     Ok(axum::Json(
-        json!({"model": model, "versions": versions, "releases": registry.releases(&model).await?}),
+        serde_json::to_value(history).unwrap_or_default(),
     ))
 }
 
@@ -184,39 +177,23 @@ pub async fn lineage(
 ) -> Result<axum::Json<Value>, AppError> {
     state.admin_keys.check(&headers)?;
     let model = model_name(&name)?;
-    let registry = state.runs.registry();
-    let version = registry.version(&model, v).await?;
-    let run = match state.runs.get(&version.lineage.run_id).await {
-        Ok((run, _)) => serde_json::to_value(run).unwrap_or_default(),
-        Err(sluice_shared::runs::RunError::NotFound(_)) => Value::Null,
-        Err(e) => return Err(e.into()),
-    };
-    let l = &version.lineage;
-    let dataset = match sluice_shared::storage::get_json::<sluice_shared::dataset::Manifest>(
-        state.store.as_ref(),
-        &sluice_shared::dataset::layout::manifest(&l.dataset, l.dataset_version),
-    )
-    .await
-    {
-        Ok((m, _)) => {
+    let found = catalog::lineage(&state.runs, &model, v).await?;
+    let (version, l) = (&found.version, &found.version.lineage);
+    // The dataset version as stored, or as the lineage recorded it if it is gone.
+    let dataset = match &found.dataset {
+        Some(m) => {
             json!({"dataset": m.dataset, "version": m.version, "content_sha256": m.content_sha256,
             "contract_version": m.contract_version, "rows": m.rows, "created_at": m.created_at, "source": m.source})
         }
-        Err(_) => {
+        None => {
             json!({"dataset": l.dataset, "version": l.dataset_version, "content_sha256": l.dataset_sha256})
         }
     };
-    let releases: Vec<_> = registry
-        .releases(&model)
-        .await?
-        .into_iter()
-        .filter(|r| r.version == v)
-        .collect();
     Ok(axum::Json(json!({
         "model": {"name": model, "version": v, "model_sha256": version.model_sha256, "registered_at": version.registered_at},
         "trained_by": l.requested_by, "task": version.signature.task, "algorithm": l.algorithm, "hyperparameters": l.hyperparameters,
         "seed": l.seed, "code_version": l.code_version, "compute": l.compute,
-        "holdout": l.holdout, "run": run, "dataset": dataset, "releases": releases,
+        "holdout": l.holdout, "run": found.run, "dataset": dataset, "releases": found.releases,
     })))
 }
 

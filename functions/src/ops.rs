@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use serde_json::json;
 use sluice_shared::audit::AuditLog;
+use sluice_shared::catalog;
 use sluice_shared::model::Runtime;
 use sluice_shared::registry::gate::{self, Change, Gate};
 use sluice_shared::registry::{ModelName, Registry};
@@ -53,32 +54,24 @@ pub async fn models(store: Arc<dyn ObjectStore>, command: ModelsCommand) -> anyh
     let registry = Registry::new(store.clone());
     match command {
         ModelsCommand::List => {
-            for m in registry.models().await? {
-                let alias = |a: &'static str| {
-                    let registry = registry.clone();
-                    let m = m.clone();
-                    async move {
-                        registry.alias(&m, a).await.ok().flatten().map_or_else(
-                            || "-".to_owned(),
-                            |(x, _)| format!("v{} ({})", x.release.version, x.release.id),
-                        )
-                    }
-                };
-                let versions = registry.versions(&m).await?;
-                let task = registry.task(&m).await?.map_or("-", |t| t.as_str());
+            let release = |r: &Option<sluice_shared::registry::Release>| {
+                r.as_ref()
+                    .map_or_else(|| "-".to_owned(), |r| format!("v{} ({})", r.version, r.id))
+            };
+            for m in catalog::models(&registry).await? {
                 println!(
-                    "{m:<24} {task:<10} versions {:<10} production {:<22} staging {}",
-                    format!("1..{}", versions.last().copied().unwrap_or(0)),
-                    alias("production").await,
-                    alias("staging").await
+                    "{:<24} {:<10} versions {:<10} production {:<22} staging {}",
+                    m.model,
+                    m.task.map_or("-", |t| t.as_str()),
+                    format!("1..{}", m.versions.last().copied().unwrap_or(0)),
+                    release(&m.production),
+                    release(&m.staging)
                 );
             }
         }
         ModelsCommand::Show { target: t } => match target(&t)? {
             (m, Some(v)) => print(&registry.version(&m, v).await?)?,
-            (m, None) => print(
-                &json!({"model": m, "versions": registry.versions(&m).await?, "releases": registry.releases(&m).await?}),
-            )?,
+            (m, None) => print(&catalog::history(&registry, &m).await?)?,
         },
         ModelsCommand::Put { file, actor } => {
             let bytes =
@@ -108,14 +101,9 @@ pub async fn models(store: Arc<dyn ObjectStore>, command: ModelsCommand) -> anyh
         ModelsCommand::Lineage { target: t } => {
             let (m, v) = target(&t)?;
             let v = v.context("give a version: NAME@VERSION")?;
-            let version = registry.version(&m, v).await?;
-            let l = &version.lineage;
-            let releases: Vec<_> = registry
-                .releases(&m)
-                .await?
-                .into_iter()
-                .filter(|r| r.version == v)
-                .collect();
+            let runs = Runs::new(store.clone(), no_compute(&store));
+            let found = catalog::lineage(&runs, &m, v).await?;
+            let (version, l) = (&found.version, &found.version.lineage);
             println!("model     {m}@{v} (sha256 {})", version.model_sha256);
             println!(
                 "trained   by {} via {} in run {} on {}",
@@ -142,7 +130,7 @@ pub async fn models(store: Arc<dyn ObjectStore>, command: ModelsCommand) -> anyh
                     &h.sha256[..12]
                 );
             }
-            for r in releases {
+            for r in &found.releases {
                 println!(
                     "released  {} at {} by {}: {}",
                     r.id, r.at, r.actor, r.reason

@@ -3,6 +3,7 @@
 //! Functions-host types live here; `functions/` decodes invocations and calls in.
 
 pub mod audit;
+pub mod catalog;
 pub mod dataset;
 pub mod model;
 pub mod queue;

@@ -166,19 +166,33 @@ fn dev_runs_the_whole_loop_in_each_store() {
             stdout.contains("released as staging.1, production.1"),
             "{stdout}"
         );
-        let listed = Command::new(sluice_bin())
-            .arg("--root")
-            .arg(&root)
-            .args(["models", "list"])
-            .output()
-            .unwrap();
-        assert!(String::from_utf8_lossy(&listed.stdout).contains("production v1 (production.1)"));
-        let verified = Command::new(sluice_bin())
-            .arg("--root")
-            .arg(&root)
-            .args(["audit", "verify"])
-            .output()
-            .unwrap();
+        let cli = |args: &[&str]| {
+            let out = sluice_tests::sluice_cli(&root, args);
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let listed = cli(&["models", "list"]);
+        assert!(listed.contains("production v1 (production.1)"), "{listed}");
+        // The same answers as the HTTP API's, from the same queries.
+        let lineage = cli(&["models", "lineage", "adult-income@1"]);
+        for line in [
+            "model     adult-income@1",
+            "algorithm logistic_regression (binary) seed 42",
+            "data      adult@1",
+            "holdout   6512 rows of adult@1 kept by the run",
+            "released  production.1",
+        ] {
+            assert!(lineage.contains(line), "{line:?} in {lineage}");
+        }
+        let shown: serde_json::Value =
+            serde_json::from_str(&cli(&["models", "show", "adult-income"])).unwrap();
+        assert_eq!(shown["versions"], serde_json::json!([1]));
+        assert_eq!(shown["releases"][1]["id"], "production.1");
+        let verified = sluice_tests::sluice_cli(&root, &["audit", "verify"]);
         assert!(
             String::from_utf8_lossy(&verified.stdout).contains("audit trail verified: 8 records"),
             "{}",

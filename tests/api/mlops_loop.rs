@@ -209,6 +209,15 @@ async fn adult_goes_from_upload_to_production_and_back() {
     assert_eq!(lineage["algorithm"], "logistic_regression");
     assert_eq!(lineage["seed"], 42);
     assert_eq!(lineage["releases"][1]["id"], "production.1");
+    let (status, missing) = app
+        .api(
+            reqwest::Method::GET,
+            "/api/models/adult-income/versions/99/lineage",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "{missing}");
+    assert_eq!(missing["error"]["code"], "not_found");
     let before_v3 = chrono::Utc::now();
 
     // A worse model (one feature) is stopped by the gate, with reasons.

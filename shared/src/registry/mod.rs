@@ -599,4 +599,4 @@ pub mod gate;
 pub mod promotion;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
