@@ -101,7 +101,7 @@ pub enum Command {
     Promote {
         model: String,
         version: u32,
-        #[arg(long, default_value = "staging")]
+        #[arg(long, default_value = sluice_shared::registry::STAGING)]
         alias: String,
         #[arg(long)]
         reason: String,
@@ -139,7 +139,7 @@ pub enum Command {
         output: Option<PathBuf>,
         #[arg(long, conflicts_with = "alias")]
         version: Option<u32>,
-        #[arg(long, default_value = "production")]
+        #[arg(long, default_value = sluice_shared::registry::PRODUCTION)]
         alias: String,
         #[arg(long, default_value_t = 1000)]
         batch: usize,

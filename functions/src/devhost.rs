@@ -25,6 +25,7 @@ use sluice_shared::dataset::{DatasetEvent, ingest, layout};
 use sluice_shared::queue::{Delivery, EmbeddedQueue};
 use sluice_shared::storage::{ObjectMeta, ObjectStore};
 use sluice_shared::training::TrainingConfig;
+use sluice_shared::training::configs::ConfigStoreError;
 use tower::ServiceExt;
 
 use crate::handlers::DATASET_EVENTS_BINDING;
@@ -164,11 +165,10 @@ impl DevHost {
         for path in json_files(dir)? {
             let stored = match TrainingConfig::from_json(&std::fs::read(&path)?) {
                 Ok(config) => {
-                    let runs = &self.state.runs;
-                    runs.put_config(&config, "sluice:dev", "sluice-dev-start")
-                        .await
+                    let configs = self.state.runs.configs();
+                    configs.put(&config, "sluice:dev", "sluice-dev-start").await
                 }
-                Err(e) => Err(sluice_shared::runs::RunError::Invalid(e.to_string())),
+                Err(e) => Err(ConfigStoreError::Invalid(e.to_string())),
             };
             match stored {
                 Ok(stored) => println!(

@@ -149,6 +149,18 @@ impl From<sluice_shared::runs::RunError> for AppError {
     }
 }
 
+impl From<sluice_shared::training::configs::ConfigStoreError> for AppError {
+    fn from(e: sluice_shared::training::configs::ConfigStoreError) -> Self {
+        use sluice_shared::training::configs::ConfigStoreError;
+        match &e {
+            ConfigStoreError::Invalid(m) => Self::bad_request("body", m.clone()),
+            ConfigStoreError::Missing(_) => Self::not_found(e.to_string()),
+            _ if e.is_transient() => Self::unavailable(&e),
+            _ => Self::internal(&e),
+        }
+    }
+}
+
 impl From<sluice_shared::registry::RegistryError> for AppError {
     fn from(e: sluice_shared::registry::RegistryError) -> Self {
         use sluice_shared::registry::RegistryError;

@@ -25,7 +25,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
     let production: Vec<_> = state
         .scorer
         .as_deref()
-        .map(|s| s.loaded_aliases("production"))
+        .map(|s| s.loaded_aliases(sluice_shared::registry::PRODUCTION))
         .unwrap_or_default()
         .into_iter()
         .map(|(model, version, release)| json!({"model": model, "version": version, "release": release}))

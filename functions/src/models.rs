@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use sluice_shared::catalog;
 use sluice_shared::registry::gate::Gate;
 use sluice_shared::registry::{ModelName, RegistryError};
+use sluice_shared::training::configs::ConfigStoreError;
 use tracing::{Instrument, info_span};
 
 use crate::error::AppError;
@@ -221,7 +222,9 @@ pub async fn releases(
     let at: DateTime<Utc> = DateTime::parse_from_rfc3339(&at)
         .map_err(|e| AppError::bad_request("at", format!("not an RFC 3339 time: {e}")))?
         .with_timezone(&Utc);
-    let alias = q.alias.unwrap_or_else(|| "production".into());
+    let alias = q
+        .alias
+        .unwrap_or_else(|| sluice_shared::registry::PRODUCTION.into());
     let release = registry.release_at(&model, &alias, at).await?;
     Ok(axum::Json(
         json!({"at": at, "alias": alias, "release": release}),
@@ -241,7 +244,7 @@ fn config_field(message: &str) -> String {
 }
 
 /// `PUT /api/models/{name}/config`: stores a training config, checked against its
-/// dataset's contract and task (see `Runs::put_config`), as a new version of it.
+/// dataset's contract and task (see `Configs::put`), as a new version of it.
 pub async fn put_config(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -263,11 +266,12 @@ pub async fn put_config(
     let correlation = uuid::Uuid::new_v4().to_string();
     let stored = state
         .runs
-        .put_config(&config, &actor, &correlation)
+        .configs()
+        .put(&config, &actor, &correlation)
         .instrument(info_span!("invocation", function = "Models", model = %model, correlation_id = %correlation))
         .await
         .map_err(|e| match e {
-            sluice_shared::runs::RunError::Invalid(m) => refused(m),
+            ConfigStoreError::Invalid(m) => refused(m),
             other => other.into(),
         })?;
     Ok(axum::Json(json!({

@@ -14,6 +14,7 @@ use sluice_shared::registry::{ModelName, Registry};
 use sluice_shared::runs::local::LocalCompute;
 use sluice_shared::runs::{RetrainRequest, Runs};
 use sluice_shared::storage::ObjectStore;
+use sluice_shared::training::configs::Configs;
 
 use crate::cli::{ModelsCommand, RunsCommand};
 
@@ -78,9 +79,8 @@ pub async fn models(store: Arc<dyn ObjectStore>, command: ModelsCommand) -> anyh
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let config = sluice_shared::training::TrainingConfig::from_json(&bytes)
                 .with_context(|| file.display().to_string())?;
-            let runs = Runs::new(store.clone(), no_compute(&store));
-            let stored = runs
-                .put_config(&config, &actor, &correlation())
+            let stored = Configs::new(store.clone())
+                .put(&config, &actor, &correlation())
                 .await
                 .with_context(|| file.display().to_string())?;
             let task = stored
@@ -225,7 +225,7 @@ pub async fn promote(
     actor: &str,
 ) -> anyhow::Result<()> {
     let model = ModelName::parse(model)?;
-    if alias == gate::PRODUCTION {
+    if alias == sluice_shared::registry::PRODUCTION {
         bail!(
             "production is reached through the gate and `sluice approve`; promote to staging or a named alias"
         );

@@ -111,7 +111,7 @@ pub async fn dataset_events(
             return Ok(ignored("rejected uploads retrain nothing".into()));
         };
         let mut started = Vec::new();
-        for config in state.runs.subscribers(dataset).await? {
+        for config in state.runs.configs().subscribers(dataset).await? {
             let decision = state.runs.retrain_decision(&config, *version).await?;
             if let Some(why) = decision {
                 let request = RetrainRequest {

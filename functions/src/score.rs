@@ -83,7 +83,7 @@ async fn answer(
             }
             (Some(v), None) => Target::Version(v),
             (None, Some(a)) => Target::Alias(a),
-            (None, None) => Target::Alias("production".into()),
+            (None, None) => Target::Alias(sluice_shared::registry::PRODUCTION.into()),
         };
         let bytes = match body {
             Ok(bytes) => bytes,

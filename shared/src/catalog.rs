@@ -7,8 +7,9 @@ use serde::Serialize;
 
 use crate::dataset::{Manifest, layout};
 use crate::model::Task;
-use crate::registry::gate::{PRODUCTION, STAGING};
-use crate::registry::{ModelName, ModelVersion, Registry, RegistryError, Release};
+use crate::registry::{
+    ModelName, ModelVersion, PRODUCTION, Registry, RegistryError, Release, STAGING,
+};
 use crate::runs::{Run, RunError, Runs};
 use crate::storage::{StorageError, get_json};
 

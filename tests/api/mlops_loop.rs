@@ -29,7 +29,7 @@ pub(crate) async fn put_config(app: &TestApp, config: &Value) {
     let config = TrainingConfig::from_json(config.to_string().as_bytes()).unwrap();
     // Configs are plain objects in the store; any Runs over it can write one.
     let runs = Runs::new(app.store.clone(), std::sync::Arc::new(NoCompute));
-    runs.put_config(&config, "test", "c0").await.unwrap();
+    runs.configs().put(&config, "test", "c0").await.unwrap();
 }
 
 pub(crate) struct NoCompute;

@@ -26,7 +26,7 @@ async fn store_config(app: &TestApp, config: Value) -> Result<TrainingConfig, St
         app.store.clone(),
         std::sync::Arc::new(crate::mlops_loop::NoCompute),
     );
-    let stored = runs.put_config(&config, "test", "c0").await;
+    let stored = runs.configs().put(&config, "test", "c0").await;
     stored.map(|s| s.config).map_err(|e| e.to_string())
 }
 
@@ -401,7 +401,7 @@ async fn diabetes_trains_a_regression_model_that_scores_values() {
     );
     let model = ModelName::parse("diabetes-progression").unwrap();
     assert_eq!(
-        runs.config_versions(&model).await.unwrap(),
+        runs.configs().versions(&model).await.unwrap(),
         Vec::<u32>::new()
     );
 
@@ -424,8 +424,8 @@ async fn diabetes_trains_a_regression_model_that_scores_values() {
     assert_eq!(changed["version"], 2, "{changed}");
     let (status, _) = put(base.clone()).await;
     assert_eq!(status, 200);
-    assert_eq!(runs.config_versions(&model).await.unwrap(), [1, 2, 3]);
-    assert_eq!(runs.config(&model).await.unwrap().seed, 42);
+    assert_eq!(runs.configs().versions(&model).await.unwrap(), [1, 2, 3]);
+    assert_eq!(runs.configs().get(&model).await.unwrap().seed, 42);
     let audit = sluice_shared::audit::AuditLog::new(app.store.clone());
     let stored_by: Vec<String> = audit
         .records()

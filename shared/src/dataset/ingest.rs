@@ -585,6 +585,22 @@ async fn create_or_keep<T: Serialize>(
     }
 }
 
+/// The newest version of a dataset, from its manifests (None before the first).
+pub async fn latest_version(
+    store: &dyn ObjectStore,
+    dataset: &DatasetName,
+) -> Result<Option<u32>, StorageError> {
+    let prefix = layout::versions_prefix(dataset);
+    Ok(store
+        .list(&prefix)
+        .await?
+        .iter()
+        .filter_map(|m| layout::parse_version_key(dataset, &m.key))
+        .filter(|(_, file)| *file == "manifest.json")
+        .map(|(v, _)| v)
+        .max())
+}
+
 /// The newest stored contract of a dataset, if any.
 pub async fn current_contract(
     store: &dyn ObjectStore,

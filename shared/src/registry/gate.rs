@@ -14,16 +14,16 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::promotion::{Evaluation, GateResult, judge, promote};
-use super::{ModelName, ModelVersion, Registry, RegistryError, Release, version_prefix};
+use super::{
+    ModelName, ModelVersion, PRODUCTION, Registry, RegistryError, Release, STAGING, version_prefix,
+};
 use crate::audit::{Action, AuditLog, Entry};
 use crate::dataset::{DatasetName, layout};
 use crate::model::{ModelSession, Runtime, Table};
 use crate::storage::{ObjectKey, ObjectStore, PutMode, StorageError, get_json, put_json};
 use crate::training::config::{Approval, TrainingConfig};
+use crate::training::configs::{ConfigStoreError, Configs};
 use crate::training::trainer::{Holdout, VerifyError, evaluate};
-
-pub const STAGING: &str = "staging";
-pub const PRODUCTION: &str = "production";
 
 /// What the gate did with a version.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -78,12 +78,13 @@ impl Gate {
     }
 
     async fn config(&self, model: &ModelName) -> Result<TrainingConfig, GateError> {
-        match get_json(self.store(), &crate::runs::config_key(model)).await {
-            Ok((c, _)) => Ok(c),
-            Err(StorageError::NotFound { .. }) => Err(GateError::Invalid(format!(
+        match Configs::new(self.registry.store().clone()).get(model).await {
+            Ok(c) => Ok(c),
+            Err(ConfigStoreError::Missing(_)) => Err(GateError::Invalid(format!(
                 "model {model} has no training config, so no evaluation policy"
             ))),
-            Err(e) => Err(e.into()),
+            Err(ConfigStoreError::Storage(e)) => Err(e.into()),
+            Err(e) => Err(GateError::Invalid(e.to_string())),
         }
     }
 

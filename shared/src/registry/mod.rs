@@ -28,6 +28,11 @@ use crate::storage::{ETag, ObjectKey, ObjectStore, PutMode, StorageError, get_js
 use crate::training::metrics::Metrics;
 use crate::training::trainer::Holdout;
 
+/// The alias `Score` serves and rollbacks move.
+pub const PRODUCTION: &str = "production";
+/// The alias a version passing the gate goes to first.
+pub const STAGING: &str = "staging";
+
 /// Model names follow the same rules as dataset names (they are path segments too).
 pub type ModelName = DatasetName;
 

@@ -25,6 +25,7 @@ use crate::dataset::{DatasetName, Manifest, layout};
 use crate::registry::{Artifacts, HoldoutRef, Lineage, ModelName, ModelVersion, Registry};
 use crate::storage::{ETag, ObjectKey, ObjectStore, PutMode, StorageError, get_json, put_json};
 use crate::training::TrainingConfig;
+use crate::training::configs::{ConfigStoreError, Configs};
 use crate::training::trainer::{HOLDOUT_FILE, Holdout};
 
 pub use compute::{Compute, ComputeError, JobSpec, JobStatus};
@@ -184,6 +185,18 @@ pub enum RunError {
     Audit(#[from] crate::audit::AuditError),
 }
 
+impl From<ConfigStoreError> for RunError {
+    fn from(e: ConfigStoreError) -> Self {
+        match e {
+            ConfigStoreError::Invalid(_) | ConfigStoreError::Missing(_) => {
+                RunError::Invalid(e.to_string())
+            }
+            ConfigStoreError::Storage(e) => RunError::Storage(e),
+            ConfigStoreError::Audit(e) => RunError::Audit(e),
+        }
+    }
+}
+
 impl RunError {
     /// Whether the host should retry (and eventually dead-letter) the message.
     pub fn is_transient(&self) -> bool {
@@ -229,29 +242,6 @@ fn job_name(id: &str, attempt: u32) -> String {
     }
 }
 
-pub fn config_key(model: &ModelName) -> ObjectKey {
-    ObjectKey::parse(format!("configs/{model}.json")).expect("valid key")
-}
-
-/// Where the versions of a model's training config are kept.
-fn config_versions_prefix(model: &ModelName) -> String {
-    format!("configs/{model}/")
-}
-
-fn config_version_key(model: &ModelName, version: u32) -> ObjectKey {
-    ObjectKey::parse(format!("{}v{version}.json", config_versions_prefix(model)))
-        .expect("valid key")
-}
-
-/// A training config as stored: what was stored and its version.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StoredConfig {
-    pub config: TrainingConfig,
-    pub version: u32,
-    /// False when the same config was already the current one (nothing was written).
-    pub changed: bool,
-}
-
 /// The run id for an identity: the same model, data and config give the same id.
 pub fn run_id(model: &ModelName, dataset_sha256: &str, config_sha256: &str) -> String {
     let digest = Sha256::digest(format!("{model}\n{dataset_sha256}\n{config_sha256}"));
@@ -275,6 +265,7 @@ pub struct Runs {
     store: Arc<dyn ObjectStore>,
     compute: Arc<dyn Compute>,
     registry: Registry,
+    configs: Configs,
     audit: AuditLog,
 }
 
@@ -282,6 +273,7 @@ impl Runs {
     pub fn new(store: Arc<dyn ObjectStore>, compute: Arc<dyn Compute>) -> Self {
         Self {
             registry: Registry::new(store.clone()),
+            configs: Configs::new(store.clone()),
             audit: AuditLog::new(store.clone()),
             store,
             compute,
@@ -292,193 +284,13 @@ impl Runs {
         &self.registry
     }
 
+    /// The training configs runs are made from.
+    pub fn configs(&self) -> &Configs {
+        &self.configs
+    }
+
     pub fn audit(&self) -> &AuditLog {
         &self.audit
-    }
-
-    /// Stores a model's training config (what `sluice dev` does with `models/*.json`),
-    /// checked against what is known of its dataset: its label and features must be
-    /// columns of the dataset's contract, and a config that names no task gets the one
-    /// its label implies (from the contract, else the newest version's data; if neither
-    /// exists yet, the trainer decides from the data it trains on). A config whose
-    /// promotion metric does not fit its task is refused here. Each stored config is a
-    /// new version (`configs/<model>/v<N>.json`, create-only) and an audit record; storing
-    /// the current config again changes nothing, so a redelivery or a restart is harmless.
-    pub async fn put_config(
-        &self,
-        config: &TrainingConfig,
-        actor: &str,
-        correlation_id: &str,
-    ) -> Result<StoredConfig, RunError> {
-        let mut config = config.clone();
-        let store = self.store.as_ref();
-        let contract = crate::dataset::ingest::current_contract(store, &config.dataset)
-            .await
-            .map_err(|e| match e {
-                crate::dataset::IngestError::Storage(s) => RunError::Storage(s),
-                other => RunError::Invalid(other.to_string()),
-            })?;
-        let mut inferred = None;
-        if let Some(contract) = &contract {
-            let columns = contract.column_names();
-            let missing = |field: &str, name: &str| {
-                RunError::Invalid(format!(
-                    "{field}: {name:?} is not a column of {}'s contract v{} ({})",
-                    config.dataset,
-                    contract.version,
-                    columns.join(", ")
-                ))
-            };
-            let label = contract
-                .columns
-                .iter()
-                .find(|c| c.name == config.label)
-                .ok_or_else(|| missing("label", &config.label))?;
-            for name in config.features.iter().flatten() {
-                if !columns.contains(&name.as_str()) {
-                    return Err(missing("features", name));
-                }
-            }
-            let declared = contract
-                .label
-                .as_ref()
-                .filter(|l| l.column == config.label)
-                .map(|l| l.values.len())
-                .or(label.allowed.as_ref().map(Vec::len));
-            inferred = crate::model::Task::infer(label.kind, declared, None).ok();
-        }
-        if config.task().is_none()
-            && inferred.is_none()
-            && let Some(version) = latest_dataset_version(store, &config.dataset).await?
-        {
-            let (m, _): (Manifest, _) =
-                get_json(store, &layout::manifest(&config.dataset, version)).await?;
-            let kind = m
-                .schema
-                .iter()
-                .find(|f| f.name == config.label)
-                .map(|f| f.kind);
-            let distinct = m
-                .profile
-                .iter()
-                .find(|p| p.name == config.label)
-                .map(|p| p.distinct);
-            if let Some(kind) = kind {
-                inferred = crate::model::Task::infer(kind, None, distinct).ok();
-            }
-        }
-        if let (Some(said), Some(found)) = (config.task(), inferred)
-            && said != found
-            && said.is_classification()
-            && found.is_classification()
-        {
-            return Err(RunError::Invalid(format!(
-                "task: the config's task is {said}, but {}'s contract gives {:?} {found} labels",
-                config.dataset, config.label
-            )));
-        }
-        if let Some(task) = config.task().or(inferred) {
-            config
-                .resolve_task(task)
-                .map_err(|e| RunError::Invalid(e.to_string()))?;
-        }
-        let model = config.model.clone();
-        let versions = self.config_versions(&model).await?;
-        if let Some(&latest) = versions.last() {
-            let (current, _): (TrainingConfig, _) =
-                get_json(store, &config_version_key(&model, latest)).await?;
-            if current.sha256() == config.sha256() {
-                // Make sure the current pointer says so (a crash may have cut it short).
-                put_json(store, &config_key(&model), &config, PutMode::Overwrite).await?;
-                return Ok(StoredConfig {
-                    config,
-                    version: latest,
-                    changed: false,
-                });
-            }
-        }
-        let mut version = versions.last().copied().unwrap_or(0) + 1;
-        loop {
-            match put_json(
-                store,
-                &config_version_key(&model, version),
-                &config,
-                PutMode::Create,
-            )
-            .await
-            {
-                Ok(_) => break,
-                Err(StorageError::AlreadyExists { .. }) => version += 1,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        put_json(store, &config_key(&model), &config, PutMode::Overwrite).await?;
-        self.audit
-            .append(Entry {
-                action: Action::ConfigStored,
-                actor: actor.to_owned(),
-                subject: format!("config:{model}@{version}"),
-                reason: format!(
-                    "training config v{version} ({})",
-                    config
-                        .task()
-                        .map_or("task decided by its data", |t| t.as_str())
-                ),
-                correlation_id: correlation_id.to_owned(),
-                details: serde_json::json!({"config_sha256": config.sha256()}),
-            })
-            .await?;
-        Ok(StoredConfig {
-            config,
-            version,
-            changed: true,
-        })
-    }
-
-    /// The stored versions of a model's training config, ascending.
-    pub async fn config_versions(&self, model: &ModelName) -> Result<Vec<u32>, RunError> {
-        let prefix = config_versions_prefix(model);
-        let mut out: Vec<u32> = self
-            .store
-            .list(&prefix)
-            .await?
-            .iter()
-            .filter_map(|m| {
-                let name = m.key.as_str().strip_prefix(&prefix)?;
-                name.strip_prefix('v')?.strip_suffix(".json")?.parse().ok()
-            })
-            .collect();
-        out.sort_unstable();
-        Ok(out)
-    }
-
-    pub async fn config(&self, model: &ModelName) -> Result<TrainingConfig, RunError> {
-        match get_json(self.store.as_ref(), &config_key(model)).await {
-            Ok((c, _)) => Ok(c),
-            Err(StorageError::NotFound { .. }) => Err(RunError::Invalid(format!(
-                "model {model:?} has no training config (configs/{model}.json)"
-            ))),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Every model whose config trains on `dataset`.
-    pub async fn subscribers(
-        &self,
-        dataset: &DatasetName,
-    ) -> Result<Vec<TrainingConfig>, RunError> {
-        let mut out = Vec::new();
-        for meta in self.store.list("configs/").await? {
-            // The current configs only, not their versions (`configs/<model>/v<N>.json`).
-            if meta.key.as_str().matches('/').count() != 1 {
-                continue;
-            }
-            let (c, _): (TrainingConfig, _) = get_json(self.store.as_ref(), &meta.key).await?;
-            if &c.dataset == dataset {
-                out.push(c);
-            }
-        }
-        Ok(out)
     }
 
     /// Whether a new dataset version should retrain `config`'s model, and why.
@@ -498,7 +310,7 @@ impl Runs {
         };
         let trained_on = match self
             .registry
-            .resolve(&config.model, crate::registry::gate::PRODUCTION)
+            .resolve(&config.model, crate::registry::PRODUCTION)
             .await
         {
             Ok(v) => v.lineage.dataset_version,
@@ -583,7 +395,7 @@ impl Runs {
         trigger: &str,
         correlation_id: &str,
     ) -> Result<Run, RunError> {
-        let base = self.config(&req.model).await?;
+        let base = self.configs.get(&req.model).await?;
         let config =
             if req.config_overrides.is_null() || req.config_overrides == serde_json::json!({}) {
                 base
@@ -610,11 +422,13 @@ impl Runs {
         }
         let version = match req.dataset_version {
             DatasetVersion::Number(n) => n,
-            DatasetVersion::Latest => latest_dataset_version(self.store.as_ref(), &dataset)
-                .await?
-                .ok_or_else(|| {
-                    RunError::Invalid(format!("dataset {dataset} has no versions yet"))
-                })?,
+            DatasetVersion::Latest => {
+                crate::dataset::ingest::latest_version(self.store.as_ref(), &dataset)
+                    .await?
+                    .ok_or_else(|| {
+                        RunError::Invalid(format!("dataset {dataset} has no versions yet"))
+                    })?
+            }
         };
         let manifest: Manifest =
             match get_json(self.store.as_ref(), &layout::manifest(&dataset, version)).await {
@@ -1067,22 +881,6 @@ impl Runs {
         self.settle(id, RunStatus::Canceled, None, None, actor)
             .await
     }
-}
-
-/// The newest version of a dataset, from its manifests.
-pub async fn latest_dataset_version(
-    store: &dyn ObjectStore,
-    dataset: &DatasetName,
-) -> Result<Option<u32>, RunError> {
-    let prefix = layout::versions_prefix(dataset);
-    Ok(store
-        .list(&prefix)
-        .await?
-        .iter()
-        .filter_map(|m| layout::parse_version_key(dataset, &m.key))
-        .filter(|(_, file)| *file == "manifest.json")
-        .map(|(v, _)| v)
-        .max())
 }
 
 #[cfg(test)]

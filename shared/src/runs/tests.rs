@@ -47,7 +47,7 @@ async fn setup() -> (tempfile::TempDir, Arc<dyn ObjectStore>, Runs, Arc<Recorder
     let config =
         TrainingConfig::from_json(br#"{"model":"m","dataset":"d","label":"y","positive":"yes"}"#)
             .unwrap();
-    runs.put_config(&config, "test", "c0").await.unwrap();
+    runs.configs().put(&config, "test", "c0").await.unwrap();
     // A dataset version's manifest is all a request needs to resolve.
     let manifest = serde_json::json!({
         "dataset": "d", "version": 1, "content_sha256": "ab".repeat(32), "contract_version": 1,
@@ -183,7 +183,11 @@ async fn a_finished_job_without_outputs_fails_the_run_with_a_reason() {
 async fn the_retrain_policy_decides_on_new_versions() {
     use crate::training::config::RetrainPolicy;
     let (_dir, _store, runs, _) = setup().await;
-    let mut config = runs.config(&ModelName::parse("m").unwrap()).await.unwrap();
+    let mut config = runs
+        .configs()
+        .get(&ModelName::parse("m").unwrap())
+        .await
+        .unwrap();
     assert!(
         runs.retrain_decision(&config, 1)
             .await

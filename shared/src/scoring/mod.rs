@@ -434,7 +434,7 @@ impl Scorer {
 
     async fn log_share(&self, model: &ModelName) -> Option<f64> {
         let read = async {
-            let key = crate::runs::config_key(model);
+            let key = crate::training::configs::current_key(model);
             let store = self.registry.store().as_ref();
             let config = crate::storage::get_json::<crate::training::TrainingConfig>(store, &key);
             Ok::<_, std::convert::Infallible>(

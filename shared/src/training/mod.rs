@@ -2,6 +2,7 @@
 //! ONNX export, metrics) for binary, multiclass and regression models, and the per-model training config.
 
 pub mod config;
+pub mod configs;
 pub mod features;
 pub mod linear;
 pub mod logistic;
