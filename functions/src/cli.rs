@@ -9,11 +9,13 @@ use clap::{Parser, Subcommand};
 use sha2::{Digest, Sha256};
 use sluice_shared::dataset::contract::Contract;
 use sluice_shared::dataset::{DatasetName, Manifest, QuarantineReport, ingest, layout};
-use sluice_shared::storage::{ObjectKey, ObjectStore, Payload, PutMode, get_json};
+use sluice_shared::storage::{ObjectKey, ObjectStore, get_json};
 
-use crate::devhost::{DevHost, DevOptions};
+use crate::devhost::{DevHost, DevOptions, push_file};
+use crate::ops::{ModelsCommand, RunsCommand};
 use crate::settings::{ComputeSettings, Secret, StorageSettings};
-use crate::startup::{AppState, Application};
+use crate::startup::Application;
+use crate::state::AppState;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -217,58 +219,6 @@ pub enum DatasetsCommand {
     List,
     /// Show a version's manifest and profile: NAME or NAME@VERSION (latest by default).
     Show { target: String },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ModelsCommand {
-    /// Every model, its versions and what production and staging point at.
-    List,
-    /// A model's versions and releases, or one version (NAME@VERSION).
-    Show { target: String },
-    /// Why a version predicts what it does: run, dataset version, upload, releases.
-    Lineage { target: String },
-    /// Store a training config (checked against its dataset's contract and task) as its
-    /// model's next config version.
-    Put {
-        file: PathBuf,
-        #[arg(long, env = "USER", default_value = "operator")]
-        actor: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum RunsCommand {
-    List,
-    Show {
-        id: String,
-    },
-    /// The training command's output (the current attempt's, unless `--attempt`).
-    Logs {
-        id: String,
-        #[arg(long)]
-        attempt: Option<u32>,
-    },
-    /// Try a failed or canceled run again: its next attempt, started by the runs timer
-    /// of the host that follows runs (`sluice dev`, or the Function App).
-    Retry {
-        id: String,
-        #[arg(long, default_value = "")]
-        reason: String,
-        #[arg(long, env = "USER", default_value = "operator")]
-        requested_by: String,
-    },
-    /// Queue a retrain request as other systems do (the embedded retrain-requests queue;
-    /// `sluice dev` delivers it to RetrainQueue).
-    Request {
-        model: String,
-        /// A version number or "latest".
-        #[arg(long, default_value = "latest")]
-        dataset_version: String,
-        #[arg(long, default_value = "")]
-        reason: String,
-        #[arg(long, env = "USER", default_value = "operator")]
-        requested_by: String,
-    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -520,30 +470,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Copies a local file to `landing/<dataset>/<file name>`, streaming it.
-pub async fn push_file(
-    store: &dyn ObjectStore,
-    dataset: &str,
-    file: &Path,
-) -> anyhow::Result<ObjectKey> {
-    let dataset = DatasetName::parse(dataset)?;
-    let name = file
-        .file_name()
-        .and_then(|n| n.to_str())
-        .context("the file needs a UTF-8 name")?;
-    let key = layout::landing(&dataset, name)?;
-    store
-        .put(
-            &key,
-            Payload::stream_file(file)
-                .await
-                .with_context(|| format!("reading {}", file.display()))?,
-            PutMode::Overwrite,
-        )
-        .await?;
-    Ok(key)
-}
-
 fn sha256_file(file: &Path) -> anyhow::Result<String> {
     let mut f = std::fs::File::open(file)?;
     let mut hasher = Sha256::new();
@@ -565,8 +491,8 @@ async fn wait_for_outcome(
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let versions = format!("index/datasets/{dataset}/{sha}-");
-    let quarantined = format!("index/quarantine/{dataset}/{sha}-");
+    let versions = layout::version_index_prefix(dataset, sha);
+    let quarantined = layout::quarantine_index_prefix(dataset, sha);
     loop {
         if let Some(entry) = store.list(&versions).await?.pop() {
             let (index, _): (serde_json::Value, _) = get_json(store, &entry.key).await?;

@@ -21,15 +21,16 @@ use axum::body::Body;
 use axum::http::Request;
 use serde_json::{Value, json};
 use sluice_shared::dataset::contract::Contract;
-use sluice_shared::dataset::{DatasetEvent, ingest, layout};
+use sluice_shared::dataset::{DatasetEvent, DatasetName, ingest, layout};
 use sluice_shared::queue::{Delivery, EmbeddedQueue};
-use sluice_shared::storage::{ObjectMeta, ObjectStore};
+use sluice_shared::storage::{ObjectKey, ObjectMeta, ObjectStore, Payload, PutMode};
 use sluice_shared::training::TrainingConfig;
 use sluice_shared::training::configs::ConfigStoreError;
 use tower::ServiceExt;
 
 use crate::handlers::DATASET_EVENTS_BINDING;
-use crate::startup::{AppState, router};
+use crate::startup::router;
+use crate::state::AppState;
 
 /// How often a message is delivered before it is dead-lettered (Service Bus' default).
 const MAX_DELIVERIES: u32 = 10;
@@ -94,7 +95,7 @@ impl DevHost {
             self.seed_models(dir).await?;
         }
         for (dataset, path) in &options.push {
-            let key = crate::cli::push_file(self.store.as_ref(), dataset, path).await?;
+            let key = push_file(self.store.as_ref(), dataset, path).await?;
             println!("↑ pushed {} to {key}", path.display());
         }
         let landing =
@@ -460,4 +461,28 @@ fn print_outcome(r: &Value) {
         }
         _ => println!("· ignored: {}", r["reason"].as_str().unwrap_or("")),
     }
+}
+
+/// Copies a local file to `landing/<dataset>/<file name>`, streaming it.
+pub async fn push_file(
+    store: &dyn ObjectStore,
+    dataset: &str,
+    file: &Path,
+) -> anyhow::Result<ObjectKey> {
+    let dataset = DatasetName::parse(dataset)?;
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("the file needs a UTF-8 name")?;
+    let key = layout::landing(&dataset, name)?;
+    store
+        .put(
+            &key,
+            Payload::stream_file(file)
+                .await
+                .with_context(|| format!("reading {}", file.display()))?,
+            PutMode::Overwrite,
+        )
+        .await?;
+    Ok(key)
 }

@@ -9,7 +9,7 @@ use tracing::{Instrument, info, info_span};
 
 use crate::error::AppError;
 use crate::invocation::{Invocation, InvocationError, InvocationResponse, event_data, event_type};
-use crate::startup::{AppState, BLOB_TRIGGER_MAX_BYTES};
+use crate::state::{AppState, BLOB_TRIGGER_MAX_BYTES};
 
 /// The output binding that carries `dataset.versioned` / `dataset.rejected` events.
 pub const DATASET_EVENTS_BINDING: &str = "datasetEvents";

@@ -21,4 +21,5 @@ pub mod score;
 pub mod settings;
 pub mod shards;
 pub mod startup;
+pub mod state;
 pub mod telemetry;

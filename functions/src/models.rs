@@ -17,7 +17,7 @@ use tracing::{Instrument, info_span};
 use crate::error::AppError;
 use crate::handlers::{body, ignored};
 use crate::invocation::{InvocationError, InvocationResponse, event_data, event_type};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 fn model_name(raw: &str) -> Result<ModelName, AppError> {
     ModelName::parse(raw).map_err(|e| AppError::bad_request("model", e.to_string()))

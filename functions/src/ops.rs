@@ -1,10 +1,11 @@
 //! The CLI's commands for people: models, runs, promotion and the audit trail, on the
 //! configured store directly (whoever runs them has the store's credentials).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use clap::Subcommand;
 use serde_json::json;
 use sluice_shared::audit::AuditLog;
 use sluice_shared::catalog;
@@ -16,7 +17,57 @@ use sluice_shared::runs::{RetrainRequest, Runs};
 use sluice_shared::storage::ObjectStore;
 use sluice_shared::training::configs::Configs;
 
-use crate::cli::{ModelsCommand, RunsCommand};
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Every model, its versions and what production and staging point at.
+    List,
+    /// A model's versions and releases, or one version (NAME@VERSION).
+    Show { target: String },
+    /// Why a version predicts what it does: run, dataset version, upload, releases.
+    Lineage { target: String },
+    /// Store a training config (checked against its dataset's contract and task) as its
+    /// model's next config version.
+    Put {
+        file: PathBuf,
+        #[arg(long, env = "USER", default_value = "operator")]
+        actor: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    List,
+    Show {
+        id: String,
+    },
+    /// The training command's output (the current attempt's, unless `--attempt`).
+    Logs {
+        id: String,
+        #[arg(long)]
+        attempt: Option<u32>,
+    },
+    /// Try a failed or canceled run again: its next attempt, started by the runs timer
+    /// of the host that follows runs (`sluice dev`, or the Function App).
+    Retry {
+        id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long, env = "USER", default_value = "operator")]
+        requested_by: String,
+    },
+    /// Queue a retrain request as other systems do (the embedded retrain-requests queue;
+    /// `sluice dev` delivers it to RetrainQueue).
+    Request {
+        model: String,
+        /// A version number or "latest".
+        #[arg(long, default_value = "latest")]
+        dataset_version: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long, env = "USER", default_value = "operator")]
+        requested_by: String,
+    },
+}
 
 fn target(s: &str) -> anyhow::Result<(ModelName, Option<u32>)> {
     let (name, version) = match s.split_once('@') {

@@ -16,7 +16,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::error::AppError;
 use crate::handlers::{body, ignored};
 use crate::invocation::{InvocationError, InvocationResponse, event_data, event_type};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Decodes a request, naming the field that is wrong.
 fn decode_request(value: Value) -> Result<RetrainRequest, (String, String)> {

@@ -18,12 +18,10 @@ use tower::Service;
 use tracing::{Instrument, error, info_span};
 
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The largest request body `Score` reads.
 pub const MAX_BODY_BYTES: usize = 4 << 20;
-/// The most rows one request may hold.
-pub const MAX_ROWS: usize = 10_000;
 
 #[derive(Deserialize)]
 pub struct ScoreQuery {

@@ -1,7 +1,8 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use sluice::startup::{AppState, Application};
+use sluice::startup::Application;
+use sluice::state::AppState;
 use sluice_shared::dataset::contract::Contract;
 use sluice_shared::dataset::{Manifest, QuarantineReport, ingest};
 use sluice_shared::storage::local::LocalStore;

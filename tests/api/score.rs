@@ -85,7 +85,7 @@ async fn the_direct_way_to_score_answers_exactly_as_the_router() {
 
     let app = adult_in_production().await;
     let scratch = tempfile::tempdir().unwrap();
-    let state = sluice::startup::AppState::new(app.store.clone(), scratch.path().into())
+    let state = sluice::state::AppState::new(app.store.clone(), scratch.path().into())
         .with_runtime(sluice_tests::onnxruntime())
         .with_scoring_keys(&[SCORING_KEY.parse().unwrap()]);
     let (records, _) = records(&app, &[0, 1, 2]);

@@ -51,14 +51,26 @@ pub fn manifest(d: &DatasetName, version: u32) -> ObjectKey {
 /// The content index: (hash, contract version) → version, written last.
 pub fn version_index(d: &DatasetName, sha256: &str, contract_version: u32) -> ObjectKey {
     key(format!(
-        "index/datasets/{d}/{sha256}-c{contract_version}.json"
+        "{}c{contract_version}.json",
+        version_index_prefix(d, sha256)
     ))
+}
+
+/// Where the version index entries of one content hash start (one per contract version).
+pub fn version_index_prefix(d: &DatasetName, sha256: &str) -> String {
+    format!("index/datasets/{d}/{sha256}-")
 }
 
 pub fn quarantine_index(d: &DatasetName, sha256: &str, contract_version: u32) -> ObjectKey {
     key(format!(
-        "index/quarantine/{d}/{sha256}-c{contract_version}.json"
+        "{}c{contract_version}.json",
+        quarantine_index_prefix(d, sha256)
     ))
+}
+
+/// Where the quarantine index entries of one content hash start.
+pub fn quarantine_index_prefix(d: &DatasetName, sha256: &str) -> String {
+    format!("index/quarantine/{d}/{sha256}-")
 }
 
 pub fn quarantine_prefix(d: &DatasetName) -> String {

@@ -89,6 +89,9 @@ impl From<RegistryError> for ScoreError {
     }
 }
 
+/// The most rows one scoring request may hold.
+pub const MAX_ROWS: usize = 10_000;
+
 /// Decodes a request body's bytes: straight into columns when it is a valid records body
 /// ([`fast`]), else through [`decode`], which also says what is wrong and where.
 pub fn decode_body(

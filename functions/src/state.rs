@@ -1,0 +1,115 @@
+//! What every function's handler shares: the store, ingest, runs, the gate, scoring and
+//! the keys, built once at start ([`AppState`]).
+
+use std::sync::Arc;
+
+use sha2::Digest;
+use sluice_shared::dataset::Ingestor;
+use sluice_shared::model::Runtime;
+use sluice_shared::registry::Registry;
+use sluice_shared::registry::gate::Gate;
+use sluice_shared::runs::local::LocalCompute;
+use sluice_shared::runs::{Compute, Runs};
+use sluice_shared::scoring::Scorer;
+use sluice_shared::storage::ObjectStore;
+
+use crate::auth::Keys;
+
+/// The largest blob the blob trigger accepts. The host sends the whole blob base64-encoded
+/// inside one JSON body, so larger files must arrive through the Event Grid path
+/// (`DatasetIngest`), which streams them from storage instead.
+pub const BLOB_TRIGGER_MAX_BYTES: usize = 32 << 20;
+
+/// What the handlers share. Axum clones the state for every request, so it is one
+/// `Arc` ([`AppState`]) rather than a struct of them.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Arc<dyn ObjectStore>,
+    pub ingestor: Arc<Ingestor>,
+    pub runs: Runs,
+    /// The evaluation gate; `None` when ONNX Runtime could not be loaded (the functions
+    /// that need it answer 503 and say why).
+    pub gate: Option<Arc<Gate>>,
+    pub admin_keys: Arc<Keys>,
+    /// Scoring; `None` without ONNX Runtime (`Score` then answers 503).
+    pub scorer: Option<Arc<Scorer>>,
+    /// Keys for `Score`, separate from the admin keys.
+    pub scoring_keys: Arc<Keys>,
+    scratch: std::path::PathBuf,
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Local compute running this executable's `sluice train`, no gate, no admin keys.
+    pub fn new(store: Arc<dyn ObjectStore>, scratch: std::path::PathBuf) -> Self {
+        let program = std::env::current_exe().unwrap_or_else(|_| "sluice".into());
+        // Job folders are per store: the same run id in two stores is two jobs.
+        let runs = sluice_shared::storage::ObjectKey::parse("runs").expect("valid key");
+        let store_id = sha2::Sha256::digest(store.uri(&runs).as_bytes());
+        let jobs = scratch
+            .join("sluice-jobs")
+            .join(&hex::encode(store_id)[..16]);
+        let compute = Arc::new(LocalCompute::new(store.clone(), jobs, program));
+        Self(Arc::new(Services {
+            ingestor: Arc::new(Ingestor::new(store.clone(), scratch.clone())),
+            runs: Runs::new(store.clone(), compute),
+            gate: None,
+            admin_keys: Arc::new(Keys::default()),
+            scorer: None,
+            scoring_keys: Arc::new(Keys::default()),
+            store,
+            scratch,
+        }))
+    }
+
+    /// The services, to change while the state is being built (not yet shared).
+    fn edit(&mut self) -> &mut Services {
+        Arc::make_mut(&mut self.0)
+    }
+
+    pub fn with_compute(mut self, compute: Arc<dyn Compute>) -> Self {
+        self.edit().runs = Runs::new(self.store.clone(), compute);
+        self
+    }
+
+    /// With ONNX Runtime: the evaluation gate and scoring.
+    pub fn with_runtime(mut self, runtime: &'static Runtime) -> Self {
+        let services = self.edit();
+        services.gate = Some(Arc::new(Gate::new(
+            services.store.clone(),
+            runtime,
+            services.scratch.clone(),
+        )));
+        let sessions = std::thread::available_parallelism().map_or(2, |n| n.get());
+        services.scorer = Some(Arc::new(
+            Scorer::new(
+                Registry::new(services.store.clone()),
+                runtime,
+                sessions,
+                sluice_shared::scoring::MAX_ROWS,
+            )
+            .with_scratch(services.scratch.clone()),
+        ));
+        self
+    }
+
+    pub fn with_scoring_keys(mut self, keys: &[crate::settings::Secret]) -> Self {
+        self.edit().scoring_keys = Arc::new(Keys::new(keys));
+        self
+    }
+
+    pub fn with_admin_keys(mut self, keys: &[crate::settings::Secret]) -> Self {
+        self.edit().admin_keys = Arc::new(Keys::new(keys));
+        self
+    }
+}
