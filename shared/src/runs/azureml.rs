@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::compute::{Compute, ComputeError, JobSpec, JobStatus};
-use crate::storage::{ObjectKey, ObjectStore, PutMode, put_json};
+use crate::storage::{ObjectStore, PutMode, put_json};
 
 pub const API_VERSION: &str = "2025-12-01";
 /// The token audience for Azure Resource Manager.
@@ -137,9 +137,11 @@ fn shell_quote(arg: &str) -> String {
     }
 }
 
-/// The command job for a run: what `PUT …/jobs/<run-id>` sends.
+/// The command job for a run's attempt: what `PUT …/jobs/<job name>` sends.
 pub fn job_body(workspace: &Workspace, spec: &JobSpec) -> Value {
     let compute = &spec.config.compute;
+    // Run ids are valid key segments (Sluice makes them).
+    let job_config = crate::runs::job_config_key(&spec.run_id).expect("valid key");
     let (data, config, output) = (
         "${{inputs.data}}",
         "${{inputs.config}}",
@@ -172,7 +174,7 @@ pub fn job_body(workspace: &Workspace, spec: &JobSpec) -> Value {
             "environmentVariables": {"SLUICE_RUN_ID": spec.run_id},
             "inputs": {
                 "data": {"jobInputType": "uri_folder", "uri": workspace.datastore_uri(&dataset_path), "mode": "ReadOnlyMount"},
-                "config": {"jobInputType": "uri_file", "uri": workspace.datastore_uri(&format!("runs/{}/config.json", spec.run_id)), "mode": "Download"},
+                "config": {"jobInputType": "uri_file", "uri": workspace.datastore_uri(job_config.as_str()), "mode": "Download"},
             },
             "outputs": {
                 "model": {"jobOutputType": "uri_folder", "uri": workspace.datastore_uri(&spec.output_prefix), "mode": "ReadWriteMount"},
@@ -267,7 +269,7 @@ impl Compute for AzureMlCompute {
     }
 
     async fn submit(&self, spec: &JobSpec) -> Result<String, ComputeError> {
-        let config_key = ObjectKey::parse(format!("runs/{}/config.json", spec.run_id))?;
+        let config_key = crate::runs::job_config_key(&spec.run_id)?;
         put_json(
             self.store.as_ref(),
             &config_key,

@@ -209,8 +209,32 @@ impl RunError {
     }
 }
 
+/// Where runs keep their records and files. Every run key is built here.
+const RUNS: &str = "runs/";
+
+/// A run's record, for an id Sluice made.
 pub fn run_key(id: &str) -> ObjectKey {
-    ObjectKey::parse(format!("runs/{id}.json")).expect("valid key")
+    record_key(id).expect("run ids are valid key segments")
+}
+
+/// A run's record, for an id from outside (refused if it cannot be a key).
+fn record_key(id: &str) -> Result<ObjectKey, StorageError> {
+    ObjectKey::parse(format!("{RUNS}{id}.json"))
+}
+
+/// The training config a remote job reads, beside its run.
+pub fn job_config_key(id: &str) -> Result<ObjectKey, StorageError> {
+    ObjectKey::parse(format!("{RUNS}{id}/config.json"))
+}
+
+/// Where a request that can never succeed is set aside.
+fn rejected_key(at: DateTime<Utc>) -> ObjectKey {
+    ObjectKey::parse(format!(
+        "rejected/{}-{}.json",
+        at.format("%Y%m%dT%H%M%S%.3fZ"),
+        uuid::Uuid::new_v4()
+    ))
+    .expect("valid key")
 }
 
 /// Where an attempt of a run keeps its files: attempt 1 directly under `runs/<id>/`
@@ -218,8 +242,8 @@ pub fn run_key(id: &str) -> ObjectKey {
 /// `runs/<id>/attempts/<n>/`.
 fn attempt_prefix(id: &str, attempt: u32) -> String {
     match attempt {
-        0 | 1 => format!("runs/{id}/"),
-        n => format!("runs/{id}/attempts/{n}/"),
+        0 | 1 => format!("{RUNS}{id}/"),
+        n => format!("{RUNS}{id}/attempts/{n}/"),
     }
 }
 
@@ -365,12 +389,7 @@ impl Runs {
         original: serde_json::Value,
     ) -> Result<ObjectKey, RunError> {
         let at = Utc::now();
-        let key = ObjectKey::parse(format!(
-            "rejected/{}-{}.json",
-            at.format("%Y%m%dT%H%M%S%.3fZ"),
-            uuid::Uuid::new_v4()
-        ))
-        .expect("valid key");
+        let key = rejected_key(at);
         let record = serde_json::json!({
             "reason": reason, "source": source, "correlation_id": correlation_id,
             "rejected_at": at, "message": original,
@@ -507,8 +526,7 @@ impl Runs {
     }
 
     pub async fn get(&self, id: &str) -> Result<(Run, ETag), RunError> {
-        let key = ObjectKey::parse(format!("runs/{id}.json"))
-            .map_err(|_| RunError::NotFound(id.to_owned()))?;
+        let key = record_key(id).map_err(|_| RunError::NotFound(id.to_owned()))?;
         match get_json(self.store.as_ref(), &key).await {
             Ok(found) => Ok(found),
             Err(StorageError::NotFound { .. }) => Err(RunError::NotFound(id.to_owned())),
@@ -518,7 +536,7 @@ impl Runs {
 
     pub async fn list(&self) -> Result<Vec<Run>, RunError> {
         let mut out = Vec::new();
-        for meta in self.store.list("runs/").await? {
+        for meta in self.store.list(RUNS).await? {
             if meta.key.as_str().matches('/').count() == 1 && meta.key.as_str().ends_with(".json") {
                 out.push(get_json::<Run>(self.store.as_ref(), &meta.key).await?.0);
             }

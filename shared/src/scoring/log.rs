@@ -77,13 +77,7 @@ impl PredictionLog {
                     message: e.to_string(),
                     transient: false,
                 })?;
-                let now = Utc::now();
-                let key = ObjectKey::parse(format!(
-                    "predictions/{model}/{}/{}-v{version}-{}.parquet",
-                    now.format("%Y-%m-%d"),
-                    now.format("%H%M%S%.3f"),
-                    uuid::Uuid::new_v4().simple()
-                ))?;
+                let key = batch_key(&model, version, Utc::now());
                 let dir = tempfile::tempdir_in(scratch)
                     .map_err(|e| crate::storage::io_error("prediction log", e))?;
                 let path = dir.path().join("batch.parquet");
@@ -109,6 +103,17 @@ impl PredictionLog {
 
 /// One row per scored row: request id, time, version, row number, the inputs, and the
 /// predicted label and each class's probability (classifiers) or the predicted value.
+/// Where a batch of `model`'s `version` written at `at` goes: under its model and day.
+fn batch_key(model: &ModelName, version: u32, at: DateTime<Utc>) -> ObjectKey {
+    ObjectKey::parse(format!(
+        "predictions/{model}/{}/{}-v{version}-{}.parquet",
+        at.format("%Y-%m-%d"),
+        at.format("%H%M%S%.3f"),
+        uuid::Uuid::new_v4().simple()
+    ))
+    .expect("model names are valid key segments")
+}
+
 fn frame(entries: &[&Entry]) -> PolarsResult<DataFrame> {
     let mut request_ids = Vec::new();
     let mut times = Vec::new();
