@@ -4,7 +4,6 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -17,7 +16,7 @@ use tracing::{Instrument, info_span};
 use crate::error::AppError;
 use crate::handlers::{body, ignored};
 use crate::invocation::{InvocationError, InvocationResponse, event_data, event_type};
-use crate::state::AppState;
+use crate::state::{Admin, AppState};
 
 fn model_name(raw: &str) -> Result<ModelName, AppError> {
     ModelName::parse(raw).map_err(|e| AppError::bad_request("model", e.to_string()))
@@ -126,11 +125,7 @@ pub async fn registry_events(
 }
 
 /// `GET /api/models`: every model, its task, versions, production and staging.
-pub async fn list(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<axum::Json<Value>, AppError> {
-    state.admin_keys.check(&headers)?;
+pub async fn list(State(state): State<AppState>, _: Admin) -> Result<axum::Json<Value>, AppError> {
     let models = catalog::models(state.runs.registry()).await?;
     Ok(axum::Json(json!({"models": models})))
 }
@@ -138,10 +133,9 @@ pub async fn list(
 /// `GET /api/models/{name}`: its versions and releases.
 pub async fn show(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Path(name): Path<String>,
 ) -> Result<axum::Json<Value>, AppError> {
-    state.admin_keys.check(&headers)?;
     let model = model_name(&name)?;
     let history = catalog::history(state.runs.registry(), &model).await?;
     if history.versions.is_empty() {
@@ -156,10 +150,9 @@ pub async fn show(
 
 pub async fn version(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Path((name, v)): Path<(String, u32)>,
 ) -> Result<axum::Json<Value>, AppError> {
-    state.admin_keys.check(&headers)?;
     let model = model_name(&name)?;
     let manifest = state.runs.registry().version(&model, v).await?;
     let gate = match &state.gate {
@@ -173,10 +166,9 @@ pub async fn version(
 /// and every release of this version.
 pub async fn lineage(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Path((name, v)): Path<(String, u32)>,
 ) -> Result<axum::Json<Value>, AppError> {
-    state.admin_keys.check(&headers)?;
     let model = model_name(&name)?;
     let found = catalog::lineage(&state.runs, &model, v).await?;
     let (version, l) = (&found.version, &found.version.lineage);
@@ -207,11 +199,10 @@ pub struct ReleasesQuery {
 /// `GET /api/models/{name}/releases[?at=<RFC 3339>&alias=production]`.
 pub async fn releases(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Path(name): Path<String>,
     Query(q): Query<ReleasesQuery>,
 ) -> Result<axum::Json<Value>, AppError> {
-    state.admin_keys.check(&headers)?;
     let model = model_name(&name)?;
     let registry = state.runs.registry();
     let Some(at) = q.at else {
@@ -247,11 +238,10 @@ fn config_field(message: &str) -> String {
 /// dataset's contract and task (see `Configs::put`), as a new version of it.
 pub async fn put_config(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(actor): Admin,
     Path(name): Path<String>,
     payload: Result<Bytes, BytesRejection>,
 ) -> Result<axum::Json<Value>, AppError> {
-    let actor = state.admin_keys.check(&headers)?;
     let model = model_name(&name)?;
     let bytes = payload.map_err(|e| AppError::bad_request("body", e.body_text()))?;
     let refused = |m: String| AppError::bad_request(config_field(&m), m);
@@ -297,10 +287,9 @@ pub(crate) fn reason(bytes: &Bytes) -> Result<String, AppError> {
 /// `POST /api/models/{name}/versions/{v}/approve`.
 pub async fn approve(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(actor): Admin,
     Path((name, v)): Path<(String, u32)>,
 ) -> Result<axum::Json<Value>, AppError> {
-    let actor = state.admin_keys.check(&headers)?;
     let model = model_name(&name)?;
     let release = gate(&state)?
         .approve(&model, v, &actor, &uuid::Uuid::new_v4().to_string())
@@ -311,11 +300,10 @@ pub async fn approve(
 /// `POST /api/models/{name}/rollback` (body `{"reason": …}`, optional).
 pub async fn rollback(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(actor): Admin,
     Path(name): Path<String>,
     payload: Result<Bytes, BytesRejection>,
 ) -> Result<axum::Json<Value>, AppError> {
-    let actor = state.admin_keys.check(&headers)?;
     let model = model_name(&name)?;
     let bytes = payload.map_err(|e| AppError::bad_request("body", e.body_text()))?;
     let why = reason(&bytes)?;

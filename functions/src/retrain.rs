@@ -6,7 +6,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 use sluice_shared::dataset::DatasetEvent;
@@ -16,7 +16,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::error::AppError;
 use crate::handlers::{body, ignored};
 use crate::invocation::{InvocationError, InvocationResponse, event_data, event_type};
-use crate::state::AppState;
+use crate::state::{Admin, AppState};
 
 /// Decodes a request, naming the field that is wrong.
 fn decode_request(value: Value) -> Result<RetrainRequest, (String, String)> {
@@ -141,10 +141,9 @@ pub async fn dataset_events(
 /// the run id and where to follow it.
 pub async fn retrain_http(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(actor): Admin,
     payload: Result<Bytes, BytesRejection>,
 ) -> Result<axum::response::Response, AppError> {
-    let actor = state.admin_keys.check(&headers)?;
     let bytes = payload.map_err(|e| AppError::bad_request("body", e.body_text()))?;
     let mut value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| AppError::bad_request("body", format!("not JSON: {e}")))?;
@@ -189,18 +188,16 @@ pub async fn retrain_http(
 /// `POST /api/runs/{id}/retry`.
 pub async fn runs_list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
 ) -> Result<axum::Json<Value>, AppError> {
-    state.admin_keys.check(&headers)?;
     Ok(axum::Json(json!({"runs": state.runs.list().await?})))
 }
 
 pub async fn run_get(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, AppError> {
-    state.admin_keys.check(&headers)?;
     let (run, _) = state.runs.get(&id).await?;
     Ok(axum::Json(serde_json::to_value(run).unwrap_or_default()))
 }
@@ -209,11 +206,10 @@ pub async fn run_get(
 /// failed or canceled run, submitted at once; `409` for any other run.
 pub async fn run_retry(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(actor): Admin,
     Path(id): Path<String>,
     payload: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, axum::Json<Value>), AppError> {
-    let actor = state.admin_keys.check(&headers)?;
     let bytes = payload.map_err(|e| AppError::bad_request("body", e.body_text()))?;
     let why = crate::models::reason(&bytes)?;
     let why = if why.is_empty() {

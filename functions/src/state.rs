@@ -13,7 +13,11 @@ use sluice_shared::runs::{Compute, Runs};
 use sluice_shared::scoring::Scorer;
 use sluice_shared::storage::ObjectStore;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
 use crate::auth::Keys;
+use crate::error::AppError;
 
 /// The largest blob the blob trigger accepts. The host sends the whole blob base64-encoded
 /// inside one JSON body, so larger files must arrive through the Event Grid path
@@ -111,5 +115,17 @@ impl AppState {
     pub fn with_admin_keys(mut self, keys: &[crate::settings::Secret]) -> Self {
         self.edit().admin_keys = Arc::new(Keys::new(keys));
         self
+    }
+}
+
+/// A request with an admin key: extracting it checks the key (a JSON 401 without a good
+/// one, before anything else is read) and yields who acted, for the audit trail.
+pub struct Admin(pub String);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        state.admin_keys.check(&parts.headers).map(Admin)
     }
 }
