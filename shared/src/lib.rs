@@ -6,6 +6,7 @@ pub mod audit;
 pub mod catalog;
 pub mod dataset;
 pub mod model;
+mod name;
 pub mod queue;
 pub mod registry;
 pub mod runs;

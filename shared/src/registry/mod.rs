@@ -33,8 +33,13 @@ pub const PRODUCTION: &str = "production";
 /// The alias a version passing the gate goes to first.
 pub const STAGING: &str = "staging";
 
-/// Model names follow the same rules as dataset names (they are path segments too).
-pub type ModelName = DatasetName;
+crate::name::path_segment_name!(
+    /// A model's name: the same rules as a dataset's (it is a path segment too), and its
+    /// own type, so the two are never mixed up and a bad one is reported as a model name.
+    ModelName,
+    InvalidModelName,
+    "model"
+);
 
 /// Where a model version came from: the answer to "why did it predict this?".
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

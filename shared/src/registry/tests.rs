@@ -302,3 +302,26 @@ fn lineage_and_verdicts_written_before_holdouts_and_attempts_still_read() {
     assert_eq!(verdict.evaluation, None);
     assert!(verdict.passed);
 }
+
+#[test]
+fn a_bad_model_name_is_reported_as_one() {
+    assert_eq!(
+        ModelName::parse("adult-income").unwrap().as_str(),
+        "adult-income"
+    );
+    let bad = ModelName::parse("Adult Income").unwrap_err();
+    assert!(
+        bad.to_string()
+            .starts_with("invalid model name \"Adult Income\""),
+        "{bad}"
+    );
+    let config = br#"{"model": "Bad!", "dataset": "d", "label": "y"}"#;
+    let refused = crate::training::TrainingConfig::from_json(config).unwrap_err();
+    assert!(
+        refused.to_string().contains("invalid model name"),
+        "{refused}"
+    );
+    // Datasets keep their own word.
+    let bad = DatasetName::parse("Bad!").unwrap_err();
+    assert!(bad.to_string().starts_with("invalid dataset name"), "{bad}");
+}
