@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sluice::startup::Application;
@@ -7,6 +8,8 @@ use sluice_shared::dataset::contract::Contract;
 use sluice_shared::dataset::{Manifest, QuarantineReport, ingest};
 use sluice_shared::storage::local::LocalStore;
 use sluice_shared::storage::{ObjectKey, ObjectStore, PutMode, get_json};
+use sluice_shared::training::TrainingConfig;
+use sluice_shared::training::configs::Configs;
 
 /// A running handler (in-process, real HTTP on 127.0.0.1:0) over a fresh store.
 pub struct TestApp {
@@ -202,4 +205,98 @@ impl TestApp {
         v.sort();
         v
     }
+}
+
+/// The `adult-income` training config from `models/`.
+pub(crate) fn config() -> Value {
+    serde_json::from_slice(
+        &std::fs::read(sluice_tests::repo_root().join("models/adult-income.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Stores a training config as an operator would (it must be accepted).
+pub(crate) async fn put_config(app: &TestApp, config: &Value) {
+    let config = TrainingConfig::from_json(config.to_string().as_bytes()).unwrap();
+    app.configs().put(&config, "test", "c0").await.unwrap();
+}
+
+impl TestApp {
+    /// The store's training configs.
+    pub(crate) fn configs(&self) -> Configs {
+        Configs::new(self.store.clone())
+    }
+
+    /// An admin API call as `ann`: the status and the JSON body (null if none).
+    pub(crate) async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("x-functions-key", ADMIN_KEY)
+            .header("x-sluice-actor", "ann");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST /api/retrain` with `request`, then [`follow`](Self::follow)s the run.
+    pub(crate) async fn retrain(&self, request: Value) -> Value {
+        let (status, accepted) = self
+            .api(reqwest::Method::POST, "/api/retrain", Some(request))
+            .await;
+        assert_eq!(status, 202, "{accepted}");
+        self.follow(accepted["run_id"].as_str().unwrap()).await
+    }
+
+    /// Ticks `RunsTimer` until `run` is over; returns its last report entry.
+    pub(crate) async fn follow(&self, run: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let timer = json!({"Data": {"timer": {"IsPastDue": false}}, "Metadata": {}});
+            let (status, body) = self.invoke("RunsTimer", &timer).await;
+            assert_eq!(status, 200, "{body}");
+            let entry = body["ReturnValue"]["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["run_id"] == run)
+                .cloned()
+                .unwrap();
+            if ["succeeded", "failed", "canceled"].contains(&entry["status"].as_str().unwrap()) {
+                return entry;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(180),
+                "{run} did not finish: {entry}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// A loop app with the Adult contracts, the `adult-income` config and the pinned
+/// evaluation data (`adult-eval` v1) in place: Adult itself is the caller's to drop.
+pub(crate) async fn loop_app_with_eval_data() -> TestApp {
+    let app = spawn_loop_app().await;
+    app.adult_contract().await;
+    let eval: Value = serde_json::from_slice(
+        &std::fs::read(sluice_tests::repo_root().join("contracts/adult-eval.json")).unwrap(),
+    )
+    .unwrap();
+    app.put_contract(eval).await;
+    put_config(&app, &config()).await;
+    let test_file = std::fs::read(sluice_tests::adult("adult.test")).unwrap();
+    assert_eq!(
+        app.ingest("adult-eval", "adult.test", test_file).await["status"],
+        "versioned"
+    );
+    app
 }

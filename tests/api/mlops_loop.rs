@@ -3,112 +3,15 @@
 //! production; a worse model is stopped by the gate; approval and rollback; the audit
 //! chain verifies, and fails once a record is edited.
 
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 use sluice_shared::audit::AuditLog;
 use sluice_shared::model::ModelSession;
 use sluice_shared::registry::{ModelName, Registry};
-use sluice_shared::runs::Runs;
-use sluice_shared::training::TrainingConfig;
 
-use crate::helpers::{ADMIN_KEY, TestApp, spawn_loop_app};
+use crate::helpers::{TestApp, config, loop_app_with_eval_data, put_config, spawn_loop_app};
 
 fn model() -> ModelName {
     ModelName::parse("adult-income").unwrap()
-}
-
-pub(crate) fn config() -> Value {
-    serde_json::from_slice(
-        &std::fs::read(sluice_tests::repo_root().join("models/adult-income.json")).unwrap(),
-    )
-    .unwrap()
-}
-
-pub(crate) async fn put_config(app: &TestApp, config: &Value) {
-    let config = TrainingConfig::from_json(config.to_string().as_bytes()).unwrap();
-    // Configs are plain objects in the store; any Runs over it can write one.
-    let runs = Runs::new(app.store.clone(), std::sync::Arc::new(NoCompute));
-    runs.configs().put(&config, "test", "c0").await.unwrap();
-}
-
-pub(crate) struct NoCompute;
-
-#[async_trait::async_trait]
-impl sluice_shared::runs::Compute for NoCompute {
-    fn name(&self) -> &str {
-        "none"
-    }
-    async fn submit(
-        &self,
-        _: &sluice_shared::runs::JobSpec,
-    ) -> Result<String, sluice_shared::runs::ComputeError> {
-        unreachable!("only used to write configs")
-    }
-    async fn status(
-        &self,
-        _: &str,
-    ) -> Result<sluice_shared::runs::JobStatus, sluice_shared::runs::ComputeError> {
-        unreachable!()
-    }
-    async fn cancel(&self, _: &str) -> Result<(), sluice_shared::runs::ComputeError> {
-        unreachable!()
-    }
-}
-
-impl TestApp {
-    pub(crate) async fn api(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .header("x-functions-key", ADMIN_KEY)
-            .header("x-sluice-actor", "ann");
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    /// `POST /api/retrain` with `request`, then [`follow`](Self::follow)s the run.
-    pub(crate) async fn retrain(&self, request: Value) -> Value {
-        let (status, accepted) = self
-            .api(reqwest::Method::POST, "/api/retrain", Some(request))
-            .await;
-        assert_eq!(status, 202, "{accepted}");
-        self.follow(accepted["run_id"].as_str().unwrap()).await
-    }
-
-    /// Ticks `RunsTimer` until `run` is over; returns its last report entry.
-    pub(crate) async fn follow(&self, run: &str) -> Value {
-        let started = Instant::now();
-        loop {
-            let timer = json!({"Data": {"timer": {"IsPastDue": false}}, "Metadata": {}});
-            let (status, body) = self.invoke("RunsTimer", &timer).await;
-            assert_eq!(status, 200, "{body}");
-            let entry = body["ReturnValue"]["runs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|r| r["run_id"] == run)
-                .cloned()
-                .unwrap();
-            if ["succeeded", "failed", "canceled"].contains(&entry["status"].as_str().unwrap()) {
-                return entry;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(180),
-                "{run} did not finish: {entry}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
 }
 
 async fn production(app: &TestApp) -> u32 {
@@ -117,25 +20,6 @@ async fn production(app: &TestApp) -> u32 {
         .await
         .unwrap()
         .version
-}
-
-/// A loop app with the Adult contracts, the `adult-income` config and the pinned
-/// evaluation data (`adult-eval` v1) in place: Adult itself is the caller's to drop.
-pub(crate) async fn loop_app_with_eval_data() -> TestApp {
-    let app = spawn_loop_app().await;
-    app.adult_contract().await;
-    let eval: Value = serde_json::from_slice(
-        &std::fs::read(sluice_tests::repo_root().join("contracts/adult-eval.json")).unwrap(),
-    )
-    .unwrap();
-    app.put_contract(eval).await;
-    put_config(&app, &config()).await;
-    let test_file = std::fs::read(sluice_tests::adult("adult.test")).unwrap();
-    assert_eq!(
-        app.ingest("adult-eval", "adult.test", test_file).await["status"],
-        "versioned"
-    );
-    app
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use sluice_shared::registry::{ModelName, Registry};
 use sluice_shared::scoring::batch::Batcher;
 
 use crate::helpers::{ADMIN_KEY, SCORING_KEY, TestApp};
-use crate::mlops_loop::{config, loop_app_with_eval_data, put_config};
+use crate::helpers::{config, loop_app_with_eval_data, put_config};
 
 /// An app whose `adult-income` v1 is in production (through the whole loop).
 async fn adult_in_production() -> TestApp {
@@ -604,10 +604,11 @@ async fn scoring_errors_say_what_and_where() {
     )
     .await;
     assert_eq!((s, b["error"]["field"].as_str()), (400, Some("body")));
-    let big = format!(
-        "{{\"data\": [{}]}}",
-        vec![row.to_string(); 25_000].join(",")
-    );
+    // Just over the limit: the server stops reading and closes, and a client still
+    // writing megabytes past the limit would see its write fail before the answer.
+    let one = row.to_string();
+    let rows = sluice::score::MAX_BODY_BYTES / (one.len() + 1) + 8;
+    let big = format!("{{\"data\": [{}]}}", vec![one; rows].join(","));
     let response = keyed(app.client.post(&url))
         .header("content-type", "application/json")
         .body(big)

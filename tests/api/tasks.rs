@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use sluice_shared::audit::Action;
 use sluice_shared::model::ModelSession;
 use sluice_shared::registry::{ModelName, Registry};
-use sluice_shared::runs::Runs;
 use sluice_shared::training::TrainingConfig;
 
 use crate::helpers::{TestApp, spawn_loop_app};
@@ -22,11 +21,7 @@ fn shared_csv(path: &str) -> Vec<u8> {
 async fn store_config(app: &TestApp, config: Value) -> Result<TrainingConfig, String> {
     let config =
         TrainingConfig::from_json(config.to_string().as_bytes()).map_err(|e| e.to_string())?;
-    let runs = Runs::new(
-        app.store.clone(),
-        std::sync::Arc::new(crate::mlops_loop::NoCompute),
-    );
-    let stored = runs.configs().put(&config, "test", "c0").await;
+    let stored = app.configs().put(&config, "test", "c0").await;
     stored.map(|s| s.config).map_err(|e| e.to_string())
 }
 
@@ -395,15 +390,9 @@ async fn diabetes_trains_a_regression_model_that_scores_values() {
         let message = refused["error"]["message"].as_str().unwrap();
         assert!(message.contains(words), "{patch}: {message}");
     }
-    let runs = Runs::new(
-        app.store.clone(),
-        std::sync::Arc::new(crate::mlops_loop::NoCompute),
-    );
+    let configs = app.configs();
     let model = ModelName::parse("diabetes-progression").unwrap();
-    assert_eq!(
-        runs.configs().versions(&model).await.unwrap(),
-        Vec::<u32>::new()
-    );
+    assert_eq!(configs.versions(&model).await.unwrap(), Vec::<u32>::new());
 
     // An integer label without declared values is a number to predict. Storing the same
     // config again changes nothing; a changed one is the next version.
@@ -424,8 +413,8 @@ async fn diabetes_trains_a_regression_model_that_scores_values() {
     assert_eq!(changed["version"], 2, "{changed}");
     let (status, _) = put(base.clone()).await;
     assert_eq!(status, 200);
-    assert_eq!(runs.configs().versions(&model).await.unwrap(), [1, 2, 3]);
-    assert_eq!(runs.configs().get(&model).await.unwrap().seed, 42);
+    assert_eq!(configs.versions(&model).await.unwrap(), [1, 2, 3]);
+    assert_eq!(configs.get(&model).await.unwrap().seed, 42);
     let audit = sluice_shared::audit::AuditLog::new(app.store.clone());
     let stored_by: Vec<String> = audit
         .records()
