@@ -10,8 +10,9 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 use sluice_shared::dataset::DatasetEvent;
-use sluice_shared::runs::{DatasetVersion, RequestOutcome, RetrainRequest, RunError};
-use tracing::{Instrument, info, info_span, warn};
+use sluice_shared::runs::lifecycle::{self, Requested};
+use sluice_shared::runs::{RetrainRequest, RunError};
+use tracing::{Instrument, info, info_span};
 
 use crate::error::AppError;
 use crate::handlers::{body, ignored};
@@ -27,26 +28,6 @@ fn decode_request(value: Value) -> Result<RetrainRequest, (String, String)> {
             e.into_inner().to_string(),
         )
     })
-}
-
-/// Requests a run and submits it; shared by every trigger.
-async fn request_and_start(
-    state: &AppState,
-    request: &RetrainRequest,
-    trigger: &str,
-    correlation_id: &str,
-) -> Result<Value, RunError> {
-    match state.runs.request(request, trigger, correlation_id).await? {
-        RequestOutcome::Accepted { run, duplicate } => {
-            let run = state.runs.start(&run.id).await?;
-            info!(run_id = %run.id, duplicate, "run accepted");
-            Ok(json!({"status": "accepted", "run_id": run.id, "duplicate": duplicate, "run": run}))
-        }
-        RequestOutcome::Rejected { reason, record } => {
-            warn!(%reason, "retrain request rejected");
-            Ok(json!({"status": "rejected", "reason": reason, "record": record}))
-        }
-    }
 }
 
 /// `RetrainQueue`: a Service Bus message from another system. A message that can never
@@ -65,7 +46,14 @@ pub async fn retrain_queue(
         let message = inv.data_json("message")?;
         let result = match decode_request(message.clone()) {
             Ok(request) => {
-                request_and_start(&state, &request, "RetrainQueue", &correlation).await?
+                let requested = lifecycle::request_and_start(
+                    &state.runs,
+                    &request,
+                    "RetrainQueue",
+                    &correlation,
+                )
+                .await?;
+                serde_json::to_value(requested).unwrap_or_default()
             }
             Err((field, problem)) => {
                 let reason = if field.is_empty() {
@@ -110,23 +98,8 @@ pub async fn dataset_events(
         else {
             return Ok(ignored("rejected uploads retrain nothing".into()));
         };
-        let mut started = Vec::new();
-        for config in state.runs.configs().subscribers(dataset).await? {
-            let decision = state.runs.retrain_decision(&config, *version).await?;
-            if let Some(why) = decision {
-                let request = RetrainRequest {
-                    model: config.model.clone(),
-                    dataset: Some(dataset.clone()),
-                    dataset_version: DatasetVersion::Number(*version),
-                    config_overrides: Value::Null,
-                    requested_by: "sluice:dataset.versioned".into(),
-                    reason: why,
-                };
-                started.push(
-                    request_and_start(&state, &request, "dataset.versioned", &event.id()).await?,
-                );
-            }
-        }
+        let started =
+            lifecycle::on_dataset_versioned(&state.runs, dataset, *version, &event.id()).await?;
         Ok(axum::Json(
             InvocationResponse::default()
                 .log(format!("{} run(s) for {dataset} v{version}", started.len()))
@@ -164,18 +137,19 @@ pub async fn retrain_http(
         )
     })?;
     let correlation = uuid::Uuid::new_v4().to_string();
-    let result = request_and_start(&state, &request, "Retrain", &correlation)
+    let requested = lifecycle::request_and_start(&state.runs, &request, "Retrain", &correlation)
         .instrument(info_span!("invocation", function = "Retrain", correlation_id = %correlation))
         .await?;
-    if result["status"] == "rejected" {
-        return Err(AppError::bad_request(
-            "body",
-            result["reason"].as_str().unwrap_or_default(),
-        ));
-    }
-    let id = result["run_id"].as_str().unwrap_or_default().to_owned();
+    let (id, duplicate, run) = match requested {
+        Requested::Accepted {
+            run_id,
+            duplicate,
+            run,
+        } => (run_id, duplicate, run),
+        Requested::Rejected { reason, .. } => return Err(AppError::bad_request("body", reason)),
+    };
     let location = format!("/api/runs/{id}");
-    let body = json!({"run_id": id, "status_url": location, "duplicate": result["duplicate"], "run": result["run"]});
+    let body = json!({"run_id": id, "status_url": location, "duplicate": duplicate, "run": run});
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, location)],
@@ -232,72 +206,6 @@ pub async fn run_retry(
     ))
 }
 
-/// Follows every unfinished run one step; sends newly registered versions through the
-/// gate. What `RunsTimer` and `MlJobEvents` share.
-pub async fn advance(state: &AppState, only: Option<&str>) -> Result<Vec<Value>, AppError> {
-    let mut report = Vec::new();
-    for run in state.runs.list().await? {
-        if only.is_some_and(|id| id != run.id) {
-            continue;
-        }
-        // One run's trouble (a backend down) is reported and retried on the next tick;
-        // it does not hold up the others.
-        let step = async {
-            if run.status.is_final() {
-                // Nothing to follow; only its gate may still be owed (below).
-                return Ok((run.clone(), None));
-            }
-            if run.job.is_none() {
-                state.runs.start(&run.id).await?;
-            }
-            state.runs.poll(&run.id).await
-        };
-        let (run, registered) = match step.await {
-            Ok(done) => done,
-            Err(e) if e.is_transient() => {
-                warn!(run_id = %run.id, error = %e, "could not follow the run; retrying next tick");
-                report.push(json!({"run_id": run.id, "status": run.status, "error": "temporarily unavailable"}));
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        // A version registered earlier whose gate never ran (the process stopped) is
-        // picked up again here; the gate itself runs once per version.
-        let version = registered.map(|v| v.version).or(run.model_version);
-        let mut entry = json!({"run_id": run.id, "status": run.status});
-        if let Some(v) = version {
-            match &state.gate {
-                Some(gate) => {
-                    entry["model_version"] = json!(v);
-                    // A gate that cannot run yet (no evaluation data, a dependency
-                    // down) is reported and retried on the next tick, not fatal to it.
-                    entry["gate"] = match gate
-                        .on_registered(&run.model, v, &run.correlation_id)
-                        .await
-                    {
-                        Ok(outcome) => {
-                            json!({"passed": outcome.result.passed, "reasons": outcome.result.reasons,
-                            "releases": outcome.releases.iter().map(|r| &r.id).collect::<Vec<_>>(),
-                            "awaiting_approval": outcome.awaiting_approval})
-                        }
-                        Err(e) => {
-                            warn!(run_id = %run.id, error = %e, "the gate could not run");
-                            json!({"error": e.to_string()})
-                        }
-                    };
-                }
-                None => {
-                    entry["model_version"] = json!(v);
-                    entry["gate"] =
-                        json!({"error": "ONNX Runtime is not loaded: the gate cannot run"});
-                }
-            }
-        }
-        report.push(entry);
-    }
-    Ok(report)
-}
-
 /// `RunsTimer`: the fallback that never lets a lost event strand a run.
 pub async fn runs_timer(
     State(state): State<AppState>,
@@ -306,7 +214,9 @@ pub async fn runs_timer(
     let inv = body(payload, 1 << 20)?;
     let span =
         info_span!("invocation", function = "RunsTimer", invocation_id = %inv.invocation_id());
-    let report = advance(&state, None).instrument(span).await?;
+    let report = lifecycle::advance(&state.runs, state.gate.as_deref(), None)
+        .instrument(span)
+        .await?;
     Ok(axum::Json(
         InvocationResponse::default().returning(json!({"runs": report})),
     ))
@@ -340,7 +250,7 @@ pub async fn ml_job_events(
             Err(e) => return Err(e.into()),
             Ok(_) => {}
         }
-        let report = advance(&state, Some(run_id)).await?;
+        let report = lifecycle::advance(&state.runs, state.gate.as_deref(), Some(run_id)).await?;
         Ok(axum::Json(
             InvocationResponse::default().returning(json!({"runs": report})),
         ))

@@ -12,6 +12,7 @@
 
 pub mod azureml;
 pub mod compute;
+pub mod lifecycle;
 pub mod local;
 
 use std::sync::Arc;
