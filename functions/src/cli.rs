@@ -418,18 +418,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             model,
             version,
             actor,
-        } => {
-            let runtime = crate::onnxruntime::load_or_setup(cli.onnxruntime.as_deref())?;
-            crate::ops::approve(
-                store,
-                runtime,
-                &cli.storage.scratch(),
-                &model,
-                version,
-                &actor,
-            )
-            .await?
-        }
+        } => crate::ops::approve(store, &model, version, &actor).await?,
         Command::Rollback {
             model,
             reason,

@@ -177,11 +177,24 @@ impl From<sluice_shared::registry::RegistryError> for AppError {
     }
 }
 
+impl From<sluice_shared::registry::promotion::ReleaseError> for AppError {
+    fn from(e: sluice_shared::registry::promotion::ReleaseError) -> Self {
+        use sluice_shared::registry::promotion::ReleaseError;
+        match e {
+            ReleaseError::Registry(r) => r.into(),
+            ReleaseError::Refused(m) => Self::conflict(m),
+            ReleaseError::Storage(ref s) if s.is_transient() => Self::unavailable(&e),
+            other => Self::internal(&other),
+        }
+    }
+}
+
 impl From<sluice_shared::registry::gate::GateError> for AppError {
     fn from(e: sluice_shared::registry::gate::GateError) -> Self {
         use sluice_shared::registry::gate::GateError;
         match e {
             GateError::Registry(r) => r.into(),
+            GateError::Release(r) => r.into(),
             GateError::Invalid(m) => Self::conflict(m),
             GateError::Storage(ref s) if s.is_transient() => Self::unavailable(&e),
             other => Self::internal(&other),

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_shared::catalog;
 use sluice_shared::registry::gate::Gate;
+use sluice_shared::registry::promotion::Change;
 use sluice_shared::registry::{ModelName, RegistryError};
 use sluice_shared::training::configs::ConfigStoreError;
 use tracing::{Instrument, info_span};
@@ -155,10 +156,7 @@ pub async fn version(
 ) -> Result<axum::Json<Value>, AppError> {
     let model = model_name(&name)?;
     let manifest = state.runs.registry().version(&model, v).await?;
-    let gate = match &state.gate {
-        Some(g) => serde_json::to_value(g.outcome(&model, v).await?).unwrap_or_default(),
-        None => Value::Null,
-    };
+    let gate = state.releases.outcome(&model, v).await?;
     Ok(axum::Json(json!({"version": manifest, "gate": gate})))
 }
 
@@ -291,7 +289,9 @@ pub async fn approve(
     Path((name, v)): Path<(String, u32)>,
 ) -> Result<axum::Json<Value>, AppError> {
     let model = model_name(&name)?;
-    let release = gate(&state)?
+    // Approving needs no ONNX Runtime: the verdict is stored.
+    let release = state
+        .releases
         .approve(&model, v, &actor, &uuid::Uuid::new_v4().to_string())
         .await?;
     Ok(axum::Json(json!({"release": release})))
@@ -307,17 +307,16 @@ pub async fn rollback(
     let model = model_name(&name)?;
     let bytes = payload.map_err(|e| AppError::bad_request("body", e.body_text()))?;
     let why = reason(&bytes)?;
-    let release = gate(&state)?
-        .rollback(
-            &model,
-            &actor,
-            if why.is_empty() {
-                "rollback requested"
-            } else {
-                &why
-            },
-            &uuid::Uuid::new_v4().to_string(),
-        )
-        .await?;
+    let change = Change {
+        actor: &actor,
+        reason: if why.is_empty() {
+            "rollback requested"
+        } else {
+            &why
+        },
+        correlation_id: &uuid::Uuid::new_v4().to_string(),
+    };
+    // A rollback needs no ONNX Runtime, so it works when scoring cannot.
+    let release = state.releases.rollback(&model, change).await?;
     Ok(axum::Json(json!({"release": release})))
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 use sluice_shared::audit::AuditLog;
 use sluice_shared::catalog;
 use sluice_shared::model::Runtime;
-use sluice_shared::registry::gate::{self, Change, Gate};
+use sluice_shared::registry::promotion::{Change, Releases};
 use sluice_shared::registry::{ModelName, Registry};
 use sluice_shared::runs::local::LocalCompute;
 use sluice_shared::runs::{RetrainRequest, Runs};
@@ -281,37 +281,26 @@ pub async fn promote(
             "production is reached through the gate and `sluice approve`; promote to staging or a named alias"
         );
     }
-    let registry = Registry::new(store.clone());
-    let audit = AuditLog::new(store);
     let change = Change {
         actor,
         reason,
         correlation_id: &correlation(),
     };
-    let release = gate::release(
-        &registry,
-        &audit,
-        &model,
-        alias,
-        version,
-        json!({"manual": true}),
-        change,
-    )
-    .await?;
+    let release = Releases::new(store)
+        .release(&model, alias, version, json!({"manual": true}), change)
+        .await?;
     println!("{model}@{version} is {alias} ({})", release.id);
     Ok(())
 }
 
 pub async fn approve(
     store: Arc<dyn ObjectStore>,
-    runtime: &'static Runtime,
-    scratch: &Path,
     model: &str,
     version: u32,
     actor: &str,
 ) -> anyhow::Result<()> {
     let model = ModelName::parse(model)?;
-    let release = Gate::new(store, runtime, scratch.to_path_buf())
+    let release = Releases::new(store)
         .approve(&model, version, actor, &correlation())
         .await?;
     println!("{model}@{version} is in production ({})", release.id);
@@ -325,14 +314,12 @@ pub async fn rollback(
     actor: &str,
 ) -> anyhow::Result<()> {
     let model = ModelName::parse(model)?;
-    let registry = Registry::new(store.clone());
-    let audit = AuditLog::new(store);
     let change = Change {
         actor,
         reason,
         correlation_id: &correlation(),
     };
-    let release = gate::rollback(&registry, &audit, &model, change).await?;
+    let release = Releases::new(store).rollback(&model, change).await?;
     println!(
         "{model} production is v{} again ({} rolls back {})",
         release.version,

@@ -8,6 +8,7 @@ use sluice_shared::dataset::Ingestor;
 use sluice_shared::model::Runtime;
 use sluice_shared::registry::Registry;
 use sluice_shared::registry::gate::Gate;
+use sluice_shared::registry::promotion::Releases;
 use sluice_shared::runs::local::LocalCompute;
 use sluice_shared::runs::{Compute, Runs};
 use sluice_shared::scoring::Scorer;
@@ -31,6 +32,8 @@ pub struct Services {
     pub store: Arc<dyn ObjectStore>,
     pub ingestor: Arc<Ingestor>,
     pub runs: Runs,
+    /// Alias moves: approvals, rollbacks, the verdicts they rest on.
+    pub releases: Releases,
     /// The evaluation gate; `None` when ONNX Runtime could not be loaded (the functions
     /// that need it answer 503 and say why).
     pub gate: Option<Arc<Gate>>,
@@ -67,6 +70,7 @@ impl AppState {
         Self(Arc::new(Services {
             ingestor: Arc::new(Ingestor::new(store.clone(), scratch.clone())),
             runs: Runs::new(store.clone(), compute),
+            releases: Releases::new(store.clone()),
             gate: None,
             admin_keys: Arc::new(Keys::default()),
             scorer: None,

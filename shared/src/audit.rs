@@ -200,6 +200,13 @@ impl AuditLog {
         let _ = put_json(store, &head_key(), &head, mode).await;
     }
 
+    /// The actions recorded, oldest first (what tests compare).
+    #[cfg(test)]
+    pub(crate) async fn actions(&self) -> Vec<Action> {
+        let records = self.records().await.expect("the audit trail reads");
+        records.into_iter().map(|r| r.entry.action).collect()
+    }
+
     /// Every record in order (for `sluice audit` and the API).
     pub async fn records(&self) -> Result<Vec<Record>, AuditError> {
         let mut out = Vec::new();

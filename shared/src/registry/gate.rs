@@ -11,30 +11,19 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
-use super::promotion::{Evaluation, GateResult, judge, promote};
+use super::promotion::{
+    Change, Evaluation, GateOutcome, GateResult, ReleaseError, Releases, judge,
+};
 use super::{
-    ModelName, ModelVersion, PRODUCTION, Registry, RegistryError, Release, STAGING, version_prefix,
+    ModelName, ModelVersion, PRODUCTION, Registry, RegistryError, Release, STAGING, gate_key,
 };
 use crate::audit::{Action, AuditLog, Entry};
 use crate::dataset::{DatasetName, layout};
 use crate::model::{ModelSession, Runtime, Table};
-use crate::storage::{ObjectKey, ObjectStore, PutMode, StorageError, get_json, put_json};
+use crate::storage::{ObjectStore, PutMode, StorageError, get_json, put_json};
 use crate::training::config::{Approval, TrainingConfig};
 use crate::training::configs::{ConfigStoreError, Configs};
 use crate::training::trainer::{Holdout, VerifyError, evaluate};
-
-/// What the gate did with a version.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct GateOutcome {
-    pub model: ModelName,
-    pub version: u32,
-    pub result: GateResult,
-    /// Releases made (staging, and production unless an approval is required).
-    pub releases: Vec<Release>,
-    pub awaiting_approval: bool,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum GateError {
@@ -50,23 +39,23 @@ pub enum GateError {
     Invalid(String),
     #[error("reading evaluation data: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Release(#[from] ReleaseError),
 }
 
 pub struct Gate {
     registry: Registry,
+    releases: Releases,
     audit: AuditLog,
     runtime: &'static Runtime,
     scratch: PathBuf,
-}
-
-fn gate_key(model: &ModelName, version: u32) -> ObjectKey {
-    ObjectKey::parse(format!("{}gate.json", version_prefix(model, version))).expect("valid key")
 }
 
 impl Gate {
     pub fn new(store: Arc<dyn ObjectStore>, runtime: &'static Runtime, scratch: PathBuf) -> Self {
         Self {
             registry: Registry::new(store.clone()),
+            releases: Releases::new(store.clone()),
             audit: AuditLog::new(store),
             runtime,
             scratch,
@@ -269,7 +258,6 @@ impl Gate {
                     model,
                     STAGING,
                     version,
-                    "sluice:gate",
                     "passed the evaluation gate",
                     gate.clone(),
                     correlation_id,
@@ -283,7 +271,6 @@ impl Gate {
                         model,
                         PRODUCTION,
                         version,
-                        "sluice:gate",
                         "passed the gate and the staging smoke test",
                         gate,
                         correlation_id,
@@ -402,184 +389,24 @@ impl Gate {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A release the gate makes, as `sluice:gate`.
     async fn release(
         &self,
         model: &ModelName,
         alias: &str,
         version: u32,
-        actor: &str,
         reason: &str,
         gate: serde_json::Value,
         correlation_id: &str,
     ) -> Result<Release, GateError> {
         let change = Change {
-            actor,
+            actor: "sluice:gate",
             reason,
             correlation_id,
         };
-        release(
-            &self.registry,
-            &self.audit,
-            model,
-            alias,
-            version,
-            gate,
-            change,
-        )
-        .await
+        Ok(self
+            .releases
+            .release(model, alias, version, gate, change)
+            .await?)
     }
-
-    /// A person's approval moves a version that passed the gate and sits in staging
-    /// to production.
-    pub async fn approve(
-        &self,
-        model: &ModelName,
-        version: u32,
-        actor: &str,
-        correlation_id: &str,
-    ) -> Result<Release, GateError> {
-        let outcome: GateOutcome = match get_json(self.store(), &gate_key(model, version)).await {
-            Ok((o, _)) => o,
-            Err(StorageError::NotFound { .. }) => {
-                return Err(GateError::Invalid(format!(
-                    "{model}@{version} has not been through the gate"
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if !outcome.result.passed {
-            return Err(GateError::Invalid(format!(
-                "{model}@{version} failed the gate: {}",
-                outcome.result.reasons.join("; ")
-            )));
-        }
-        let staged = self.registry.resolve(model, STAGING).await?;
-        if staged.version != version {
-            return Err(GateError::Invalid(format!(
-                "{model}@{version} is not in staging (staging is {})",
-                staged.version
-            )));
-        }
-        self.audit
-            .append(Entry {
-                action: Action::Approved,
-                actor: actor.to_owned(),
-                subject: format!("model:{model}@{version}"),
-                reason: "approved for production".into(),
-                correlation_id: correlation_id.to_owned(),
-                details: serde_json::Value::Null,
-            })
-            .await?;
-        let gate = serde_json::to_value(&outcome.result).unwrap_or_default();
-        self.release(
-            model,
-            PRODUCTION,
-            version,
-            actor,
-            "approved",
-            gate,
-            correlation_id,
-        )
-        .await
-    }
-
-    /// Returns production to its previous release, in one call.
-    pub async fn rollback(
-        &self,
-        model: &ModelName,
-        actor: &str,
-        reason: &str,
-        correlation_id: &str,
-    ) -> Result<Release, GateError> {
-        let change = Change {
-            actor,
-            reason,
-            correlation_id,
-        };
-        rollback(&self.registry, &self.audit, model, change).await
-    }
-
-    /// The stored verdict for a version, if it went through the gate.
-    pub async fn outcome(
-        &self,
-        model: &ModelName,
-        version: u32,
-    ) -> Result<Option<GateOutcome>, GateError> {
-        match get_json(self.store(), &gate_key(model, version)).await {
-            Ok((o, _)) => Ok(Some(o)),
-            Err(StorageError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
-/// Who changes an alias, why, and in which flow.
-#[derive(Clone, Copy, Debug)]
-pub struct Change<'a> {
-    pub actor: &'a str,
-    pub reason: &'a str,
-    pub correlation_id: &'a str,
-}
-
-/// Moves `alias` to `version` and records it in the audit trail (the gate's releases,
-/// and an operator's manual `sluice promote`).
-pub async fn release(
-    registry: &Registry,
-    audit: &AuditLog,
-    model: &ModelName,
-    alias: &str,
-    version: u32,
-    gate: serde_json::Value,
-    change: Change<'_>,
-) -> Result<Release, GateError> {
-    let release = promote(
-        registry,
-        model,
-        alias,
-        version,
-        change.actor,
-        change.reason,
-        gate,
-    )
-    .await?;
-    audit
-        .append(Entry {
-            action: Action::Promoted,
-            actor: change.actor.to_owned(),
-            subject: format!("model:{model}@{version}"),
-            reason: format!("{} → {alias}: {}", release.id, change.reason),
-            correlation_id: change.correlation_id.to_owned(),
-            details: serde_json::json!({"release": release.id, "previous": release.previous}),
-        })
-        .await?;
-    Ok(release)
-}
-
-/// Returns production to its previous release and records it.
-pub async fn rollback(
-    registry: &Registry,
-    audit: &AuditLog,
-    model: &ModelName,
-    change: Change<'_>,
-) -> Result<Release, GateError> {
-    let release =
-        super::promotion::rollback(registry, model, PRODUCTION, change.actor, change.reason)
-            .await?;
-    audit
-        .append(Entry {
-            action: Action::RolledBack,
-            actor: change.actor.to_owned(),
-            subject: format!("model:{model}@{}", release.version),
-            reason: format!(
-                "{} rolls back {}: {}",
-                release.id,
-                release.rolls_back.clone().unwrap_or_default(),
-                change.reason
-            ),
-            correlation_id: change.correlation_id.to_owned(),
-            details: serde_json::json!({"release": release.id}),
-        })
-        .await?;
-    Ok(release)
 }

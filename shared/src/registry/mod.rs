@@ -193,6 +193,11 @@ pub fn model_key(m: &ModelName, v: u32) -> ObjectKey {
     key(format!("{}model.onnx", version_prefix(m, v)))
 }
 
+/// A version's gate verdict (`gate.json`), written once.
+pub(crate) fn gate_key(m: &ModelName, v: u32) -> ObjectKey {
+    key(format!("{}gate.json", version_prefix(m, v)))
+}
+
 fn holdout_key(m: &ModelName, v: u32) -> ObjectKey {
     key(format!("{}holdout.json", version_prefix(m, v)))
 }

@@ -1,6 +1,8 @@
 //! Promotion policy: the evaluation gate's verdict, and the moves it allows
 //! (candidate → staging → production, approvals, rollback).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::DatasetName;
@@ -8,7 +10,11 @@ use crate::model::task::Task;
 use crate::training::config::PromotionPolicy;
 use crate::training::metrics::Metrics;
 
-use super::{AliasMove, ModelName, Registry, RegistryError, Release};
+use super::{
+    AliasMove, ModelName, PRODUCTION, Registry, RegistryError, Release, STAGING, gate_key,
+};
+use crate::audit::{Action, AuditError, AuditLog, Entry};
+use crate::storage::{ObjectStore, StorageError, get_json};
 
 /// The gate's result for one candidate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -76,6 +82,17 @@ impl std::fmt::Display for Evaluation {
             }
         }
     }
+}
+
+/// What the gate did with a version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GateOutcome {
+    pub model: ModelName,
+    pub version: u32,
+    pub result: GateResult,
+    /// Releases made (staging, and production unless an approval is required).
+    pub releases: Vec<Release>,
+    pub awaiting_approval: bool,
 }
 
 /// Judges a candidate's metrics against production's (both on the same evaluation
@@ -264,6 +281,169 @@ pub async fn rollback(
         .await
 }
 
+/// Who changes an alias, why, and in which flow.
+#[derive(Clone, Copy, Debug)]
+pub struct Change<'a> {
+    pub actor: &'a str,
+    pub reason: &'a str,
+    pub correlation_id: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// Not allowed as asked: the version has not passed the gate, or is not in staging.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// The promotion workflow, the one way an alias moves: the gate's releases, a person's
+/// approval, a manual promotion and a rollback each move the alias (If-Match) and append
+/// the audit record. It needs no ONNX Runtime, so a rollback works even when scoring and
+/// the gate cannot.
+#[derive(Clone)]
+pub struct Releases {
+    registry: Registry,
+    audit: AuditLog,
+}
+
+impl Releases {
+    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            registry: Registry::new(store.clone()),
+            audit: AuditLog::new(store),
+        }
+    }
+
+    /// Moves `alias` to `version` and records it (`gate`: the verdict that justified it).
+    pub async fn release(
+        &self,
+        model: &ModelName,
+        alias: &str,
+        version: u32,
+        gate: serde_json::Value,
+        change: Change<'_>,
+    ) -> Result<Release, ReleaseError> {
+        let release = promote(
+            &self.registry,
+            model,
+            alias,
+            version,
+            change.actor,
+            change.reason,
+            gate,
+        )
+        .await?;
+        self.audit
+            .append(Entry {
+                action: Action::Promoted,
+                actor: change.actor.to_owned(),
+                subject: format!("model:{model}@{version}"),
+                reason: format!("{} → {alias}: {}", release.id, change.reason),
+                correlation_id: change.correlation_id.to_owned(),
+                details: serde_json::json!({"release": release.id, "previous": release.previous}),
+            })
+            .await?;
+        Ok(release)
+    }
+
+    /// A person's approval moves a version that passed the gate and sits in staging to
+    /// production.
+    pub async fn approve(
+        &self,
+        model: &ModelName,
+        version: u32,
+        actor: &str,
+        correlation_id: &str,
+    ) -> Result<Release, ReleaseError> {
+        let Some(outcome) = self.outcome(model, version).await? else {
+            return Err(ReleaseError::Refused(format!(
+                "{model}@{version} has not been through the gate"
+            )));
+        };
+        if !outcome.result.passed {
+            return Err(ReleaseError::Refused(format!(
+                "{model}@{version} failed the gate: {}",
+                outcome.result.reasons.join("; ")
+            )));
+        }
+        let staged = self.registry.resolve(model, STAGING).await?;
+        if staged.version != version {
+            return Err(ReleaseError::Refused(format!(
+                "{model}@{version} is not in staging (staging is {})",
+                staged.version
+            )));
+        }
+        self.audit
+            .append(Entry {
+                action: Action::Approved,
+                actor: actor.to_owned(),
+                subject: format!("model:{model}@{version}"),
+                reason: "approved for production".into(),
+                correlation_id: correlation_id.to_owned(),
+                details: serde_json::Value::Null,
+            })
+            .await?;
+        let gate = serde_json::to_value(&outcome.result).unwrap_or_default();
+        let change = Change {
+            actor,
+            reason: "approved",
+            correlation_id,
+        };
+        self.release(model, PRODUCTION, version, gate, change).await
+    }
+
+    /// Returns production to the release before the one in place, and records it.
+    pub async fn rollback(
+        &self,
+        model: &ModelName,
+        change: Change<'_>,
+    ) -> Result<Release, ReleaseError> {
+        let release = rollback(
+            &self.registry,
+            model,
+            PRODUCTION,
+            change.actor,
+            change.reason,
+        )
+        .await?;
+        self.audit
+            .append(Entry {
+                action: Action::RolledBack,
+                actor: change.actor.to_owned(),
+                subject: format!("model:{model}@{}", release.version),
+                reason: format!(
+                    "{} rolls back {}: {}",
+                    release.id,
+                    release.rolls_back.clone().unwrap_or_default(),
+                    change.reason
+                ),
+                correlation_id: change.correlation_id.to_owned(),
+                details: serde_json::json!({"release": release.id}),
+            })
+            .await?;
+        Ok(release)
+    }
+
+    /// The stored verdict for a version, if it went through the gate.
+    pub async fn outcome(
+        &self,
+        model: &ModelName,
+        version: u32,
+    ) -> Result<Option<GateOutcome>, ReleaseError> {
+        match get_json(self.registry.store().as_ref(), &gate_key(model, version)).await {
+            Ok((o, _)) => Ok(Some(o)),
+            Err(StorageError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,5 +595,74 @@ mod tests {
         )
         .await;
         assert!(matches!(err, Err(RegistryError::NoAlias { .. })));
+    }
+
+    /// Approvals and rollbacks need no ONNX Runtime: what they rest on is stored. An
+    /// approval needs a passing verdict for the version in staging; each move is audited.
+    #[tokio::test]
+    async fn the_workflow_approves_only_what_passed_and_audits_every_move() {
+        let (_dir, reg, m) = registry_with(&["a", "b"]).await;
+        let releases = Releases::new(reg.store().clone());
+        let change = Change {
+            actor: "ann",
+            reason: "first",
+            correlation_id: "c1",
+        };
+        let null = serde_json::Value::Null;
+        releases
+            .release(&m, PRODUCTION, 1, null.clone(), change)
+            .await
+            .unwrap();
+        releases
+            .release(&m, STAGING, 2, null, change)
+            .await
+            .unwrap();
+        let refused = releases.approve(&m, 2, "bob", "c2").await.unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("has not been through the gate"),
+            "{refused}"
+        );
+        let passed = GateOutcome {
+            model: m.clone(),
+            version: 2,
+            result: GateResult {
+                passed: true,
+                reasons: vec![],
+                metric: "roc_auc".into(),
+                candidate: metrics(&[0.2, 0.8, 0.3, 0.7]),
+                production: None,
+                production_version: Some(1),
+                evaluation: None,
+            },
+            releases: vec![],
+            awaiting_approval: true,
+        };
+        let store = reg.store().as_ref();
+        let key = gate_key(&m, 2);
+        crate::storage::put_json(store, &key, &passed, crate::storage::PutMode::Create)
+            .await
+            .unwrap();
+        let approved = releases.approve(&m, 2, "bob", "c2").await.unwrap();
+        assert_eq!(
+            (approved.version, approved.id.as_str()),
+            (2, "production.2")
+        );
+        let back = releases.rollback(&m, change).await.unwrap();
+        assert_eq!(
+            (back.version, back.rolls_back.as_deref()),
+            (1, Some("production.2"))
+        );
+        assert_eq!(
+            AuditLog::new(reg.store().clone()).actions().await,
+            [
+                Action::Promoted,
+                Action::Promoted,
+                Action::Approved,
+                Action::Promoted,
+                Action::RolledBack
+            ]
+        );
     }
 }

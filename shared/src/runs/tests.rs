@@ -279,16 +279,8 @@ async fn a_failed_run_is_tried_again_as_its_next_attempt_and_keeps_the_first() {
         logs_key(&id, 2).unwrap().as_str(),
         format!("runs/{id}/attempts/2/logs.txt")
     );
-    let actions: Vec<Action> = runs
-        .audit()
-        .records()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.entry.action)
-        .collect();
     assert_eq!(
-        actions,
+        runs.audit().actions().await,
         [
             Action::ConfigStored,
             Action::RunRequested,
