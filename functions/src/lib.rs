@@ -1,25 +1,14 @@
 //! Sluice's Azure Functions custom handler, its local host (`sluice dev`) and CLI.
 //!
-//! `functions/` is thin on purpose: it decodes the host's invocations, calls the domain
-//! in `sluice-shared`, and encodes the result. `main.rs` only parses the command line.
+//! `functions/` is thin on purpose: two front doors to the domain in `sluice-shared`.
+//! [`host`] is the custom handler: it decodes the host's invocations, calls the domain
+//! and encodes the result. [`cli`] is the command line: it parses a command, calls the
+//! same domain functions and renders the answer; its dev host plays the Functions host
+//! locally. `settings`, `onnxruntime`, `telemetry` and `otlp` serve both.
 
-pub mod auth;
-pub mod bench;
 pub mod cli;
-pub mod devhost;
-pub mod error;
-pub mod handlers;
-pub mod health;
-pub mod invocation;
-pub mod models;
+pub mod host;
 pub mod onnxruntime;
-pub mod ops;
 pub mod otlp;
-pub mod package;
-pub mod retrain;
-pub mod score;
 pub mod settings;
-pub mod shards;
-pub mod startup;
-pub mod state;
 pub mod telemetry;

@@ -63,4 +63,19 @@ macro_rules! path_segment_name {
     };
 }
 
-pub(crate) use path_segment_name;
+path_segment_name!(
+    /// A dataset's name: lower-case ASCII letters, digits, `-` and `_`, 1 to 64 long,
+    /// starting with a letter or digit. It is a path segment everywhere, so it is parsed,
+    /// not trusted.
+    DatasetName,
+    InvalidDatasetName,
+    "dataset"
+);
+
+path_segment_name!(
+    /// A model's name: the same rules as a dataset's (it is a path segment too), and its
+    /// own type, so the two are never mixed up and a bad one is reported as a model name.
+    ModelName,
+    InvalidModelName,
+    "model"
+);

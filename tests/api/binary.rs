@@ -248,7 +248,7 @@ fn the_package_zip_has_the_functions_layout() {
         "sluice".into(),
         "libonnxruntime.so.1.32.0".into(),
     ];
-    for function in sluice::startup::FUNCTIONS {
+    for function in sluice::host::startup::FUNCTIONS {
         let name = format!("{function}/function.json");
         let file = std::fs::read(root.join("functions").join(&name)).unwrap();
         assert_eq!(

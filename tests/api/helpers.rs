@@ -2,8 +2,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sluice::startup::Application;
-use sluice::state::AppState;
+use sluice::host::startup::Application;
+use sluice::host::state::AppState;
 use sluice_shared::dataset::contract::Contract;
 use sluice_shared::dataset::{Manifest, QuarantineReport, ingest};
 use sluice_shared::storage::local::LocalStore;

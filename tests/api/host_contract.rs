@@ -2,8 +2,8 @@
 //! event shapes, using the payloads in ../shared/fixtures.
 
 use serde_json::{Value, json};
-use sluice::invocation::Invocation;
-use sluice::startup::FUNCTIONS;
+use sluice::host::invocation::Invocation;
+use sluice::host::startup::FUNCTIONS;
 
 use crate::helpers::spawn_app;
 
@@ -294,7 +294,8 @@ async fn contract_blob_trigger_ingests_small_files_and_refuses_large_ones_clearl
     assert_eq!(body["ReturnValue"]["status"], "versioned");
     assert_eq!(app.manifest("small", 1).await.rows, 2);
     let mut big = payload.clone();
-    big["Metadata"]["Properties"]["Length"] = json!(sluice::state::BLOB_TRIGGER_MAX_BYTES + 1);
+    big["Metadata"]["Properties"]["Length"] =
+        json!(sluice::host::state::BLOB_TRIGGER_MAX_BYTES + 1);
     let (status, body) = app.invoke("DatasetIngestBlob", &big).await;
     assert_eq!(status, 413, "{body}");
     assert!(

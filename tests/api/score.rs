@@ -85,12 +85,12 @@ async fn the_direct_way_to_score_answers_exactly_as_the_router() {
 
     let app = adult_in_production().await;
     let scratch = tempfile::tempdir().unwrap();
-    let state = sluice::state::AppState::new(app.store.clone(), scratch.path().into())
+    let state = sluice::host::state::AppState::new(app.store.clone(), scratch.path().into())
         .with_runtime(sluice_tests::onnxruntime())
         .with_scoring_keys(&[SCORING_KEY.parse().unwrap()]);
     let (records, _) = records(&app, &[0, 1, 2]);
     let good = json!({"data": records}).to_string();
-    let too_large = "x".repeat(sluice::score::MAX_BODY_BYTES + 1);
+    let too_large = "x".repeat(sluice::host::score::MAX_BODY_BYTES + 1);
     let cases: Vec<(&str, &str, Option<&str>, &str, String)> = vec![
         // (method, path, scoring key, content type, body)
         (
@@ -224,11 +224,11 @@ async fn the_direct_way_to_score_answers_exactly_as_the_router() {
         };
         let mut answers = Vec::new();
         for response in [
-            sluice::startup::app(state.clone())
+            sluice::host::startup::app(state.clone())
                 .oneshot(request())
                 .await
                 .unwrap(),
-            sluice::startup::router(state.clone())
+            sluice::host::startup::router(state.clone())
                 .oneshot(request())
                 .await
                 .unwrap(),
@@ -607,7 +607,7 @@ async fn scoring_errors_say_what_and_where() {
     // Just over the limit: the server stops reading and closes, and a client still
     // writing megabytes past the limit would see its write fail before the answer.
     let one = row.to_string();
-    let rows = sluice::score::MAX_BODY_BYTES / (one.len() + 1) + 8;
+    let rows = sluice::host::score::MAX_BODY_BYTES / (one.len() + 1) + 8;
     let big = format!("{{\"data\": [{}]}}", vec![one; rows].join(","));
     let response = keyed(app.client.post(&url))
         .header("content-type", "application/json")

@@ -13,14 +13,7 @@ pub use ingest::{
     DatasetEvent, IngestError, IngestOutcome, Ingestor, Manifest, QuarantineReport, Upload,
 };
 
-crate::name::path_segment_name!(
-    /// A dataset's name: lower-case ASCII letters, digits, `-` and `_`, 1 to 64 long,
-    /// starting with a letter or digit. It is a path segment everywhere, so it is parsed,
-    /// not trusted.
-    DatasetName,
-    InvalidDatasetName,
-    "dataset"
-);
+pub use crate::name::{DatasetName, InvalidDatasetName};
 
 #[cfg(test)]
 mod tests {

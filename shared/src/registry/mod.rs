@@ -33,13 +33,7 @@ pub const PRODUCTION: &str = "production";
 /// The alias a version passing the gate goes to first.
 pub const STAGING: &str = "staging";
 
-crate::name::path_segment_name!(
-    /// A model's name: the same rules as a dataset's (it is a path segment too), and its
-    /// own type, so the two are never mixed up and a bad one is reported as a model name.
-    ModelName,
-    InvalidModelName,
-    "model"
-);
+pub use crate::name::{InvalidModelName, ModelName};
 
 /// Where a model version came from: the answer to "why did it predict this?".
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

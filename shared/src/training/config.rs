@@ -11,7 +11,7 @@ use crate::model::task::Task;
 #[serde(deny_unknown_fields)]
 pub struct TrainingConfig {
     /// The model's registry name (same rules as a dataset name).
-    pub model: crate::registry::ModelName,
+    pub model: crate::name::ModelName,
     /// The dataset it trains on.
     pub dataset: DatasetName,
     /// The label column (the class, or the number, the model predicts).

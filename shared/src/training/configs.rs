@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::audit::{Action, AuditLog, Entry};
 use crate::dataset::{DatasetName, Manifest, layout};
-use crate::registry::ModelName;
+use crate::name::ModelName;
 use crate::storage::{ObjectKey, ObjectStore, PutMode, StorageError, get_json, put_json};
 
 use super::TrainingConfig;

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cli::queue::{Delivery, EmbeddedQueue};
 use anyhow::Context;
 use axum::Router;
 use axum::body::Body;
@@ -22,15 +23,14 @@ use axum::http::Request;
 use serde_json::{Value, json};
 use sluice_shared::dataset::contract::Contract;
 use sluice_shared::dataset::{DatasetEvent, DatasetName, ingest, layout};
-use sluice_shared::queue::{Delivery, EmbeddedQueue};
 use sluice_shared::storage::{ObjectKey, ObjectMeta, ObjectStore, Payload, PutMode};
 use sluice_shared::training::TrainingConfig;
 use sluice_shared::training::configs::ConfigStoreError;
 use tower::ServiceExt;
 
-use crate::handlers::DATASET_EVENTS_BINDING;
-use crate::startup::router;
-use crate::state::AppState;
+use crate::host::ingest::DATASET_EVENTS_BINDING;
+use crate::host::startup::router;
+use crate::host::state::AppState;
 
 /// How often a message is delivered before it is dead-lettered (Service Bus' default).
 const MAX_DELIVERIES: u32 = 10;
@@ -102,7 +102,7 @@ impl DevHost {
             sluice_shared::storage::ObjectKey::parse(layout::LANDING.trim_end_matches('/'))?;
         // Listening before saying so, so no signal is missed; SIGTERM stops the host as
         // Ctrl-C does, not just its HTTP server.
-        let stop = crate::startup::shutdown_signal();
+        let stop = crate::host::startup::shutdown_signal();
         tokio::pin!(stop);
         println!(
             "watching {}/ for uploads (Ctrl-C to stop)",

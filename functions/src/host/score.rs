@@ -17,8 +17,8 @@ use sluice_shared::scoring::{ScoreError, Target};
 use tower::Service;
 use tracing::{Instrument, error, info_span};
 
-use crate::error::AppError;
-use crate::state::AppState;
+use crate::host::error::AppError;
+use crate::host::state::AppState;
 
 /// The largest request body `Score` reads.
 pub const MAX_BODY_BYTES: usize = 4 << 20;

@@ -14,8 +14,8 @@ use anyhow::Context;
 use zip::write::SimpleFileOptions;
 
 /// The host's configuration, compiled in like the functions' (see
-/// [`crate::startup::FUNCTION_JSON`]).
-pub const HOST_JSON: &str = include_str!("../../host.json");
+/// [`crate::host::startup::FUNCTION_JSON`]).
+pub const HOST_JSON: &str = include_str!("../../../host.json");
 
 /// Writes the zip at `output` with `executable` and `onnxruntime`; returns its entries.
 pub fn write(output: &Path, executable: &Path, onnxruntime: &Path) -> anyhow::Result<Vec<String>> {
@@ -42,7 +42,7 @@ pub fn write(output: &Path, executable: &Path, onnxruntime: &Path) -> anyhow::Re
         text,
         &mut HOST_JSON.as_bytes(),
     )?;
-    for (name, json) in crate::startup::FUNCTION_JSON {
+    for (name, json) in crate::host::startup::FUNCTION_JSON {
         add(
             &mut zip,
             format!("{name}/function.json"),

@@ -1,5 +1,5 @@
 //! Builds the custom-handler application: the functions it serves, the router, the
-//! listener (the state they share is [`crate::state`]).
+//! listener (the state they share is [`crate::host::state`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,9 +10,9 @@ use axum::routing::{get, post, put};
 use sluice_shared::scoring::Scorer;
 use tokio::net::TcpListener;
 
-use crate::error::AppError;
-use crate::state::{AppState, BLOB_TRIGGER_MAX_BYTES};
-use crate::{handlers, models, retrain, score};
+use crate::host::error::AppError;
+use crate::host::state::{AppState, BLOB_TRIGGER_MAX_BYTES};
+use crate::host::{ingest, models, retrain, score};
 
 /// Declares the functions once: their names, and each one's `function.json` compiled in
 /// (for `sluice package`, so a package always matches the executable inside it).
@@ -22,7 +22,7 @@ macro_rules! functions {
         pub const FUNCTIONS: &[&str] = &[$($name),*];
         /// Each function's name and `function.json`, in [`FUNCTIONS`] order.
         pub const FUNCTION_JSON: &[(&str, &str)] =
-            &[$(($name, include_str!(concat!("../", $name, "/function.json")))),*];
+            &[$(($name, include_str!(concat!("../../", $name, "/function.json")))),*];
     };
 }
 
@@ -47,7 +47,7 @@ pub fn router(state: AppState) -> Router {
     let blob_body_limit = BLOB_TRIGGER_MAX_BYTES / 3 * 4 + (1 << 20);
     // The host's invocations: their warnings and errors also go back in `Logs`.
     let invocations = Router::new()
-        .route("/DatasetIngest", post(handlers::dataset_ingest))
+        .route("/DatasetIngest", post(ingest::dataset_ingest))
         .route("/DatasetEvents", post(retrain::dataset_events))
         .route("/RetrainQueue", post(retrain::retrain_queue))
         .route("/RunsTimer", post(retrain::runs_timer))
@@ -55,7 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/RegistryEvents", post(models::registry_events))
         .route(
             "/DatasetIngestBlob",
-            post(handlers::dataset_ingest_blob).layer(DefaultBodyLimit::max(blob_body_limit)),
+            post(ingest::dataset_ingest_blob).layer(DefaultBodyLimit::max(blob_body_limit)),
         )
         .route_layer(axum::middleware::from_fn(
             crate::telemetry::with_invocation_logs,
@@ -67,7 +67,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(invocations)
         // HTTP functions arrive forwarded (`enableForwardingHttpRequest`) at their routes.
-        .route("/api/health", get(crate::health::health))
+        .route("/api/health", get(crate::host::health::health))
         .route("/api/retrain", post(retrain::retrain_http))
         .route("/api/runs", get(retrain::runs_list))
         .route("/api/runs/{id}", get(retrain::run_get))
@@ -133,11 +133,11 @@ impl Application {
             listener,
             scorer: state.scorer.clone(),
             app: app(state),
-            http_threads: crate::shards::default_count(),
+            http_threads: crate::host::shards::default_count(),
         })
     }
 
-    /// Serve HTTP on `threads` threads instead of [`crate::shards::default_count`].
+    /// Serve HTTP on `threads` threads instead of [`crate::host::shards::default_count`].
     pub fn with_http_threads(mut self, threads: Option<usize>) -> Self {
         if let Some(n) = threads {
             self.http_threads = n.max(1);
@@ -163,7 +163,7 @@ impl Application {
                 }
             })
         });
-        let served = crate::shards::serve(
+        let served = crate::host::shards::serve(
             self.listener,
             self.app,
             self.http_threads,

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use sluice_shared::storage::{ObjectKey, StorageError};
 
-use crate::state::AppState;
+use crate::host::state::AppState;
 
 pub async fn health(State(state): State<AppState>) -> Response {
     let probe = ObjectKey::parse("health/probe").expect("a valid key");

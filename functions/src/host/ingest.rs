@@ -7,9 +7,11 @@ use serde_json::{Value, json};
 use sluice_shared::dataset::{IngestOutcome, Upload};
 use tracing::{Instrument, info, info_span};
 
-use crate::error::AppError;
-use crate::invocation::{Invocation, InvocationError, InvocationResponse, event_data, event_type};
-use crate::state::{AppState, BLOB_TRIGGER_MAX_BYTES};
+use crate::host::error::AppError;
+use crate::host::invocation::{
+    Invocation, InvocationError, InvocationResponse, event_data, event_type,
+};
+use crate::host::state::{AppState, BLOB_TRIGGER_MAX_BYTES};
 
 /// The output binding that carries `dataset.versioned` / `dataset.rejected` events.
 pub const DATASET_EVENTS_BINDING: &str = "datasetEvents";

@@ -255,7 +255,7 @@ pub async fn runs(
                 "requested_by": requested_by,
                 "reason": reason,
             }))?;
-            let queue = crate::devhost::retrain_queue(queue_dir)?;
+            let queue = crate::cli::devhost::retrain_queue(queue_dir)?;
             let id = uuid::Uuid::new_v4().to_string();
             queue.enqueue(&id, serde_json::to_value(&request)?)?;
             println!(

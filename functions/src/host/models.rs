@@ -14,10 +14,10 @@ use sluice_shared::registry::{ModelName, RegistryError};
 use sluice_shared::training::configs::ConfigStoreError;
 use tracing::{Instrument, info_span};
 
-use crate::error::AppError;
-use crate::handlers::{body, ignored};
-use crate::invocation::{InvocationError, InvocationResponse, event_data, event_type};
-use crate::state::{Admin, AppState};
+use crate::host::error::AppError;
+use crate::host::ingest::{body, ignored};
+use crate::host::invocation::{InvocationError, InvocationResponse, event_data, event_type};
+use crate::host::state::{Admin, AppState};
 
 fn model_name(raw: &str) -> Result<ModelName, AppError> {
     ModelName::parse(raw).map_err(|e| AppError::bad_request("model", e.to_string()))

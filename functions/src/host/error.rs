@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use sluice_shared::dataset::IngestError;
 
-use crate::invocation::InvocationError;
+use crate::host::invocation::InvocationError;
 
 #[derive(Debug)]
 pub struct AppError {

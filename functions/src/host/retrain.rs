@@ -14,10 +14,10 @@ use sluice_shared::runs::lifecycle::{self, Requested};
 use sluice_shared::runs::{RetrainRequest, RunError};
 use tracing::{Instrument, info, info_span};
 
-use crate::error::AppError;
-use crate::handlers::{body, ignored};
-use crate::invocation::{InvocationError, InvocationResponse, event_data, event_type};
-use crate::state::{Admin, AppState};
+use crate::host::error::AppError;
+use crate::host::ingest::{body, ignored};
+use crate::host::invocation::{InvocationError, InvocationResponse, event_data, event_type};
+use crate::host::state::{Admin, AppState};
 
 /// Decodes a request, naming the field that is wrong.
 fn decode_request(value: Value) -> Result<RetrainRequest, (String, String)> {
@@ -185,7 +185,7 @@ pub async fn run_retry(
     payload: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, axum::Json<Value>), AppError> {
     let bytes = payload.map_err(|e| AppError::bad_request("body", e.body_text()))?;
-    let why = crate::models::reason(&bytes)?;
+    let why = crate::host::models::reason(&bytes)?;
     let why = if why.is_empty() {
         "retry requested"
     } else {

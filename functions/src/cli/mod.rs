@@ -1,4 +1,12 @@
-//! The `sluice` command line: the custom handler, the local host, and tools for people.
+//! The `sluice` command line: the command tree (here), the commands for models, runs,
+//! promotion and the audit trail (`ops`), the local host and its embedded queue
+//! (`devhost`, `queue`), and the package and benchmark tools.
+
+pub mod bench;
+pub mod devhost;
+pub mod ops;
+pub mod package;
+pub mod queue;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -11,11 +19,11 @@ use sluice_shared::dataset::contract::Contract;
 use sluice_shared::dataset::{DatasetName, Manifest, QuarantineReport, ingest, layout};
 use sluice_shared::storage::{ObjectKey, ObjectStore, get_json};
 
-use crate::devhost::{DevHost, DevOptions, push_file};
-use crate::ops::{ModelsCommand, RunsCommand};
+use crate::cli::devhost::{DevHost, DevOptions, push_file};
+use crate::cli::ops::{ModelsCommand, RunsCommand};
+use crate::host::startup::Application;
+use crate::host::state::AppState;
 use crate::settings::{ComputeSettings, Secret, StorageSettings};
-use crate::startup::Application;
-use crate::state::AppState;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -248,7 +256,7 @@ pub fn handler_port(flag: u16) -> anyhow::Result<u16> {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::BenchEcho { port, bytes } = &cli.command {
-        return crate::bench::echo(*port, *bytes).await;
+        return crate::cli::bench::echo(*port, *bytes).await;
     }
     if let Command::Bench {
         mib,
@@ -258,8 +266,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     } = &cli.command
     {
         return match sluice_side {
-            Some(file) => crate::bench::run_sluice_side(file, dir).await,
-            None => crate::bench::run(*mib, dir, python),
+            Some(file) => crate::cli::bench::run_sluice_side(file, dir).await,
+            None => crate::cli::bench::run(*mib, dir, python),
         };
     }
     match &cli.command {
@@ -277,7 +285,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(path) => path,
                 Err(_) => crate::onnxruntime::setup(&crate::onnxruntime::setup_dir())?,
             };
-            let entries = crate::package::write(output, &executable, &library)?;
+            let entries = crate::cli::package::write(output, &executable, &library)?;
             println!("wrote {} ({} files)", output.display(), entries.len());
             return Ok(());
         }
@@ -403,9 +411,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Datasets(DatasetsCommand::Show { target }) => {
             show(store.as_ref(), &target).await?
         }
-        Command::Models(command) => crate::ops::models(store, command).await?,
+        Command::Models(command) => crate::cli::ops::models(store, command).await?,
         Command::Runs(command) => {
-            crate::ops::runs(store, &cli.storage.queue_dir(), command).await?
+            crate::cli::ops::runs(store, &cli.storage.queue_dir(), command).await?
         }
         Command::Promote {
             model,
@@ -413,17 +421,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             alias,
             reason,
             actor,
-        } => crate::ops::promote(store, &model, version, &alias, &reason, &actor).await?,
+        } => crate::cli::ops::promote(store, &model, version, &alias, &reason, &actor).await?,
         Command::Approve {
             model,
             version,
             actor,
-        } => crate::ops::approve(store, &model, version, &actor).await?,
+        } => crate::cli::ops::approve(store, &model, version, &actor).await?,
         Command::Rollback {
             model,
             reason,
             actor,
-        } => crate::ops::rollback(store, &model, &reason, &actor).await?,
+        } => crate::cli::ops::rollback(store, &model, &reason, &actor).await?,
         Command::Score {
             model,
             input,
@@ -437,7 +445,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 sluice_shared::scoring::Target::Alias(alias),
                 sluice_shared::scoring::Target::Version,
             );
-            crate::ops::score_file(
+            crate::cli::ops::score_file(
                 store,
                 runtime,
                 &model,
@@ -448,7 +456,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?
         }
-        Command::Audit { action } => crate::ops::audit(store, action == "verify").await?,
+        Command::Audit { action } => crate::cli::ops::audit(store, action == "verify").await?,
         Command::Contracts(ContractsCommand::Put { file }) => {
             let contract = Contract::from_json(&std::fs::read(&file)?)
                 .with_context(|| format!("{}", file.display()))?;

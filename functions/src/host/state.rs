@@ -17,8 +17,8 @@ use sluice_shared::storage::ObjectStore;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
-use crate::auth::Keys;
-use crate::error::AppError;
+use crate::host::auth::Keys;
+use crate::host::error::AppError;
 
 /// The largest blob the blob trigger accepts. The host sends the whole blob base64-encoded
 /// inside one JSON body, so larger files must arrive through the Event Grid path

@@ -7,7 +7,7 @@ use axum::http::header::{AUTHORIZATION, HeaderName};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::error::AppError;
+use crate::host::error::AppError;
 use crate::settings::Secret;
 
 #[derive(Clone, Default)]

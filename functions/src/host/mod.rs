@@ -1,0 +1,16 @@
+//! The custom handler the Functions host invokes: the functions it serves and their
+//! router (`startup`), what they share (`state`), one file per group of functions
+//! (`ingest`, `retrain`, `models`, `score`, `health`), and the host's wire format
+//! (`invocation`), errors, keys and the scoring shards.
+
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod ingest;
+pub mod invocation;
+pub mod models;
+pub mod retrain;
+pub mod score;
+pub mod shards;
+pub mod startup;
+pub mod state;
