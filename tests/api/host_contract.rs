@@ -272,6 +272,18 @@ async fn contract_payloads_that_cannot_be_understood_get_a_4xx_naming_the_field(
         (400, Some("Metadata.Uri")),
         "{body}"
     );
+    // An invocation over the limit is a 413 that states the limit the router applies.
+    let limit = sluice::host::trigger::body_limit("RunsTimer");
+    let (status, body) = app.invoke_raw("RunsTimer", vec![b' '; limit + 1]).await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (413, Some("body"))
+    );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("larger than {limit} bytes")),
+        "{message}"
+    );
 }
 
 #[tokio::test]

@@ -1,17 +1,14 @@
 //! The functions: decode the host's invocation, call the domain, encode the result.
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use serde_json::{Value, json};
 use sluice_shared::dataset::{IngestOutcome, Upload};
-use tracing::{Instrument, info, info_span};
+use tracing::Instrument;
 
 use crate::host::error::AppError;
-use crate::host::invocation::{
-    Invocation, InvocationError, InvocationResponse, event_data, event_type,
-};
+use crate::host::invocation::{InvocationError, InvocationResponse, event_data, event_type};
 use crate::host::state::{AppState, BLOB_TRIGGER_MAX_BYTES};
+use crate::host::trigger::{Trigger, ignored};
 
 /// The output binding that carries `dataset.versioned` / `dataset.rejected` events.
 pub const DATASET_EVENTS_BINDING: &str = "datasetEvents";
@@ -20,29 +17,12 @@ pub const DATASET_EVENTS_BINDING: &str = "datasetEvents";
 /// events, directory renames) are ignored.
 const BLOB_CREATED_APIS: &[&str] = &["PutBlob", "PutBlockList", "FlushWithClose"];
 
-pub(crate) fn body(
-    body: Result<Bytes, BytesRejection>,
-    limit: usize,
-) -> Result<Invocation, AppError> {
-    let bytes = body.map_err(|e| {
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::too_large("body", format!("invocation body larger than {limit} bytes"))
-        } else {
-            AppError::bad_request("body", e.body_text())
-        }
-    })?;
-    Ok(Invocation::parse(&bytes)?)
-}
-
 /// `DatasetIngest`: an Event Grid `Microsoft.Storage.BlobCreated` event (Event Grid or
 /// CloudEvents schema). The event carries only the URL; the blob is streamed from storage.
 pub async fn dataset_ingest(
     State(state): State<AppState>,
-    payload: Result<Bytes, BytesRejection>,
+    Trigger { inv, span }: Trigger,
 ) -> Result<axum::Json<InvocationResponse>, AppError> {
-    let inv = body(payload, 4 << 20)?;
-    let span =
-        info_span!("invocation", function = "DatasetIngest", invocation_id = %inv.invocation_id());
     async move {
         let event = inv.event()?;
         let kind = event_type(&event).ok_or_else(|| {
@@ -87,10 +67,8 @@ pub async fn dataset_ingest(
 /// (see [`BLOB_TRIGGER_MAX_BYTES`]).
 pub async fn dataset_ingest_blob(
     State(state): State<AppState>,
-    payload: Result<Bytes, BytesRejection>,
+    Trigger { inv, span }: Trigger,
 ) -> Result<axum::Json<InvocationResponse>, AppError> {
-    let inv = body(payload, BLOB_TRIGGER_MAX_BYTES)?;
-    let span = info_span!("invocation", function = "DatasetIngestBlob", invocation_id = %inv.invocation_id());
     async move {
         // The host never sends the `BlobTrigger` path itself: use `Uri`, else the path tokens.
         let key = match inv.meta_str("Uri") {
@@ -138,15 +116,6 @@ fn too_large(len: usize) -> AppError {
             "blob of {len} bytes exceeds the blob trigger's {BLOB_TRIGGER_MAX_BYTES}-byte limit; \
              large files are ingested through DatasetIngest (Event Grid), which streams them"
         ),
-    )
-}
-
-pub(crate) fn ignored(reason: String) -> axum::Json<InvocationResponse> {
-    info!(%reason, "ignored");
-    axum::Json(
-        InvocationResponse::default()
-            .log(format!("ignored: {reason}"))
-            .returning(json!({"status": "ignored", "reason": reason})),
     )
 }
 

@@ -1,7 +1,8 @@
 //! The custom handler the Functions host invokes: the functions it serves and their
 //! router (`startup`), what they share (`state`), one file per group of functions
 //! (`ingest`, `retrain`, `models`, `score`, `health`), and the host's wire format
-//! (`invocation`), errors, keys and the scoring shards.
+//! (`invocation`, and `trigger`: what every trigger function does first), errors, keys
+//! and the scoring shards.
 
 pub mod auth;
 pub mod error;
@@ -14,3 +15,4 @@ pub mod score;
 pub mod shards;
 pub mod startup;
 pub mod state;
+pub mod trigger;

@@ -15,9 +15,9 @@ use sluice_shared::training::configs::ConfigStoreError;
 use tracing::{Instrument, info_span};
 
 use crate::host::error::AppError;
-use crate::host::ingest::{body, ignored};
 use crate::host::invocation::{InvocationError, InvocationResponse, event_data, event_type};
 use crate::host::state::{Admin, AppState};
+use crate::host::trigger::{Trigger, ignored};
 
 fn model_name(raw: &str) -> Result<ModelName, AppError> {
     ModelName::parse(raw).map_err(|e| AppError::bad_request("model", e.to_string()))
@@ -82,11 +82,8 @@ fn registered_version(
 /// `RegistryEvents`: runs the gate for a newly registered version (once per version).
 pub async fn registry_events(
     State(state): State<AppState>,
-    payload: Result<Bytes, BytesRejection>,
+    Trigger { inv, span }: Trigger,
 ) -> Result<axum::Json<InvocationResponse>, AppError> {
-    let inv = body(payload, 1 << 20)?;
-    let span =
-        info_span!("invocation", function = "RegistryEvents", invocation_id = %inv.invocation_id());
     async move {
         let event = inv.event()?;
         let Some((name, version)) = registered_version(&state, &event)? else {

@@ -15,9 +15,9 @@ use sluice_shared::runs::{RetrainRequest, RunError};
 use tracing::{Instrument, info, info_span};
 
 use crate::host::error::AppError;
-use crate::host::ingest::{body, ignored};
 use crate::host::invocation::{InvocationError, InvocationResponse, event_data, event_type};
 use crate::host::state::{Admin, AppState};
+use crate::host::trigger::{Trigger, ignored};
 
 /// Decodes a request, naming the field that is wrong.
 fn decode_request(value: Value) -> Result<RetrainRequest, (String, String)> {
@@ -35,13 +35,12 @@ fn decode_request(value: Value) -> Result<RetrainRequest, (String, String)> {
 /// transient failure is answered 503 so the host retries and, in the end, dead-letters.
 pub async fn retrain_queue(
     State(state): State<AppState>,
-    payload: Result<Bytes, BytesRejection>,
+    Trigger { inv, span }: Trigger,
 ) -> Result<axum::Json<InvocationResponse>, AppError> {
-    let inv = body(payload, 1 << 20)?;
     let correlation = inv
         .meta_str("MessageId")
         .unwrap_or_else(|| inv.invocation_id());
-    let span = info_span!("invocation", function = "RetrainQueue", invocation_id = %inv.invocation_id(), correlation_id = %correlation);
+    span.record("correlation_id", correlation.as_str());
     async move {
         let message = inv.data_json("message")?;
         let result = match decode_request(message.clone()) {
@@ -82,11 +81,8 @@ pub async fn retrain_queue(
 /// as its retrain policy says.
 pub async fn dataset_events(
     State(state): State<AppState>,
-    payload: Result<Bytes, BytesRejection>,
+    Trigger { inv, span }: Trigger,
 ) -> Result<axum::Json<InvocationResponse>, AppError> {
-    let inv = body(payload, 1 << 20)?;
-    let span =
-        info_span!("invocation", function = "DatasetEvents", invocation_id = %inv.invocation_id());
     async move {
         let message = inv.data_json("message")?;
         let event: DatasetEvent = serde_json::from_value(message).map_err(|e| {
@@ -209,11 +205,8 @@ pub async fn run_retry(
 /// `RunsTimer`: the fallback that never lets a lost event strand a run.
 pub async fn runs_timer(
     State(state): State<AppState>,
-    payload: Result<Bytes, BytesRejection>,
+    Trigger { span, .. }: Trigger,
 ) -> Result<axum::Json<InvocationResponse>, AppError> {
-    let inv = body(payload, 1 << 20)?;
-    let span =
-        info_span!("invocation", function = "RunsTimer", invocation_id = %inv.invocation_id());
     let report = lifecycle::advance(&state.runs, state.gate.as_deref(), None)
         .instrument(span)
         .await?;
@@ -226,11 +219,8 @@ pub async fn runs_timer(
 /// (jobs are named after their run, and tagged with it).
 pub async fn ml_job_events(
     State(state): State<AppState>,
-    payload: Result<Bytes, BytesRejection>,
+    Trigger { inv, span }: Trigger,
 ) -> Result<axum::Json<InvocationResponse>, AppError> {
-    let inv = body(payload, 1 << 20)?;
-    let span =
-        info_span!("invocation", function = "MlJobEvents", invocation_id = %inv.invocation_id());
     async move {
         let event = inv.event()?;
         let kind = event_type(&event).unwrap_or_default();

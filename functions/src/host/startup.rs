@@ -11,8 +11,8 @@ use sluice_shared::scoring::Scorer;
 use tokio::net::TcpListener;
 
 use crate::host::error::AppError;
-use crate::host::state::{AppState, BLOB_TRIGGER_MAX_BYTES};
-use crate::host::{ingest, models, retrain, score};
+use crate::host::state::AppState;
+use crate::host::{ingest, models, retrain, score, trigger};
 
 /// Declares the functions once: their names, and each one's `function.json` compiled in
 /// (for `sluice package`, so a package always matches the executable inside it).
@@ -43,8 +43,6 @@ functions!(
 
 /// The router: `GET /` for the host's readiness poll, `POST /<Function>` per function.
 pub fn router(state: AppState) -> Router {
-    // Base64 inflates by 4/3; leave room for the JSON around it.
-    let blob_body_limit = BLOB_TRIGGER_MAX_BYTES / 3 * 4 + (1 << 20);
     // The host's invocations: their warnings and errors also go back in `Logs`.
     let invocations = Router::new()
         .route("/DatasetIngest", post(ingest::dataset_ingest))
@@ -55,7 +53,9 @@ pub fn router(state: AppState) -> Router {
         .route("/RegistryEvents", post(models::registry_events))
         .route(
             "/DatasetIngestBlob",
-            post(ingest::dataset_ingest_blob).layer(DefaultBodyLimit::max(blob_body_limit)),
+            post(ingest::dataset_ingest_blob).layer(DefaultBodyLimit::max(trigger::body_limit(
+                "DatasetIngestBlob",
+            ))),
         )
         .route_layer(axum::middleware::from_fn(
             crate::telemetry::with_invocation_logs,
