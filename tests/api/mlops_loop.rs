@@ -102,6 +102,29 @@ async fn adult_goes_from_upload_to_production_and_back() {
         .await;
     assert_eq!(status, 404, "{missing}");
     assert_eq!(missing["error"]["code"], "not_found");
+    // A path that is not a version or not a model name: a JSON 400 naming which.
+    for (path, field, words) in [
+        (
+            "/api/models/adult-income/versions/one/lineage",
+            "version",
+            "\"one\" is not a version number",
+        ),
+        (
+            "/api/models/Adult!/versions/1",
+            "model",
+            "invalid model name",
+        ),
+        ("/api/models/Adult!/releases", "model", "invalid model name"),
+    ] {
+        let (status, refused) = app.api(reqwest::Method::GET, path, None).await;
+        assert_eq!(
+            (status, refused["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{path}: {refused}"
+        );
+        let message = refused["error"]["message"].as_str().unwrap();
+        assert!(message.contains(words), "{path}: {message}");
+    }
     let before_v3 = chrono::Utc::now();
 
     // A worse model (one feature) is stopped by the gate, with reasons.

@@ -1,9 +1,12 @@
 //! The registry's functions: `RegistryEvents` (a new model version → the evaluation
 //! gate) and `Models` (HTTP, forwarded: versions, lineage, releases, approve, rollback).
 
+use std::collections::HashMap;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -19,8 +22,49 @@ use crate::host::invocation::{InvocationError, InvocationResponse, event_data, e
 use crate::host::state::{Admin, AppState};
 use crate::host::trigger::{Trigger, ignored};
 
-fn model_name(raw: &str) -> Result<ModelName, AppError> {
+/// The model a route's path names (`{name}`), parsed: a JSON 400 naming `model` when it
+/// is not a valid name.
+pub struct ModelPath(pub ModelName);
+
+/// A model version a route's path names (`{name}`, `{version}`): a JSON 400 naming the
+/// field that is wrong (axum's own rejection of a non-number version is plain text).
+pub struct VersionPath(pub ModelName, pub u32);
+
+/// The route's path parameters by name.
+async fn path_params(
+    parts: &mut Parts,
+    state: &AppState,
+) -> Result<HashMap<String, String>, AppError> {
+    let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        .await
+        .map_err(|e| AppError::bad_request("path", e.body_text()))?;
+    Ok(params)
+}
+
+fn model_name(params: &HashMap<String, String>) -> Result<ModelName, AppError> {
+    let raw = params.get("name").map_or("", String::as_str);
     ModelName::parse(raw).map_err(|e| AppError::bad_request("model", e.to_string()))
+}
+
+impl FromRequestParts<AppState> for ModelPath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        Ok(Self(model_name(&path_params(parts, state).await?)?))
+    }
+}
+
+impl FromRequestParts<AppState> for VersionPath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let params = path_params(parts, state).await?;
+        let raw = params.get("version").map_or("", String::as_str);
+        let version = raw.parse().map_err(|_| {
+            AppError::bad_request("version", format!("{raw:?} is not a version number"))
+        })?;
+        Ok(Self(model_name(&params)?, version))
+    }
 }
 
 fn gate(state: &AppState) -> Result<&Gate, AppError> {
@@ -132,9 +176,8 @@ pub async fn list(State(state): State<AppState>, _: Admin) -> Result<axum::Json<
 pub async fn show(
     State(state): State<AppState>,
     _: Admin,
-    Path(name): Path<String>,
+    ModelPath(model): ModelPath,
 ) -> Result<axum::Json<Value>, AppError> {
-    let model = model_name(&name)?;
     let history = catalog::history(state.runs.registry(), &model).await?;
     if history.versions.is_empty() {
         return Err(AppError::not_found(format!(
@@ -149,9 +192,8 @@ pub async fn show(
 pub async fn version(
     State(state): State<AppState>,
     _: Admin,
-    Path((name, v)): Path<(String, u32)>,
+    VersionPath(model, v): VersionPath,
 ) -> Result<axum::Json<Value>, AppError> {
-    let model = model_name(&name)?;
     let manifest = state.runs.registry().version(&model, v).await?;
     let gate = state.releases.outcome(&model, v).await?;
     Ok(axum::Json(json!({"version": manifest, "gate": gate})))
@@ -162,9 +204,8 @@ pub async fn version(
 pub async fn lineage(
     State(state): State<AppState>,
     _: Admin,
-    Path((name, v)): Path<(String, u32)>,
+    VersionPath(model, v): VersionPath,
 ) -> Result<axum::Json<Value>, AppError> {
-    let model = model_name(&name)?;
     let found = catalog::lineage(&state.runs, &model, v).await?;
     let (version, l) = (&found.version, &found.version.lineage);
     // The dataset version as stored, or as the lineage recorded it if it is gone.
@@ -195,10 +236,9 @@ pub struct ReleasesQuery {
 pub async fn releases(
     State(state): State<AppState>,
     _: Admin,
-    Path(name): Path<String>,
+    ModelPath(model): ModelPath,
     Query(q): Query<ReleasesQuery>,
 ) -> Result<axum::Json<Value>, AppError> {
-    let model = model_name(&name)?;
     let registry = state.runs.registry();
     let Some(at) = q.at else {
         return Ok(axum::Json(
@@ -234,10 +274,9 @@ fn config_field(message: &str) -> String {
 pub async fn put_config(
     State(state): State<AppState>,
     Admin(actor): Admin,
-    Path(name): Path<String>,
+    ModelPath(model): ModelPath,
     payload: Result<Bytes, BytesRejection>,
 ) -> Result<axum::Json<Value>, AppError> {
-    let model = model_name(&name)?;
     let bytes = payload.map_err(|e| AppError::bad_request("body", e.body_text()))?;
     let refused = |m: String| AppError::bad_request(config_field(&m), m);
     let config = sluice_shared::training::TrainingConfig::from_json(&bytes)
@@ -283,9 +322,8 @@ pub(crate) fn reason(bytes: &Bytes) -> Result<String, AppError> {
 pub async fn approve(
     State(state): State<AppState>,
     Admin(actor): Admin,
-    Path((name, v)): Path<(String, u32)>,
+    VersionPath(model, v): VersionPath,
 ) -> Result<axum::Json<Value>, AppError> {
-    let model = model_name(&name)?;
     // Approving needs no ONNX Runtime: the verdict is stored.
     let release = state
         .releases
@@ -298,10 +336,9 @@ pub async fn approve(
 pub async fn rollback(
     State(state): State<AppState>,
     Admin(actor): Admin,
-    Path(name): Path<String>,
+    ModelPath(model): ModelPath,
     payload: Result<Bytes, BytesRejection>,
 ) -> Result<axum::Json<Value>, AppError> {
-    let model = model_name(&name)?;
     let bytes = payload.map_err(|e| AppError::bad_request("body", e.body_text()))?;
     let why = reason(&bytes)?;
     let change = Change {
