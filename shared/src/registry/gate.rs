@@ -20,7 +20,7 @@ use super::{
 use crate::audit::{Action, AuditLog, Entry};
 use crate::dataset::{DatasetName, layout};
 use crate::model::{ModelSession, Runtime, Table};
-use crate::storage::{ObjectStore, PutMode, StorageError, get_json, put_json};
+use crate::storage::{ObjectStore, PutMode, StorageError, put_json};
 use crate::training::config::{Approval, TrainingConfig};
 use crate::training::configs::{ConfigStoreError, Configs};
 use crate::training::trainer::{Holdout, VerifyError, evaluate};
@@ -46,6 +46,7 @@ pub enum GateError {
 pub struct Gate {
     registry: Registry,
     releases: Releases,
+    configs: Configs,
     audit: AuditLog,
     runtime: &'static Runtime,
     scratch: PathBuf,
@@ -56,6 +57,7 @@ impl Gate {
         Self {
             registry: Registry::new(store.clone()),
             releases: Releases::new(store.clone()),
+            configs: Configs::new(store.clone()),
             audit: AuditLog::new(store),
             runtime,
             scratch,
@@ -67,7 +69,7 @@ impl Gate {
     }
 
     async fn config(&self, model: &ModelName) -> Result<TrainingConfig, GateError> {
-        match Configs::new(self.registry.store().clone()).get(model).await {
+        match self.configs.get(model).await {
             Ok(c) => Ok(c),
             Err(ConfigStoreError::Missing(_)) => Err(GateError::Invalid(format!(
                 "model {model} has no training config, so no evaluation policy"
@@ -173,9 +175,7 @@ impl Gate {
         version: u32,
         correlation_id: &str,
     ) -> Result<GateOutcome, GateError> {
-        if let Ok((done, _)) =
-            get_json::<GateOutcome>(self.store(), &gate_key(model, version)).await
-        {
+        if let Ok(Some(done)) = self.releases.outcome(model, version).await {
             return Ok(done);
         }
         let candidate = self.registry.version(model, version).await?;
@@ -194,17 +194,15 @@ impl Gate {
             Ok((evaluation, holdout)) => {
                 let (dataset, dataset_version) = evaluation.data();
                 self.fetch(dataset, dataset_version, data.path()).await?;
-                let mut result = self
-                    .judge(
-                        &config,
-                        &candidate,
-                        production.as_ref(),
-                        data.path(),
-                        holdout,
-                    )
-                    .await?;
-                result.evaluation = Some(evaluation);
-                result
+                self.judge(
+                    &config,
+                    &candidate,
+                    production.as_ref(),
+                    data.path(),
+                    evaluation,
+                    holdout,
+                )
+                .await?
             }
             // Nothing to judge on: a failed verdict that says so, not a silent stall.
             Err(reason) => GateResult {
@@ -301,6 +299,7 @@ impl Gate {
         candidate: &ModelVersion,
         production: Option<&ModelVersion>,
         data: &Path,
+        evaluation: Evaluation,
         holdout: Option<Holdout>,
     ) -> Result<GateResult, GateError> {
         let mut reasons = Vec::new();
@@ -335,7 +334,7 @@ impl Gate {
             candidate: scored,
             production: baseline,
             production_version: production.map(|p| p.version),
-            evaluation: None,
+            evaluation: Some(evaluation),
         })
     }
 
