@@ -200,7 +200,21 @@ async fn adult_goes_from_upload_to_production_and_back() {
     assert_eq!(approved["release"]["id"], "production.2");
     assert_eq!(production(&app).await, 3);
 
-    // Rollback in one call; the releases say what was in production when.
+    // Rollback in one call; the releases say what was in production when. A body that
+    // is not `{"reason": …}` is refused first, and nothing moves.
+    let (status, refused) = app
+        .api(
+            reqwest::Method::POST,
+            "/api/models/adult-income/rollback",
+            Some(json!({"reason": ["complaints"]})),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["field"].as_str()),
+        (400, Some("body")),
+        "{refused}"
+    );
+    assert_eq!(production(&app).await, 3);
     let (status, rolled) = app
         .api(
             reqwest::Method::POST,

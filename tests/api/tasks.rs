@@ -644,6 +644,18 @@ async fn a_failed_run_is_tried_again_and_its_model_names_the_attempt() {
             .contains("is succeeded: only a failed or canceled run"),
         "{refused}"
     );
+    let (status, refused) = app
+        .api(
+            reqwest::Method::POST,
+            &format!("/api/runs/{run}/retry"),
+            Some(json!({"reason": 7})),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["field"].as_str()),
+        (400, Some("body")),
+        "{refused}"
+    );
     let cli = sluice_tests::sluice_cli(app.root(), &["runs", "retry", &run]);
     assert!(!cli.status.success());
     assert!(String::from_utf8_lossy(&cli.stderr).contains("only a failed or canceled run"));

@@ -19,7 +19,7 @@ use tracing::{Instrument, info_span};
 
 use crate::host::error::AppError;
 use crate::host::invocation::{InvocationError, InvocationResponse, event_data, event_type};
-use crate::host::state::{Admin, AppState};
+use crate::host::state::{Admin, AppState, Reason};
 use crate::host::trigger::{Trigger, ignored};
 
 /// The model a route's path names (`{name}`), parsed: a JSON 400 naming `model` when it
@@ -303,21 +303,6 @@ pub async fn put_config(
     })))
 }
 
-#[derive(Deserialize, Default)]
-pub struct Reason {
-    #[serde(default)]
-    reason: String,
-}
-
-pub(crate) fn reason(bytes: &Bytes) -> Result<String, AppError> {
-    if bytes.is_empty() {
-        return Ok(String::new());
-    }
-    let r: Reason = serde_json::from_slice(bytes)
-        .map_err(|e| AppError::bad_request("body", format!("expected {{\"reason\": …}}: {e}")))?;
-    Ok(r.reason)
-}
-
 /// `POST /api/models/{name}/versions/{v}/approve`.
 pub async fn approve(
     State(state): State<AppState>,
@@ -337,17 +322,11 @@ pub async fn rollback(
     State(state): State<AppState>,
     Admin(actor): Admin,
     ModelPath(model): ModelPath,
-    payload: Result<Bytes, BytesRejection>,
+    why: Reason,
 ) -> Result<axum::Json<Value>, AppError> {
-    let bytes = payload.map_err(|e| AppError::bad_request("body", e.body_text()))?;
-    let why = reason(&bytes)?;
     let change = Change {
         actor: &actor,
-        reason: if why.is_empty() {
-            "rollback requested"
-        } else {
-            &why
-        },
+        reason: why.or("rollback requested"),
         correlation_id: &uuid::Uuid::new_v4().to_string(),
     };
     // A rollback needs no ONNX Runtime, so it works when scoring cannot.

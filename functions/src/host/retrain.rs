@@ -16,7 +16,7 @@ use tracing::{Instrument, info, info_span};
 
 use crate::host::error::AppError;
 use crate::host::invocation::{InvocationError, InvocationResponse, event_data, event_type};
-use crate::host::state::{Admin, AppState};
+use crate::host::state::{Admin, AppState, Reason};
 use crate::host::trigger::{Trigger, ignored};
 
 /// Decodes a request, naming the field that is wrong.
@@ -178,15 +178,9 @@ pub async fn run_retry(
     State(state): State<AppState>,
     Admin(actor): Admin,
     Path(id): Path<String>,
-    payload: Result<Bytes, BytesRejection>,
+    why: Reason,
 ) -> Result<(StatusCode, axum::Json<Value>), AppError> {
-    let bytes = payload.map_err(|e| AppError::bad_request("body", e.body_text()))?;
-    let why = crate::host::models::reason(&bytes)?;
-    let why = if why.is_empty() {
-        "retry requested"
-    } else {
-        &why
-    };
+    let why = why.or("retry requested");
     let correlation = uuid::Uuid::new_v4().to_string();
     let span = info_span!("retry", run_id = %id, correlation_id = %correlation);
     let run = async {

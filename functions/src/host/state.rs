@@ -14,7 +14,8 @@ use sluice_shared::runs::{Compute, Runs};
 use sluice_shared::scoring::Scorer;
 use sluice_shared::storage::ObjectStore;
 
-use axum::extract::FromRequestParts;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 
 use crate::host::auth::Keys;
@@ -131,5 +132,38 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         state.admin_keys.check(&parts.headers).map(Admin)
+    }
+}
+
+/// The optional `{"reason": …}` body of an admin action (a rollback, a retry): empty
+/// without a body, a JSON 400 naming `body` when it is something else.
+pub struct Reason(pub String);
+
+impl Reason {
+    /// The reason given, or `default` when none was.
+    pub fn or<'a>(&'a self, default: &'a str) -> &'a str {
+        if self.0.is_empty() { default } else { &self.0 }
+    }
+}
+
+impl FromRequest<AppState> for Reason {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, AppError> {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            #[serde(default)]
+            reason: String,
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| AppError::bad_request("body", e.body_text()))?;
+        if bytes.is_empty() {
+            return Ok(Self(String::new()));
+        }
+        let body: Body = serde_json::from_slice(&bytes).map_err(|e| {
+            AppError::bad_request("body", format!("expected {{\"reason\": …}}: {e}"))
+        })?;
+        Ok(Self(body.reason))
     }
 }
