@@ -17,6 +17,7 @@ skipped, `--no-verify`) against the scikit-learn example trainer's process
 its time is Python importing its libraries).
 """
 
+import importlib.util
 import json
 import os
 import re
@@ -25,14 +26,7 @@ import sys
 import time
 
 import numpy as np
-import pandas as pd
-import pyarrow.parquet as pq
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import log_loss, mean_squared_error, roc_auc_score
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 # (task, dataset, label, columns left out, positive class)
 CASES = [
@@ -45,31 +39,26 @@ CASES = [
 METRIC = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
 TRAINER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../examples/sklearn-trainer/train.py")
 
+# The scikit-learn side is the example trainer's own pipeline and data reading (it puts the
+# shared contract module on the path as it loads).
+_spec = importlib.util.spec_from_file_location("sklearn_trainer", TRAINER)
+sklearn_trainer = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sklearn_trainer)
+contract = sklearn_trainer.contract
+
 
 def sklearn_side(version: str, config: dict, holdout: list[int]) -> tuple[float, float, int, int]:
-    manifest = json.load(open(os.path.join(version, "manifest.json")))
-    kinds = {f["name"]: f["type"] for f in manifest["schema"]}
-    label = config["label"]
-    features = [n for n in kinds if n != label and n not in config["exclude"]]
-    table = pq.read_table(os.path.join(version, "data.parquet"), columns=features + [label])
-    numeric = [n for n in features if kinds[n] in ("integer", "float", "boolean")]
-    text = [n for n in features if n not in numeric]
-    frame = pd.DataFrame({n: table.column(n).to_numpy(zero_copy_only=False) for n in features})
-    for n in numeric:
-        frame[n] = frame[n].astype("float64")
-    for n in text:
-        frame[n] = frame[n].astype(object).where(frame[n].notna(), "")
-    y = np.array(table.column(label).to_pylist(), dtype=object)
-    held = np.zeros(len(y), dtype=bool)
-    held[holdout] = True
-    l2 = config["hyperparameters"]["l2"]
-    parts = [("numbers", make_pipeline(SimpleImputer(strategy="mean"), StandardScaler()), numeric)]
-    if text:
-        parts.append(("categories", OneHotEncoder(handle_unknown="ignore", max_categories=100), text))
+    data = contract.Version.read(version, config)
     task = config["task"]
-    model = Ridge(alpha=l2) if task == "regression" else LogisticRegression(C=1.0 / l2, max_iter=1000)
-    pipeline = Pipeline([("features", ColumnTransformer(parts)), ("model", model)])
-    target = y.astype(np.float64) if task == "regression" else y.astype(str)
+    if task == "regression":
+        target = data.labels.astype(np.float64)
+    else:
+        _, target = contract.classes_of(data, task, config.get("positive"))
+    held = np.zeros(len(target), dtype=bool)
+    held[holdout] = True
+    h = config["hyperparameters"]
+    frame = sklearn_trainer.frame(data)
+    pipeline = sklearn_trainer.pipeline(data, task, h["l2"], h["max_categories"])
     started = time.perf_counter()
     pipeline.fit(frame[~held], target[~held])
     seconds = time.perf_counter() - started
@@ -77,8 +66,8 @@ def sklearn_side(version: str, config: dict, holdout: list[int]) -> tuple[float,
     if task == "regression":
         value = float(np.sqrt(mean_squared_error(target[held], pipeline.predict(test))))
     elif task == "binary":
-        positive = list(pipeline.classes_).index(config["positive"])
-        value = float(roc_auc_score(target[held] == config["positive"], pipeline.predict_proba(test)[:, positive]))
+        # classes_of puts the positive class second: index 1.
+        value = float(roc_auc_score(target[held] == 1, pipeline.predict_proba(test)[:, 1]))
     else:
         value = float(log_loss(target[held], pipeline.predict_proba(test), labels=pipeline.classes_))
     return seconds, value, int((~held).sum()), int(held.sum())
