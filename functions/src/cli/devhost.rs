@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::queue::{Delivery, EmbeddedQueue};
 use anyhow::Context;
 use axum::Router;
 use axum::body::Body;
@@ -28,6 +27,7 @@ use sluice_shared::training::TrainingConfig;
 use sluice_shared::training::configs::ConfigStoreError;
 use tower::ServiceExt;
 
+use crate::cli::queue::{Delivery, EmbeddedQueue};
 use crate::host::ingest::DATASET_EVENTS_BINDING;
 use crate::host::startup::router;
 use crate::host::state::AppState;
