@@ -231,13 +231,10 @@ pub async fn runs(
             reason,
             requested_by,
         } => {
-            let why = if reason.is_empty() {
-                "retry requested"
-            } else {
-                &reason
-            };
             let correlation = uuid::Uuid::new_v4().to_string();
-            let run = runs.retry(&id, &requested_by, why, &correlation).await?;
+            let run = runs
+                .retry(&id, &requested_by, &reason, &correlation)
+                .await?;
             println!(
                 "{id}: attempt {} queued; the runs timer starts it",
                 run.attempt

@@ -180,11 +180,10 @@ pub async fn run_retry(
     Path(id): Path<String>,
     why: Reason,
 ) -> Result<(StatusCode, axum::Json<Value>), AppError> {
-    let why = why.or("retry requested");
     let correlation = uuid::Uuid::new_v4().to_string();
     let span = info_span!("retry", run_id = %id, correlation_id = %correlation);
     let run = async {
-        let run = state.runs.retry(&id, &actor, why, &correlation).await?;
+        let run = state.runs.retry(&id, &actor, &why.0, &correlation).await?;
         info!(attempt = run.attempt, "run retried");
         Ok::<_, AppError>(state.runs.start(&id).await?)
     }

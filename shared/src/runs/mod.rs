@@ -842,6 +842,7 @@ impl Runs {
     /// and data, a new job with its own logs, output and times; the attempt that ended is
     /// kept in `earlier_attempts`. The backend gets the job on [`start`](Self::start)
     /// (the caller's, or the runs timer's). Any other run is a [`RunError::Conflict`].
+    /// An empty `reason` is recorded as "retry requested".
     pub async fn retry(
         &self,
         id: &str,
@@ -880,7 +881,11 @@ impl Runs {
                 action: Action::RunRetried,
                 actor: actor.to_owned(),
                 subject: format!("run:{id}"),
-                reason: reason.to_owned(),
+                reason: if reason.is_empty() {
+                    "retry requested".into()
+                } else {
+                    reason.to_owned()
+                },
                 correlation_id: correlation_id.to_owned(),
                 details: serde_json::json!({"attempt": run.attempt}),
             })

@@ -290,6 +290,19 @@ async fn a_failed_run_is_tried_again_as_its_next_attempt_and_keeps_the_first() {
             Action::RunStarted
         ]
     );
+
+    // A third attempt, asked for without a reason: the record says what it was.
+    *recorder.status.lock().unwrap() = Some(JobStatus::Canceled);
+    runs.poll(&id).await.unwrap();
+    let third = runs.retry(&id, "ann", "", "c4").await.unwrap();
+    assert_eq!((third.attempt, third.earlier_attempts.len()), (3, 2));
+    let records = runs.audit().records().await.unwrap();
+    let retried: Vec<&str> = records
+        .iter()
+        .filter(|r| r.entry.action == Action::RunRetried)
+        .map(|r| r.entry.reason.as_str())
+        .collect();
+    assert_eq!(retried, ["bigger node", "retry requested"]);
 }
 
 #[tokio::test]
