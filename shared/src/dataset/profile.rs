@@ -133,6 +133,34 @@ impl Histogram {
         }
     }
 
+    /// The bin width (log2) for values in `[lo, hi]`: the narrowest power of two that
+    /// puts the range in at most [`MAX_BINS`] bins with indices a double holds exactly.
+    /// A narrower range never gets a wider bin, so every block of a column is at most
+    /// as coarse as the whole column's range asks, and the finished histogram (brought
+    /// to the whole range's width) is the same however the file was cut into blocks.
+    fn exp_for_range(lo: f64, hi: f64) -> i32 {
+        let span = hi - lo;
+        let mut exp = if span > 0.0 {
+            (span / (MAX_BINS - 1) as f64).log2().floor() as i32
+        } else if lo == 0.0 {
+            // Any width holds one zero: the finest, so no other range is finer.
+            -1000
+        } else {
+            // The finest width at which `lo`'s index stays within 1e15.
+            (lo.abs() / 1e15).log2().floor() as i32
+        };
+        let fits = |exp: i32| {
+            let inv = 2f64.powi(-exp);
+            (lo * inv).abs() <= 1e15
+                && (hi * inv).abs() <= 1e15
+                && (hi * inv).floor() - (lo * inv).floor() < MAX_BINS as f64
+        };
+        while !fits(exp) {
+            exp += 1;
+        }
+        exp
+    }
+
     /// A histogram of a whole batch whose range is known: the bin width is chosen once,
     /// and each value is counted by direct indexing.
     fn of_batch(xs: &[f64], lo: f64, hi: f64) -> Self {
@@ -140,21 +168,7 @@ impl Histogram {
             started: true,
             ..Histogram::default()
         };
-        let span = hi - lo;
-        let start = if span > 0.0 {
-            (span / (MAX_BINS - 1) as f64).log2().floor() as i32
-        } else if lo == 0.0 {
-            -10
-        } else {
-            lo.abs().log2().floor() as i32 - 10
-        };
-        h.set_exp(start);
-        while (lo * h.inv_width).abs() > 1e15
-            || (hi * h.inv_width).abs() > 1e15
-            || (hi * h.inv_width).floor() - (lo * h.inv_width).floor() >= MAX_BINS as f64
-        {
-            h.set_exp(h.exp + 1);
-        }
+        h.set_exp(Self::exp_for_range(lo, hi));
         let base = (lo * h.inv_width).floor() as i64;
         let mut counts = [0u64; MAX_BINS];
         for &x in xs {
@@ -192,9 +206,21 @@ impl Histogram {
         }
     }
 
-    fn finish(&self) -> Vec<Bin> {
-        let w = 2f64.powi(self.exp);
-        self.bins
+    /// The bins at the width the whole range `[lo, hi]` asks for (see
+    /// [`Histogram::exp_for_range`]).
+    fn finish(&self, lo: f64, hi: f64) -> Vec<Bin> {
+        let mut h = Histogram {
+            exp: self.exp,
+            inv_width: self.inv_width,
+            bins: self.bins.clone(),
+            started: self.started,
+        };
+        let exp = Self::exp_for_range(lo, hi);
+        while h.exp < exp {
+            h.double();
+        }
+        let w = 2f64.powi(h.exp);
+        h.bins
             .iter()
             .map(|&(i, count)| Bin {
                 lo: i as f64 * w,
@@ -497,7 +523,7 @@ impl ColumnAccumulator {
                 } else {
                     0.0
                 },
-                histogram: self.histogram.finish(),
+                histogram: self.histogram.finish(self.min, self.max),
             }
         });
         let mut top: Vec<ValueCount> = self
@@ -621,6 +647,26 @@ mod tests {
         assert!((wn.mean - mn.mean).abs() < 1e-9 && (wn.std - mn.std).abs() < 1e-9);
         assert_eq!((wn.min, wn.max), (mn.min, mn.max));
         assert_bins_cover(&xs, &mn.histogram);
+        assert_eq!(
+            wn.histogram, mn.histogram,
+            "the same bins however it was cut"
+        );
+        // A part that is one repeated value, or a narrow one, is no coarser than the
+        // whole: the bins still come out as the whole range asks.
+        let mut uneven = ColumnAccumulator::new("x", ColumnType::Float);
+        for part in [&xs[..1], &[xs[0]; 50][..], &xs[1..3], &xs[3..]] {
+            let mut acc = ColumnAccumulator::new("x", ColumnType::Float);
+            acc.add_numbers(part);
+            uneven.merge(acc);
+        }
+        let un = uneven.finish().numeric.unwrap();
+        assert_bins_cover(&[xs.clone(), vec![xs[0]; 50]].concat(), &un.histogram);
+        let edges = |h: &[Bin]| h.iter().map(|b| (b.lo, b.hi)).collect::<Vec<_>>();
+        assert!(
+            edges(&un.histogram)
+                .iter()
+                .all(|e| edges(&wn.histogram).contains(e))
+        );
     }
 
     #[test]
@@ -640,7 +686,10 @@ mod tests {
         );
         assert!((an.mean - bn.mean).abs() < 1e-9 && (an.std - bn.std).abs() < 1e-9);
         assert_bins_cover(&xs, &an.histogram);
-        assert_bins_cover(&xs, &bn.histogram);
+        assert_eq!(
+            an.histogram, bn.histogram,
+            "the same bins however it was cut"
+        );
         let mut constant = ColumnAccumulator::new("c", ColumnType::Integer);
         constant.add_numbers(&[5.0; 10]);
         let c = constant.finish().numeric.unwrap();
