@@ -1,6 +1,6 @@
 """A Sluice training command in Python: a small PyTorch MLP on the GPU when there is one.
 
-Run by Sluice as the config's ``command`` (see ``models/adult-income-pytorch.json``):
+Run by Sluice as the config's ``command`` (see ``adult-income-pytorch.json`` beside it):
 
     python /opt/sluice-pytorch/train.py --data {data} --config {config} --output {output} --seed {seed}
 

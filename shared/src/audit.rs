@@ -268,6 +268,13 @@ mod tests {
     use super::*;
     use crate::storage::local::LocalStore;
 
+    /// Trails written by older versions must keep reading: the paths, byte for byte.
+    #[test]
+    fn the_audit_layout_is_pinned() {
+        assert_eq!(record_key(7).as_str(), "audit/records/000000000007.json");
+        assert_eq!(head_key().as_str(), "audit/head.json");
+    }
+
     fn entry(n: u32) -> Entry {
         Entry {
             action: Action::RunRequested,

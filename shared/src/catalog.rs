@@ -117,7 +117,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::registry::AliasMove;
+    use crate::registry::NewRelease;
     use crate::registry::tests::{artifacts, lineage as recorded};
     use crate::runs::local::LocalCompute;
     use crate::storage::ObjectStore;
@@ -139,7 +139,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let to = |alias: &str, version| AliasMove {
+        let to = |alias: &str, version| NewRelease {
             alias: alias.into(),
             version,
             actor: "ann".into(),
@@ -148,11 +148,11 @@ mod tests {
             rolls_back: None,
         };
         registry
-            .move_alias(&model, to(PRODUCTION, 1), None)
+            .release(&model, to(PRODUCTION, 1), None)
             .await
             .unwrap();
         registry
-            .move_alias(&model, to(STAGING, 2), None)
+            .release(&model, to(STAGING, 2), None)
             .await
             .unwrap();
 

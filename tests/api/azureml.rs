@@ -34,7 +34,7 @@ fn workspace(endpoint: &str) -> Workspace {
 
 fn job_spec(command: Option<Vec<String>>) -> JobSpec {
     let mut config: Value = serde_json::from_slice(
-        &std::fs::read(sluice_tests::repo_root().join("models/adult-income.json")).unwrap(),
+        &std::fs::read(sluice_tests::repo_root().join("configs/adult-income.json")).unwrap(),
     )
     .unwrap();
     if let Some(c) = command {

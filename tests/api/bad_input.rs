@@ -164,13 +164,11 @@ async fn a_dataset_without_a_contract_gets_one_inferred_and_stored() {
         kinds,
         [("city", "String".to_owned()), ("temp", "Float".to_owned())]
     );
-    let stored = sluice_shared::dataset::ingest::current_contract(
-        app.store.as_ref(),
-        &sluice_shared::dataset::DatasetName::parse("fresh").unwrap(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let stored = sluice_shared::dataset::Contracts::new(app.store.clone())
+        .current(&sluice_shared::dataset::DatasetName::parse("fresh").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(stored.inferred);
     // The next upload is held to it.
     let bad = app

@@ -121,7 +121,7 @@ fn dev_runs_the_whole_loop_in_each_store() {
     // that does not fit its task): dev says so and trains the other.
     let models = tempfile::tempdir().unwrap();
     std::fs::copy(
-        sluice_tests::repo_root().join("models/adult-income.json"),
+        sluice_tests::repo_root().join("configs/adult-income.json"),
         models.path().join("adult-income.json"),
     )
     .unwrap();
@@ -143,7 +143,7 @@ fn dev_runs_the_whole_loop_in_each_store() {
             .arg(&root)
             .arg("--scratch-dir")
             .arg(scratch.path())
-            .args(["dev", "--exit-when-idle", "--port", "0", "--models"])
+            .args(["dev", "--exit-when-idle", "--port", "0", "--configs"])
             .arg(models.path())
             .arg("--push")
             .arg(format!("adult={}", adult.display()))

@@ -238,7 +238,7 @@ fn the_azure_ml_environments_name_files_that_exist() {
     }
     // The configs point at these environments.
     let reference: Value =
-        serde_json::from_slice(&std::fs::read(repo().join("models/adult-income.json")).unwrap())
+        serde_json::from_slice(&std::fs::read(repo().join("configs/adult-income.json")).unwrap())
             .unwrap();
     assert_eq!(
         reference["compute"]["environment"],

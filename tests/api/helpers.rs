@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use sluice::host::startup::Application;
 use sluice::host::state::AppState;
 use sluice_shared::dataset::contract::Contract;
-use sluice_shared::dataset::{Manifest, QuarantineReport, ingest};
+use sluice_shared::dataset::{Contracts, Manifest, QuarantineReport};
 use sluice_shared::storage::local::LocalStore;
 use sluice_shared::storage::{ObjectKey, ObjectStore, PutMode, get_json};
 use sluice_shared::training::TrainingConfig;
@@ -136,9 +136,7 @@ impl TestApp {
 
     pub async fn put_contract(&self, contract: Value) -> Contract {
         let c = Contract::from_json(contract.to_string().as_bytes()).unwrap();
-        ingest::store_contract(self.store.as_ref(), c)
-            .await
-            .unwrap()
+        Contracts::new(self.store.clone()).put(c).await.unwrap()
     }
 
     pub async fn adult_contract(&self) -> Contract {
@@ -146,9 +144,7 @@ impl TestApp {
             &std::fs::read(sluice_tests::repo_root().join("contracts/adult.json")).unwrap(),
         )
         .unwrap();
-        ingest::store_contract(self.store.as_ref(), c)
-            .await
-            .unwrap()
+        Contracts::new(self.store.clone()).put(c).await.unwrap()
     }
 
     /// The invocation the Functions host sends for an Event Grid BlobCreated event
@@ -207,10 +203,10 @@ impl TestApp {
     }
 }
 
-/// The `adult-income` training config from `models/`.
+/// The `adult-income` training config from `configs/`.
 pub(crate) fn config() -> Value {
     serde_json::from_slice(
-        &std::fs::read(sluice_tests::repo_root().join("models/adult-income.json")).unwrap(),
+        &std::fs::read(sluice_tests::repo_root().join("configs/adult-income.json")).unwrap(),
     )
     .unwrap()
 }

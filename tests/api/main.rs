@@ -13,5 +13,6 @@ mod helpers;
 mod host_contract;
 mod mlops_loop;
 mod score;
+mod spark;
 mod tasks;
 mod training;

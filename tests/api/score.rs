@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sluice_shared::model::{ModelSession, Predictions, Table, Values};
-use sluice_shared::registry::promotion::promote;
-use sluice_shared::registry::{ModelName, Registry};
+use sluice_shared::registry::promotion::{Change, Releases};
+use sluice_shared::registry::{ModelName, PRODUCTION, Registry};
 use sluice_shared::scoring::batch::Batcher;
 
 use crate::helpers::{ADMIN_KEY, SCORING_KEY, TestApp};
@@ -707,17 +707,16 @@ async fn production_moves_under_load_without_a_failed_or_mixed_request() {
     let mut switches = Vec::new();
     for (round, version) in [2u32, 1, 2, 1, 2].into_iter().enumerate() {
         tokio::time::sleep(Duration::from_millis(400)).await;
-        promote(
-            &registry,
-            &model,
-            "production",
-            version,
-            "load-test",
-            &format!("round {round}"),
-            Value::Null,
-        )
-        .await
-        .unwrap();
+        let reason = format!("round {round}");
+        let change = Change {
+            actor: "load-test",
+            reason: &reason,
+            correlation_id: "load-test",
+        };
+        Releases::new(app.store.clone())
+            .release(&model, PRODUCTION, version, Value::Null, change)
+            .await
+            .unwrap();
         switches.push((Instant::now(), version));
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;

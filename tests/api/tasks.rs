@@ -141,7 +141,7 @@ async fn iris_trains_a_multiclass_model_that_scores_every_class() {
         signature["classes"],
         json!(["setosa", "versicolor", "virginica"])
     );
-    let gate = &version["gate"]["result"];
+    let gate = &version["gate"]["verdict"];
     assert_eq!(gate["metric"], "log_loss");
     let accuracy = gate["candidate"]["accuracy"].as_f64().unwrap();
     assert!(accuracy > 0.9, "{gate}");
@@ -231,7 +231,7 @@ async fn without_pinned_evaluation_the_gate_judges_on_the_runs_holdout() {
     assert_promoted_at_once(&done);
     let first = model_version(&app, "iris-species", 1).await;
     let run1 = first["version"]["lineage"]["run_id"].clone();
-    let gate = &first["gate"]["result"];
+    let gate = &first["gate"]["verdict"];
     assert_eq!(
         gate["evaluation"],
         json!({"kind": "holdout", "dataset": "iris", "version": 1, "run_id": run1})
@@ -262,7 +262,7 @@ async fn without_pinned_evaluation_the_gate_judges_on_the_runs_holdout() {
                         "config_overrides": {"hyperparameters": {"l2": 3.0}}}))
         .await;
     assert_eq!(second["status"], "succeeded", "{second}");
-    let gate2 = model_version(&app, "iris-species", 2).await["gate"]["result"].clone();
+    let gate2 = model_version(&app, "iris-species", 2).await["gate"]["verdict"].clone();
     assert_eq!(gate2["evaluation"]["kind"], "holdout", "{gate2}");
     assert_eq!(gate2["evaluation"]["same_as_production"], true, "{gate2}");
     assert_eq!(gate2["production_version"], 1);
@@ -446,8 +446,8 @@ async fn diabetes_trains_a_regression_model_that_scores_values() {
     let version = model_version(&app, "diabetes-progression", 1).await;
     assert_eq!(version["version"]["signature"]["task"], "regression");
     assert_eq!(version["version"]["signature"]["classes"], json!([]));
-    assert_eq!(version["gate"]["result"]["evaluation"]["kind"], "holdout");
-    let candidate = &version["gate"]["result"]["candidate"];
+    assert_eq!(version["gate"]["verdict"]["evaluation"]["kind"], "holdout");
+    let candidate = &version["gate"]["verdict"]["candidate"];
     assert_eq!(candidate["rows"], 88, "20% of 442 rows");
     // A linear model explains about half of the variance of this target.
     let r2 = candidate["r2"].as_f64().unwrap();
@@ -519,7 +519,7 @@ async fn a_scikit_learn_trainer_runs_through_the_whole_loop() {
     assert_eq!(lineage["holdout"]["rows"], 30);
     // The gate scored the held-out rows the Python side named, in ONNX Runtime, and
     // found what scikit-learn found on them.
-    let gate = &version["gate"]["result"];
+    let gate = &version["gate"]["verdict"];
     assert_eq!(gate["evaluation"]["kind"], "holdout", "{gate}");
     for metric in ["log_loss", "accuracy", "macro_f1"] {
         let (a, b) = (

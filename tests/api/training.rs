@@ -34,7 +34,7 @@ async fn adult_versions() -> TestApp {
 }
 
 fn config(name: &str) -> TrainingConfig {
-    let path = sluice_tests::repo_root().join("models").join(name);
+    let path = sluice_tests::repo_root().join("configs").join(name);
     TrainingConfig::from_json(&std::fs::read(path).unwrap()).unwrap()
 }
 
@@ -183,7 +183,7 @@ async fn sluice_train_is_reproducible_byte_for_byte_and_a_poorer_config_scores_l
         );
         serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
     };
-    let models = sluice_tests::repo_root().join("models");
+    let models = sluice_tests::repo_root().join("configs");
     let (a, b, poor) = (
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),

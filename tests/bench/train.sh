@@ -18,6 +18,6 @@ trap 'rm -rf "$work"' EXIT
 mkdir "$work/no-models"
 # The dataset versions, ingested as the loop does (no models: nothing trains here).
 "$target/release/sluice" --root "$work/store" --scratch-dir "$work" dev --exit-when-idle --port 0 \
-  --models "$work/no-models" --push adult=../shared/data/adult/adult.data \
+  --configs "$work/no-configs" --push adult=../shared/data/adult/adult.data \
   --push iris=../shared/data/iris/iris.csv --push diabetes=../shared/data/diabetes/diabetes.csv >/dev/null
 "$venv/bin/python" tests/bench/train.py "$target/release/sluice" "$work/store" "$work"

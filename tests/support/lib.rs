@@ -49,8 +49,9 @@ pub fn sluice_bin() -> &'static Path {
         let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            // Selecting this package too keeps features as in the test build (no rebuild).
-            .args(["build", "--quiet", "-p", "sluice", "-p", "sluice-tests"])
+            // Every target of the workspace, as the test build selects them: the same
+            // features (dev-dependencies' included), so no dependency is built twice.
+            .args(["build", "--quiet", "--workspace", "--all-targets"])
             .env("CARGO_TARGET_DIR", &target_dir)
             .current_dir(repo_root())
             .status()
@@ -159,19 +160,32 @@ pub fn start_azurite() -> Azurite {
 }
 
 /// The `bin/` of a venv holding the Python tools pinned in `tests/python-tools.txt`
-/// (checkov, yamllint, actionlint, numpy, onnx), installed from PyPI the first time
-/// into `$SLUICE_TOOLS_DIR` (default `~/.cache/sluice-tools`), one venv per version of
-/// the pins. Test processes run in parallel: one installs, the others wait on the lock.
+/// (checkov, yamllint, actionlint, numpy, onnx, the scikit-learn trainer's packages),
+/// installed into `$SLUICE_TOOLS_DIR` (default `~/.cache/sluice-tools`).
 pub fn python_tools() -> PathBuf {
+    pinned_venv("tests/python-tools.txt", "sluice-tools", "SLUICE_TOOLS_DIR")
+}
+
+/// `spark-submit` from the `pyspark` pinned in `tests/spark-tools.txt`, installed into
+/// `$SLUICE_SPARK_DIR` (default `~/.cache/sluice-spark`): local Spark on the machine's Java.
+pub fn spark_submit() -> PathBuf {
+    pinned_venv("tests/spark-tools.txt", "sluice-spark", "SLUICE_SPARK_DIR").join("spark-submit")
+}
+
+/// A venv with the pins of `requirements` (a path under the repo), installed from PyPI
+/// the first time into `$<env>` or `~/.cache/<cache>`, one venv per version of the pins,
+/// so a machine installs each once. Test processes run in parallel: one installs, the
+/// others wait on the lock.
+fn pinned_venv(requirements: &str, cache: &str, env: &str) -> PathBuf {
     use sha2::Digest;
-    let requirements = repo_root().join("tests/python-tools.txt");
+    let requirements = repo_root().join(requirements);
     let pins = std::fs::read(&requirements).unwrap();
     let hash = hex::encode(&sha2::Sha256::digest(&pins)[..6]);
-    let root = std::env::var_os("SLUICE_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/sluice-tools")
-        });
+    let root = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME"))
+            .join(".cache")
+            .join(cache)
+    });
     std::fs::create_dir_all(&root).unwrap();
     let venv = root.join(format!("venv-{hash}"));
     let lock = std::fs::File::create(root.join(".install.lock")).unwrap();

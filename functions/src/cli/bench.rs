@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use sluice_shared::dataset::contract::Contract;
-use sluice_shared::dataset::{IngestOutcome, Ingestor, Upload, ingest};
+use sluice_shared::dataset::{Contracts, IngestOutcome, Ingestor, Upload};
 use sluice_shared::storage::local::LocalStore;
 use sluice_shared::storage::{ObjectKey, ObjectStore};
 
@@ -113,7 +113,7 @@ fn peak_rss() -> u64 {
 pub async fn run_sluice_side(file: &Path, scratch: &Path) -> anyhow::Result<()> {
     let root = tempfile::tempdir_in(scratch)?;
     let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(root.path())?);
-    ingest::store_contract(store.as_ref(), contract()).await?;
+    Contracts::new(store.clone()).put(contract()).await?;
     // The upload is linked into landing/ rather than copied: copying is not ingesting.
     let key = ObjectKey::parse("landing/bench/data.csv")?;
     std::fs::create_dir_all(root.path().join("landing/bench"))?;

@@ -21,7 +21,7 @@ use axum::body::Body;
 use axum::http::Request;
 use serde_json::{Value, json};
 use sluice_shared::dataset::contract::Contract;
-use sluice_shared::dataset::{DatasetEvent, DatasetName, ingest, layout};
+use sluice_shared::dataset::{Contracts, DatasetEvent, DatasetName, layout};
 use sluice_shared::storage::{ObjectKey, ObjectMeta, ObjectStore, Payload, PutMode};
 use sluice_shared::training::TrainingConfig;
 use sluice_shared::training::configs::ConfigStoreError;
@@ -39,7 +39,7 @@ pub struct DevOptions {
     /// Contracts (`*.json`) to store for datasets that have none yet.
     pub contracts_dir: Option<PathBuf>,
     /// Training configs (`*.json`) to store for their models.
-    pub models_dir: Option<PathBuf>,
+    pub configs_dir: Option<PathBuf>,
     /// Files to push into `landing/<dataset>/` at start (`<dataset>=<path>`).
     pub push: Vec<(String, PathBuf)>,
     /// Stop once there is nothing left to do (for scripts and tests).
@@ -91,8 +91,8 @@ impl DevHost {
         if let Some(dir) = &options.contracts_dir {
             self.seed_contracts(dir).await?;
         }
-        if let Some(dir) = &options.models_dir {
-            self.seed_models(dir).await?;
+        if let Some(dir) = &options.configs_dir {
+            self.seed_configs(dir).await?;
         }
         for (dataset, path) in &options.push {
             let key = push_file(self.store.as_ref(), dataset, path).await?;
@@ -144,11 +144,9 @@ impl DevHost {
         for path in json_files(dir)? {
             let contract = Contract::from_json(&std::fs::read(&path)?)
                 .with_context(|| format!("contract {}", path.display()))?;
-            if ingest::current_contract(self.store.as_ref(), &contract.dataset)
-                .await?
-                .is_none()
-            {
-                let stored = ingest::store_contract(self.store.as_ref(), contract).await?;
+            let contracts = Contracts::new(self.store.clone());
+            if contracts.current(&contract.dataset).await?.is_none() {
+                let stored = contracts.put(contract).await?;
                 println!(
                     "✎ stored contract {} v{} from {}",
                     stored.dataset,
@@ -162,7 +160,7 @@ impl DevHost {
 
     /// Stores each training config in `dir`. A file that is not a valid config is
     /// reported and skipped: the other models still train.
-    async fn seed_models(&self, dir: &Path) -> anyhow::Result<()> {
+    async fn seed_configs(&self, dir: &Path) -> anyhow::Result<()> {
         for path in json_files(dir)? {
             let stored = match TrainingConfig::from_json(&std::fs::read(&path)?) {
                 Ok(config) => {

@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use sha2::{Digest, Sha256};
 use sluice_shared::dataset::contract::Contract;
-use sluice_shared::dataset::{DatasetName, Manifest, QuarantineReport, ingest, layout};
+use sluice_shared::dataset::{Contracts, DatasetName, Manifest, QuarantineReport, layout};
 use sluice_shared::storage::{ObjectKey, ObjectStore, get_json};
 
 use crate::cli::devhost::{DevHost, DevOptions, push_file};
@@ -80,8 +80,8 @@ pub enum Command {
         #[arg(long, default_value = "contracts")]
         contracts: PathBuf,
         /// Store these training configs (*.json), one per model.
-        #[arg(long, default_value = "models")]
-        models: PathBuf,
+        #[arg(long, default_value = "configs", alias = "models")]
+        configs: PathBuf,
         /// Push a file at start, as DATASET=PATH (repeatable).
         #[arg(long = "push", value_parser = parse_push)]
         push: Vec<(String, PathBuf)>,
@@ -172,7 +172,7 @@ pub enum Command {
         /// The dataset version's folder (manifest.json and data.parquet).
         #[arg(long)]
         data: PathBuf,
-        /// The model's training config (models/<model>.json).
+        /// The model's training config (configs/<model>.json).
         #[arg(long)]
         config: PathBuf,
         /// The folder to write the model into.
@@ -331,7 +331,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Dev {
             contracts,
-            models,
+            configs,
             push,
             exit_when_idle,
             poll_ms,
@@ -360,8 +360,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut state = AppState::new(store, cli.storage.scratch())
                 .with_admin_keys(&admin)
                 .with_scoring_keys(&scoring);
-            let has_models = std::fs::read_dir(&models).is_ok_and(|mut d| d.next().is_some());
-            if has_models {
+            let has_configs = std::fs::read_dir(&configs).is_ok_and(|mut d| d.next().is_some());
+            if has_configs {
                 // The local host sets ONNX Runtime up itself, so its one command suffices.
                 match crate::onnxruntime::load_or_setup(cli.onnxruntime.as_deref()) {
                     Ok(runtime) => state = state.with_runtime(runtime),
@@ -381,7 +381,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let host = DevHost::new(state, &cli.storage.queue_dir())?;
             let options = DevOptions {
                 contracts_dir: Some(contracts),
-                models_dir: Some(models),
+                configs_dir: Some(configs),
                 push,
                 exit_when_idle,
                 poll: Duration::from_millis(poll_ms),
@@ -460,7 +460,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Contracts(ContractsCommand::Put { file }) => {
             let contract = Contract::from_json(&std::fs::read(&file)?)
                 .with_context(|| format!("{}", file.display()))?;
-            let stored = ingest::store_contract(store.as_ref(), contract).await?;
+            let stored = Contracts::new(store.clone()).put(contract).await?;
             println!("contract {} v{}", stored.dataset, stored.version);
         }
     }

@@ -157,7 +157,7 @@ pub async fn registry_events(
             InvocationResponse::default()
                 .log(format!(
                     "{model}@{version}: gate passed = {}",
-                    outcome.result.passed
+                    outcome.verdict.passed
                 ))
                 .returning(outcome),
         ))
@@ -195,7 +195,7 @@ pub async fn version(
     VersionPath(model, v): VersionPath,
 ) -> Result<axum::Json<Value>, AppError> {
     let manifest = state.runs.registry().version(&model, v).await?;
-    let gate = state.releases.outcome(&model, v).await?;
+    let gate = state.releases.gate_record(&model, v).await?;
     Ok(axum::Json(json!({"version": manifest, "gate": gate})))
 }
 

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, instrument, warn};
 
 use super::DatasetName;
-use super::contract::{ColumnSpec, ColumnType, Contract, CsvFormat};
+use super::contract::{self, ColumnType, Contract, ContractStoreError, Contracts};
 use super::layout;
 use super::profile::ColumnProfile;
 use super::scan::{self, ScanError, ScanOutput, SourceFormat};
@@ -160,8 +160,8 @@ pub enum IngestError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Scan(#[from] ScanError),
-    #[error("stored contract {key} is invalid: {reason}")]
-    BadContract { key: ObjectKey, reason: String },
+    #[error(transparent)]
+    Contract(#[from] ContractStoreError),
     #[error("gave up allocating a version of {0} after many conflicts")]
     Contention(DatasetName),
     /// A bug: the scan thread panicked. Reported, never retried in a loop.
@@ -174,10 +174,9 @@ impl IngestError {
     pub fn is_transient(&self) -> bool {
         match self {
             IngestError::Storage(e) => e.is_transient(),
+            IngestError::Contract(e) => e.is_transient(),
             IngestError::Scan(ScanError::Read(_)) | IngestError::Contention(_) => true,
-            IngestError::Scan(ScanError::Parquet(_))
-            | IngestError::BadContract { .. }
-            | IngestError::Crashed(_) => false,
+            IngestError::Scan(ScanError::Parquet(_)) | IngestError::Crashed(_) => false,
         }
     }
 }
@@ -204,12 +203,17 @@ struct IndexEntry {
 
 pub struct Ingestor {
     store: Arc<dyn ObjectStore>,
+    contracts: Contracts,
     scratch: PathBuf,
 }
 
 impl Ingestor {
     pub fn new(store: Arc<dyn ObjectStore>, scratch: PathBuf) -> Self {
-        Self { store, scratch }
+        Self {
+            contracts: Contracts::new(store.clone()),
+            store,
+            scratch,
+        }
     }
 
     /// Ingests the upload at `upload.key`. Its bytes are streamed from the store, or
@@ -234,13 +238,13 @@ impl Ingestor {
             Some(Ok(d)) => d,
         };
         tracing::Span::current().record("dataset", dataset.as_str());
-        let (contract, inferred) = match current_contract(self.store.as_ref(), &dataset).await? {
+        let (contract, inferred) = match self.contracts.current(&dataset).await? {
             Some(c) => (c, false),
             None => match self.open(&upload, inline.clone()).await? {
                 Some((reader, _)) => {
                     let dataset = dataset.clone();
                     let contract =
-                        tokio::task::spawn_blocking(move || infer_contract(dataset, reader))
+                        tokio::task::spawn_blocking(move || contract::infer(dataset, reader))
                             .await
                             .map_err(|e| IngestError::Crashed(e.to_string()))?
                             .map_err(ScanError::Read)?;
@@ -281,7 +285,7 @@ impl Ingestor {
         );
         if scanned.validation.passed {
             let contract = if inferred {
-                store_contract(self.store.as_ref(), contract).await?
+                self.contracts.put(contract).await?
             } else {
                 contract
             };
@@ -599,205 +603,4 @@ pub async fn latest_version(
         .filter(|(_, file)| *file == "manifest.json")
         .map(|(v, _)| v)
         .max())
-}
-
-/// The newest stored contract of a dataset, if any.
-pub async fn current_contract(
-    store: &dyn ObjectStore,
-    dataset: &DatasetName,
-) -> Result<Option<Contract>, IngestError> {
-    let latest = store
-        .list(&layout::contracts_prefix(dataset))
-        .await?
-        .iter()
-        .filter_map(|m| layout::parse_contract_key(dataset, &m.key))
-        .max();
-    let Some(version) = latest else {
-        return Ok(None);
-    };
-    let key = layout::contract(dataset, version);
-    let bytes = store.get(&key).await?.bytes().await?;
-    let mut contract = Contract::from_json(&bytes).map_err(|e| IngestError::BadContract {
-        key: key.clone(),
-        reason: e.to_string(),
-    })?;
-    contract.version = version;
-    Ok(Some(contract))
-}
-
-/// Stores `contract` as the dataset's next contract version and returns it numbered.
-/// Storing a contract equal to the current one is a no-op (idempotent).
-pub async fn store_contract(
-    store: &dyn ObjectStore,
-    mut contract: Contract,
-) -> Result<Contract, IngestError> {
-    contract.check().map_err(|e| IngestError::BadContract {
-        key: layout::contract(&contract.dataset, 0),
-        reason: e.to_string(),
-    })?;
-    for _ in 0..100 {
-        let current = current_contract(store, &contract.dataset).await?;
-        if let Some(current) = &current {
-            let mut same = contract.clone();
-            same.version = current.version;
-            if &same == current {
-                return Ok(current.clone());
-            }
-        }
-        contract.version = current.map_or(1, |c| c.version + 1);
-        match put_json(
-            store,
-            &layout::contract(&contract.dataset, contract.version),
-            &contract,
-            PutMode::Create,
-        )
-        .await
-        {
-            Ok(_) => return Ok(contract),
-            Err(StorageError::AlreadyExists { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(IngestError::Contention(contract.dataset))
-}
-
-/// Rows read to infer a contract.
-const INFER_ROWS: usize = 10_000;
-const INFER_NULLS: [&str; 6] = ["", "NA", "N/A", "null", "NULL", "?"];
-
-/// Infers a contract from a file's first rows: the delimiter (the candidate that splits
-/// the first lines into equally many fields), whether the first row is a header, and
-/// each column's narrowest type. It asserts no ranges, categories or label; values
-/// later in the file that do not fit the inferred types quarantine the file.
-pub fn infer_contract(dataset: DatasetName, source: impl Read) -> std::io::Result<Contract> {
-    let mut sample = Vec::new();
-    source.take(4 << 20).read_to_end(&mut sample)?;
-    let text = String::from_utf8_lossy(sample.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&sample))
-        .into_owned();
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .take(50)
-        .collect();
-    let delimiter = [',', '\t', ';', '|']
-        .into_iter()
-        .filter(|&d| lines.first().is_some_and(|l| l.contains(d)))
-        .max_by_key(|&d| {
-            let counts: Vec<usize> = lines.iter().map(|l| l.matches(d).count()).collect();
-            let consistent = counts.iter().all(|&c| c == counts[0]);
-            (consistent, counts[0])
-        })
-        .unwrap_or(',');
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter as u8)
-        .from_reader(text.as_bytes());
-    let rows: Vec<Vec<String>> = reader
-        .records()
-        .take(INFER_ROWS)
-        .filter_map(Result::ok)
-        .map(|r| r.iter().map(|f| f.trim().to_owned()).collect())
-        .collect();
-    let width = rows.first().map_or(1, Vec::len);
-    let kind_of = |values: &mut dyn Iterator<Item = &str>| {
-        let values: Vec<&str> = values.filter(|v| !INFER_NULLS.contains(v)).collect();
-        if values.is_empty() {
-            ColumnType::String
-        } else if values.iter().all(|v| v.parse::<i64>().is_ok()) {
-            ColumnType::Integer
-        } else if values
-            .iter()
-            .all(|v| v.parse::<f64>().is_ok_and(f64::is_finite))
-        {
-            ColumnType::Float
-        } else if values
-            .iter()
-            .all(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "false"))
-        {
-            ColumnType::Boolean
-        } else {
-            ColumnType::String
-        }
-    };
-    let column = |i: usize, skip: usize| {
-        let mut it = rows
-            .iter()
-            .skip(skip)
-            .filter_map(move |r| r.get(i).map(String::as_str));
-        kind_of(&mut it)
-    };
-    // A header: the first row is not of the type the rest of its column has, somewhere,
-    // or every column is text and the first row's values never recur below it.
-    let first = rows.first().cloned().unwrap_or_default();
-    let has_header = rows.len() > 1
-        && ((0..width)
-            .any(|i| column(i, 1) != ColumnType::String && column(i, 0) == ColumnType::String)
-            || (0..width).all(|i| {
-                column(i, 1) == ColumnType::String
-                    && !rows.iter().skip(1).any(|r| r.get(i) == first.get(i))
-            }));
-    let columns = (0..width)
-        .map(|i| ColumnSpec {
-            name: if has_header {
-                first.get(i).cloned().unwrap_or_default()
-            } else {
-                format!("col_{}", i + 1)
-            },
-            kind: column(i, usize::from(has_header)),
-            min: None,
-            max: None,
-            allowed: None,
-            max_null_fraction: None,
-        })
-        .collect();
-    Ok(Contract {
-        dataset,
-        version: 0,
-        csv: CsvFormat {
-            delimiter,
-            has_header,
-            null_tokens: INFER_NULLS
-                .iter()
-                .filter(|t| !t.is_empty())
-                .map(|t| (*t).to_owned())
-                .collect(),
-            ..CsvFormat::default()
-        },
-        columns,
-        label: None,
-        min_rows: 1,
-        inferred: true,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn inference_finds_delimiter_header_and_types() {
-        let csv = "id;score;name;ok\n1;0.5;ann;true\n2;?;bob;false\n3;2;cy;true\n";
-        let c = infer_contract(DatasetName::parse("t").unwrap(), csv.as_bytes()).unwrap();
-        assert_eq!(c.csv.delimiter, ';');
-        assert!(c.csv.has_header);
-        let cols: Vec<_> = c
-            .columns
-            .iter()
-            .map(|c| (c.name.as_str(), c.kind))
-            .collect();
-        assert_eq!(
-            cols,
-            [
-                ("id", ColumnType::Integer),
-                ("score", ColumnType::Float),
-                ("name", ColumnType::String),
-                ("ok", ColumnType::Boolean)
-            ]
-        );
-        let headerless = "1,a\n2,b\n3,c\n";
-        let c = infer_contract(DatasetName::parse("t").unwrap(), headerless.as_bytes()).unwrap();
-        assert!(!c.csv.has_header);
-        assert_eq!(c.column_names(), ["col_1", "col_2"]);
-    }
 }

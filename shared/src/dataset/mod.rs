@@ -6,9 +6,10 @@ pub mod ingest;
 pub mod layout;
 pub mod profile;
 pub mod scan;
+pub mod spark;
 pub mod validation;
 
-pub use contract::Contract;
+pub use contract::{Contract, Contracts};
 pub use ingest::{
     DatasetEvent, IngestError, IngestOutcome, Ingestor, Manifest, QuarantineReport, Upload,
 };

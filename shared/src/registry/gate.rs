@@ -11,9 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::promotion::{
-    Change, Evaluation, GateOutcome, GateResult, ReleaseError, Releases, judge,
-};
+use super::promotion::{Change, Evaluation, GateRecord, ReleaseError, Releases, Verdict, judge};
 use super::{
     ModelName, ModelVersion, PRODUCTION, Registry, RegistryError, Release, STAGING, gate_key,
 };
@@ -174,8 +172,8 @@ impl Gate {
         model: &ModelName,
         version: u32,
         correlation_id: &str,
-    ) -> Result<GateOutcome, GateError> {
-        if let Ok(Some(done)) = self.releases.outcome(model, version).await {
+    ) -> Result<GateRecord, GateError> {
+        if let Ok(Some(done)) = self.releases.gate_record(model, version).await {
             return Ok(done);
         }
         let candidate = self.registry.version(model, version).await?;
@@ -187,7 +185,7 @@ impl Gate {
         };
         // The evaluation data is fetched once, for the verdict and the smoke test.
         let data = tempfile::tempdir_in(&self.scratch)?;
-        let result = match self
+        let verdict = match self
             .choose_evaluation(&config, &candidate, production.as_ref())
             .await?
         {
@@ -205,7 +203,7 @@ impl Gate {
                 .await?
             }
             // Nothing to judge on: a failed verdict that says so, not a silent stall.
-            Err(reason) => GateResult {
+            Err(reason) => Verdict {
                 passed: false,
                 reasons: vec![reason],
                 metric: config.promotion_metric(candidate.signature.task).to_owned(),
@@ -218,39 +216,39 @@ impl Gate {
         let subject = format!("model:{model}@{version}");
         self.audit
             .append(Entry {
-                action: if result.passed {
+                action: if verdict.passed {
                     Action::GatePassed
                 } else {
                     Action::GateFailed
                 },
                 actor: "sluice:gate".into(),
                 subject: subject.clone(),
-                reason: if result.passed {
+                reason: if verdict.passed {
                     format!(
                         "{} {:.4} on {}",
-                        result.metric,
-                        result.candidate.get(&result.metric).unwrap_or(f64::NAN),
-                        result
+                        verdict.metric,
+                        verdict.candidate.get(&verdict.metric).unwrap_or(f64::NAN),
+                        verdict
                             .evaluation
                             .as_ref()
                             .map_or_else(String::new, ToString::to_string)
                     )
                 } else {
-                    result.reasons.join("; ")
+                    verdict.reasons.join("; ")
                 },
                 correlation_id: correlation_id.to_owned(),
-                details: serde_json::to_value(&result).unwrap_or_default(),
+                details: serde_json::to_value(&verdict).unwrap_or_default(),
             })
             .await?;
-        let mut outcome = GateOutcome {
+        let mut outcome = GateRecord {
             model: model.clone(),
             version,
-            result,
+            verdict,
             releases: vec![],
             awaiting_approval: false,
         };
-        if outcome.result.passed {
-            let gate = serde_json::to_value(&outcome.result).unwrap_or_default();
+        if outcome.verdict.passed {
+            let gate = serde_json::to_value(&outcome.verdict).unwrap_or_default();
             let staged = self
                 .release(
                     model,
@@ -301,7 +299,7 @@ impl Gate {
         data: &Path,
         evaluation: Evaluation,
         holdout: Option<Holdout>,
-    ) -> Result<GateResult, GateError> {
+    ) -> Result<Verdict, GateError> {
         let mut reasons = Vec::new();
         if let Some(p) = production {
             reasons.extend(
@@ -327,7 +325,7 @@ impl Gate {
         };
         let metric = config.promotion_metric(candidate.signature.task);
         reasons.extend(judge(&config.promotion, metric, &scored, baseline.as_ref()));
-        Ok(GateResult {
+        Ok(Verdict {
             passed: reasons.is_empty(),
             reasons,
             metric: metric.to_owned(),

@@ -122,9 +122,10 @@ pub struct Release {
     pub rolls_back: Option<String>,
 }
 
-/// A requested move of an alias (see [`Registry::move_alias`]).
+/// A release about to be made: which alias moves to which version, by whom and why
+/// (see [`Registry::release`]).
 #[derive(Clone, Debug)]
-pub struct AliasMove {
+pub struct NewRelease {
     pub alias: String,
     pub version: u32,
     pub actor: String,
@@ -495,13 +496,13 @@ impl Registry {
     /// Moves an alias if it still is where `expected` says (None: the alias must not
     /// exist yet). The move is a new release; of several concurrent moves from the same
     /// state exactly one wins, the others get [`RegistryError::Conflict`].
-    pub async fn move_alias(
+    pub async fn release(
         &self,
         model: &ModelName,
-        change: AliasMove,
+        change: NewRelease,
         expected: Option<(&Alias, &ETag)>,
     ) -> Result<Release, RegistryError> {
-        let AliasMove {
+        let NewRelease {
             alias,
             version,
             actor,

@@ -11,14 +11,14 @@ use crate::training::config::PromotionPolicy;
 use crate::training::metrics::Metrics;
 
 use super::{
-    AliasMove, ModelName, PRODUCTION, Registry, RegistryError, Release, STAGING, gate_key,
+    ModelName, NewRelease, PRODUCTION, Registry, RegistryError, Release, STAGING, gate_key,
 };
 use crate::audit::{Action, AuditError, AuditLog, Entry};
 use crate::storage::{ObjectStore, StorageError, get_json};
 
-/// The gate's result for one candidate.
+/// The gate's verdict on one candidate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct GateResult {
+pub struct Verdict {
     pub passed: bool,
     /// Every reason it failed (empty when it passed).
     pub reasons: Vec<String>,
@@ -84,12 +84,14 @@ impl std::fmt::Display for Evaluation {
     }
 }
 
-/// What the gate did with a version.
+/// What the gate did with a version (`gate.json`): its verdict and what followed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct GateOutcome {
+pub struct GateRecord {
     pub model: ModelName,
     pub version: u32,
-    pub result: GateResult,
+    /// Written as `result` before the verdict had one name.
+    #[serde(alias = "result")]
+    pub verdict: Verdict,
     /// Releases made (staging, and production unless an approval is required).
     pub releases: Vec<Release>,
     pub awaiting_approval: bool,
@@ -183,7 +185,7 @@ pub fn judge(
 
 /// Moves `alias` to `version` from wherever it is now (one attempt: a concurrent move
 /// makes this one fail with a conflict rather than silently override it).
-pub async fn promote(
+async fn release_once(
     registry: &Registry,
     model: &ModelName,
     alias: &str,
@@ -194,9 +196,9 @@ pub async fn promote(
 ) -> Result<Release, RegistryError> {
     let current = registry.alias(model, alias).await?;
     registry
-        .move_alias(
+        .release(
             model,
-            AliasMove {
+            NewRelease {
                 alias: alias.to_owned(),
                 version,
                 actor: actor.to_owned(),
@@ -242,8 +244,9 @@ pub fn rollback_stack(history: &[Release]) -> Vec<&Release> {
     stack
 }
 
-/// Returns `alias` to the release before the one in place (see [`rollback_stack`]).
-pub async fn rollback(
+/// Returns `alias` to the release before the one in place (see [`rollback_stack`]); one
+/// attempt, as [`release_once`].
+async fn rollback_once(
     registry: &Registry,
     model: &ModelName,
     alias: &str,
@@ -266,9 +269,9 @@ pub async fn rollback(
         ))
     })?;
     registry
-        .move_alias(
+        .release(
             model,
-            AliasMove {
+            NewRelease {
                 alias: alias.to_owned(),
                 version: previous.version,
                 actor: actor.to_owned(),
@@ -329,7 +332,7 @@ impl Releases {
         gate: serde_json::Value,
         change: Change<'_>,
     ) -> Result<Release, ReleaseError> {
-        let release = promote(
+        let release = release_once(
             &self.registry,
             model,
             alias,
@@ -361,15 +364,15 @@ impl Releases {
         actor: &str,
         correlation_id: &str,
     ) -> Result<Release, ReleaseError> {
-        let Some(outcome) = self.outcome(model, version).await? else {
+        let Some(outcome) = self.gate_record(model, version).await? else {
             return Err(ReleaseError::Refused(format!(
                 "{model}@{version} has not been through the gate"
             )));
         };
-        if !outcome.result.passed {
+        if !outcome.verdict.passed {
             return Err(ReleaseError::Refused(format!(
                 "{model}@{version} failed the gate: {}",
-                outcome.result.reasons.join("; ")
+                outcome.verdict.reasons.join("; ")
             )));
         }
         let staged = self.registry.resolve(model, STAGING).await?;
@@ -389,7 +392,7 @@ impl Releases {
                 details: serde_json::Value::Null,
             })
             .await?;
-        let gate = serde_json::to_value(&outcome.result).unwrap_or_default();
+        let gate = serde_json::to_value(&outcome.verdict).unwrap_or_default();
         let change = Change {
             actor,
             reason: "approved",
@@ -404,7 +407,7 @@ impl Releases {
         model: &ModelName,
         change: Change<'_>,
     ) -> Result<Release, ReleaseError> {
-        let release = rollback(
+        let release = rollback_once(
             &self.registry,
             model,
             PRODUCTION,
@@ -430,12 +433,12 @@ impl Releases {
         Ok(release)
     }
 
-    /// The stored verdict for a version, if it went through the gate.
-    pub async fn outcome(
+    /// What the gate did with a version (its `gate.json`), if it went through the gate.
+    pub async fn gate_record(
         &self,
         model: &ModelName,
         version: u32,
-    ) -> Result<Option<GateOutcome>, ReleaseError> {
+    ) -> Result<Option<GateRecord>, ReleaseError> {
         match get_json(self.registry.store().as_ref(), &gate_key(model, version)).await {
             Ok((o, _)) => Ok(Some(o)),
             Err(StorageError::NotFound { .. }) => Ok(None),
@@ -477,7 +480,7 @@ mod tests {
     /// Moves `m`'s production to `version`, as a person would.
     async fn release(reg: &Registry, m: &ModelName, version: u32) -> Release {
         let null = serde_json::Value::Null;
-        promote(reg, m, "production", version, "ann", "release", null)
+        release_once(reg, m, "production", version, "ann", "release", null)
             .await
             .unwrap()
     }
@@ -539,7 +542,7 @@ mod tests {
             instants.push((pause().await, Some(v)));
         }
         for expected in [3, 2, 1] {
-            let back = rollback(&reg, &m, "production", "bob", "undo")
+            let back = rollback_once(&reg, &m, "production", "bob", "undo")
                 .await
                 .unwrap();
             assert_eq!(back.version, expected);
@@ -549,7 +552,7 @@ mod tests {
             );
             instants.push((pause().await, Some(expected)));
         }
-        let err = rollback(&reg, &m, "production", "bob", "undo").await;
+        let err = rollback_once(&reg, &m, "production", "bob", "undo").await;
         assert!(matches!(err, Err(RegistryError::Invalid(_))), "{err:?}");
         for (at, version) in instants {
             let release = reg.release_at(&m, "production", at).await.unwrap();
@@ -559,11 +562,11 @@ mod tests {
         // what was under it, never to an older entry of the same version.
         release(&reg, &m, 4).await;
         release(&reg, &m, 2).await;
-        let back = rollback(&reg, &m, "production", "bob", "undo")
+        let back = rollback_once(&reg, &m, "production", "bob", "undo")
             .await
             .unwrap();
         assert_eq!(back.version, 4);
-        let back = rollback(&reg, &m, "production", "bob", "undo")
+        let back = rollback_once(&reg, &m, "production", "bob", "undo")
             .await
             .unwrap();
         assert_eq!(back.version, 1);
@@ -574,19 +577,19 @@ mod tests {
         let (_dir, reg, m) = registry_with(&["a", "b"]).await;
         release(&reg, &m, 1).await;
         release(&reg, &m, 2).await;
-        let back = rollback(&reg, &m, "production", "bob", "v2 misbehaves")
+        let back = rollback_once(&reg, &m, "production", "bob", "v2 misbehaves")
             .await
             .unwrap();
         assert_eq!(back.version, 1);
         assert_eq!(back.id, "production.3");
         assert_eq!(back.rolls_back.as_deref(), Some("production.2"));
         assert_eq!(reg.resolve(&m, "production").await.unwrap().version, 1);
-        let err = rollback(&reg, &m, "production", "bob", "again").await;
+        let err = rollback_once(&reg, &m, "production", "bob", "again").await;
         assert!(
             matches!(&err, Err(RegistryError::Invalid(e)) if e.contains("no earlier release")),
             "{err:?}"
         );
-        let err = rollback(
+        let err = rollback_once(
             &reg,
             &ModelName::parse("none").unwrap(),
             "production",
@@ -624,10 +627,10 @@ mod tests {
                 .contains("has not been through the gate"),
             "{refused}"
         );
-        let passed = GateOutcome {
+        let passed = GateRecord {
             model: m.clone(),
             version: 2,
-            result: GateResult {
+            verdict: Verdict {
                 passed: true,
                 reasons: vec![],
                 metric: "roc_auc".into(),

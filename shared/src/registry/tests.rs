@@ -58,8 +58,8 @@ fn model() -> ModelName {
     ModelName::parse("m").unwrap()
 }
 
-fn to(alias: &str, version: u32) -> AliasMove {
-    AliasMove {
+fn to(alias: &str, version: u32) -> NewRelease {
+    NewRelease {
         alias: alias.into(),
         version,
         actor: "tester".into(),
@@ -153,7 +153,7 @@ async fn fifty_concurrent_promotions_have_one_winner_per_round_and_lose_no_relea
                 let reg = reg.clone();
                 let current = current.clone();
                 tokio::spawn(async move {
-                    reg.move_alias(
+                    reg.release(
                         &model(),
                         to("production", v),
                         current.as_ref().map(|(a, e)| (a, e)),
@@ -196,14 +196,14 @@ async fn releases_answer_what_was_in_production_at_a_time() {
         .unwrap();
     }
     let first = reg
-        .move_alias(&model(), to("production", 1), None)
+        .release(&model(), to("production", 1), None)
         .await
         .unwrap();
     let between = Utc::now();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let (a, etag) = reg.alias(&model(), "production").await.unwrap().unwrap();
     let second = reg
-        .move_alias(&model(), to("production", 2), Some((&a, &etag)))
+        .release(&model(), to("production", 2), Some((&a, &etag)))
         .await
         .unwrap();
     assert_eq!(
@@ -226,11 +226,11 @@ async fn releases_answer_what_was_in_production_at_a_time() {
         None
     );
     assert!(matches!(
-        reg.move_alias(&model(), to("production", 9), None).await,
+        reg.release(&model(), to("production", 9), None).await,
         Err(RegistryError::NoVersion { version: 9, .. })
     ));
     assert!(matches!(
-        reg.move_alias(&model(), to("Prod!", 1), None).await,
+        reg.release(&model(), to("Prod!", 1), None).await,
         Err(RegistryError::BadAlias(_))
     ));
 }
@@ -298,9 +298,16 @@ fn lineage_and_verdicts_written_before_holdouts_and_attempts_still_read() {
     let verdict = r#"{"passed": true, "reasons": [], "metric": "roc_auc",
         "candidate": {"rows": 4, "roc_auc": 0.9}, "production": null,
         "production_version": null}"#;
-    let verdict: promotion::GateResult = serde_json::from_str(verdict).unwrap();
+    let verdict: promotion::Verdict = serde_json::from_str(verdict).unwrap();
     assert_eq!(verdict.evaluation, None);
     assert!(verdict.passed);
+    // gate.json called the verdict `result` until it had one name; it reads the same.
+    let old = serde_json::json!({"model": "adult-income", "version": 2,
+        "result": verdict, "releases": [], "awaiting_approval": true});
+    let record: promotion::GateRecord = serde_json::from_value(old).unwrap();
+    assert_eq!(record.verdict, verdict);
+    let written = serde_json::to_value(&record).unwrap();
+    assert!(written.get("verdict").is_some() && written.get("result").is_none());
 }
 
 #[test]
@@ -324,4 +331,34 @@ fn a_bad_model_name_is_reported_as_one() {
     // Datasets keep their own word.
     let bad = DatasetName::parse("Bad!").unwrap_err();
     assert!(bad.to_string().starts_with("invalid dataset name"), "{bad}");
+}
+
+/// Stores written by older versions must keep reading: every registry path, byte for byte.
+#[test]
+fn the_registry_layout_is_pinned() {
+    let m = ModelName::parse("adult-income").unwrap();
+    let v = "registry/models/adult-income/versions/v3";
+    let cases = [
+        (model_key(&m, 3), format!("{v}/model.onnx")),
+        (gate_key(&m, 3), format!("{v}/gate.json")),
+        (holdout_key(&m, 3), format!("{v}/holdout.json")),
+        (manifest_key(&m, 3), format!("{v}/manifest.json")),
+        (claim_key(&m, 3), format!("{v}/claim.json")),
+        (
+            run_index_key(&m, "run-1"),
+            "registry/models/adult-income/runs/run-1.json".into(),
+        ),
+        (
+            alias_key(&m, PRODUCTION),
+            "registry/models/adult-income/aliases/production.json".into(),
+        ),
+        (
+            release_key(&m, "production.4"),
+            "registry/models/adult-income/releases/production.4.json".into(),
+        ),
+    ];
+    for (key, expected) in cases {
+        assert_eq!(key.as_str(), expected);
+    }
+    assert_eq!(version_prefix(&m, 3), format!("{v}/"));
 }

@@ -155,8 +155,8 @@ pub async fn advance(
             (Some(v), Some(gate)) => Some(
                 match gate.on_registered(&run.model, v, &run.correlation_id).await {
                     Ok(outcome) => GateProgress::Judged {
-                        passed: outcome.result.passed,
-                        reasons: outcome.result.reasons,
+                        passed: outcome.verdict.passed,
+                        reasons: outcome.verdict.reasons,
                         releases: outcome.releases.into_iter().map(|r| r.id).collect(),
                         awaiting_approval: outcome.awaiting_approval,
                     },

@@ -319,3 +319,31 @@ async fn runs_written_before_attempts_read_as_their_first() {
     let old: Run = serde_json::from_value(stored).unwrap();
     assert_eq!((old.attempt, old.earlier_attempts.len()), (1, 0));
 }
+
+/// Stores written by older versions must keep reading: every run path, byte for byte
+/// (attempt 1 keeps the paths runs had before attempts existed).
+#[test]
+fn the_runs_layout_is_pinned() {
+    let cases = [
+        (run_key("r1"), "runs/r1.json"),
+        (job_config_key("r1").unwrap(), "runs/r1/config.json"),
+        (logs_key("r1", 1).unwrap(), "runs/r1/logs.txt"),
+        (logs_key("r1", 3).unwrap(), "runs/r1/attempts/3/logs.txt"),
+    ];
+    for (key, expected) in cases {
+        assert_eq!(key.as_str(), expected);
+    }
+    assert_eq!(output_prefix("r1", 1), "runs/r1/output/");
+    assert_eq!(output_prefix("r1", 2), "runs/r1/attempts/2/output/");
+    let at = DateTime::parse_from_rfc3339("2026-11-24T01:02:03.456Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let rejected = rejected_key(at);
+    assert!(
+        rejected
+            .as_str()
+            .starts_with("rejected/20261124T010203.456Z-")
+            && rejected.as_str().ends_with(".json"),
+        "{rejected}"
+    );
+}

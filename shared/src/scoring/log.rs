@@ -192,3 +192,23 @@ fn frame(entries: &[&Entry]) -> PolarsResult<DataFrame> {
     }
     DataFrame::new(height, columns)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Logs written by older versions must keep reading: the path, byte for byte up to
+    /// its unique suffix.
+    #[test]
+    fn the_prediction_log_layout_is_pinned() {
+        let m = ModelName::parse("adult-income").unwrap();
+        let at = DateTime::parse_from_rfc3339("2026-11-24T01:02:03.456Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let key = batch_key(&m, 3, at);
+        let prefix = "predictions/adult-income/2026-11-24/010203.456-v3-";
+        assert!(key.as_str().starts_with(prefix), "{key}");
+        assert!(key.as_str().ends_with(".parquet"), "{key}");
+        assert_eq!(key.as_str().len(), prefix.len() + 32 + ".parquet".len());
+    }
+}

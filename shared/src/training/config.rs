@@ -1,4 +1,4 @@
-//! A model's training config (`models/<model>.json`): what to train on, how, where, and
+//! A model's training config (`configs/<model>.json`): what to train on, how, where, and
 //! how its versions are judged and promoted. Its SHA-256 is part of a run's identity.
 
 use serde::{Deserialize, Serialize};
@@ -381,9 +381,9 @@ mod tests {
 
     #[test]
     fn the_adult_config_keeps_its_identity() {
-        // The hash of models/adult-income.json as every release before tasks computed it:
+        // The hash of configs/adult-income.json (then models/adult-income.json) as every release before tasks computed it:
         // runs of stored configs keep their ids.
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/adult-income.json");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/adult-income.json");
         let c = TrainingConfig::from_json(&std::fs::read(path).unwrap()).unwrap();
         assert_eq!(
             c.sha256(),

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::audit::{Action, AuditLog, Entry};
+use crate::dataset::contract::{ContractStoreError, Contracts};
 use crate::dataset::{DatasetName, Manifest, layout};
 use crate::name::ModelName;
 use crate::storage::{ObjectKey, ObjectStore, PutMode, StorageError, get_json, put_json};
@@ -78,7 +79,7 @@ impl Configs {
         }
     }
 
-    /// Stores a model's training config (what `sluice dev` does with `models/*.json`, `sluice models put` and
+    /// Stores a model's training config (what `sluice dev` does with `configs/*.json`, `sluice models put` and
     /// `PUT /api/models/{name}/config`),
     /// checked against what is known of its dataset: its label and features must be
     /// columns of the dataset's contract, and a config that names no task gets the one
@@ -95,10 +96,11 @@ impl Configs {
     ) -> Result<StoredConfig, ConfigStoreError> {
         let mut config = config.clone();
         let store = self.store.as_ref();
-        let contract = crate::dataset::ingest::current_contract(store, &config.dataset)
+        let contract = Contracts::new(self.store.clone())
+            .current(&config.dataset)
             .await
             .map_err(|e| match e {
-                crate::dataset::IngestError::Storage(s) => ConfigStoreError::Storage(s),
+                ContractStoreError::Storage(s) => ConfigStoreError::Storage(s),
                 other => ConfigStoreError::Invalid(other.to_string()),
             })?;
         let mut inferred = None;
@@ -262,5 +264,19 @@ impl Configs {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stores written by older versions must keep reading: the paths, byte for byte.
+    #[test]
+    fn the_configs_layout_is_pinned() {
+        let m = ModelName::parse("adult-income").unwrap();
+        assert_eq!(current_key(&m).as_str(), "configs/adult-income.json");
+        assert_eq!(version_key(&m, 2).as_str(), "configs/adult-income/v2.json");
+        assert_eq!(versions_prefix(&m), "configs/adult-income/");
     }
 }

@@ -1,6 +1,11 @@
-//! The machine-readable result of checking a file against its contract.
+//! Checking a file against its contract: the rules ([`rules`]) and their
+//! machine-readable result.
 
 use std::collections::BTreeMap;
+
+pub mod rules;
+
+pub use rules::Rules;
 
 use serde::{Deserialize, Serialize};
 

@@ -8,6 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use super::DatasetName;
 
+mod infer;
+mod store;
+
+pub use infer::infer;
+pub use store::{ContractStoreError, Contracts};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ColumnType {

@@ -1,0 +1,188 @@
+//! The Spark ingest job (`shared/spark/ingest.py`), run for real on local Spark, against
+//! Sluice's own scan of the same bytes: the same verdict, rule names, counts, messages and
+//! examples, the same rows and identity, and the same profile (counts and bins exactly,
+//! mean and standard deviation within 1e-9 relative). Splits are made small, so records
+//! are numbered and stitched across them as on a cluster.
+
+use std::path::Path;
+
+use sluice_shared::dataset::contract::Contract;
+use sluice_shared::dataset::scan::{self, ScanOutput};
+use sluice_shared::dataset::spark::LocalSpark;
+use sluice_shared::dataset::validation::Rule;
+
+fn local_spark(split_bytes: usize) -> LocalSpark {
+    LocalSpark {
+        spark_submit: sluice_tests::spark_submit(),
+        threads: 2,
+        conf: vec![
+            (
+                "spark.sql.files.maxPartitionBytes".into(),
+                split_bytes.to_string(),
+            ),
+            ("spark.ui.enabled".into(), "false".into()),
+        ],
+    }
+}
+
+/// Both scans of `file`: Sluice's, then Spark's (with its output folder).
+fn both(file: &Path, contract: &Contract, split_bytes: usize) -> (ScanOutput, ScanOutput) {
+    let dir = tempfile::tempdir().unwrap();
+    let sluice = scan::scan(
+        std::fs::File::open(file).unwrap(),
+        contract,
+        &dir.path().join("sluice.parquet"),
+    )
+    .unwrap();
+    let spark = local_spark(split_bytes)
+        .scan(file, contract, &dir.path().join("spark"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        spark.parquet_written,
+        dir.path().join("spark/data.parquet").exists()
+    );
+    (sluice, spark)
+}
+
+fn assert_same_scan(sluice: &ScanOutput, spark: &ScanOutput) {
+    assert_eq!(
+        (&spark.sha256, spark.bytes, spark.rows, spark.format),
+        (&sluice.sha256, sluice.bytes, sluice.rows, sluice.format),
+        "identity, size and rows"
+    );
+    assert_eq!(spark.validation, sluice.validation, "the verdict");
+    assert_eq!(spark.parquet_written, sluice.parquet_written);
+    assert_eq!(spark.profile.len(), sluice.profile.len());
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-300);
+    for (ours, theirs) in sluice.profile.iter().zip(&spark.profile) {
+        let name = &ours.name;
+        let mut exact = theirs.clone();
+        let mut expected = ours.clone();
+        if let (Some(a), Some(b)) = (&mut expected.numeric, &mut exact.numeric) {
+            assert!(
+                close(a.mean, b.mean),
+                "{name} mean {} vs {}",
+                a.mean,
+                b.mean
+            );
+            assert!(close(a.std, b.std), "{name} std {} vs {}", a.std, b.std);
+            (b.mean, b.std) = (a.mean, a.std);
+        }
+        assert_eq!(exact, expected, "{name}'s profile");
+    }
+}
+
+fn adult_contract() -> Contract {
+    let path = sluice_tests::repo_root().join("contracts/adult.json");
+    Contract::from_json(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn spark_scans_adult_as_sluice_does() {
+    let file = sluice_tests::shared_dir().join("data/adult/adult.data");
+    let (sluice, spark) = both(&file, &adult_contract(), 1 << 20);
+    assert!(sluice.validation.passed, "{:?}", sluice.validation);
+    assert_eq!(sluice.rows, 32_561);
+    assert_same_scan(&sluice, &spark);
+}
+
+/// A file that breaks every rule a CSV file can break somewhere, with quoted fields that
+/// run over lines and across splits, a bad byte, an alias, stray spaces and a blank line.
+#[test]
+fn spark_finds_every_broken_rule_as_sluice_does() {
+    let contract = Contract::from_json(
+        br#"{"dataset": "broken", "min_rows": 1000000,
+            "csv": {"has_header": true, "null_tokens": ["NA"]},
+            "columns": [
+              {"name": "id", "type": "integer", "min": 0},
+              {"name": "x", "type": "float", "max": 100},
+              {"name": "flag", "type": "boolean"},
+              {"name": "size", "type": "string", "allowed": ["S", "M", "L"]},
+              {"name": "note", "type": "string", "max_null_fraction": 0.1},
+              {"name": "y", "type": "string"}],
+            "label": {"column": "y", "values": ["no", "yes"], "aliases": {"Y": "yes"}}}"#,
+    )
+    .unwrap();
+    let mut csv: Vec<u8> = b"id,x,flag,size,note,label\n".to_vec();
+    for i in 0..40_000u32 {
+        let id = if i % 997 == 3 {
+            "-5".to_owned()
+        } else {
+            i.to_string()
+        };
+        let x = match i % 991 {
+            5 => "abc".to_owned(),
+            9 => "1e400".to_owned(),
+            11 => "250.5".to_owned(),
+            _ => format!("{}.{}", i % 97, i % 10),
+        };
+        let flag = match i % 983 {
+            1 => "maybe",
+            _ if i % 2 == 0 => " Yes ",
+            _ => "f",
+        };
+        let size = match i % 977 {
+            2 => "XL",
+            _ => ["S", " M ", "L", "NA"][(i % 4) as usize],
+        };
+        let note: &[u8] = match i {
+            _ if i % 1000 == 7 => b"\"two\nlines, with a comma\"",
+            _ if i % 5 == 0 => b"",
+            12_346 => b"caf\xe9",
+            _ => b"plain",
+        };
+        let y = match i % 971 {
+            4 => "maybe",
+            _ if i % 13 == 0 => "Y",
+            _ if i % 3 == 0 => "yes",
+            _ => "no",
+        };
+        csv.extend_from_slice(format!("{id},{x},{flag},{size},").as_bytes());
+        csv.extend_from_slice(note);
+        csv.extend_from_slice(format!(",{y}").as_bytes());
+        if i % 967 == 6 {
+            csv.extend_from_slice(b",extra");
+        }
+        csv.push(b'\n');
+        if i == 20_000 {
+            csv.push(b'\n');
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.csv");
+    std::fs::write(&file, &csv).unwrap();
+    let (sluice, spark) = both(&file, &contract, 128 << 10);
+    let rules: std::collections::BTreeSet<Rule> = sluice
+        .validation
+        .violations
+        .iter()
+        .map(|v| v.rule)
+        .collect();
+    assert_eq!(
+        rules.into_iter().collect::<Vec<_>>(),
+        [
+            Rule::Encoding,
+            Rule::ColumnCount,
+            Rule::Header,
+            Rule::Type,
+            Rule::Range,
+            Rule::AllowedValues,
+            Rule::LabelValues,
+            Rule::MaxNullFraction,
+            Rule::MinRows
+        ],
+        "the file breaks every rule a CSV file can"
+    );
+    assert!(!sluice.parquet_written);
+    assert_same_scan(&sluice, &spark);
+}
+
+#[test]
+fn spark_reports_an_empty_file_as_sluice_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("empty.csv");
+    std::fs::write(&file, b"").unwrap();
+    let (sluice, spark) = both(&file, &adult_contract(), 1 << 20);
+    assert_eq!(sluice.validation.violations[0].rule, Rule::EmptyFile);
+    assert_same_scan(&sluice, &spark);
+}
