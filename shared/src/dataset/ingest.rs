@@ -196,6 +196,15 @@ impl Claim {
     }
 }
 
+/// An upload checked against its contract: what a version or a quarantine is made from.
+struct Checked {
+    dataset: DatasetName,
+    contract: Contract,
+    inferred: bool,
+    source: SourceInfo,
+    scanned: ScanOutput,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct IndexEntry {
     key: ObjectKey,
@@ -283,17 +292,24 @@ impl Ingestor {
             passed = scanned.validation.passed,
             "scanned upload"
         );
-        if scanned.validation.passed {
-            let contract = if inferred {
-                self.contracts.put(contract).await?
-            } else {
-                contract
-            };
-            self.version(&dataset, &contract, inferred, source, scanned, parquet_path)
-                .await
+        let passed = scanned.validation.passed;
+        // An inferred contract is stored once a file has passed it, not before.
+        let contract = if passed && inferred {
+            self.contracts.put(contract).await?
         } else {
-            self.quarantine(&dataset, &contract, inferred, source, scanned)
-                .await
+            contract
+        };
+        let checked = Checked {
+            dataset,
+            contract,
+            inferred,
+            source,
+            scanned,
+        };
+        if passed {
+            self.version(checked, parquet_path).await
+        } else {
+            self.quarantine(checked).await
         }
     }
 
@@ -325,15 +341,12 @@ impl Ingestor {
 
     async fn version(
         &self,
-        dataset: &DatasetName,
-        contract: &Contract,
-        inferred: bool,
-        source: SourceInfo,
-        scanned: ScanOutput,
+        checked: Checked,
         parquet_path: PathBuf,
     ) -> Result<IngestOutcome, IngestError> {
+        let (dataset, contract) = (&checked.dataset, &checked.contract);
         let store = self.store.as_ref();
-        let index = layout::version_index(dataset, &scanned.sha256, contract.version);
+        let index = layout::version_index(dataset, &checked.scanned.sha256, contract.version);
         if let Some(manifest) = self.indexed_manifest(&index).await? {
             tracing::Span::current().record("dataset_version", manifest.version);
             info!(version = manifest.version, "same content already versioned");
@@ -345,9 +358,9 @@ impl Ingestor {
             });
         }
         let claim = Claim {
-            content_sha256: scanned.sha256.clone(),
+            content_sha256: checked.scanned.sha256.clone(),
             contract_version: contract.version,
-            source_uri: source.uri.clone(),
+            source_uri: checked.source.uri.clone(),
         };
         let version = self.claim_version(dataset, &claim).await?;
         tracing::Span::current().record("dataset_version", version);
@@ -365,13 +378,13 @@ impl Ingestor {
         let manifest = Manifest {
             dataset: dataset.clone(),
             version,
-            content_sha256: scanned.sha256,
+            content_sha256: checked.scanned.sha256,
             contract_version: contract.version,
-            contract_inferred: inferred,
-            source,
-            format: scanned.format,
-            bytes: scanned.bytes,
-            rows: scanned.rows,
+            contract_inferred: checked.inferred,
+            source: checked.source,
+            format: checked.scanned.format,
+            bytes: checked.scanned.bytes,
+            rows: checked.scanned.rows,
             schema: contract
                 .columns
                 .iter()
@@ -380,8 +393,8 @@ impl Ingestor {
                     kind: c.kind,
                 })
                 .collect(),
-            profile: scanned.profile,
-            validation: scanned.validation,
+            profile: checked.scanned.profile,
+            validation: checked.scanned.validation,
             parent_version,
             data: DataFile {
                 uri: store.uri(&data_key),
@@ -456,18 +469,12 @@ impl Ingestor {
         Err(IngestError::Contention(dataset.clone()))
     }
 
-    async fn quarantine(
-        &self,
-        dataset: &DatasetName,
-        contract: &Contract,
-        inferred: bool,
-        source: SourceInfo,
-        scanned: ScanOutput,
-    ) -> Result<IngestOutcome, IngestError> {
+    async fn quarantine(&self, checked: Checked) -> Result<IngestOutcome, IngestError> {
+        let (dataset, contract) = (&checked.dataset, &checked.contract);
         let store = self.store.as_ref();
-        let index = layout::quarantine_index(dataset, &scanned.sha256, contract.version);
+        let index = layout::quarantine_index(dataset, &checked.scanned.sha256, contract.version);
         let now = Utc::now();
-        let copy_key = layout::quarantine_copy(dataset, now, source.key.file_name());
+        let copy_key = layout::quarantine_copy(dataset, now, checked.source.key.file_name());
         let report_key = layout::quarantine_report(&copy_key);
         // The index entry claims the quarantine; a redelivery finds it and finishes or reuses it.
         let (report_key, duplicate) = match put_json(
@@ -497,21 +504,21 @@ impl Ingestor {
             });
         }
         let copy_key = ObjectKey::parse(report_key.as_str().trim_end_matches(".report.json"))?;
-        let copy_meta = match store.copy(&source.key, &copy_key).await {
+        let copy_meta = match store.copy(&checked.source.key, &copy_key).await {
             Ok(meta) => meta,
             Err(StorageError::AlreadyExists { .. }) => store.head(&copy_key).await?,
             Err(e) => return Err(e.into()),
         };
         let report = QuarantineReport {
             dataset: dataset.clone(),
-            content_sha256: scanned.sha256,
+            content_sha256: checked.scanned.sha256,
             contract_version: contract.version,
-            contract_inferred: inferred,
-            source,
-            format: scanned.format,
-            bytes: scanned.bytes,
-            rows: scanned.rows,
-            validation: scanned.validation,
+            contract_inferred: checked.inferred,
+            source: checked.source,
+            format: checked.scanned.format,
+            bytes: checked.scanned.bytes,
+            rows: checked.scanned.rows,
+            validation: checked.scanned.validation,
             copy: DataFile {
                 uri: store.uri(&copy_key),
                 key: copy_key,
