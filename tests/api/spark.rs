@@ -6,10 +6,15 @@
 
 use std::path::Path;
 
+use serde_json::{Value, json};
 use sluice_shared::dataset::contract::Contract;
 use sluice_shared::dataset::scan::{self, ScanOutput};
 use sluice_shared::dataset::spark::LocalSpark;
 use sluice_shared::dataset::validation::Rule;
+use sluice_shared::dataset::{Contracts, DatasetName, IngestOutcome, Ingestor, Upload};
+use sluice_shared::registry::{ModelName, PRODUCTION, Registry};
+
+use crate::helpers::loop_app_with_eval_data;
 
 fn local_spark(split_bytes: usize) -> LocalSpark {
     LocalSpark {
@@ -185,4 +190,94 @@ fn spark_reports_an_empty_file_as_sluice_does() {
     let (sluice, spark) = both(&file, &adult_contract(), 1 << 20);
     assert_eq!(sluice.validation.violations[0].rule, Rule::EmptyFile);
     assert_same_scan(&sluice, &spark);
+}
+
+/// A version Spark wrote (in parts) is a version like any other: Sluice finishes it from
+/// the job's result with the identity its own scan gives the same bytes, and it trains,
+/// passes the gate and serves.
+#[tokio::test]
+async fn a_version_spark_wrote_trains_gates_and_serves() {
+    let app = loop_app_with_eval_data().await;
+    let adult = DatasetName::parse("adult").unwrap();
+    let contract = Contracts::new(app.store.clone())
+        .current(&adult)
+        .await
+        .unwrap()
+        .unwrap();
+    let file = sluice_tests::adult("adult.data");
+    let bytes = std::fs::read(&file).unwrap();
+    let key = app.upload("adult", "adult.data", bytes.clone()).await;
+    let out = tempfile::tempdir().unwrap();
+    let scanned = {
+        let (contract, out) = (contract.clone(), out.path().to_path_buf());
+        tokio::task::spawn_blocking(move || local_spark(1 << 20).scan(&file, &contract, &out))
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let ingestor = Ingestor::new(app.store.clone(), scratch.path().to_path_buf());
+    let upload = Upload {
+        key,
+        etag: None,
+        uploader: Some("spark".into()),
+    };
+    let outcome = ingestor
+        .finish(upload, contract, scanned, out.path().join("data.parquet"))
+        .await
+        .unwrap();
+    let IngestOutcome::Versioned {
+        manifest,
+        duplicate: false,
+        ..
+    } = outcome
+    else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!((manifest.version, manifest.rows), (1, 32_561));
+    assert!(manifest.data_parts.len() >= 2, "{:?}", manifest.data_parts);
+    assert_eq!(
+        manifest.data.bytes,
+        manifest.data_parts.iter().map(|p| p.bytes).sum::<u64>()
+    );
+
+    // The same bytes ingested by Sluice itself are the same version.
+    let again = app.ingest("adult", "adult-again.data", bytes).await;
+    assert_eq!(
+        (&again["status"], &again["version"], &again["duplicate"]),
+        (&json!("versioned"), &json!(1), &json!(true)),
+        "{again}"
+    );
+
+    // It trains, passes the gate, reaches production and serves.
+    let done = app.retrain(json!({"model": "adult-income"})).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["gate"]["passed"], true, "{done}");
+    let model = ModelName::parse("adult-income").unwrap();
+    let production = Registry::new(app.store.clone())
+        .resolve(&model, PRODUCTION)
+        .await
+        .unwrap();
+    assert_eq!(production.version, 1);
+    let first: Vec<&str> = "39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, \
+        Not-in-family, White, Male, 2174, 0, 40, United-States"
+        .split(", ")
+        .collect();
+    let adult_contract = app.adult_contract().await;
+    let row: serde_json::Map<String, Value> = adult_contract
+        .columns
+        .iter()
+        .zip(&first)
+        .map(|(c, v)| {
+            let value = v.parse::<i64>().map_or_else(|_| json!(v), |n| json!(n));
+            (c.name.clone(), value)
+        })
+        .filter(|(name, _)| production.signature.inputs.iter().any(|i| &i.name == name))
+        .collect();
+    let (status, answer) = app
+        .score("/api/score/adult-income", &json!({"data": [row]}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["version"], 1);
+    assert_eq!(answer["predictions"].as_array().unwrap().len(), 1);
 }

@@ -80,7 +80,12 @@ pub struct Manifest {
     pub profile: Vec<ColumnProfile>,
     pub validation: ValidationResult,
     pub parent_version: Option<u32>,
+    /// The snapshot: one file, or the folder of `data_parts` (its bytes their sum).
     pub data: DataFile,
+    /// The snapshot's parts in order, when a distributed scan wrote it in parts (absent
+    /// in manifests written before there were parts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_parts: Vec<DataFile>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -233,20 +238,10 @@ impl Ingestor {
         upload: Upload,
         inline: Option<Bytes>,
     ) -> Result<IngestOutcome, IngestError> {
-        let dataset = match layout::dataset_of_landing_key(&upload.key) {
-            None => {
-                return Ok(IngestOutcome::Ignored {
-                    reason: format!("{} is not under {}<dataset>/", upload.key, layout::LANDING),
-                });
-            }
-            Some(Err(e)) => {
-                return Ok(IngestOutcome::Ignored {
-                    reason: e.to_string(),
-                });
-            }
-            Some(Ok(d)) => d,
+        let dataset = match dataset_of(&upload) {
+            Ok(d) => d,
+            Err(ignored) => return Ok(ignored),
         };
-        tracing::Span::current().record("dataset", dataset.as_str());
         let (contract, inferred) = match self.contracts.current(&dataset).await? {
             Some(c) => (c, false),
             None => match self.open(&upload, inline.clone()).await? {
@@ -306,8 +301,55 @@ impl Ingestor {
             source,
             scanned,
         };
-        if passed {
-            self.version(checked, parquet_path).await
+        self.record(checked, parquet_path).await
+    }
+
+    /// Finishes an upload another engine scanned (the Spark job): `scanned` is its result
+    /// against `contract` (stored), `snapshot` the file or folder of parts it wrote. The
+    /// steps that follow are those of an upload Sluice scanned itself, so the version,
+    /// its identity, its event and a redelivery's answer are the same.
+    #[instrument(skip_all, fields(upload = %upload.key, dataset, dataset_version))]
+    pub async fn finish(
+        &self,
+        upload: Upload,
+        contract: Contract,
+        scanned: ScanOutput,
+        snapshot: PathBuf,
+    ) -> Result<IngestOutcome, IngestError> {
+        let dataset = match dataset_of(&upload) {
+            Ok(d) => d,
+            Err(ignored) => return Ok(ignored),
+        };
+        let meta = match self.store.head(&upload.key).await {
+            Ok(meta) => meta,
+            Err(StorageError::NotFound { .. }) => return Ok(gone(&upload)),
+            Err(e) => return Err(e.into()),
+        };
+        let source = SourceInfo {
+            key: upload.key.clone(),
+            uri: self.store.uri(&upload.key),
+            etag: meta.etag.0,
+            uploader: upload.uploader,
+        };
+        let checked = Checked {
+            dataset,
+            contract,
+            inferred: false,
+            source,
+            scanned,
+        };
+        self.record(checked, snapshot).await
+    }
+
+    /// A checked upload becomes a version (with the snapshot at `snapshot`) if it passed,
+    /// else a quarantine.
+    async fn record(
+        &self,
+        checked: Checked,
+        snapshot: PathBuf,
+    ) -> Result<IngestOutcome, IngestError> {
+        if checked.scanned.validation.passed {
+            self.version(checked, snapshot).await
         } else {
             self.quarantine(checked).await
         }
@@ -365,14 +407,20 @@ impl Ingestor {
         let version = self.claim_version(dataset, &claim).await?;
         tracing::Span::current().record("dataset_version", version);
         let data_key = layout::data(dataset, version);
-        let data_meta = match store
-            .put(&data_key, Payload::File(parquet_path), PutMode::Create)
-            .await
-        {
-            Ok(meta) => meta,
-            // A concurrent ingest of the same content wrote it first; identical bytes.
-            Err(StorageError::AlreadyExists { .. }) => store.head(&data_key).await?,
-            Err(e) => return Err(e.into()),
+        let mut data_parts = Vec::new();
+        let data_bytes = if parquet_path.is_dir() {
+            for (name, path) in super::snapshot_parts(&parquet_path).map_err(ScanError::Read)? {
+                let key = layout::data_part(dataset, version, &name)?;
+                let meta = put_once(store, &key, path).await?;
+                data_parts.push(DataFile {
+                    uri: store.uri(&key),
+                    key,
+                    bytes: meta.size,
+                });
+            }
+            data_parts.iter().map(|p| p.bytes).sum()
+        } else {
+            put_once(store, &data_key, parquet_path).await?.size
         };
         let parent_version = (version > 1).then(|| version - 1);
         let manifest = Manifest {
@@ -399,8 +447,9 @@ impl Ingestor {
             data: DataFile {
                 uri: store.uri(&data_key),
                 key: data_key,
-                bytes: data_meta.size,
+                bytes: data_bytes,
             },
+            data_parts,
             created_at: Utc::now(),
         };
         let manifest_key = layout::manifest(dataset, version);
@@ -546,6 +595,32 @@ impl Ingestor {
             event,
         })
     }
+}
+
+/// Writes a snapshot file create-only; a concurrent ingest of the same content may have
+/// written it first, with identical bytes.
+async fn put_once(
+    store: &dyn ObjectStore,
+    key: &ObjectKey,
+    path: PathBuf,
+) -> Result<crate::storage::ObjectMeta, StorageError> {
+    match store.put(key, Payload::File(path), PutMode::Create).await {
+        Err(StorageError::AlreadyExists { .. }) => store.head(key).await,
+        other => other,
+    }
+}
+
+/// The dataset an upload belongs to (recorded on the span), or why it is ignored.
+fn dataset_of(upload: &Upload) -> Result<DatasetName, IngestOutcome> {
+    let reason = match layout::dataset_of_landing_key(&upload.key) {
+        None => format!("{} is not under {}<dataset>/", upload.key, layout::LANDING),
+        Some(Err(e)) => e.to_string(),
+        Some(Ok(d)) => {
+            tracing::Span::current().record("dataset", d.as_str());
+            return Ok(d);
+        }
+    };
+    Err(IngestOutcome::Ignored { reason })
 }
 
 fn gone(upload: &Upload) -> IngestOutcome {

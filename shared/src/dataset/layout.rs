@@ -36,12 +36,29 @@ pub fn versions_prefix(d: &DatasetName) -> String {
     format!("datasets/{d}/v")
 }
 
+/// A version's folder (what a remote job mounts: `manifest.json`, `data.parquet`).
+pub fn version_prefix(d: &DatasetName, version: u32) -> String {
+    format!("datasets/{d}/v{version}/")
+}
+
 pub fn claim(d: &DatasetName, version: u32) -> ObjectKey {
     key(format!("datasets/{d}/v{version}/claim.json"))
 }
 
+/// A version's snapshot: one Parquet file, or (written by a distributed scan) the name of
+/// the folder that holds its parts (see [`data_part`]).
 pub fn data(d: &DatasetName, version: u32) -> ObjectKey {
     key(format!("datasets/{d}/v{version}/data.parquet"))
+}
+
+/// One part of a snapshot written in parts: `data.parquet/<part>`, as Spark names them, so
+/// a copy of the version's folder reads as one dataset in pandas, pyarrow and Spark.
+pub fn data_part(
+    d: &DatasetName,
+    version: u32,
+    part: &str,
+) -> Result<ObjectKey, crate::storage::StorageError> {
+    ObjectKey::parse(format!("datasets/{d}/v{version}/data.parquet/{part}"))
 }
 
 pub fn manifest(d: &DatasetName, version: u32) -> ObjectKey {
@@ -125,6 +142,10 @@ mod tests {
             (contract(&d, 2), "contracts/adult/v2.json"),
             (claim(&d, 3), "datasets/adult/v3/claim.json"),
             (data(&d, 3), "datasets/adult/v3/data.parquet"),
+            (
+                data_part(&d, 3, "part-00001.parquet").unwrap(),
+                "datasets/adult/v3/data.parquet/part-00001.parquet",
+            ),
             (manifest(&d, 3), "datasets/adult/v3/manifest.json"),
             (
                 version_index(&d, "ab12", 1),
@@ -146,6 +167,7 @@ mod tests {
         for (k, expected) in cases {
             assert_eq!(k.as_str(), expected);
         }
+        assert_eq!(version_prefix(&d, 3), "datasets/adult/v3/");
         assert_eq!(
             parse_version_key(&d, &manifest(&d, 12)),
             Some((12, "manifest.json"))

@@ -2,6 +2,7 @@
 //! a quarantine report.
 
 pub mod contract;
+pub mod fetch;
 pub mod ingest;
 pub mod layout;
 pub mod profile;
@@ -15,6 +16,21 @@ pub use ingest::{
 };
 
 pub use crate::name::{DatasetName, InvalidDatasetName};
+
+/// The Parquet parts of a snapshot written in parts (a folder named `data.parquet`), in
+/// order: by name, a writer's markers and checksums (`_SUCCESS`, `.*.crc`) aside.
+pub fn snapshot_parts(dir: &std::path::Path) -> std::io::Result<Vec<(String, std::path::PathBuf)>> {
+    let mut parts = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".parquet") && !name.starts_with(['.', '_']) {
+            parts.push((name, entry.path()));
+        }
+    }
+    parts.sort();
+    Ok(parts)
+}
 
 #[cfg(test)]
 mod tests {

@@ -88,8 +88,27 @@ impl Table {
             path: path.display().to_string(),
             message: e.to_string(),
         };
-        let file = std::fs::File::open(path).map_err(|e| fail(&e))?;
-        Self::read_parquet_file(file, columns).map_err(|e| match e {
+        let read = |path: &Path| {
+            let file = std::fs::File::open(path).map_err(|e| fail(&e))?;
+            ParquetReader::new(file).finish().map_err(|e| fail(&e))
+        };
+        let frame = if path.is_dir() {
+            // A snapshot in parts (a distributed scan's): the parts in order, as one.
+            let mut frame: Option<DataFrame> = None;
+            for (_, part) in crate::dataset::snapshot_parts(path).map_err(|e| fail(&e))? {
+                let next = read(&part)?;
+                match &mut frame {
+                    None => frame = Some(next),
+                    Some(frame) => {
+                        frame.vstack_mut(&next).map_err(|e| fail(&e))?;
+                    }
+                }
+            }
+            frame.ok_or_else(|| fail(&"the snapshot folder holds no Parquet parts"))?
+        } else {
+            read(path)?
+        };
+        Self::from_frame(&frame, columns).map_err(|e| match e {
             TableError::Read { message, .. } => fail(&message),
             other => other,
         })
@@ -105,6 +124,18 @@ impl Table {
             message: e.to_string(),
         };
         let frame = ParquetReader::new(file).finish().map_err(|e| fail(&e))?;
+        Self::from_frame(&frame, columns)
+    }
+
+    /// `columns` of a frame read from a snapshot.
+    fn from_frame(
+        frame: &DataFrame,
+        columns: &[(String, ColumnType)],
+    ) -> Result<Table, TableError> {
+        let fail = |e: &dyn std::fmt::Display| TableError::Read {
+            path: "(file)".into(),
+            message: e.to_string(),
+        };
         let mut out = Table::default();
         for (name, kind) in columns {
             let column = frame

@@ -16,7 +16,8 @@ use super::{
     ModelName, ModelVersion, PRODUCTION, Registry, RegistryError, Release, STAGING, gate_key,
 };
 use crate::audit::{Action, AuditLog, Entry};
-use crate::dataset::{DatasetName, layout};
+use crate::dataset::DatasetName;
+use crate::dataset::fetch::{FetchError, fetch_version};
 use crate::model::{ModelSession, Runtime, Table};
 use crate::storage::{ObjectStore, PutMode, StorageError, put_json};
 use crate::training::config::{Approval, TrainingConfig};
@@ -105,22 +106,14 @@ impl Gate {
         version: u32,
         dir: &Path,
     ) -> Result<(), GateError> {
-        for (key, name) in [
-            (layout::manifest(dataset, version), "manifest.json"),
-            (layout::data(dataset, version), "data.parquet"),
-        ] {
-            let bytes = match self.store().get(&key).await {
-                Ok(got) => got.bytes().await?,
-                Err(StorageError::NotFound { .. }) => {
-                    return Err(GateError::Invalid(format!(
-                        "the evaluation dataset {dataset}@{version} does not exist"
-                    )));
-                }
-                Err(e) => return Err(e.into()),
-            };
-            tokio::fs::write(dir.join(name), &bytes).await?;
+        match fetch_version(self.store(), dataset, version, dir).await {
+            Ok(_) => Ok(()),
+            Err(FetchError::Storage(StorageError::NotFound { .. })) => Err(GateError::Invalid(
+                format!("the evaluation dataset {dataset}@{version} does not exist"),
+            )),
+            Err(FetchError::Storage(e)) => Err(e.into()),
+            Err(FetchError::Io(e)) => Err(e.into()),
         }
-        Ok(())
     }
 
     /// Which rows the candidate is judged on: the config's pinned evaluation dataset, or

@@ -161,7 +161,7 @@ pub fn job_body(workspace: &Workspace, spec: &JobSpec) -> Value {
             .join(" "),
         None => format!("sluice train --data {data} --config {config} --output {output}"),
     };
-    let dataset_path = format!("datasets/{}/v{}/", spec.dataset, spec.dataset_version);
+    let dataset_path = crate::dataset::layout::version_prefix(&spec.dataset, spec.dataset_version);
     json!({
         "properties": {
             "jobType": "Command",

@@ -58,6 +58,15 @@ pub enum ComputeError {
     Storage(#[from] crate::storage::StorageError),
 }
 
+impl From<crate::dataset::fetch::FetchError> for ComputeError {
+    fn from(e: crate::dataset::fetch::FetchError) -> Self {
+        match e {
+            crate::dataset::fetch::FetchError::Storage(e) => ComputeError::Storage(e),
+            crate::dataset::fetch::FetchError::Io(e) => ComputeError::Io(e),
+        }
+    }
+}
+
 impl ComputeError {
     pub fn is_transient(&self) -> bool {
         match self {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::process::Command;
 
 use super::compute::{Compute, ComputeError, JobSpec, JobStatus};
-use crate::dataset::layout;
+use crate::dataset::fetch::fetch_version;
 use crate::storage::{ObjectKey, ObjectStore, Payload, PutMode, StorageError};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -51,19 +51,6 @@ impl LocalCompute {
         let tmp = dir.join("state.json.tmp");
         std::fs::write(&tmp, serde_json::to_vec(state).expect("states serialise"))?;
         std::fs::rename(tmp, dir.join("state.json"))
-    }
-
-    async fn download(&self, key: &ObjectKey, to: &Path) -> Result<(), ComputeError> {
-        let got = self.store.get(key).await?;
-        let mut file = tokio::fs::File::create(to).await?;
-        let mut body = got.body;
-        use futures::StreamExt;
-        use tokio::io::AsyncWriteExt;
-        while let Some(chunk) = body.next().await {
-            file.write_all(&chunk?).await?;
-        }
-        file.flush().await?;
-        Ok(())
     }
 
     fn argv(&self, spec: &JobSpec, data: &Path, output: &Path, config: &Path) -> Vec<String> {
@@ -110,14 +97,11 @@ impl Compute for LocalCompute {
         let (data, output) = (dir.join("data"), dir.join("output"));
         std::fs::create_dir_all(&data)?;
         std::fs::create_dir_all(&output)?;
-        self.download(
-            &layout::manifest(&spec.dataset, spec.dataset_version),
-            &data.join("manifest.json"),
-        )
-        .await?;
-        self.download(
-            &layout::data(&spec.dataset, spec.dataset_version),
-            &data.join("data.parquet"),
+        fetch_version(
+            self.store.as_ref(),
+            &spec.dataset,
+            spec.dataset_version,
+            &data,
         )
         .await?;
         let config = dir.join("config.json");
@@ -250,9 +234,23 @@ mod tests {
         let store: Arc<dyn ObjectStore> =
             Arc::new(LocalStore::new(dir.path().join("store")).unwrap());
         let d = DatasetName::parse("d").unwrap();
-        for key in [layout::manifest(&d, 1), layout::data(&d, 1)] {
+        let manifest = serde_json::json!({
+            "dataset": "d", "version": 1, "content_sha256": "ab", "contract_version": 1,
+            "contract_inferred": false,
+            "source": {"key": "landing/d/x.csv", "uri": "file:///x.csv", "etag": "e"},
+            "format": "csv", "bytes": 2, "rows": 0, "schema": [], "profile": [],
+            "validation": {"passed": true, "violations": []}, "parent_version": null,
+            "data": {"key": "datasets/d/v1/data.parquet", "uri": "file:///d", "bytes": 2},
+            "created_at": "2026-12-01T00:00:00Z"});
+        for (key, bytes) in [
+            (
+                crate::dataset::layout::manifest(&d, 1),
+                manifest.to_string(),
+            ),
+            (crate::dataset::layout::data(&d, 1), "{}".into()),
+        ] {
             store
-                .put(&key, b"{}".to_vec().into(), PutMode::Create)
+                .put(&key, bytes.into_bytes().into(), PutMode::Create)
                 .await
                 .unwrap();
         }
