@@ -57,6 +57,26 @@ async fn download(store: &dyn ObjectStore, key: &ObjectKey, to: &Path) -> Result
     Ok(())
 }
 
+/// A manifest of version 1 of dataset `d` (parts of its snapshot, if any), for tests.
+#[cfg(test)]
+pub(crate) fn test_manifest(parts: &[&str]) -> serde_json::Value {
+    let mut m = serde_json::json!({
+        "dataset": "d", "version": 1, "content_sha256": "ab", "contract_version": 1,
+        "contract_inferred": false,
+        "source": {"key": "landing/d/x.csv", "uri": "file:///x.csv", "etag": "e"},
+        "format": "csv", "bytes": 2, "rows": 0, "schema": [], "profile": [],
+        "validation": {"passed": true, "violations": []}, "parent_version": null,
+        "data": {"key": "datasets/d/v1/data.parquet", "uri": "file:///d", "bytes": 2},
+        "created_at": "2026-12-01T00:00:00Z"});
+    if !parts.is_empty() {
+        m["data_parts"] = parts
+            .iter()
+            .map(|p| serde_json::json!({"key": format!("datasets/d/v1/data.parquet/{p}"), "uri": "x", "bytes": 1}))
+            .collect();
+    }
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -64,24 +84,6 @@ mod tests {
     use super::*;
     use crate::storage::local::LocalStore;
     use crate::storage::{Payload, PutMode};
-
-    fn manifest(parts: &[&str]) -> serde_json::Value {
-        let mut m = serde_json::json!({
-            "dataset": "d", "version": 1, "content_sha256": "ab", "contract_version": 1,
-            "contract_inferred": false,
-            "source": {"key": "landing/d/x.csv", "uri": "file:///x.csv", "etag": "e"},
-            "format": "csv", "bytes": 2, "rows": 0, "schema": [], "profile": [],
-            "validation": {"passed": true, "violations": []}, "parent_version": null,
-            "data": {"key": "datasets/d/v1/data.parquet", "uri": "file:///d", "bytes": 2},
-            "created_at": "2026-12-01T00:00:00Z"});
-        if !parts.is_empty() {
-            m["data_parts"] = parts
-                .iter()
-                .map(|p| serde_json::json!({"key": format!("datasets/d/v1/data.parquet/{p}"), "uri": "x", "bytes": 1}))
-                .collect();
-        }
-        m
-    }
 
     async fn put(store: &dyn ObjectStore, key: &str, bytes: &[u8]) {
         let key = ObjectKey::parse(key).unwrap();
@@ -99,7 +101,7 @@ mod tests {
         put(
             one.as_ref(),
             "datasets/d/v1/manifest.json",
-            manifest(&[]).to_string().as_bytes(),
+            test_manifest(&[]).to_string().as_bytes(),
         )
         .await;
         put(one.as_ref(), "datasets/d/v1/data.parquet", b"whole").await;
@@ -115,7 +117,7 @@ mod tests {
 
         let parts: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(root.path().join("b")).unwrap());
         let names = ["part-00000.parquet", "part-00001.parquet"];
-        let m = manifest(&names).to_string();
+        let m = test_manifest(&names).to_string();
         put(parts.as_ref(), "datasets/d/v1/manifest.json", m.as_bytes()).await;
         for name in names {
             let key = format!("datasets/d/v1/data.parquet/{name}");

@@ -234,14 +234,7 @@ mod tests {
         let store: Arc<dyn ObjectStore> =
             Arc::new(LocalStore::new(dir.path().join("store")).unwrap());
         let d = DatasetName::parse("d").unwrap();
-        let manifest = serde_json::json!({
-            "dataset": "d", "version": 1, "content_sha256": "ab", "contract_version": 1,
-            "contract_inferred": false,
-            "source": {"key": "landing/d/x.csv", "uri": "file:///x.csv", "etag": "e"},
-            "format": "csv", "bytes": 2, "rows": 0, "schema": [], "profile": [],
-            "validation": {"passed": true, "violations": []}, "parent_version": null,
-            "data": {"key": "datasets/d/v1/data.parquet", "uri": "file:///d", "bytes": 2},
-            "created_at": "2026-12-01T00:00:00Z"});
+        let manifest = crate::dataset::fetch::test_manifest(&[]);
         for (key, bytes) in [
             (
                 crate::dataset::layout::manifest(&d, 1),
