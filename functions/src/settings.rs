@@ -227,6 +227,70 @@ impl ComputeSettings {
     }
 }
 
+/// Where uploads too large to read in the function are scanned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DelegateKind {
+    /// Every upload is scanned here.
+    Off,
+    /// Local Spark (`spark-submit --master local[*]`), for `sluice dev` and one machine.
+    LocalSpark,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct DelegationSettings {
+    #[arg(
+        long = "delegate",
+        env = "SLUICE_DELEGATE",
+        value_enum,
+        default_value = "off",
+        global = true
+    )]
+    pub engine: DelegateKind,
+    /// Uploads larger than this many bytes are delegated (default 16 GiB: what one
+    /// instance reads from Blob Storage in well under the 10-minute limit).
+    #[arg(
+        long = "delegate-above",
+        env = "SLUICE_DELEGATE_ABOVE_BYTES",
+        default_value_t = sluice_shared::dataset::delegation::DEFAULT_THRESHOLD,
+        global = true
+    )]
+    pub threshold: u64,
+    /// Local Spark's `spark-submit` (from `pip install pyspark`).
+    #[arg(
+        long = "spark-submit",
+        env = "SLUICE_SPARK_SUBMIT",
+        default_value = "spark-submit",
+        global = true
+    )]
+    pub spark_submit: PathBuf,
+}
+
+impl DelegationSettings {
+    /// The threshold and engine, when delegation is on; jobs keep their folders under
+    /// `scratch`.
+    pub fn build(
+        &self,
+        scratch: &std::path::Path,
+    ) -> Option<(u64, Arc<dyn sluice_shared::dataset::delegation::ScanEngine>)> {
+        use sluice_shared::dataset::delegation::LocalSparkEngine;
+        use sluice_shared::dataset::spark::LocalSpark;
+        match self.engine {
+            DelegateKind::Off => None,
+            DelegateKind::LocalSpark => Some((
+                self.threshold,
+                Arc::new(LocalSparkEngine {
+                    spark: LocalSpark {
+                        spark_submit: self.spark_submit.clone(),
+                        threads: 0,
+                        conf: Vec::new(),
+                    },
+                    work: scratch.join("sluice-spark"),
+                }),
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;

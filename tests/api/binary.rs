@@ -137,25 +137,21 @@ fn dev_runs_the_whole_loop_in_each_store() {
         let root = stores.path().join(name);
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
-        let output = Command::new(sluice_bin())
-            .current_dir(sluice_tests::repo_root())
-            .arg("--root")
-            .arg(&root)
-            .arg("--scratch-dir")
-            .arg(scratch.path())
-            .args(["dev", "--exit-when-idle", "--port", "0", "--configs"])
-            .arg(models.path())
-            .arg("--push")
-            .arg(format!("adult={}", adult.display()))
-            .arg("--push")
-            .arg(format!("adult-eval={}", test.display()))
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{stdout}{}",
-            String::from_utf8_lossy(&output.stderr)
+        let stdout = sluice_tests::sluice_run(
+            &root,
+            scratch.path(),
+            [
+                "dev".as_ref(),
+                "--exit-when-idle".as_ref(),
+                "--port".as_ref(),
+                "0".as_ref(),
+                "--configs".as_ref(),
+                models.path().as_os_str(),
+                "--push".as_ref(),
+                format!("adult={}", adult.display()).as_ref(),
+                "--push".as_ref(),
+                format!("adult-eval={}", test.display()).as_ref(),
+            ],
         );
         assert!(
             stdout.contains("broken.json skipped: invalid training config: promotion.metric"),

@@ -14,7 +14,7 @@ use sluice_shared::dataset::validation::Rule;
 use sluice_shared::dataset::{Contracts, DatasetName, IngestOutcome, Ingestor, Upload};
 use sluice_shared::registry::{ModelName, PRODUCTION, Registry};
 
-use crate::helpers::loop_app_with_eval_data;
+use crate::helpers::{loop_app_with_eval_data, spawn_configured};
 
 fn local_spark(split_bytes: usize) -> LocalSpark {
     LocalSpark {
@@ -223,7 +223,13 @@ async fn a_version_spark_wrote_trains_gates_and_serves() {
         uploader: Some("spark".into()),
     };
     let outcome = ingestor
-        .finish(upload, contract, scanned, out.path().join("data.parquet"))
+        .finish(
+            upload,
+            contract,
+            false,
+            scanned,
+            out.path().join("data.parquet"),
+        )
         .await
         .unwrap();
     let IngestOutcome::Versioned {
@@ -280,4 +286,142 @@ async fn a_version_spark_wrote_trains_gates_and_serves() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["version"], 1);
     assert_eq!(answer["predictions"].as_array().unwrap().len(), 1);
+}
+
+/// An upload over the threshold is not read by the function: DatasetIngest claims it for
+/// local Spark and answers; the upload event delivered again starts nothing new; the
+/// runs timer follows the job and publishes `dataset.versioned` once, however often it
+/// ticks, and the version is the one Sluice's own scan gives the same bytes.
+#[tokio::test]
+async fn a_large_upload_is_delegated_once_and_versioned_once() {
+    let root = tempfile::tempdir().unwrap();
+    let store: std::sync::Arc<dyn sluice_shared::storage::ObjectStore> =
+        std::sync::Arc::new(sluice_shared::storage::local::LocalStore::new(root.path()).unwrap());
+    let app = spawn_configured(store, Some(root), |state, scratch| {
+        let engine = sluice_shared::dataset::delegation::LocalSparkEngine {
+            spark: local_spark(1 << 20),
+            work: scratch.join("spark"),
+        };
+        state.with_delegation(1 << 20, std::sync::Arc::new(engine))
+    })
+    .await;
+    app.adult_contract().await;
+    let bytes = std::fs::read(sluice_tests::adult("adult.data")).unwrap();
+    let key = app.upload("adult", "adult.data", bytes.clone()).await;
+    let event = app.blob_created(&key).await;
+    let (status, first) = app.invoke("DatasetIngest", &event).await;
+    assert_eq!(status, 200, "{first}");
+    let (_, second) = app.invoke("DatasetIngest", &event).await;
+    for (answer, duplicate) in [(&first, false), (&second, true)] {
+        let ret = &answer["ReturnValue"];
+        assert_eq!(ret["status"], "delegated", "{answer}");
+        assert_eq!(ret["duplicate"], duplicate, "{answer}");
+        assert!(answer["Outputs"].get("datasetEvents").is_none(), "{answer}");
+    }
+    assert_eq!(
+        first["ReturnValue"]["delegation"],
+        second["ReturnValue"]["delegation"]
+    );
+    assert!(
+        app.versions("adult").await.is_empty(),
+        "not read in the function"
+    );
+
+    // The timer follows the job; the event comes out once.
+    let timer = json!({"Data": {"timer": {"IsPastDue": false}}, "Metadata": {}});
+    let mut events = Vec::new();
+    let started = std::time::Instant::now();
+    let mut ticks_after = 0;
+    while ticks_after < 2 {
+        let (status, answer) = app.invoke("RunsTimer", &timer).await;
+        assert_eq!(status, 200, "{answer}");
+        if let Some(Value::Array(out)) = answer["Outputs"].get("datasetEvents") {
+            events.extend(out.iter().cloned());
+        }
+        let states: Vec<_> = answer["ReturnValue"]["delegations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["state"]["state"].as_str().unwrap().to_owned())
+            .collect();
+        if states.iter().all(|s| s != "claimed" && s != "submitted") {
+            ticks_after += 1;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(240),
+            "the delegated scan did not finish: {answer}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "dataset.versioned");
+    assert_eq!(events[0]["version"], 1);
+    let manifest = app.manifest("adult", 1).await;
+    assert!(!manifest.data_parts.is_empty());
+    let ours = scan::scan(
+        bytes.as_slice(),
+        &adult_contract(),
+        &tempfile::tempdir().unwrap().path().join("x.parquet"),
+    )
+    .unwrap();
+    assert_eq!(
+        (&manifest.content_sha256, manifest.rows),
+        (&ours.sha256, ours.rows)
+    );
+    assert_eq!(events[0]["content_sha256"], ours.sha256);
+}
+
+/// `sluice dev` with a low threshold: Adult's training file goes through local Spark,
+/// its evaluation file through Sluice's own scan, and the loop runs to production on
+/// the version Spark wrote, its `dataset.versioned` event published once.
+#[test]
+fn dev_hands_a_large_upload_to_local_spark_and_runs_the_loop_on_it() {
+    let root = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let push =
+        |dataset: &str, file: &str| format!("{dataset}={}", sluice_tests::adult(file).display());
+    let spark_submit = sluice_tests::spark_submit().display().to_string();
+    let stdout = sluice_tests::sluice_run(
+        root.path(),
+        scratch.path(),
+        [
+            "--delegate",
+            "local-spark",
+            "--delegate-above",
+            "3000000",
+            "--spark-submit",
+            &spark_submit,
+            "dev",
+            "--exit-when-idle",
+            "--port",
+            "0",
+            "--push",
+            &push("adult", "adult.data"),
+            "--push",
+            &push("adult-eval", "adult.test"),
+        ],
+    );
+    assert!(
+        stdout.contains("⇢ adult: 3974305 bytes handed to local-spark"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("✓ adult-eval v1"), "{stdout}");
+    assert!(stdout.contains("delegated scan of"), "{stdout}");
+    let versioned = stdout
+        .lines()
+        .filter(|l| {
+            l.contains("\"type\":\"dataset.versioned\"") && l.contains("\"dataset\":\"adult\"")
+        })
+        .count();
+    assert_eq!(versioned, 1, "{stdout}");
+    assert!(stdout.contains("registered model version 1"), "{stdout}");
+    assert!(
+        stdout.contains("released as staging.1, production.1"),
+        "{stdout}"
+    );
+    let manifest: sluice_shared::dataset::Manifest = serde_json::from_slice(
+        &std::fs::read(root.path().join("datasets/adult/v1/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(!manifest.data_parts.is_empty());
 }

@@ -63,6 +63,32 @@ pub fn sluice_bin() -> &'static Path {
     })
 }
 
+/// Runs `sluice` from the repository root on the local store at `root`, with `scratch`
+/// as its scratch folder and `args` after those; asserts it succeeded and returns what
+/// it printed.
+pub fn sluice_run(
+    root: &Path,
+    scratch: &Path,
+    args: impl IntoIterator<Item = impl AsRef<std::ffi::OsStr>>,
+) -> String {
+    let output = Command::new(sluice_bin())
+        .current_dir(repo_root())
+        .arg("--root")
+        .arg(root)
+        .arg("--scratch-dir")
+        .arg(scratch)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 /// Runs the `sluice` CLI on the local store at `root` with `args`.
 pub fn sluice_cli(root: &Path, args: &[&str]) -> std::process::Output {
     Command::new(sluice_bin())

@@ -187,8 +187,9 @@ impl DevHost {
         Ok(())
     }
 
-    /// Ticks `RunsTimer` while runs are unfinished; prints what changed. True while
-    /// some run is still going.
+    /// Ticks `RunsTimer` while runs or delegated scans are unfinished; prints what
+    /// changed and publishes the dataset events it outputs. True while some run or scan
+    /// is still going.
     async fn tick(&self) -> anyhow::Result<bool> {
         let runs = self.state.runs.list().await?;
         let seen = self.reported.lock().expect("reported runs").clone();
@@ -196,6 +197,7 @@ impl DevHost {
         if runs
             .iter()
             .all(|r| r.status.is_final() && seen.contains(&r.id))
+            && !self.state.ingestor.has_unfinished_delegations().await?
         {
             return Ok(false);
         }
@@ -205,7 +207,26 @@ impl DevHost {
             println!("… RunsTimer: {status} {answer}");
             return Ok(true);
         }
+        if let Some(Value::Array(events)) =
+            answer.pointer(&format!("/Outputs/{DATASET_EVENTS_BINDING}"))
+        {
+            for event in events {
+                self.publish_dataset_event(event)?;
+            }
+        }
         let mut running = false;
+        for delegation in answer["ReturnValue"]["delegations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let (upload, state) = (&delegation["upload"], &delegation["state"]);
+            match state["state"].as_str() {
+                Some("claimed" | "submitted") => running = true,
+                Some(done) => println!("■ delegated scan of {upload}: {done} {state}"),
+                None => {}
+            }
+        }
         for entry in answer["ReturnValue"]["runs"]
             .as_array()
             .into_iter()
@@ -352,14 +373,20 @@ impl DevHost {
         })
     }
 
+    /// Puts a `datasetEvents` output on the embedded topic; the event's own id makes
+    /// redelivered events collapse into one message.
+    fn publish_dataset_event(&self, event: &Value) -> anyhow::Result<()> {
+        let id = serde_json::from_value::<DatasetEvent>(event.clone())
+            .map_or_else(|_| event.to_string(), |e| e.id());
+        self.dataset_events.enqueue(&id, event.clone())?;
+        Ok(())
+    }
+
     async fn dispatch(&self, delivery: Delivery) -> anyhow::Result<()> {
         let (status, answer) = self.invoke("DatasetIngest", &delivery.message.body).await?;
         if status.is_success() {
             if let Some(event) = answer.pointer(&format!("/Outputs/{DATASET_EVENTS_BINDING}")) {
-                // The event's own id makes redelivered events collapse into one message.
-                let id = serde_json::from_value::<DatasetEvent>(event.clone())
-                    .map_or_else(|_| event.to_string(), |e| e.id());
-                self.dataset_events.enqueue(&id, event.clone())?;
+                self.publish_dataset_event(event)?;
             }
             print_outcome(&answer["ReturnValue"]);
             self.blob_events.complete(delivery)?;
@@ -440,6 +467,13 @@ fn print_outcome(r: &Value) {
             r["rows"],
             &r["content_sha256"].as_str().unwrap_or("")
                 [..12.min(r["content_sha256"].as_str().unwrap_or("").len())]
+        ),
+        Some("delegated") => println!(
+            "⇢ {}: {} bytes handed to {} (job {}){dup}",
+            r["dataset"].as_str().unwrap_or("?"),
+            r["bytes"],
+            r["engine"].as_str().unwrap_or("?"),
+            r["job"].as_str().unwrap_or("?")
         ),
         Some("quarantined") => {
             println!(

@@ -23,7 +23,7 @@ use crate::cli::devhost::{DevHost, DevOptions, push_file};
 use crate::cli::ops::{ModelsCommand, RunsCommand};
 use crate::host::startup::Application;
 use crate::host::state::AppState;
-use crate::settings::{ComputeSettings, Secret, StorageSettings};
+use crate::settings::{ComputeSettings, DelegationSettings, Secret, StorageSettings};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,6 +36,8 @@ pub struct Cli {
     pub storage: StorageSettings,
     #[command(flatten)]
     pub compute: ComputeSettings,
+    #[command(flatten)]
+    pub delegation: DelegationSettings,
     /// The ONNX Runtime library to load (otherwise ORT_DYLIB_PATH, beside the binary, then
     /// the folder `sluice setup` fills).
     #[arg(long, env = "SLUICE_ONNXRUNTIME", global = true)]
@@ -314,6 +316,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(compute) = compute {
                 state = state.with_compute(compute);
             }
+            if let Some((threshold, engine)) = cli.delegation.build(&cli.storage.scratch()) {
+                state = state.with_delegation(threshold, engine);
+            }
             // In Azure the library ships beside the binary; without it the gate is off
             // (its functions answer 503 saying so) but everything else serves.
             match crate::onnxruntime::load(cli.onnxruntime.as_deref()) {
@@ -360,6 +365,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut state = AppState::new(store, cli.storage.scratch())
                 .with_admin_keys(&admin)
                 .with_scoring_keys(&scoring);
+            if let Some((threshold, engine)) = cli.delegation.build(&cli.storage.scratch()) {
+                state = state.with_delegation(threshold, engine);
+            }
             let has_configs = std::fs::read_dir(&configs).is_ok_and(|mut d| d.next().is_some());
             if has_configs {
                 // The local host sets ONNX Runtime up itself, so its one command suffices.

@@ -136,6 +136,17 @@ fn respond(outcome: IngestOutcome) -> Result<axum::Json<InvocationResponse>, App
                 "contract_inferred": manifest.contract_inferred,
                 "manifest_key": sluice_shared::dataset::layout::manifest(&manifest.dataset, manifest.version),
             })),
+        IngestOutcome::Delegated { delegation, duplicate } => InvocationResponse::default()
+            .log(format!("{} ({} bytes) delegated to {} (duplicate: {duplicate})", delegation.upload, delegation.bytes, delegation.engine))
+            .returning(json!({
+                "status": "delegated",
+                "duplicate": duplicate,
+                "dataset": delegation.dataset,
+                "delegation": delegation.id,
+                "engine": delegation.engine,
+                "job": delegation.job,
+                "bytes": delegation.bytes,
+            })),
         IngestOutcome::Quarantined { report, duplicate, event } => InvocationResponse::default()
             .log(format!("{} quarantined: {} rule(s) broken (duplicate: {duplicate})", report.dataset, report.validation.violations.len()))
             .output(DATASET_EVENTS_BINDING, &event)

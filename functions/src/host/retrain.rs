@@ -15,6 +15,7 @@ use sluice_shared::runs::{RetrainRequest, RunError};
 use tracing::{Instrument, info, info_span};
 
 use crate::host::error::AppError;
+use crate::host::ingest::DATASET_EVENTS_BINDING;
 use crate::host::invocation::{InvocationError, InvocationResponse, event_data, event_type};
 use crate::host::state::{Admin, AppState, Reason};
 use crate::host::trigger::{Trigger, ignored};
@@ -201,11 +202,19 @@ pub async fn runs_timer(
     Trigger { span, .. }: Trigger,
 ) -> Result<axum::Json<InvocationResponse>, AppError> {
     let report = lifecycle::advance(&state.runs, state.gate.as_deref(), None)
-        .instrument(span)
+        .instrument(span.clone())
         .await?;
-    Ok(axum::Json(
-        InvocationResponse::default().returning(json!({"runs": report})),
-    ))
+    // The same timer follows delegated uploads' scans; each finished one's event is
+    // published once, on the topic DatasetIngest publishes to.
+    let followed = state.ingestor.follow_delegations().instrument(span).await?;
+    let events: Vec<_> = followed.iter().filter_map(|f| f.event.as_ref()).collect();
+    let delegations: Vec<_> = followed.iter().map(|f| &f.delegation).collect();
+    let mut response = InvocationResponse::default()
+        .returning(json!({"runs": report, "delegations": delegations}));
+    if !events.is_empty() {
+        response = response.output(DATASET_EVENTS_BINDING, &events);
+    }
+    Ok(axum::Json(response))
 }
 
 /// `MlJobEvents`: Azure ML `RunCompleted` / `RunStatusChanged` events for Sluice's jobs

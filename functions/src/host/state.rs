@@ -86,6 +86,18 @@ impl AppState {
         Arc::make_mut(&mut self.0)
     }
 
+    /// Uploads larger than `threshold` bytes are scanned by `engine`.
+    pub fn with_delegation(
+        mut self,
+        threshold: u64,
+        engine: Arc<dyn sluice_shared::dataset::delegation::ScanEngine>,
+    ) -> Self {
+        let services = self.edit();
+        let ingestor = Ingestor::new(services.store.clone(), services.scratch.clone());
+        services.ingestor = Arc::new(ingestor.with_delegation(threshold, engine));
+        self
+    }
+
     pub fn with_compute(mut self, compute: Arc<dyn Compute>) -> Self {
         self.edit().runs = Runs::new(self.store.clone(), compute);
         self

@@ -20,10 +20,13 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
-use tracing::{info, instrument, warn};
+use tracing::{Instrument, info, instrument, warn};
 
 use super::DatasetName;
 use super::contract::{self, ColumnType, Contract, ContractStoreError, Contracts};
+use super::delegation::{
+    Delegation, DelegationState, EngineError, JobState, ScanEngine, delegation_id, delegation_key,
+};
 use super::layout;
 use super::profile::ColumnProfile;
 use super::scan::{self, ScanError, ScanOutput, SourceFormat};
@@ -155,8 +158,23 @@ pub enum IngestOutcome {
         duplicate: bool,
         event: DatasetEvent,
     },
+    /// Too large to read here: handed to a scan engine (see [`super::delegation`]); its
+    /// version or quarantine comes when the job is done.
+    Delegated {
+        delegation: Box<Delegation>,
+        /// True when this upload had been delegated already (a redelivered event).
+        duplicate: bool,
+    },
     /// Nothing to do, and retrying will not change that (said why).
     Ignored { reason: String },
+}
+
+/// A delegated upload, as the timer found it: and the event to publish, once, when it
+/// became a version or a quarantine.
+#[derive(Debug)]
+pub struct Followed {
+    pub delegation: Delegation,
+    pub event: Option<DatasetEvent>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +185,8 @@ pub enum IngestError {
     Scan(#[from] ScanError),
     #[error(transparent)]
     Contract(#[from] ContractStoreError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
     #[error("gave up allocating a version of {0} after many conflicts")]
     Contention(DatasetName),
     /// A bug: the scan thread panicked. Reported, never retried in a loop.
@@ -180,6 +200,7 @@ impl IngestError {
         match self {
             IngestError::Storage(e) => e.is_transient(),
             IngestError::Contract(e) => e.is_transient(),
+            IngestError::Engine(e) => matches!(e, EngineError::Unavailable(_)),
             IngestError::Scan(ScanError::Read(_)) | IngestError::Contention(_) => true,
             IngestError::Scan(ScanError::Parquet(_)) | IngestError::Crashed(_) => false,
         }
@@ -219,6 +240,13 @@ pub struct Ingestor {
     store: Arc<dyn ObjectStore>,
     contracts: Contracts,
     scratch: PathBuf,
+    delegation: Option<Delegating>,
+}
+
+/// Where uploads above `threshold` bytes go.
+struct Delegating {
+    threshold: u64,
+    engine: Arc<dyn ScanEngine>,
 }
 
 impl Ingestor {
@@ -227,7 +255,14 @@ impl Ingestor {
             contracts: Contracts::new(store.clone()),
             store,
             scratch,
+            delegation: None,
         }
+    }
+
+    /// Uploads larger than `threshold` bytes are scanned by `engine` instead of here.
+    pub fn with_delegation(mut self, threshold: u64, engine: Arc<dyn ScanEngine>) -> Self {
+        self.delegation = Some(Delegating { threshold, engine });
+        self
     }
 
     /// Ingests the upload at `upload.key`. Its bytes are streamed from the store, or
@@ -257,6 +292,31 @@ impl Ingestor {
                 None => return Ok(gone(&upload)),
             },
         };
+        if let (Some(delegating), None) = (&self.delegation, &inline) {
+            let meta = match self.store.head(&upload.key).await {
+                Ok(meta) => meta,
+                Err(StorageError::NotFound { .. }) => return Ok(gone(&upload)),
+                Err(e) => return Err(e.into()),
+            };
+            if meta.size > delegating.threshold {
+                let delegation = Delegation {
+                    id: delegation_id(&upload.key, &meta.etag.0),
+                    dataset,
+                    upload: upload.key.clone(),
+                    etag: meta.etag.0,
+                    uploader: upload.uploader.clone(),
+                    contract,
+                    contract_inferred: inferred,
+                    bytes: meta.size,
+                    engine: delegating.engine.name().to_owned(),
+                    job: None,
+                    state: DelegationState::Claimed,
+                    created_at: Utc::now(),
+                    finished_at: None,
+                };
+                return self.delegate(delegating, delegation).await;
+            }
+        }
         let Some((reader, etag)) = self.open(&upload, inline).await? else {
             return Ok(gone(&upload));
         };
@@ -304,15 +364,189 @@ impl Ingestor {
         self.record(checked, parquet_path).await
     }
 
+    /// Claims a delegation create-only (a redelivered upload finds its claim and starts
+    /// nothing new) and submits its job if that has not happened yet.
+    async fn delegate(
+        &self,
+        delegating: &Delegating,
+        delegation: Delegation,
+    ) -> Result<IngestOutcome, IngestError> {
+        let store = self.store.as_ref();
+        let key = delegation_key(&delegation.dataset, &delegation.id);
+        let (delegation, etag, duplicate) =
+            match put_json(store, &key, &delegation, PutMode::Create).await {
+                Ok(meta) => (delegation, meta.etag, false),
+                Err(StorageError::AlreadyExists { .. }) => {
+                    let (found, etag) = get_json(store, &key).await?;
+                    (found, etag, true)
+                }
+                Err(e) => return Err(e.into()),
+            };
+        let delegation = match delegation.state {
+            DelegationState::Claimed => self.submit(delegating, delegation, etag).await?.0,
+            _ => delegation,
+        };
+        info!(id = %delegation.id, job = ?delegation.job, duplicate, "upload delegated");
+        Ok(IngestOutcome::Delegated {
+            delegation: Box::new(delegation),
+            duplicate,
+        })
+    }
+
+    /// Submits a claimed delegation's job (the engine finds the job of the same id if
+    /// one was started) and records it.
+    async fn submit(
+        &self,
+        delegating: &Delegating,
+        mut delegation: Delegation,
+        etag: crate::storage::ETag,
+    ) -> Result<(Delegation, crate::storage::ETag), IngestError> {
+        let input = self.store.uri(&delegation.upload);
+        let job = delegating
+            .engine
+            .submit(&delegation.id, &input, &delegation.contract)
+            .await?;
+        delegation.job = Some(job);
+        delegation.state = DelegationState::Submitted;
+        self.update(delegation, etag).await
+    }
+
+    /// Writes a delegation back if nobody changed it since it was read; else returns
+    /// what they wrote.
+    async fn update(
+        &self,
+        delegation: Delegation,
+        etag: crate::storage::ETag,
+    ) -> Result<(Delegation, crate::storage::ETag), IngestError> {
+        let store = self.store.as_ref();
+        let key = delegation_key(&delegation.dataset, &delegation.id);
+        match put_json(store, &key, &delegation, PutMode::Update(etag)).await {
+            Ok(meta) => Ok((delegation, meta.etag)),
+            Err(StorageError::Precondition { .. }) => Ok(get_json(store, &key).await?),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether some delegated upload is still being scanned.
+    pub async fn has_unfinished_delegations(&self) -> Result<bool, IngestError> {
+        if self.delegation.is_none() {
+            return Ok(false);
+        }
+        let store = self.store.as_ref();
+        for meta in store.list(layout::DELEGATIONS).await? {
+            let (delegation, _): (Delegation, _) = get_json(store, &meta.key).await?;
+            if !delegation.state.is_final() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Follows every unfinished delegation (what the runs timer does on each tick): a
+    /// job that is done makes its upload a version or a quarantine, and the one caller
+    /// that records that gets the event to publish, so it is published once.
+    pub async fn follow_delegations(&self) -> Result<Vec<Followed>, IngestError> {
+        let Some(delegating) = &self.delegation else {
+            return Ok(Vec::new());
+        };
+        let store = self.store.as_ref();
+        let mut followed = Vec::new();
+        for meta in store.list(layout::DELEGATIONS).await? {
+            let (delegation, etag): (Delegation, _) = get_json(store, &meta.key).await?;
+            if delegation.state.is_final() {
+                continue;
+            }
+            let span = tracing::info_span!("delegation", id = %delegation.id, dataset = %delegation.dataset);
+            followed.push(
+                self.follow(delegating, delegation, etag)
+                    .instrument(span)
+                    .await?,
+            );
+        }
+        Ok(followed)
+    }
+
+    async fn follow(
+        &self,
+        delegating: &Delegating,
+        delegation: Delegation,
+        etag: crate::storage::ETag,
+    ) -> Result<Followed, IngestError> {
+        let (mut delegation, etag) = match delegation.state {
+            DelegationState::Claimed => self.submit(delegating, delegation, etag).await?,
+            _ => (delegation, etag),
+        };
+        let Some(job) = delegation.job.clone() else {
+            return Ok(Followed {
+                delegation,
+                event: None,
+            });
+        };
+        let (state, event) = match delegating.engine.poll(&job).await? {
+            JobState::Running => {
+                return Ok(Followed {
+                    delegation,
+                    event: None,
+                });
+            }
+            JobState::Failed(reason) => {
+                warn!(%reason, "the delegated scan failed");
+                (DelegationState::Failed { reason }, None)
+            }
+            JobState::Succeeded { scan, snapshot } => {
+                let upload = Upload {
+                    key: delegation.upload.clone(),
+                    etag: Some(delegation.etag.clone()),
+                    uploader: delegation.uploader.clone(),
+                };
+                let (contract, inferred) =
+                    (delegation.contract.clone(), delegation.contract_inferred);
+                match self
+                    .finish(upload, contract, inferred, scan, snapshot)
+                    .await?
+                {
+                    IngestOutcome::Versioned {
+                        manifest, event, ..
+                    } => (
+                        DelegationState::Versioned {
+                            version: manifest.version,
+                        },
+                        Some(event),
+                    ),
+                    IngestOutcome::Quarantined { report, event, .. } => (
+                        DelegationState::Quarantined {
+                            report_key: report.report_key,
+                        },
+                        Some(event),
+                    ),
+                    IngestOutcome::Ignored { reason } => (DelegationState::Failed { reason }, None),
+                    IngestOutcome::Delegated { .. } => unreachable!("finish never delegates"),
+                }
+            }
+        };
+        delegation.state = state;
+        delegation.finished_at = Some(Utc::now());
+        let mine = delegation.clone();
+        let (recorded, _) = self.update(delegation, etag).await?;
+        // Another tick recorded it first: it publishes the event, not this one.
+        let event = event.filter(|_| recorded == mine);
+        Ok(Followed {
+            delegation: recorded,
+            event,
+        })
+    }
+
     /// Finishes an upload another engine scanned (the Spark job): `scanned` is its result
-    /// against `contract` (stored), `snapshot` the file or folder of parts it wrote. The
-    /// steps that follow are those of an upload Sluice scanned itself, so the version,
-    /// its identity, its event and a redelivery's answer are the same.
+    /// against `contract`, `snapshot` the file or folder of parts it wrote. An inferred
+    /// contract is stored once the file passed it. The steps that follow are those of an
+    /// upload Sluice scanned itself, so the version, its identity, its event and a
+    /// redelivery's answer are the same.
     #[instrument(skip_all, fields(upload = %upload.key, dataset, dataset_version))]
     pub async fn finish(
         &self,
         upload: Upload,
         contract: Contract,
+        inferred: bool,
         scanned: ScanOutput,
         snapshot: PathBuf,
     ) -> Result<IngestOutcome, IngestError> {
@@ -331,10 +565,15 @@ impl Ingestor {
             etag: meta.etag.0,
             uploader: upload.uploader,
         };
+        let contract = if inferred && scanned.validation.passed {
+            self.contracts.put(contract).await?
+        } else {
+            contract
+        };
         let checked = Checked {
             dataset,
             contract,
-            inferred: false,
+            inferred,
             source,
             scanned,
         };

@@ -7,6 +7,9 @@ use crate::storage::ObjectKey;
 
 pub const LANDING: &str = "landing/";
 
+/// Where delegated uploads are recorded (see `delegation::delegation_key`).
+pub const DELEGATIONS: &str = "delegations/";
+
 fn key(s: String) -> ObjectKey {
     ObjectKey::parse(s).expect("layout keys are built from parsed parts")
 }

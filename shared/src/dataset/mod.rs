@@ -2,6 +2,7 @@
 //! a quarantine report.
 
 pub mod contract;
+pub mod delegation;
 pub mod fetch;
 pub mod ingest;
 pub mod layout;

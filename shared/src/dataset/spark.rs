@@ -47,15 +47,33 @@ impl LocalSpark {
         contract: &Contract,
         output: &Path,
     ) -> Result<ScanOutput, SparkError> {
-        let io = |what: &str| {
-            let what = what.to_owned();
-            move |e| SparkError::Io(what, e)
-        };
-        std::fs::create_dir_all(output).map_err(io("creating the job's output folder"))?;
         let work = tempfile::tempdir().map_err(io("creating the job's folder"))?;
-        let job = work.path().join("ingest.py");
+        let mut command = self.command(work.path(), &input.to_string_lossy(), contract, output)?;
+        let run = command
+            .output()
+            .map_err(io(&format!("starting {}", self.spark_submit.display())))?;
+        if !run.status.success() {
+            return Err(SparkError::Failed {
+                status: run.status.to_string(),
+                log: log_tail(&String::from_utf8_lossy(&run.stderr)),
+            });
+        }
+        read_result(output)
+    }
+
+    /// The `spark-submit` command for one job: the job and its contract are written into
+    /// `work` (which also holds Spark's scratch files), the result goes to `output`.
+    pub fn command(
+        &self,
+        work: &Path,
+        input: &str,
+        contract: &Contract,
+        output: &Path,
+    ) -> Result<Command, SparkError> {
+        std::fs::create_dir_all(output).map_err(io("creating the job's output folder"))?;
+        let job = work.join("ingest.py");
         std::fs::write(&job, INGEST_JOB).map_err(io("writing the job"))?;
-        let contract_path = work.path().join("contract.json");
+        let contract_path = work.join("contract.json");
         let contract_json = serde_json::to_vec(contract).expect("contracts serialize");
         std::fs::write(&contract_path, contract_json).map_err(io("writing the contract"))?;
         let master = match self.threads {
@@ -75,38 +93,43 @@ impl LocalSpark {
                 .env("PATH", std::env::join_paths(paths).unwrap_or(path))
                 .env("PYSPARK_PYTHON", bin.join("python3"));
         }
-        let run = command
+        command
             .args(["--master", &master])
             // Local runs keep Spark's scratch files with the job, not in /tmp at large.
             .arg("--conf")
-            .arg(format!("spark.local.dir={}", work.path().display()))
+            .arg(format!("spark.local.dir={}", work.display()))
             .args(
                 self.conf
                     .iter()
                     .flat_map(|(k, v)| ["--conf".into(), format!("{k}={v}")]),
             )
             .arg(&job)
-            .arg("--input")
-            .arg(input)
+            .args(["--input", input])
             .arg("--contract")
             .arg(&contract_path)
             .arg("--output")
-            .arg(output)
-            .output()
-            .map_err(io(&format!("starting {}", self.spark_submit.display())))?;
-        if !run.status.success() {
-            let log = String::from_utf8_lossy(&run.stderr);
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            return Err(SparkError::Failed {
-                status: run.status.to_string(),
-                log: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
-            });
-        }
-        let path = output.join(SCAN_RESULT);
-        let bytes = std::fs::read(&path).map_err(io("reading the job's result"))?;
-        serde_json::from_slice(&bytes).map_err(|e| SparkError::Result {
-            path,
-            reason: e.to_string(),
-        })
+            .arg(output);
+        Ok(command)
     }
+}
+
+/// The result the job wrote into `output`.
+pub fn read_result(output: &Path) -> Result<ScanOutput, SparkError> {
+    let path = output.join(SCAN_RESULT);
+    let bytes = std::fs::read(&path).map_err(io("reading the job's result"))?;
+    serde_json::from_slice(&bytes).map_err(|e| SparkError::Result {
+        path,
+        reason: e.to_string(),
+    })
+}
+
+/// The end of a job's log, which says why it failed.
+pub fn log_tail(log: &str) -> String {
+    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
+fn io(what: &str) -> impl FnOnce(std::io::Error) -> SparkError {
+    let what = what.to_owned();
+    move |e| SparkError::Io(what, e)
 }
