@@ -425,3 +425,55 @@ fn dev_hands_a_large_upload_to_local_spark_and_runs_the_loop_on_it() {
     .unwrap();
     assert!(!manifest.data_parts.is_empty());
 }
+
+/// A delegated scan whose job fails ends the delegation with its reason, publishes no
+/// event and leaves the upload where it was; the next ticks leave it alone.
+#[tokio::test]
+async fn a_failed_delegated_scan_is_recorded_with_its_reason_and_nothing_is_lost() {
+    let root = tempfile::tempdir().unwrap();
+    let store: std::sync::Arc<dyn sluice_shared::storage::ObjectStore> =
+        std::sync::Arc::new(sluice_shared::storage::local::LocalStore::new(root.path()).unwrap());
+    let app = spawn_configured(store, Some(root), |state, scratch| {
+        let engine = sluice_shared::dataset::delegation::LocalSparkEngine {
+            spark: LocalSpark {
+                spark_submit: "/bin/false".into(),
+                threads: 1,
+                conf: vec![],
+            },
+            work: scratch.join("spark"),
+        };
+        state.with_delegation(1000, std::sync::Arc::new(engine))
+    })
+    .await;
+    app.adult_contract().await;
+    let bytes = std::fs::read(sluice_tests::adult("adult.data")).unwrap();
+    let key = app.upload("adult", "adult.data", bytes).await;
+    let (_, answer) = app
+        .invoke("DatasetIngest", &app.blob_created(&key).await)
+        .await;
+    assert_eq!(answer["ReturnValue"]["status"], "delegated", "{answer}");
+    let timer = json!({"Data": {"timer": {"IsPastDue": false}}, "Metadata": {}});
+    let started = std::time::Instant::now();
+    let failed = loop {
+        let (status, answer) = app.invoke("RunsTimer", &timer).await;
+        assert_eq!(status, 200, "{answer}");
+        assert!(answer["Outputs"].get("datasetEvents").is_none(), "{answer}");
+        let state = answer["ReturnValue"]["delegations"][0]["state"].clone();
+        if state["state"] == "failed" {
+            break state;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{answer}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(
+        failed["reason"].as_str().unwrap().contains("exited with 1"),
+        "{failed}"
+    );
+    let (_, later) = app.invoke("RunsTimer", &timer).await;
+    assert_eq!(later["ReturnValue"]["delegations"], json!([]), "{later}");
+    assert!(app.store.head(&key).await.is_ok(), "the upload stays");
+    assert!(app.versions("adult").await.is_empty());
+}

@@ -169,8 +169,8 @@ pub enum IngestOutcome {
     Ignored { reason: String },
 }
 
-/// A delegated upload, as the timer found it: and the event to publish, once, when it
-/// became a version or a quarantine.
+/// A delegated upload as the timer left it, with the event to publish when this tick
+/// made it a version or a quarantine.
 #[derive(Debug)]
 pub struct Followed {
     pub delegation: Delegation,
@@ -457,11 +457,36 @@ impl Ingestor {
                 continue;
             }
             let span = tracing::info_span!("delegation", id = %delegation.id, dataset = %delegation.dataset);
-            followed.push(
-                self.follow(delegating, delegation, etag)
-                    .instrument(span)
-                    .await?,
-            );
+            let (kept, kept_etag) = (delegation.clone(), etag.clone());
+            // One delegation's trouble does not hold up the others (nor the runs this
+            // timer also follows): a transient one is tried again next tick, any other
+            // ends the delegation with its reason.
+            match self
+                .follow(delegating, delegation, etag)
+                .instrument(span)
+                .await
+            {
+                Ok(f) => followed.push(f),
+                Err(e) if e.is_transient() => {
+                    warn!(id = %kept.id, error = %e, "following a delegation failed; next tick tries again");
+                    followed.push(Followed {
+                        delegation: kept,
+                        event: None,
+                    });
+                }
+                Err(e) => {
+                    let mut failed = kept;
+                    failed.state = DelegationState::Failed {
+                        reason: e.to_string(),
+                    };
+                    failed.finished_at = Some(Utc::now());
+                    let (delegation, _) = self.update(failed, kept_etag).await?;
+                    followed.push(Followed {
+                        delegation,
+                        event: None,
+                    });
+                }
+            }
         }
         Ok(followed)
     }
