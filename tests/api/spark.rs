@@ -77,6 +77,21 @@ fn assert_same_scan(sluice: &ScanOutput, spark: &ScanOutput) {
     }
 }
 
+/// An app on a local store that hands uploads above `threshold` bytes to `spark`.
+async fn delegating_app(spark: LocalSpark, threshold: u64) -> crate::helpers::TestApp {
+    let root = tempfile::tempdir().unwrap();
+    let store: std::sync::Arc<dyn sluice_shared::storage::ObjectStore> =
+        std::sync::Arc::new(sluice_shared::storage::local::LocalStore::new(root.path()).unwrap());
+    spawn_configured(store, Some(root), move |state, scratch| {
+        let engine = sluice_shared::dataset::delegation::LocalSparkEngine {
+            spark,
+            work: scratch.join("spark"),
+        };
+        state.with_delegation(threshold, std::sync::Arc::new(engine))
+    })
+    .await
+}
+
 fn adult_contract() -> Contract {
     let path = sluice_tests::repo_root().join("contracts/adult.json");
     Contract::from_json(&std::fs::read(path).unwrap()).unwrap()
@@ -294,17 +309,7 @@ async fn a_version_spark_wrote_trains_gates_and_serves() {
 /// ticks, and the version is the one Sluice's own scan gives the same bytes.
 #[tokio::test]
 async fn a_large_upload_is_delegated_once_and_versioned_once() {
-    let root = tempfile::tempdir().unwrap();
-    let store: std::sync::Arc<dyn sluice_shared::storage::ObjectStore> =
-        std::sync::Arc::new(sluice_shared::storage::local::LocalStore::new(root.path()).unwrap());
-    let app = spawn_configured(store, Some(root), |state, scratch| {
-        let engine = sluice_shared::dataset::delegation::LocalSparkEngine {
-            spark: local_spark(1 << 20),
-            work: scratch.join("spark"),
-        };
-        state.with_delegation(1 << 20, std::sync::Arc::new(engine))
-    })
-    .await;
+    let app = delegating_app(local_spark(1 << 20), 1 << 20).await;
     app.adult_contract().await;
     let bytes = std::fs::read(sluice_tests::adult("adult.data")).unwrap();
     let key = app.upload("adult", "adult.data", bytes.clone()).await;
@@ -430,21 +435,12 @@ fn dev_hands_a_large_upload_to_local_spark_and_runs_the_loop_on_it() {
 /// event and leaves the upload where it was; the next ticks leave it alone.
 #[tokio::test]
 async fn a_failed_delegated_scan_is_recorded_with_its_reason_and_nothing_is_lost() {
-    let root = tempfile::tempdir().unwrap();
-    let store: std::sync::Arc<dyn sluice_shared::storage::ObjectStore> =
-        std::sync::Arc::new(sluice_shared::storage::local::LocalStore::new(root.path()).unwrap());
-    let app = spawn_configured(store, Some(root), |state, scratch| {
-        let engine = sluice_shared::dataset::delegation::LocalSparkEngine {
-            spark: LocalSpark {
-                spark_submit: "/bin/false".into(),
-                threads: 1,
-                conf: vec![],
-            },
-            work: scratch.join("spark"),
-        };
-        state.with_delegation(1000, std::sync::Arc::new(engine))
-    })
-    .await;
+    let failing = LocalSpark {
+        spark_submit: "/bin/false".into(),
+        threads: 1,
+        conf: vec![],
+    };
+    let app = delegating_app(failing, 1000).await;
     app.adult_contract().await;
     let bytes = std::fs::read(sluice_tests::adult("adult.data")).unwrap();
     let key = app.upload("adult", "adult.data", bytes).await;

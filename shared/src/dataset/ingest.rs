@@ -347,13 +347,6 @@ impl Ingestor {
             passed = scanned.validation.passed,
             "scanned upload"
         );
-        let passed = scanned.validation.passed;
-        // An inferred contract is stored once a file has passed it, not before.
-        let contract = if passed && inferred {
-            self.contracts.put(contract).await?
-        } else {
-            contract
-        };
         let checked = Checked {
             dataset,
             contract,
@@ -432,14 +425,22 @@ impl Ingestor {
         if self.delegation.is_none() {
             return Ok(false);
         }
+        Ok(!self.unfinished_delegations().await?.is_empty())
+    }
+
+    /// The delegations whose scan is not over, with the ETags they were read at.
+    async fn unfinished_delegations(
+        &self,
+    ) -> Result<Vec<(Delegation, crate::storage::ETag)>, IngestError> {
         let store = self.store.as_ref();
+        let mut unfinished = Vec::new();
         for meta in store.list(layout::DELEGATIONS).await? {
-            let (delegation, _): (Delegation, _) = get_json(store, &meta.key).await?;
+            let (delegation, etag): (Delegation, _) = get_json(store, &meta.key).await?;
             if !delegation.state.is_final() {
-                return Ok(true);
+                unfinished.push((delegation, etag));
             }
         }
-        Ok(false)
+        Ok(unfinished)
     }
 
     /// Follows every unfinished delegation (what the runs timer does on each tick): a
@@ -449,13 +450,8 @@ impl Ingestor {
         let Some(delegating) = &self.delegation else {
             return Ok(Vec::new());
         };
-        let store = self.store.as_ref();
         let mut followed = Vec::new();
-        for meta in store.list(layout::DELEGATIONS).await? {
-            let (delegation, etag): (Delegation, _) = get_json(store, &meta.key).await?;
-            if delegation.state.is_final() {
-                continue;
-            }
+        for (delegation, etag) in self.unfinished_delegations().await? {
             let span = tracing::info_span!("delegation", id = %delegation.id, dataset = %delegation.dataset);
             let (kept, kept_etag) = (delegation.clone(), etag.clone());
             // One delegation's trouble does not hold up the others (nor the runs this
@@ -590,11 +586,6 @@ impl Ingestor {
             etag: meta.etag.0,
             uploader: upload.uploader,
         };
-        let contract = if inferred && scanned.validation.passed {
-            self.contracts.put(contract).await?
-        } else {
-            contract
-        };
         let checked = Checked {
             dataset,
             contract,
@@ -606,17 +597,19 @@ impl Ingestor {
     }
 
     /// A checked upload becomes a version (with the snapshot at `snapshot`) if it passed,
-    /// else a quarantine.
+    /// else a quarantine. An inferred contract is stored once a file passed it, not before.
     async fn record(
         &self,
-        checked: Checked,
+        mut checked: Checked,
         snapshot: PathBuf,
     ) -> Result<IngestOutcome, IngestError> {
-        if checked.scanned.validation.passed {
-            self.version(checked, snapshot).await
-        } else {
-            self.quarantine(checked).await
+        if !checked.scanned.validation.passed {
+            return self.quarantine(checked).await;
         }
+        if checked.inferred {
+            checked.contract = self.contracts.put(checked.contract).await?;
+        }
+        self.version(checked, snapshot).await
     }
 
     /// A reader over the upload (inline bytes, or streamed from the store) and its ETag;
