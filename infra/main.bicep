@@ -1,7 +1,7 @@
 // Sluice on Azure, one resource group per environment (parameters/dev.json,
 // parameters/prod.json). Modules by concern:
-//   identity → monitoring, storage, servicebus, keyvault, ml → functionapp → roles,
-//   eventgrid.
+//   identity → monitoring, storage, servicebus, keyvault, ml, databricks (optional) →
+//   functionapp → roles, eventgrid.
 //
 // Deploy in two passes (the pipelines in .github/workflows and azure-pipelines.yml do
 // this): first with deployEventSubscriptions=false, then publish the app package
@@ -35,6 +35,17 @@ param logRetentionDays int = 30
 param logFilter string = 'warn,sluice=info,sluice_shared=info'
 @description('Create the Event Grid subscriptions (second pass, once the functions are published).')
 param deployEventSubscriptions bool = false
+@description('Where uploads too large for one instance are scanned (README "Uploads too large for one instance").')
+@allowed(['off', 'azureml-spark', 'databricks'])
+param delegate string = 'azureml-spark'
+@description('Uploads larger than this many bytes are delegated.')
+param delegateAboveBytes int = 17179869184
+@description('An existing Azure Databricks workspace in this resource group, for delegate = databricks.')
+param databricksWorkspaceName string = ''
+@description('The principal id of that workspace\'s Unity Catalog access connector, given access to the data account.')
+param databricksAccessConnectorPrincipalId string = ''
+@description('Give Sluice\'s identity Contributor on the Databricks workspace (it then signs in as a workspace admin).')
+param databricksGrantAdmin bool = true
 
 var tags = {
   application: 'sluice'
@@ -84,6 +95,17 @@ module ml 'modules/ml.bicep' = {
   }
 }
 
+module databricks 'modules/databricks.bicep' = if (!empty(databricksWorkspaceName)) {
+  name: 'databricks'
+  params: {
+    workspaceName: databricksWorkspaceName
+    principalId: identity.outputs.principalId
+    accessConnectorPrincipalId: databricksAccessConnectorPrincipalId
+    dataAccountName: storage.outputs.dataName
+    grantAdmin: databricksGrantAdmin
+  }
+}
+
 module app 'modules/functionapp.bicep' = {
   name: 'functionapp'
   params: {
@@ -98,11 +120,15 @@ module app 'modules/functionapp.bicep' = {
     deploymentContainerUrl: storage.outputs.deploymentContainerUrl
     dataBlobEndpoint: storage.outputs.dataBlobEndpoint
     dataContainer: storage.outputs.container
+    dataAccountName: storage.outputs.dataName
     serviceBusNamespace: bus.outputs.fullyQualifiedNamespace
     insightsConnectionString: monitoring.outputs.connectionString
     keyVaultName: vault.outputs.name
     mlWorkspaceName: ml.outputs.workspaceName
     logFilter: logFilter
+    delegate: delegate
+    delegateAboveBytes: delegateAboveBytes
+    databricksHost: empty(databricksWorkspaceName) ? '' : databricks!.outputs.host
   }
 }
 

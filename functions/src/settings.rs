@@ -199,18 +199,13 @@ pub struct ComputeSettings {
 }
 
 impl ComputeSettings {
-    /// The configured backend; `None` means the local default.
-    pub fn build(
-        &self,
-        store: Arc<dyn ObjectStore>,
-    ) -> anyhow::Result<Option<Arc<dyn sluice_shared::runs::Compute>>> {
-        use sluice_shared::runs::azureml::{AzureMlCompute, ManagedIdentityTokens, Workspace};
-        if self.backend == ComputeKind::Local {
-            return Ok(None);
-        }
+    /// The Azure ML workspace's REST client; `needed_by` names the setting that asked.
+    fn azureml(&self, needed_by: &str) -> anyhow::Result<sluice_shared::cloud::azureml::AzureMl> {
+        use sluice_shared::cloud::azureml::{AzureMl, Workspace};
+        use sluice_shared::cloud::{ARM_SCOPE, ManagedIdentityTokens};
         let need = |v: &Option<String>, name: &str| {
             v.clone()
-                .ok_or_else(|| anyhow::anyhow!("SLUICE_COMPUTE=azureml needs {name}"))
+                .ok_or_else(|| anyhow::anyhow!("{needed_by} needs {name}"))
         };
         let workspace = Workspace {
             endpoint: self.endpoint.clone(),
@@ -220,10 +215,21 @@ impl ComputeSettings {
             datastore: self.datastore.clone(),
             experiment: "sluice".into(),
         };
-        let tokens = Arc::new(ManagedIdentityTokens::new(self.azureml_client_id.clone())?);
-        Ok(Some(Arc::new(AzureMlCompute::new(
-            store, workspace, tokens,
-        ))))
+        let tokens = ManagedIdentityTokens::new(self.azureml_client_id.clone(), ARM_SCOPE)?;
+        Ok(AzureMl::new(workspace, Arc::new(tokens)))
+    }
+
+    /// The configured backend; `None` means the local default.
+    pub fn build(
+        &self,
+        store: Arc<dyn ObjectStore>,
+    ) -> anyhow::Result<Option<Arc<dyn sluice_shared::runs::Compute>>> {
+        use sluice_shared::runs::azureml::AzureMlCompute;
+        if self.backend == ComputeKind::Local {
+            return Ok(None);
+        }
+        let azureml = self.azureml("SLUICE_COMPUTE=azureml")?;
+        Ok(Some(Arc::new(AzureMlCompute::new(store, azureml))))
     }
 }
 
@@ -234,6 +240,10 @@ pub enum DelegateKind {
     Off,
     /// Local Spark (`spark-submit --master local[*]`), for `sluice dev` and one machine.
     LocalSpark,
+    /// Azure ML serverless Spark, in the workspace `SLUICE_AZUREML__*` names.
+    AzuremlSpark,
+    /// Azure Databricks (`SLUICE_DATABRICKS__*`).
+    Databricks,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -263,31 +273,148 @@ pub struct DelegationSettings {
         global = true
     )]
     pub spark_submit: PathBuf,
+    /// Serverless Spark's VM size (Azure ML).
+    #[arg(
+        long = "azureml-spark-instance-type",
+        env = "SLUICE_AZUREML_SPARK__INSTANCE_TYPE",
+        default_value = "standard_e4s_v3",
+        global = true
+    )]
+    pub azureml_spark_instance_type: String,
+    /// Serverless Spark's runtime version (Azure ML).
+    #[arg(
+        long = "azureml-spark-runtime",
+        env = "SLUICE_AZUREML_SPARK__RUNTIME_VERSION",
+        default_value = "3.4",
+        global = true
+    )]
+    pub azureml_spark_runtime: String,
+    /// The most executors a scan scales to (Azure ML serverless Spark; Databricks workers).
+    #[arg(
+        long = "spark-max-executors",
+        env = "SLUICE_SPARK_MAX_EXECUTORS",
+        default_value_t = 8,
+        global = true
+    )]
+    pub max_executors: u32,
+    /// The Databricks workspace URL (`https://adb-….azuredatabricks.net`).
+    #[arg(
+        long = "databricks-host",
+        env = "SLUICE_DATABRICKS__HOST",
+        global = true
+    )]
+    pub databricks_host: Option<String>,
+    /// How Databricks clusters name Sluice's container
+    /// (`abfss://<container>@<account>.dfs.core.windows.net/`).
+    #[arg(
+        long = "databricks-storage-root",
+        env = "SLUICE_DATABRICKS__STORAGE_ROOT",
+        global = true
+    )]
+    pub databricks_storage_root: Option<String>,
+    /// Run on this existing cluster instead of a new job cluster.
+    #[arg(
+        long = "databricks-cluster-id",
+        env = "SLUICE_DATABRICKS__CLUSTER_ID",
+        global = true
+    )]
+    pub databricks_cluster_id: Option<String>,
+    /// A new job cluster's Databricks Runtime.
+    #[arg(
+        long = "databricks-spark-version",
+        env = "SLUICE_DATABRICKS__SPARK_VERSION",
+        default_value = "16.4.x-scala2.12",
+        global = true
+    )]
+    pub databricks_spark_version: String,
+    /// A new job cluster's VM size.
+    #[arg(
+        long = "databricks-node-type",
+        env = "SLUICE_DATABRICKS__NODE_TYPE",
+        default_value = "Standard_D4ds_v5",
+        global = true
+    )]
+    pub databricks_node_type: String,
+    /// The user-assigned managed identity's client id for Databricks (else
+    /// system-assigned).
+    #[arg(
+        long = "databricks-client-id",
+        env = "SLUICE_DATABRICKS__CLIENT_ID",
+        global = true
+    )]
+    pub databricks_client_id: Option<String>,
 }
 
 impl DelegationSettings {
-    /// The threshold and engine, when delegation is on; jobs keep their folders under
-    /// `scratch`.
+    /// The threshold and engine, when delegation is on; local jobs keep their folders
+    /// under `scratch`, Azure ML's workspace comes from the compute settings.
     pub fn build(
         &self,
+        store: Arc<dyn ObjectStore>,
         scratch: &std::path::Path,
-    ) -> Option<(u64, Arc<dyn sluice_shared::dataset::delegation::ScanEngine>)> {
-        use sluice_shared::dataset::delegation::LocalSparkEngine;
+        compute: &ComputeSettings,
+    ) -> anyhow::Result<Option<(u64, Arc<dyn sluice_shared::dataset::delegation::ScanEngine>)>>
+    {
+        use sluice_shared::cloud::databricks::Databricks;
+        use sluice_shared::cloud::{DATABRICKS_SCOPE, ManagedIdentityTokens};
+        use sluice_shared::dataset::delegation::azureml::{AzureMlSparkEngine, SparkPool};
+        use sluice_shared::dataset::delegation::databricks::{Cluster, DatabricksEngine};
+        use sluice_shared::dataset::delegation::{LocalSparkEngine, ScanEngine};
         use sluice_shared::dataset::spark::LocalSpark;
-        match self.engine {
-            DelegateKind::Off => None,
-            DelegateKind::LocalSpark => Some((
-                self.threshold,
-                Arc::new(LocalSparkEngine {
-                    spark: LocalSpark {
-                        spark_submit: self.spark_submit.clone(),
-                        threads: 0,
-                        conf: Vec::new(),
+        let engine: Arc<dyn ScanEngine> = match self.engine {
+            DelegateKind::Off => return Ok(None),
+            DelegateKind::LocalSpark => Arc::new(LocalSparkEngine {
+                spark: LocalSpark {
+                    spark_submit: self.spark_submit.clone(),
+                    threads: 0,
+                    conf: Vec::new(),
+                },
+                work: scratch.join("sluice-spark"),
+                store,
+            }),
+            DelegateKind::AzuremlSpark => Arc::new(AzureMlSparkEngine {
+                azureml: compute.azureml("SLUICE_DELEGATE=azureml-spark")?,
+                store,
+                pool: SparkPool {
+                    instance_type: self.azureml_spark_instance_type.clone(),
+                    runtime_version: self.azureml_spark_runtime.clone(),
+                    max_executors: self.max_executors,
+                },
+            }),
+            DelegateKind::Databricks => {
+                let need = |v: &Option<String>, name: &str| {
+                    v.clone()
+                        .ok_or_else(|| anyhow::anyhow!("SLUICE_DELEGATE=databricks needs {name}"))
+                };
+                let tokens = ManagedIdentityTokens::new(
+                    self.databricks_client_id.clone(),
+                    DATABRICKS_SCOPE,
+                )?;
+                let cluster = match &self.databricks_cluster_id {
+                    Some(id) => Cluster::Existing(id.clone()),
+                    None => Cluster::New {
+                        spark_version: self.databricks_spark_version.clone(),
+                        node_type_id: self.databricks_node_type.clone(),
+                        min_workers: 1,
+                        max_workers: self.max_executors,
                     },
-                    work: scratch.join("sluice-spark"),
-                }),
-            )),
-        }
+                };
+                Arc::new(DatabricksEngine {
+                    databricks: Databricks::new(
+                        need(&self.databricks_host, "SLUICE_DATABRICKS__HOST")?,
+                        Arc::new(tokens),
+                    ),
+                    store,
+                    storage_root: need(
+                        &self.databricks_storage_root,
+                        "SLUICE_DATABRICKS__STORAGE_ROOT",
+                    )?,
+                    cluster,
+                    timeout: std::time::Duration::from_secs(4 * 3600),
+                })
+            }
+        };
+        Ok(Some((self.threshold, engine)))
     }
 }
 

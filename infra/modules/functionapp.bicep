@@ -19,11 +19,17 @@ param hostStorageName string
 param deploymentContainerUrl string
 param dataBlobEndpoint string
 param dataContainer string
+param dataAccountName string
 param serviceBusNamespace string
 param insightsConnectionString string
 param keyVaultName string
 param mlWorkspaceName string
 param logFilter string
+@allowed(['off', 'azureml-spark', 'databricks'])
+param delegate string
+param delegateAboveBytes int
+@description('The Databricks workspace URL, when one is referenced.')
+param databricksHost string
 
 var flex = hosting == 'FlexConsumption'
 var identitySettings = [
@@ -52,11 +58,22 @@ var sluiceSettings = [
   { name: 'SLUICE_AZUREML__WORKSPACE', value: mlWorkspaceName }
   { name: 'SLUICE_AZUREML__DATASTORE', value: 'sluice' }
   { name: 'SLUICE_AZUREML__CLIENT_ID', value: identityClientId }
+  // Serverless Spark jobs run as the workspace's identity (this one), which already
+  // reads and writes the data container; Databricks is reached with Entra tokens.
+  { name: 'SLUICE_DELEGATE', value: delegate }
+  { name: 'SLUICE_DELEGATE_ABOVE_BYTES', value: string(delegateAboveBytes) }
   { name: 'SLUICE_LOG_FORMAT', value: 'json' }
   { name: 'RUST_LOG', value: logFilter }
   // Event Grid (DatasetIngest) is the production path; the blob trigger is for
   // small-file setups without Event Grid. Both on would only ingest twice, idempotently.
   { name: 'AzureWebJobs.DatasetIngestBlob.Disabled', value: 'true' }
+]
+// Only with a Databricks workspace: its URL and the data container as its clusters name
+// it (through the workspace's access connector).
+var databricksSettings = empty(databricksHost) ? [] : [
+  { name: 'SLUICE_DATABRICKS__HOST', value: databricksHost }
+  { name: 'SLUICE_DATABRICKS__STORAGE_ROOT', value: 'abfss://${dataContainer}@${dataAccountName}.dfs.${environment().suffixes.storage}/' }
+  { name: 'SLUICE_DATABRICKS__CLIENT_ID', value: identityClientId }
 ]
 // Flex Consumption sets the runtime in functionAppConfig and refuses these two.
 var premiumSettings = [
@@ -112,7 +129,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       ftpsState: 'Disabled'
       http20Enabled: true
       healthCheckPath: flex ? null : '/api/health'
-      appSettings: concat(identitySettings, sluiceSettings, flex ? [] : premiumSettings)
+      appSettings: concat(identitySettings, sluiceSettings, databricksSettings, flex ? [] : premiumSettings)
     }
   }
 }

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod cloud;
 pub mod dataset;
 pub mod model;
 pub mod name;

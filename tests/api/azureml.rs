@@ -11,7 +11,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use sluice_shared::runs::azureml::{AzureMlCompute, Tokens, Workspace, job_body, map_status};
+use sluice_shared::cloud::azureml::{AzureMl, Workspace};
+use sluice_shared::cloud::{CloudError, Tokens};
+use sluice_shared::runs::azureml::{AzureMlCompute, job_body, map_status};
 use sluice_shared::runs::{Compute, ComputeError, JobSpec, JobStatus};
 use sluice_shared::storage::ObjectStore;
 use sluice_shared::storage::local::LocalStore;
@@ -194,6 +196,56 @@ fn contract_command_job_bodies_follow_the_spec_definitions() {
     }
 }
 
+/// A config that asks for many nodes gets a distributed command job: `instanceCount`
+/// and a `distribution` of the spec's types.
+#[test]
+fn contract_distributed_command_jobs_follow_the_spec_definitions() {
+    let defs: Value = serde_json::from_slice(
+        &std::fs::read(
+            sluice_tests::repo_root()
+                .join("tests/fixtures/azureml-rest/2025-12-01_mfe_Distribution_definitions.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let example = spec_fixture("Job_CommandJob_createOrUpdate");
+    let resources: BTreeSet<String> = example["parameters"]["body"]["properties"]["resources"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let types = enum_values(&defs, "DistributionType");
+    for (kind, expected) in [("pytorch", "PyTorch"), ("mpi", "Mpi")] {
+        let mut spec = job_spec(Some(vec!["python".into(), "train.py".into()]));
+        spec.config.compute.instance_count = 4;
+        spec.config.compute.distribution = Some(
+            serde_json::from_value(json!({"type": kind, "process_count_per_instance": 2})).unwrap(),
+        );
+        let body = job_body(&workspace("https://management.azure.com"), &spec);
+        let props = &body["properties"];
+        for key in props["resources"].as_object().unwrap().keys() {
+            assert!(resources.contains(key), "resources.{key}");
+        }
+        assert_eq!(props["resources"]["instanceCount"], 4);
+        let distribution = &props["distribution"];
+        let name = distribution["distributionType"].as_str().unwrap();
+        assert!(types.contains(name), "{name}");
+        assert_eq!(name, expected);
+        for key in distribution.as_object().unwrap().keys() {
+            assert!(
+                key == "distributionType" || defs[name]["properties"].get(key).is_some(),
+                "{name}.{key}"
+            );
+        }
+        assert_eq!(distribution["processCountPerInstance"], 2);
+    }
+    // One node: no distribution, as before.
+    let body = job_body(&workspace("https://management.azure.com"), &job_spec(None));
+    assert!(body["properties"].get("distribution").is_none());
+    assert_eq!(body["properties"]["resources"]["instanceCount"], 1);
+}
+
 #[test]
 fn contract_every_job_status_maps_to_a_sluice_state() {
     let enums = spec_fixture("mfe_JobStatus_enum");
@@ -219,7 +271,7 @@ struct FixedToken;
 
 #[async_trait::async_trait]
 impl Tokens for FixedToken {
-    async fn token(&self) -> Result<String, ComputeError> {
+    async fn token(&self) -> Result<String, CloudError> {
         Ok("test-token".into())
     }
 }
@@ -308,7 +360,10 @@ async fn contract_jobs_are_submitted_followed_and_cancelled_as_the_spec_says() {
 
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()).unwrap());
-    let compute = AzureMlCompute::new(store, workspace(&endpoint), Arc::new(FixedToken));
+    let compute = AzureMlCompute::new(
+        store,
+        AzureMl::new(workspace(&endpoint), Arc::new(FixedToken)),
+    );
     let spec = job_spec(None);
     assert_eq!(compute.submit(&spec).await.unwrap(), spec.run_id);
     assert!(

@@ -376,6 +376,9 @@ fn the_template_readme_and_local_settings_name_the_settings_sluice_reads() {
         "SLUICE_AZUREML__WORKSPACE",
         "SLUICE_AZUREML__DATASTORE",
         "SLUICE_AZUREML__CLIENT_ID",
+        "SLUICE_DATABRICKS__HOST",
+        "SLUICE_DATABRICKS__STORAGE_ROOT",
+        "SLUICE_DATABRICKS__CLIENT_ID",
     ];
     for name in &template {
         assert!(

@@ -9,6 +9,7 @@ mod bad_input;
 mod binary;
 mod concurrency;
 mod deploy;
+mod engines;
 mod helpers;
 mod host_contract;
 mod mlops_loop;

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 use sluice_shared::dataset::contract::Contract;
+use sluice_shared::dataset::delegation::Snapshot;
 use sluice_shared::dataset::scan::{self, ScanOutput};
 use sluice_shared::dataset::spark::LocalSpark;
 use sluice_shared::dataset::validation::Rule;
@@ -82,10 +83,11 @@ async fn delegating_app(spark: LocalSpark, threshold: u64) -> crate::helpers::Te
     let root = tempfile::tempdir().unwrap();
     let store: std::sync::Arc<dyn sluice_shared::storage::ObjectStore> =
         std::sync::Arc::new(sluice_shared::storage::local::LocalStore::new(root.path()).unwrap());
-    spawn_configured(store, Some(root), move |state, scratch| {
+    spawn_configured(store.clone(), Some(root), move |state, scratch| {
         let engine = sluice_shared::dataset::delegation::LocalSparkEngine {
             spark,
             work: scratch.join("spark"),
+            store,
         };
         state.with_delegation(threshold, std::sync::Arc::new(engine))
     })
@@ -243,7 +245,7 @@ async fn a_version_spark_wrote_trains_gates_and_serves() {
             contract,
             false,
             scanned,
-            out.path().join("data.parquet"),
+            Snapshot::Local(out.path().join("data.parquet")),
         )
         .await
         .unwrap();

@@ -310,13 +310,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve { port, http_threads } => {
             let compute = cli.compute.build(store.clone())?;
-            let mut state = AppState::new(store, cli.storage.scratch())
+            let mut state = AppState::new(store.clone(), cli.storage.scratch())
                 .with_admin_keys(&cli.admin_keys)
                 .with_scoring_keys(&cli.scoring_keys);
             if let Some(compute) = compute {
                 state = state.with_compute(compute);
             }
-            if let Some((threshold, engine)) = cli.delegation.build(&cli.storage.scratch()) {
+            let delegation =
+                cli.delegation
+                    .build(store.clone(), &cli.storage.scratch(), &cli.compute)?;
+            if let Some((threshold, engine)) = delegation {
                 state = state.with_delegation(threshold, engine);
             }
             // In Azure the library ships beside the binary; without it the gate is off
@@ -362,10 +365,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     )
                 }
             };
-            let mut state = AppState::new(store, cli.storage.scratch())
+            let mut state = AppState::new(store.clone(), cli.storage.scratch())
                 .with_admin_keys(&admin)
                 .with_scoring_keys(&scoring);
-            if let Some((threshold, engine)) = cli.delegation.build(&cli.storage.scratch()) {
+            let delegation =
+                cli.delegation
+                    .build(store.clone(), &cli.storage.scratch(), &cli.compute)?;
+            if let Some((threshold, engine)) = delegation {
                 state = state.with_delegation(threshold, engine);
             }
             let has_configs = std::fs::read_dir(&configs).is_ok_and(|mut d| d.next().is_some());

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
-use sluice_shared::dataset::DatasetEvent;
+use sluice_shared::dataset::{DatasetEvent, DatasetName};
 use sluice_shared::runs::lifecycle::{self, Requested};
 use sluice_shared::runs::{RetrainRequest, RunError};
 use tracing::{Instrument, info, info_span};
@@ -217,8 +217,9 @@ pub async fn runs_timer(
     Ok(axum::Json(response))
 }
 
-/// `MlJobEvents`: Azure ML `RunCompleted` / `RunStatusChanged` events for Sluice's jobs
-/// (jobs are named after their run, and tagged with it).
+/// `MlJobEvents`: Azure ML `RunCompleted` / `RunStatusChanged` events for Sluice's jobs:
+/// training jobs (named after their run, and tagged with it) and the Spark scans of
+/// delegated uploads (tagged with their delegation).
 pub async fn ml_job_events(
     State(state): State<AppState>,
     Trigger { inv, span }: Trigger,
@@ -230,6 +231,27 @@ pub async fn ml_job_events(
             return Ok(ignored(format!("event type {kind:?} is not a job event")));
         }
         let data = event_data(&event)?;
+        // A delegated upload's scan (tagged with its delegation): finish the upload now
+        // rather than at the timer's next tick.
+        if let (Some(id), Some(dataset)) = (
+            data.pointer("/runTags/sluice.delegation")
+                .and_then(Value::as_str),
+            data.pointer("/runTags/sluice.dataset")
+                .and_then(Value::as_str),
+        ) {
+            let dataset = DatasetName::parse(dataset).map_err(|e| {
+                InvocationError::new("Data.event.data.runTags.sluice.dataset", e.to_string())
+            })?;
+            let Some(followed) = state.ingestor.follow_delegation(&dataset, id).await? else {
+                return Ok(ignored(format!("{id} is not a Sluice delegation")));
+            };
+            let mut response = InvocationResponse::default()
+                .returning(json!({"delegations": [&followed.delegation]}));
+            if let Some(event) = &followed.event {
+                response = response.output(DATASET_EVENTS_BINDING, [event]);
+            }
+            return Ok(axum::Json(response));
+        }
         let run_id = data
             .pointer("/runTags/sluice.run_id")
             .or_else(|| data.get("runId"))

@@ -25,7 +25,7 @@ use tracing::{Instrument, info, instrument, warn};
 use super::DatasetName;
 use super::contract::{self, ColumnType, Contract, ContractStoreError, Contracts};
 use super::delegation::{
-    Delegation, DelegationState, EngineError, JobState, ScanEngine, delegation_id, delegation_key,
+    Delegation, DelegationState, EngineError, JobState, ScanEngine, Snapshot, delegation_id,
 };
 use super::layout;
 use super::profile::ColumnProfile;
@@ -354,7 +354,7 @@ impl Ingestor {
             source,
             scanned,
         };
-        self.record(checked, parquet_path).await
+        self.record(checked, Snapshot::Local(parquet_path)).await
     }
 
     /// Claims a delegation create-only (a redelivered upload finds its claim and starts
@@ -365,7 +365,7 @@ impl Ingestor {
         delegation: Delegation,
     ) -> Result<IngestOutcome, IngestError> {
         let store = self.store.as_ref();
-        let key = delegation_key(&delegation.dataset, &delegation.id);
+        let key = layout::delegation(&delegation.dataset, &delegation.id);
         let (delegation, etag, duplicate) =
             match put_json(store, &key, &delegation, PutMode::Create).await {
                 Ok(meta) => (delegation, meta.etag, false),
@@ -394,11 +394,7 @@ impl Ingestor {
         mut delegation: Delegation,
         etag: crate::storage::ETag,
     ) -> Result<(Delegation, crate::storage::ETag), IngestError> {
-        let input = self.store.uri(&delegation.upload);
-        let job = delegating
-            .engine
-            .submit(&delegation.id, &input, &delegation.contract)
-            .await?;
+        let job = delegating.engine.submit(&delegation).await?;
         delegation.job = Some(job);
         delegation.state = DelegationState::Submitted;
         self.update(delegation, etag).await
@@ -412,7 +408,7 @@ impl Ingestor {
         etag: crate::storage::ETag,
     ) -> Result<(Delegation, crate::storage::ETag), IngestError> {
         let store = self.store.as_ref();
-        let key = delegation_key(&delegation.dataset, &delegation.id);
+        let key = layout::delegation(&delegation.dataset, &delegation.id);
         match put_json(store, &key, &delegation, PutMode::Update(etag)).await {
             Ok(meta) => Ok((delegation, meta.etag)),
             Err(StorageError::Precondition { .. }) => Ok(get_json(store, &key).await?),
@@ -452,39 +448,76 @@ impl Ingestor {
         };
         let mut followed = Vec::new();
         for (delegation, etag) in self.unfinished_delegations().await? {
-            let span = tracing::info_span!("delegation", id = %delegation.id, dataset = %delegation.dataset);
-            let (kept, kept_etag) = (delegation.clone(), etag.clone());
-            // One delegation's trouble does not hold up the others (nor the runs this
-            // timer also follows): a transient one is tried again next tick, any other
-            // ends the delegation with its reason.
-            match self
-                .follow(delegating, delegation, etag)
-                .instrument(span)
-                .await
-            {
-                Ok(f) => followed.push(f),
-                Err(e) if e.is_transient() => {
-                    warn!(id = %kept.id, error = %e, "following a delegation failed; next tick tries again");
-                    followed.push(Followed {
-                        delegation: kept,
-                        event: None,
-                    });
-                }
-                Err(e) => {
-                    let mut failed = kept;
-                    failed.state = DelegationState::Failed {
-                        reason: e.to_string(),
-                    };
-                    failed.finished_at = Some(Utc::now());
-                    let (delegation, _) = self.update(failed, kept_etag).await?;
-                    followed.push(Followed {
-                        delegation,
-                        event: None,
-                    });
-                }
-            }
+            followed.push(self.follow_guarded(delegating, delegation, etag).await?);
         }
         Ok(followed)
+    }
+
+    /// Follows one delegation now (what an engine's completion event does), as a tick
+    /// of the timer would; `None` when there is no such delegation.
+    pub async fn follow_delegation(
+        &self,
+        dataset: &DatasetName,
+        id: &str,
+    ) -> Result<Option<Followed>, IngestError> {
+        let Some(delegating) = &self.delegation else {
+            return Ok(None);
+        };
+        let key = layout::delegation(dataset, id);
+        let (delegation, etag): (Delegation, _) = match get_json(self.store.as_ref(), &key).await {
+            Ok(found) => found,
+            Err(StorageError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if delegation.state.is_final() {
+            return Ok(Some(Followed {
+                delegation,
+                event: None,
+            }));
+        }
+        Ok(Some(
+            self.follow_guarded(delegating, delegation, etag).await?,
+        ))
+    }
+
+    /// [`Self::follow`], where one delegation's trouble does not hold up the others (nor
+    /// the runs the timer also follows): a transient one is tried again next tick, any
+    /// other ends the delegation with its reason.
+    async fn follow_guarded(
+        &self,
+        delegating: &Delegating,
+        delegation: Delegation,
+        etag: crate::storage::ETag,
+    ) -> Result<Followed, IngestError> {
+        let span =
+            tracing::info_span!("delegation", id = %delegation.id, dataset = %delegation.dataset);
+        let (kept, kept_etag) = (delegation.clone(), etag.clone());
+        match self
+            .follow(delegating, delegation, etag)
+            .instrument(span)
+            .await
+        {
+            Ok(f) => Ok(f),
+            Err(e) if e.is_transient() => {
+                warn!(id = %kept.id, error = %e, "following a delegation failed; next tick tries again");
+                Ok(Followed {
+                    delegation: kept,
+                    event: None,
+                })
+            }
+            Err(e) => {
+                let mut failed = kept;
+                failed.state = DelegationState::Failed {
+                    reason: e.to_string(),
+                };
+                failed.finished_at = Some(Utc::now());
+                let (delegation, _) = self.update(failed, kept_etag).await?;
+                Ok(Followed {
+                    delegation,
+                    event: None,
+                })
+            }
+        }
     }
 
     async fn follow(
@@ -503,7 +536,7 @@ impl Ingestor {
                 event: None,
             });
         };
-        let (state, event) = match delegating.engine.poll(&job).await? {
+        let (state, event) = match delegating.engine.poll(&delegation, &job).await? {
             JobState::Running => {
                 return Ok(Followed {
                     delegation,
@@ -569,7 +602,7 @@ impl Ingestor {
         contract: Contract,
         inferred: bool,
         scanned: ScanOutput,
-        snapshot: PathBuf,
+        snapshot: Snapshot,
     ) -> Result<IngestOutcome, IngestError> {
         let dataset = match dataset_of(&upload) {
             Ok(d) => d,
@@ -601,7 +634,7 @@ impl Ingestor {
     async fn record(
         &self,
         mut checked: Checked,
-        snapshot: PathBuf,
+        snapshot: Snapshot,
     ) -> Result<IngestOutcome, IngestError> {
         if !checked.scanned.validation.passed {
             return self.quarantine(checked).await;
@@ -641,7 +674,7 @@ impl Ingestor {
     async fn version(
         &self,
         checked: Checked,
-        parquet_path: PathBuf,
+        snapshot: Snapshot,
     ) -> Result<IngestOutcome, IngestError> {
         let (dataset, contract) = (&checked.dataset, &checked.contract);
         let store = self.store.as_ref();
@@ -665,19 +698,34 @@ impl Ingestor {
         tracing::Span::current().record("dataset_version", version);
         let data_key = layout::data(dataset, version);
         let mut data_parts = Vec::new();
-        let data_bytes = if parquet_path.is_dir() {
-            for (name, path) in super::snapshot_parts(&parquet_path).map_err(ScanError::Read)? {
-                let key = layout::data_part(dataset, version, &name)?;
-                let meta = put_once(store, &key, path).await?;
-                data_parts.push(DataFile {
-                    uri: store.uri(&key),
-                    key,
-                    bytes: meta.size,
-                });
+        let data_bytes = match snapshot {
+            Snapshot::Local(path) if path.is_dir() => {
+                for (name, path) in super::snapshot_parts(&path).map_err(ScanError::Read)? {
+                    let key = layout::data_part(dataset, version, &name)?;
+                    let meta = put_once(store, &key, path).await?;
+                    data_parts.push(DataFile {
+                        uri: store.uri(&key),
+                        key,
+                        bytes: meta.size,
+                    });
+                }
+                data_parts.iter().map(|p| p.bytes).sum()
             }
-            data_parts.iter().map(|p| p.bytes).sum()
-        } else {
-            put_once(store, &data_key, parquet_path).await?.size
+            Snapshot::Local(path) => put_once(store, &data_key, path).await?.size,
+            // Copied, not referenced: a version's folder holds all of it, whoever wrote it,
+            // and the engine's scratch folder can be cleaned up.
+            Snapshot::Stored(parts) => {
+                for part in parts {
+                    let key = layout::data_part(dataset, version, part.file_name())?;
+                    let meta = copy_once(store, &part, &key).await?;
+                    data_parts.push(DataFile {
+                        uri: store.uri(&key),
+                        key,
+                        bytes: meta.size,
+                    });
+                }
+                data_parts.iter().map(|p| p.bytes).sum()
+            }
         };
         let parent_version = (version > 1).then(|| version - 1);
         let manifest = Manifest {
@@ -863,6 +911,18 @@ async fn put_once(
 ) -> Result<crate::storage::ObjectMeta, StorageError> {
     match store.put(key, Payload::File(path), PutMode::Create).await {
         Err(StorageError::AlreadyExists { .. }) => store.head(key).await,
+        other => other,
+    }
+}
+
+/// Copies a snapshot part create-only, as [`put_once`] writes one.
+async fn copy_once(
+    store: &dyn ObjectStore,
+    from: &ObjectKey,
+    to: &ObjectKey,
+) -> Result<crate::storage::ObjectMeta, StorageError> {
+    match store.copy(from, to).await {
+        Err(StorageError::AlreadyExists { .. }) => store.head(to).await,
         other => other,
     }
 }

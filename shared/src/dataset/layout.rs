@@ -7,11 +7,36 @@ use crate::storage::ObjectKey;
 
 pub const LANDING: &str = "landing/";
 
-/// Where delegated uploads are recorded (see `delegation::delegation_key`).
+/// Where delegated uploads are recorded (see [`delegation`]).
 pub const DELEGATIONS: &str = "delegations/";
+
+/// Where a remote engine's scan of a delegated upload reads its contract and writes
+/// its result (see [`scan_contract`], [`scan_output`]).
+pub const SCANS: &str = "scans/";
 
 fn key(s: String) -> ObjectKey {
     ObjectKey::parse(s).expect("layout keys are built from parsed parts")
+}
+
+/// Where a delegated upload is recorded.
+pub fn delegation(d: &DatasetName, id: &str) -> ObjectKey {
+    key(format!("{DELEGATIONS}{d}/{id}.json"))
+}
+
+/// The Spark scan job's script as a remote engine runs it, one folder per content hash
+/// (an Azure ML code version and a Databricks task both name the folder's file).
+pub fn spark_job(version: &str) -> ObjectKey {
+    key(format!("code/spark/{version}/ingest.py"))
+}
+
+/// The contract a delegated upload's remote scan checks against.
+pub fn scan_contract(d: &DatasetName, delegation: &str) -> ObjectKey {
+    key(format!("{SCANS}{d}/{delegation}/contract.json"))
+}
+
+/// The folder a delegated upload's remote scan writes into (`scan.json`, `data.parquet/`).
+pub fn scan_output(d: &DatasetName, delegation: &str) -> String {
+    format!("{SCANS}{d}/{delegation}/out/")
 }
 
 /// `landing/<dataset>/<file…>` → the dataset the upload belongs to.
@@ -166,11 +191,15 @@ mod tests {
                 quarantine_report(&copy),
                 "quarantine/adult/20261124T010203.456Z-adult.test.report.json",
             ),
+            (delegation(&d, "0a1b"), "delegations/adult/0a1b.json"),
+            (spark_job("c0ffee"), "code/spark/c0ffee/ingest.py"),
+            (scan_contract(&d, "0a1b"), "scans/adult/0a1b/contract.json"),
         ];
         for (k, expected) in cases {
             assert_eq!(k.as_str(), expected);
         }
         assert_eq!(version_prefix(&d, 3), "datasets/adult/v3/");
+        assert_eq!(scan_output(&d, "0a1b"), "scans/adult/0a1b/out/");
         assert_eq!(
             parse_version_key(&d, &manifest(&d, 12)),
             Some((12, "manifest.json"))

@@ -25,12 +25,18 @@ pub fn snapshot_parts(dir: &std::path::Path) -> std::io::Result<Vec<(String, std
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".parquet") && !name.starts_with(['.', '_']) {
+        if is_snapshot_part(&name) {
             parts.push((name, entry.path()));
         }
     }
     parts.sort();
     Ok(parts)
+}
+
+/// Whether a file in a snapshot's folder is one of its parts (not a writer's marker or
+/// checksum).
+pub fn is_snapshot_part(name: &str) -> bool {
+    name.ends_with(".parquet") && !name.starts_with(['.', '_'])
 }
 
 #[cfg(test)]

@@ -76,6 +76,25 @@ impl LocalSpark {
         let contract_path = work.join("contract.json");
         let contract_json = serde_json::to_vec(contract).expect("contracts serialize");
         std::fs::write(&contract_path, contract_json).map_err(io("writing the contract"))?;
+        let args = [
+            "--input".into(),
+            input.into(),
+            "--contract".into(),
+            contract_path.into_os_string(),
+            "--output".into(),
+            output.into(),
+        ];
+        Ok(self.script_command(work, &job, &args))
+    }
+
+    /// `spark-submit` running `script` with `args`, Spark's scratch files in `work`: what
+    /// a cluster does with a job's entry file and arguments.
+    pub fn script_command(
+        &self,
+        work: &Path,
+        script: &Path,
+        args: &[std::ffi::OsString],
+    ) -> Command {
         let master = match self.threads {
             0 => "local[*]".to_owned(),
             n => format!("local[{n}]"),
@@ -103,13 +122,9 @@ impl LocalSpark {
                     .iter()
                     .flat_map(|(k, v)| ["--conf".into(), format!("{k}={v}")]),
             )
-            .arg(&job)
-            .args(["--input", input])
-            .arg("--contract")
-            .arg(&contract_path)
-            .arg("--output")
-            .arg(output);
-        Ok(command)
+            .arg(script)
+            .args(args);
+        command
     }
 }
 

@@ -128,6 +128,28 @@ pub struct ComputeConfig {
     /// Azure ML environment the job runs in (`environmentId`).
     pub environment: String,
     pub timeout_minutes: u64,
+    /// Nodes the job runs on (`resources.instanceCount`); above one, a `distribution`
+    /// says how the trainer's processes start. Absent (one) in older configs, and left
+    /// out when one so their hash does not change.
+    #[serde(skip_serializing_if = "is_one")]
+    pub instance_count: u32,
+    /// How a `command` trainer's processes are started across the nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<Distribution>,
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+/// A distributed trainer's launcher, as Azure ML starts it on every node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Distribution {
+    /// `torch.distributed` (Azure ML sets `MASTER_ADDR`, `RANK`, `WORLD_SIZE`…).
+    Pytorch { process_count_per_instance: u32 },
+    /// MPI (`mpirun` across the nodes; Horovod, DeepSpeed).
+    Mpi { process_count_per_instance: u32 },
 }
 
 impl Default for ComputeConfig {
@@ -137,6 +159,8 @@ impl Default for ComputeConfig {
             instance_type: "Standard_NC4as_T4_v3".into(),
             environment: "azureml:sluice-trainer:1".into(),
             timeout_minutes: 60,
+            instance_count: 1,
+            distribution: None,
         }
     }
 }
@@ -285,6 +309,36 @@ impl TrainingConfig {
         if self.task() == Some(Task::Binary) && self.promotion.floor.is_none() {
             self.promotion.floor = Some(0.7);
         }
+        let compute = &self.compute;
+        if compute.instance_count == 0 {
+            return bad("compute.instance_count must be at least 1".into());
+        }
+        if let Some(
+            Distribution::Pytorch {
+                process_count_per_instance: 0,
+            }
+            | Distribution::Mpi {
+                process_count_per_instance: 0,
+            },
+        ) = compute.distribution
+        {
+            return bad(
+                "compute.distribution.process_count_per_instance must be at least 1".into(),
+            );
+        }
+        // The reference trainer is one process: only a `command` can use many nodes.
+        if (compute.instance_count > 1 || compute.distribution.is_some()) && self.command.is_none()
+        {
+            return bad(
+                "compute.instance_count above 1 and compute.distribution need a `command` trainer that runs distributed".into(),
+            );
+        }
+        if compute.instance_count > 1 && compute.distribution.is_none() {
+            return bad(format!(
+                "compute.instance_count is {}: say how the trainer starts on them with compute.distribution ({{\"type\": \"pytorch\"|\"mpi\", \"process_count_per_instance\": N}})",
+                compute.instance_count
+            ));
+        }
         if self.algorithm == Algorithm::Custom && self.command.is_none() {
             return bad("algorithm \"custom\" needs a `command` that trains".into());
         }
@@ -312,6 +366,42 @@ mod tests {
 
     fn minimal() -> serde_json::Value {
         serde_json::json!({"model": "m", "dataset": "d", "label": "y", "positive": "1"})
+    }
+
+    #[test]
+    fn many_nodes_need_a_distributed_command() {
+        let mut config = minimal();
+        config["compute"] = serde_json::json!({"instance_count": 2});
+        let err = TrainingConfig::from_json(config.to_string().as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("need a `command`"), "{err}");
+        config["command"] = serde_json::json!(["python", "train.py", "--data", "{data}"]);
+        let err = TrainingConfig::from_json(config.to_string().as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("compute.distribution"), "{err}");
+        config["compute"]["distribution"] =
+            serde_json::json!({"type": "pytorch", "process_count_per_instance": 0});
+        let err = TrainingConfig::from_json(config.to_string().as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("at least 1"), "{err}");
+        config["compute"]["distribution"] =
+            serde_json::json!({"type": "mpi", "process_count_per_instance": 4});
+        let c = TrainingConfig::from_json(config.to_string().as_bytes()).unwrap();
+        assert_eq!(c.compute.instance_count, 2);
+        assert_eq!(
+            c.compute.distribution,
+            Some(Distribution::Mpi {
+                process_count_per_instance: 4
+            })
+        );
+        config["compute"]["distribution"] = serde_json::json!({"type": "horovod"});
+        assert!(TrainingConfig::from_json(config.to_string().as_bytes()).is_err());
+    }
+
+    /// One node is what older configs meant: they read, and hash as they did.
+    #[test]
+    fn a_one_node_config_hashes_as_before() {
+        let c = TrainingConfig::from_json(minimal().to_string().as_bytes()).unwrap();
+        let json = serde_json::to_value(&c).unwrap();
+        assert!(json["compute"].get("instance_count").is_none());
+        assert!(json["compute"].get("distribution").is_none());
     }
 
     #[test]

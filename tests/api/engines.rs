@@ -1,0 +1,916 @@
+//! Contract tests for the remote scan engines: Azure ML serverless Spark and Azure
+//! Databricks cannot run here, so request bodies are checked against the published wire
+//! contracts (`tests/fixtures/azureml-rest/`, the 2025-12-01 spec's Spark job and code
+//! version; `tests/fixtures/databricks/`, the Jobs API 2.2 as the Databricks SDK states
+//! it), and a stand-in service does what the real one would with what it was sent: it
+//! runs the staged script with the job's arguments on real local Spark, reading and
+//! writing Sluice's (local) container where the job's URIs point. So the whole path —
+//! stage, submit, follow, finish — runs for real but for the cluster's location.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use serde_json::{Value, json};
+use sluice_shared::cloud::azureml::{AzureMl, Workspace};
+use sluice_shared::cloud::databricks::{Databricks, RunPhase, run_phase};
+use sluice_shared::cloud::{CloudError, Tokens};
+use sluice_shared::dataset::contract::Contract;
+use sluice_shared::dataset::delegation::azureml::{
+    self as aml_engine, AzureMlSparkEngine, SparkPool,
+};
+use sluice_shared::dataset::delegation::databricks::{Cluster, DatabricksEngine, submit_body};
+use sluice_shared::dataset::delegation::{
+    Delegation, DelegationState, JobState, ScanEngine, stage,
+};
+use sluice_shared::dataset::spark::LocalSpark;
+use sluice_shared::dataset::{
+    Contracts, DatasetEvent, DatasetName, IngestOutcome, Ingestor, Upload, scan,
+};
+use sluice_shared::storage::local::LocalStore;
+use sluice_shared::storage::{ObjectKey, ObjectStore, PutMode};
+
+use crate::helpers::spawn_configured;
+
+const DATASTORE: &str = "azureml://datastores/sluice/paths/";
+const ABFSS_ROOT: &str = "abfss://sluice@sluicedata.dfs.core.windows.net/";
+
+struct FixedToken;
+
+#[async_trait::async_trait]
+impl Tokens for FixedToken {
+    async fn token(&self) -> Result<String, CloudError> {
+        Ok("test-token".into())
+    }
+}
+
+fn fixture(name: &str) -> Value {
+    let path = sluice_tests::repo_root().join("tests/fixtures").join(name);
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+fn names(value: &Value) -> BTreeSet<String> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn keys(value: &Value) -> BTreeSet<String> {
+    value.as_object().unwrap().keys().cloned().collect()
+}
+
+fn workspace(endpoint: &str) -> Workspace {
+    Workspace {
+        endpoint: endpoint.into(),
+        subscription_id: "00000000-1111-2222-3333-444444444444".into(),
+        resource_group: "test-rg".into(),
+        workspace: "my-aml-workspace".into(),
+        datastore: "sluice".into(),
+        experiment: "sluice".into(),
+    }
+}
+
+fn adult_contract() -> Contract {
+    let path = sluice_tests::repo_root().join("contracts/adult.json");
+    Contract::from_json(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn delegation(id: &str) -> Delegation {
+    Delegation {
+        id: id.into(),
+        dataset: DatasetName::parse("adult").unwrap(),
+        upload: ObjectKey::parse("landing/adult/adult.data").unwrap(),
+        etag: "\"0x1\"".into(),
+        uploader: None,
+        contract: adult_contract(),
+        contract_inferred: false,
+        bytes: 3_974_305,
+        engine: "test".into(),
+        job: None,
+        state: DelegationState::Claimed,
+        created_at: chrono::Utc::now(),
+        finished_at: None,
+    }
+}
+
+/// A job's outcome once it is over: success, or the end of its log.
+type Outcome = Arc<Mutex<Option<Result<(), String>>>>;
+
+/// What the stand-in service was sent, and the jobs it runs.
+struct Service {
+    /// The local container the job's URIs point into.
+    root: PathBuf,
+    spark: LocalSpark,
+    /// Code versions (ARM id → the folder's URI).
+    codes: Mutex<HashMap<String, String>>,
+    /// Jobs by name (Azure ML) or run id (Databricks): their outcome once over.
+    jobs: Mutex<HashMap<String, Outcome>>,
+    /// Databricks runs by idempotency token.
+    tokens: Mutex<HashMap<String, i64>>,
+    next_run: AtomicI64,
+    requests: Mutex<Vec<String>>,
+}
+
+impl Service {
+    fn new(root: &FsPath) -> Arc<Self> {
+        Arc::new(Self {
+            root: root.to_path_buf(),
+            spark: LocalSpark {
+                spark_submit: sluice_tests::spark_submit(),
+                threads: 2,
+                conf: vec![("spark.ui.enabled".into(), "false".into())],
+            },
+            codes: Mutex::default(),
+            jobs: Mutex::default(),
+            tokens: Mutex::default(),
+            next_run: AtomicI64::new(7_001),
+            requests: Mutex::default(),
+        })
+    }
+
+    /// The local path a job's URI names (the datastore's or the `abfss://` root's).
+    fn local(&self, uri: &str) -> PathBuf {
+        let key = uri
+            .strip_prefix(DATASTORE)
+            .or_else(|| uri.strip_prefix(ABFSS_ROOT))
+            .unwrap_or_else(|| panic!("{uri} is not in Sluice's container"));
+        self.root.join(key)
+    }
+
+    /// Runs `script` with `args` on local Spark in the background, as the cluster would.
+    fn start(&self, job: &str, script: PathBuf, args: Vec<String>) {
+        let outcome = Arc::new(Mutex::new(None));
+        self.jobs
+            .lock()
+            .unwrap()
+            .insert(job.to_owned(), outcome.clone());
+        let spark = self.spark.clone();
+        std::thread::spawn(move || {
+            let work = tempfile::tempdir().unwrap();
+            let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+            let run = spark.script_command(work.path(), &script, &args).output();
+            *outcome.lock().unwrap() = Some(match run {
+                Ok(out) if out.status.success() => Ok(()),
+                Ok(out) => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+                Err(e) => Err(e.to_string()),
+            });
+        });
+    }
+
+    fn outcome(&self, job: &str) -> Option<Option<Result<(), String>>> {
+        let jobs = self.jobs.lock().unwrap();
+        jobs.get(job).map(|o| o.lock().unwrap().clone())
+    }
+
+    fn log(&self, line: String) {
+        self.requests.lock().unwrap().push(line);
+    }
+
+    async fn wait(&self, job: &str) {
+        let started = Instant::now();
+        while !matches!(self.outcome(job), Some(Some(_))) {
+            assert!(
+                started.elapsed() < Duration::from_secs(240),
+                "{job} ran too long"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+type ArmPath = Path<(String, String, String, String, String)>;
+
+async fn put_code(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    Path((sub, rg, ws, name, version)): ArmPath,
+    Query(q): Query<HashMap<String, String>>,
+    axum::Json(body): axum::Json<Value>,
+) -> axum::response::Response {
+    assert_eq!(q["api-version"], "2025-12-01");
+    assert_eq!(headers["authorization"], "Bearer test-token");
+    // The body has the example's shape.
+    let example = fixture("azureml-rest/2025-12-01_CodeVersion_createOrUpdate.json");
+    let allowed = keys(&example["parameters"]["body"]["properties"]);
+    for key in keys(&body["properties"]) {
+        assert!(
+            allowed.contains(&key),
+            "{key} is not a CodeVersion property"
+        );
+    }
+    let id = format!(
+        "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices/workspaces/{ws}/codes/{name}/versions/{version}"
+    );
+    service.log(format!("PUT code {name}/{version}"));
+    let uri = body["properties"]["codeUri"].as_str().unwrap().to_owned();
+    let known = service.codes.lock().unwrap().insert(id, uri).is_some();
+    let status = if known {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn put_job(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    Path((_, _, _, job)): Path<(String, String, String, String)>,
+    axum::Json(body): axum::Json<Value>,
+) -> axum::response::Response {
+    assert_eq!(headers["authorization"], "Bearer test-token");
+    service.log(format!("PUT job {job}"));
+    if service.outcome(&job).is_some() {
+        return (
+            StatusCode::CONFLICT,
+            axum::Json(json!({"error": {"code": "Conflict", "message": "job exists"}})),
+        )
+            .into_response();
+    }
+    let props = &body["properties"];
+    assert_eq!(props["jobType"], "Spark");
+    // The code version must have been registered first; its folder holds the entry.
+    let code = service.codes.lock().unwrap()[props["codeId"].as_str().unwrap()].clone();
+    let folder = url::Url::parse(&code).unwrap().to_file_path().unwrap();
+    let script = folder.join(props["entry"]["file"].as_str().unwrap());
+    assert!(
+        script.exists(),
+        "{} is not in the code folder",
+        script.display()
+    );
+    // `${{inputs.x}}` and `${{outputs.x}}` become the (Direct) URIs they name.
+    let mut args = props["args"].as_str().unwrap().to_owned();
+    for (kind, side) in [("inputs", "inputs"), ("outputs", "outputs")] {
+        for (name, binding) in props[side].as_object().unwrap() {
+            let uri = binding["uri"].as_str().unwrap();
+            let path = service.local(uri).display().to_string();
+            args = args.replace(&format!("${{{{{kind}.{name}}}}}"), &path);
+        }
+    }
+    assert!(!args.contains("${{"), "{args}");
+    let args = args.split_whitespace().map(str::to_owned).collect();
+    service.start(&job, script, args);
+    (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+async fn get_job(
+    State(service): State<Arc<Service>>,
+    Path((_, _, _, job)): Path<(String, String, String, String)>,
+) -> axum::response::Response {
+    let status = match service.outcome(&job) {
+        None => {
+            return (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({"error": {"code": "NotFound", "message": "no such job"}})),
+            )
+                .into_response();
+        }
+        Some(None) => "Running",
+        Some(Some(Ok(()))) => "Completed",
+        Some(Some(Err(_))) => "Failed",
+    };
+    axum::Json(json!({"name": job, "properties": {"jobType": "Spark", "status": status}}))
+        .into_response()
+}
+
+async fn submit_run(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> axum::response::Response {
+    assert_eq!(headers["authorization"], "Bearer test-token");
+    let token = body["idempotency_token"].as_str().unwrap().to_owned();
+    service.log(format!("submit {token}"));
+    if let Some(run) = service.tokens.lock().unwrap().get(&token) {
+        return axum::Json(json!({"run_id": run})).into_response();
+    }
+    let run = service.next_run.fetch_add(1, Ordering::SeqCst);
+    service.tokens.lock().unwrap().insert(token, run);
+    let task = &body["tasks"][0]["spark_python_task"];
+    let script = service.local(task["python_file"].as_str().unwrap());
+    let args = task["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let a = a.as_str().unwrap();
+            if a.starts_with("abfss://") {
+                service.local(a).display().to_string()
+            } else {
+                a.to_owned()
+            }
+        })
+        .collect();
+    service.start(&run.to_string(), script, args);
+    axum::Json(json!({"run_id": run})).into_response()
+}
+
+async fn get_run(
+    State(service): State<Arc<Service>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> axum::response::Response {
+    let run = &q["run_id"];
+    let cancelled = service
+        .requests
+        .lock()
+        .unwrap()
+        .contains(&format!("cancel {run}"));
+    let (state, code, kind) = match service.outcome(run) {
+        None => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error_code": "INVALID_PARAMETER_VALUE", "message": format!("Run {run} does not exist.")})),
+            )
+                .into_response();
+        }
+        _ if cancelled => ("TERMINATED", "USER_CANCELED", "SUCCESS"),
+        Some(None) => ("RUNNING", "", ""),
+        Some(Some(Ok(()))) => ("TERMINATED", "SUCCESS", "SUCCESS"),
+        Some(Some(Err(_))) => ("TERMINATED", "RUN_EXECUTION_ERROR", "CLIENT_ERROR"),
+    };
+    let mut status = json!({"state": state});
+    if state == "TERMINATED" {
+        status["termination_details"] =
+            json!({"code": code, "type": kind, "message": "from the stand-in"});
+    }
+    axum::Json(json!({
+        "run_id": run.parse::<i64>().unwrap(),
+        "run_page_url": format!("https://adb-1.1.azuredatabricks.net/#job/runs/{run}"),
+        "status": status,
+    }))
+    .into_response()
+}
+
+async fn cancel_run(
+    State(service): State<Arc<Service>>,
+    axum::Json(body): axum::Json<Value>,
+) -> axum::response::Response {
+    service.log(format!("cancel {}", body["run_id"]));
+    axum::Json(json!({})).into_response()
+}
+
+/// The stand-in service on a local port: Azure ML's job and code routes and
+/// Databricks' Jobs API.
+async fn serve(service: Arc<Service>) -> String {
+    let ws = "/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices/workspaces/{ws}";
+    let app = axum::Router::new()
+        .route(
+            &format!("{ws}/codes/{{name}}/versions/{{version}}"),
+            put(put_code),
+        )
+        .route(&format!("{ws}/jobs/{{job}}"), get(get_job).put(put_job))
+        .route("/api/2.2/jobs/runs/submit", post(submit_run))
+        .route("/api/2.2/jobs/runs/get", get(get_run))
+        .route("/api/2.2/jobs/runs/cancel", post(cancel_run))
+        .with_state(service);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    endpoint
+}
+
+fn azureml_engine(endpoint: &str, store: Arc<dyn ObjectStore>) -> AzureMlSparkEngine {
+    AzureMlSparkEngine {
+        azureml: AzureMl::new(workspace(endpoint), Arc::new(FixedToken)),
+        store,
+        pool: SparkPool::default(),
+    }
+}
+
+fn databricks_engine(
+    endpoint: &str,
+    store: Arc<dyn ObjectStore>,
+    cluster: Cluster,
+) -> DatabricksEngine {
+    DatabricksEngine {
+        databricks: Databricks::new(endpoint.into(), Arc::new(FixedToken)),
+        store,
+        storage_root: ABFSS_ROOT.into(),
+        cluster,
+        timeout: Duration::from_secs(3600),
+    }
+}
+
+fn new_cluster() -> Cluster {
+    Cluster::New {
+        spark_version: "16.4.x-scala2.12".into(),
+        node_type_id: "Standard_D4ds_v5".into(),
+        min_workers: 1,
+        max_workers: 8,
+    }
+}
+
+#[tokio::test]
+async fn contract_spark_job_bodies_follow_the_spec_definitions() {
+    let defs = fixture("azureml-rest/2025-12-01_mfe_SparkJob_definitions.json");
+    let enums = sluice_tests::fixture("azureml-rest/2025-12-01_mfe_JobStatus_enum.json");
+    let assets = sluice_tests::fixture(
+        "azureml-rest/2025-12-01_mfe_AssetJobInput_AssetJobOutput_definitions.json",
+    );
+    let base = sluice_tests::fixture("azureml-rest/2025-12-01_Job_CommandJob_createOrUpdate.json");
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()).unwrap());
+    let engine = azureml_engine("https://management.azure.com", store.clone());
+    let d = delegation("0123456789abcdef0123456789abcdef");
+    let staged = stage(store.as_ref(), &d).await.unwrap();
+    let code_id = engine
+        .azureml
+        .workspace
+        .code_id(aml_engine::CODE_NAME, &staged.script_version);
+    let body = aml_engine::job_body(&engine, &d, &staged, &code_id);
+    let props = &body["properties"];
+
+    // JobBase's properties (as the spec's own create example shows them) and SparkJob's.
+    let mut allowed = keys(&base["parameters"]["body"]["properties"]);
+    allowed.extend(names(&defs["SparkJob"]["properties"]));
+    for key in keys(props) {
+        assert!(allowed.contains(&key), "{key} is not a SparkJob property");
+    }
+    for required in names(&defs["SparkJob"]["required"]) {
+        assert!(props.get(&required).is_some(), "{required} is required");
+    }
+    assert!(names(&enums["JobType"]["enum"]).contains(props["jobType"].as_str().unwrap()));
+    assert!(
+        names(&defs["SparkJobEntryType"]["enum"])
+            .contains(props["entry"]["sparkJobEntryType"].as_str().unwrap())
+    );
+    assert_eq!(
+        keys(&props["entry"]),
+        ["file", "sparkJobEntryType"].map(String::from).into()
+    );
+    assert_eq!(props["entry"]["file"], "ingest.py");
+    assert!(
+        names(&defs["IdentityConfigurationType"]["enum"])
+            .contains(props["identity"]["identityType"].as_str().unwrap())
+    );
+    assert_eq!(
+        props["identity"]["identityType"], "Managed",
+        "no key travels with the job"
+    );
+    for key in keys(&props["resources"]) {
+        assert!(
+            names(&defs["SparkResourceConfiguration"]["properties"]).contains(&key),
+            "{key}"
+        );
+    }
+    assert_eq!(props["resources"]["instanceType"], "standard_e4s_v3");
+    assert_eq!(props["resources"]["runtimeVersion"], "3.4");
+    for (key, value) in props["conf"].as_object().unwrap() {
+        assert!(key.starts_with("spark."), "{key}");
+        assert!(value.is_string(), "conf values are strings: {key}");
+    }
+    assert_eq!(props["conf"]["spark.dynamicAllocation.maxExecutors"], "4");
+    // Inputs and outputs are asset bindings in Direct mode (Spark reads them itself).
+    for (side, kind, types) in [
+        (
+            "inputs",
+            "jobInputType",
+            names(&enums["JobInputType"]["enum"]),
+        ),
+        (
+            "outputs",
+            "jobOutputType",
+            names(&enums["JobOutputType"]["enum"]),
+        ),
+    ] {
+        let definition = if side == "inputs" {
+            "AssetJobInput"
+        } else {
+            "AssetJobOutput"
+        };
+        for (name, binding) in props[side].as_object().unwrap() {
+            assert!(types.contains(binding[kind].as_str().unwrap()), "{name}");
+            assert!(
+                names(&enums["InputDeliveryMode"]["enum"])
+                    .contains(binding["mode"].as_str().unwrap())
+            );
+            for key in keys(binding) {
+                assert!(
+                    key == kind || assets[definition]["properties"].get(&key).is_some(),
+                    "{name}.{key}"
+                );
+            }
+            assert!(
+                props["args"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("${{{{{side}.{name}}}}}")),
+                "{name} is passed to the script"
+            );
+        }
+    }
+    assert_eq!(
+        props["inputs"]["upload"]["uri"],
+        "azureml://datastores/sluice/paths/landing/adult/adult.data"
+    );
+    assert_eq!(
+        props["outputs"]["result"]["uri"],
+        format!(
+            "azureml://datastores/sluice/paths/scans/adult/{}/out/",
+            d.id
+        )
+    );
+    assert_eq!(props["tags"]["sluice.delegation"], d.id.as_str());
+    assert!(code_id.ends_with(&format!(
+        "/workspaces/my-aml-workspace/codes/sluice-spark-scan/versions/{}",
+        staged.script_version
+    )));
+}
+
+#[test]
+fn contract_every_job_status_maps_to_a_scan_state() {
+    let enums = sluice_tests::fixture("azureml-rest/2025-12-01_mfe_JobStatus_enum.json");
+    for status in names(&enums["JobStatus"]["enum"]) {
+        let state = aml_engine::map_status(&status);
+        match status.as_str() {
+            "Completed" => assert!(state.is_none()),
+            "Failed" | "Canceled" => {
+                assert!(matches!(state, Some(JobState::Failed(_))), "{status}")
+            }
+            _ => assert!(matches!(state, Some(JobState::Running)), "{status}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn contract_databricks_submissions_follow_the_jobs_api() {
+    let api = fixture("databricks/jobs-2.2.json");
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()).unwrap());
+    let d = delegation("0123456789abcdef0123456789abcdef");
+    let staged = stage(store.as_ref(), &d).await.unwrap();
+    for cluster in [
+        new_cluster(),
+        Cluster::Existing("0923-164208-meows279".into()),
+    ] {
+        let engine = databricks_engine(
+            "https://adb-1.1.azuredatabricks.net",
+            store.clone(),
+            cluster.clone(),
+        );
+        let body = submit_body(&engine, &d, &staged);
+        for key in keys(&body) {
+            assert!(
+                names(&api["SubmitRun"]).contains(&key),
+                "{key} is not a runs/submit field"
+            );
+        }
+        let token = body["idempotency_token"].as_str().unwrap();
+        assert_eq!(token, d.id, "the delegation is the token");
+        assert!(token.len() <= api["idempotency_token_max_length"].as_u64().unwrap() as usize);
+        assert!(keys(&body["tags"]).len() <= api["tags_max"].as_u64().unwrap() as usize);
+        let tasks = body["tasks"].as_array().unwrap();
+        assert_eq!(tasks.len(), 1);
+        let task = &tasks[0];
+        for key in keys(task) {
+            assert!(
+                names(&api["SubmitTask"]).contains(&key),
+                "{key} is not a task field"
+            );
+        }
+        let python = &task["spark_python_task"];
+        for key in keys(python) {
+            assert!(
+                names(&api["SparkPythonTask"]["properties"]).contains(&key),
+                "{key}"
+            );
+        }
+        assert_eq!(
+            python["python_file"],
+            format!("{ABFSS_ROOT}code/spark/{}/ingest.py", staged.script_version)
+        );
+        let parameters: Vec<&str> = python["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            parameters,
+            [
+                "--input",
+                &format!("{ABFSS_ROOT}landing/adult/adult.data"),
+                "--contract",
+                &format!("{ABFSS_ROOT}scans/adult/{}/contract.json", d.id),
+                "--output",
+                &format!("{ABFSS_ROOT}scans/adult/{}/out/", d.id),
+            ]
+        );
+        match cluster {
+            Cluster::Existing(id) => {
+                assert_eq!(task["existing_cluster_id"], id.as_str());
+                assert!(task.get("new_cluster").is_none());
+            }
+            Cluster::New { .. } => {
+                assert!(task.get("existing_cluster_id").is_none());
+                let spec = &task["new_cluster"];
+                for key in keys(spec) {
+                    assert!(
+                        names(&api["ClusterSpec"]).contains(&key),
+                        "{key} is not a cluster field"
+                    );
+                }
+                assert_eq!(keys(&spec["autoscale"]), names(&api["AutoScale"]));
+                assert_eq!(spec["autoscale"]["max_workers"], 8);
+            }
+        }
+    }
+}
+
+#[test]
+fn contract_every_databricks_run_state_maps_to_a_phase() {
+    let api = fixture("databricks/jobs-2.2.json");
+    // Jobs 2.2's `status`: only a TERMINATED run whose termination code is SUCCESS
+    // succeeded; any other code is a failure that says why.
+    for state in names(&api["RunLifecycleStateV2State"]) {
+        for code in names(&api["TerminationCodeCode"]) {
+            let run = json!({"status": {"state": state, "termination_details": {"code": code, "type": "CLIENT_ERROR", "message": "m"}}});
+            let phase = run_phase(&run);
+            match (state.as_str(), code.as_str()) {
+                ("TERMINATED", "SUCCESS") => assert_eq!(phase, RunPhase::Succeeded),
+                ("TERMINATED", _) => match phase {
+                    RunPhase::Failed(why) => assert!(why.contains(&code), "{why}"),
+                    other => panic!("{state}/{code}: {other:?}"),
+                },
+                ("RUNNING" | "TERMINATING", _) => assert_eq!(phase, RunPhase::Running),
+                _ => assert_eq!(phase, RunPhase::Waiting, "{state}"),
+            }
+        }
+    }
+    // Older answers carry only `state`.
+    for life in names(&api["RunLifeCycleState"]) {
+        for result in names(&api["RunResultState"]) {
+            let run = json!({"state": {"life_cycle_state": life, "result_state": result, "state_message": "m"}});
+            let phase = run_phase(&run);
+            match (life.as_str(), result.as_str()) {
+                ("TERMINATED", "SUCCESS") => assert_eq!(phase, RunPhase::Succeeded),
+                ("TERMINATED" | "SKIPPED" | "INTERNAL_ERROR", _) => {
+                    assert!(matches!(phase, RunPhase::Failed(_)), "{life}/{result}")
+                }
+                ("RUNNING" | "TERMINATING", _) => assert_eq!(phase, RunPhase::Running),
+                _ => assert_eq!(phase, RunPhase::Waiting, "{life}"),
+            }
+        }
+    }
+}
+
+/// A store with Adult's contract and `adult.data` uploaded.
+async fn adult_store(root: &FsPath) -> (Arc<dyn ObjectStore>, ObjectKey, Vec<u8>) {
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(root).unwrap());
+    Contracts::new(store.clone())
+        .put(adult_contract())
+        .await
+        .unwrap();
+    let bytes = std::fs::read(sluice_tests::adult("adult.data")).unwrap();
+    let key = ObjectKey::parse("landing/adult/adult.data").unwrap();
+    store
+        .put(&key, bytes.clone().into(), PutMode::Overwrite)
+        .await
+        .unwrap();
+    (store, key, bytes)
+}
+
+/// Sluice's own scan of `bytes`: the identity a delegated scan must give.
+fn own_scan(bytes: &[u8]) -> scan::ScanOutput {
+    let dir = tempfile::tempdir().unwrap();
+    scan::scan(bytes, &adult_contract(), &dir.path().join("x.parquet")).unwrap()
+}
+
+/// Databricks end to end: the upload is delegated, a second submission of the same
+/// delegation is the same run (its idempotency token), the run's result in the store
+/// becomes version 1 with Sluice's identity and its parts copied into the version's
+/// folder; a cancelled run ends its delegation as failed, with Databricks' reason.
+#[tokio::test]
+async fn contract_databricks_scans_a_delegated_upload_into_a_version() {
+    let root = tempfile::tempdir().unwrap();
+    let (store, key, bytes) = adult_store(root.path()).await;
+    let service = Service::new(root.path());
+    let endpoint = serve(service.clone()).await;
+    let engine = Arc::new(databricks_engine(&endpoint, store.clone(), new_cluster()));
+    let scratch = tempfile::tempdir().unwrap();
+    let ingestor = Ingestor::new(store.clone(), scratch.path().to_path_buf())
+        .with_delegation(0, engine.clone());
+    let upload = Upload {
+        key,
+        etag: None,
+        uploader: Some("someone".into()),
+    };
+    let IngestOutcome::Delegated {
+        delegation,
+        duplicate: false,
+    } = ingestor.ingest(upload.clone(), None).await.unwrap()
+    else {
+        panic!("not delegated")
+    };
+    let run = delegation.job.clone().expect("submitted");
+    assert_eq!(
+        engine.submit(&delegation).await.unwrap(),
+        run,
+        "the same token, the same run"
+    );
+    assert_eq!(service.jobs.lock().unwrap().len(), 1, "one run started");
+
+    service.wait(&run).await;
+    assert_eq!(service.outcome(&run), Some(Some(Ok(()))));
+    let followed = ingestor.follow_delegations().await.unwrap();
+    assert_eq!(followed.len(), 1);
+    let event = followed[0]
+        .event
+        .clone()
+        .expect("the tick that finished it publishes");
+    assert_eq!(
+        followed[0].delegation.state,
+        DelegationState::Versioned { version: 1 }
+    );
+    assert!(
+        ingestor.follow_delegations().await.unwrap().is_empty(),
+        "nothing left to follow"
+    );
+
+    let manifest: sluice_shared::dataset::Manifest = sluice_shared::storage::get_json(
+        store.as_ref(),
+        &ObjectKey::parse("datasets/adult/v1/manifest.json").unwrap(),
+    )
+    .await
+    .unwrap()
+    .0;
+    let ours = own_scan(&bytes);
+    assert_eq!(
+        (&manifest.content_sha256, manifest.rows),
+        (&ours.sha256, ours.rows)
+    );
+    assert!(
+        matches!(event, DatasetEvent::Versioned { version: 1, .. }),
+        "{event:?}"
+    );
+    assert!(!manifest.data_parts.is_empty());
+    for part in &manifest.data_parts {
+        assert!(
+            part.key
+                .as_str()
+                .starts_with("datasets/adult/v1/data.parquet/part-"),
+            "{}",
+            part.key
+        );
+        assert_eq!(store.head(&part.key).await.unwrap().size, part.bytes);
+    }
+    // The profile is the one Sluice's scan gives (means and deviations to 1e-9, as
+    // spark.rs tests in detail; the rest exactly).
+    assert_eq!(manifest.profile.len(), ours.profile.len());
+    for (theirs, ours) in manifest.profile.iter().zip(&ours.profile) {
+        let (mut theirs, mut ours) = (theirs.clone(), ours.clone());
+        if let (Some(a), Some(b)) = (&mut theirs.numeric, &mut ours.numeric) {
+            assert!(
+                (a.mean - b.mean).abs() <= 1e-9 * b.mean.abs().max(1.0),
+                "{}",
+                ours.name
+            );
+            (a.mean, a.std) = (b.mean, b.std);
+        }
+        assert_eq!(theirs, ours);
+    }
+
+    // A run that is cancelled fails its delegation with Databricks' reason.
+    let other = delegation_for_cancel(&ingestor, &store).await;
+    engine.cancel(other.job.as_deref().unwrap()).await.unwrap();
+    let followed = ingestor.follow_delegations().await.unwrap();
+    match &followed[0].delegation.state {
+        DelegationState::Failed { reason } => {
+            assert!(reason.contains("USER_CANCELED"), "{reason}");
+            assert!(
+                reason.contains("azuredatabricks.net/#job/runs/"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(followed[0].event.is_none());
+    assert!(
+        service
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.starts_with("cancel "))
+    );
+}
+
+/// A second upload, delegated (its run starts, then is cancelled by the caller).
+async fn delegation_for_cancel(ingestor: &Ingestor, store: &Arc<dyn ObjectStore>) -> Delegation {
+    let key = ObjectKey::parse("landing/adult/more.data").unwrap();
+    store.put(&key, b"39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, White, Male, 2174, 0, 40, United-States, <=50K\n".to_vec().into(), PutMode::Overwrite).await.unwrap();
+    let upload = Upload {
+        key,
+        etag: None,
+        uploader: None,
+    };
+    match ingestor.ingest(upload, None).await.unwrap() {
+        IngestOutcome::Delegated { delegation, .. } => *delegation,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Azure ML end to end through the Functions host: DatasetIngest delegates the upload
+/// (twice delivered, one job), the Spark job runs the script registered as a code
+/// version, and its `RunCompleted` event (tagged with the delegation) finishes the
+/// upload at once: `dataset.versioned` published once, on that event, not again on a
+/// redelivery nor on the timer's next tick.
+#[tokio::test]
+async fn contract_azureml_spark_job_completion_versions_the_upload_once() {
+    let root = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(root.path()).unwrap());
+    let service = Service::new(root.path());
+    let endpoint = serve(service.clone()).await;
+    let engine = Arc::new(azureml_engine(&endpoint, store.clone()));
+    let app = spawn_configured(store.clone(), Some(root), move |state, _| {
+        state.with_delegation(1 << 20, engine)
+    })
+    .await;
+    app.adult_contract().await;
+    let bytes = std::fs::read(sluice_tests::adult("adult.data")).unwrap();
+    let key = app.upload("adult", "adult.data", bytes.clone()).await;
+    let event = app.blob_created(&key).await;
+    let (status, first) = app.invoke("DatasetIngest", &event).await;
+    assert_eq!(status, 200, "{first}");
+    let (_, second) = app.invoke("DatasetIngest", &event).await;
+    assert_eq!(second["ReturnValue"]["duplicate"], true, "{second}");
+    let answer = &first["ReturnValue"];
+    let (id, job) = (
+        answer["delegation"].as_str().unwrap(),
+        answer["job"].as_str().unwrap(),
+    );
+    assert_eq!(answer["engine"], "azureml-spark");
+    assert_eq!(job, format!("scan-{id}"));
+    let seen = service.requests.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter().filter(|r| r.starts_with("PUT job")).count(),
+        1,
+        "{seen:?}"
+    );
+    assert!(
+        seen[0].starts_with("PUT code sluice-spark-scan/"),
+        "{seen:?}"
+    );
+
+    service.wait(job).await;
+    assert_eq!(
+        service.outcome(job),
+        Some(Some(Ok(()))),
+        "the job itself ran"
+    );
+    let mut completed = sluice_tests::fixture(
+        "eventgrid/Microsoft.MachineLearningServices.RunCompleted.docs.eventgrid.json",
+    )[0]
+    .clone();
+    completed["data"]["runId"] = json!(job);
+    completed["data"]["runTags"] = json!({"sluice.delegation": id, "sluice.dataset": "adult"});
+    let invocation = json!({"Data": {"event": completed}, "Metadata": {}});
+    let mut events = Vec::new();
+    for _ in 0..2 {
+        let (status, answer) = app.invoke("MlJobEvents", &invocation).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            answer["ReturnValue"]["delegations"][0]["state"]["state"], "versioned",
+            "{answer}"
+        );
+        if let Some(Value::Array(out)) = answer["Outputs"].get("datasetEvents") {
+            events.extend(out.iter().cloned());
+        }
+    }
+    let timer = json!({"Data": {"timer": {"IsPastDue": false}}, "Metadata": {}});
+    let (_, tick) = app.invoke("RunsTimer", &timer).await;
+    assert!(tick["Outputs"].get("datasetEvents").is_none(), "{tick}");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "dataset.versioned");
+    let manifest = app.manifest("adult", 1).await;
+    let ours = own_scan(&bytes);
+    assert_eq!(
+        (&manifest.content_sha256, manifest.rows),
+        (&ours.sha256, ours.rows)
+    );
+    assert!(manifest.data_parts.iter().all(|p| {
+        p.key
+            .as_str()
+            .starts_with("datasets/adult/v1/data.parquet/")
+    }));
+
+    // An event for a job Sluice did not start is ignored, not an error.
+    completed["data"]["runTags"] = json!({"sluice.delegation": "ffff", "sluice.dataset": "adult"});
+    let (status, answer) = app
+        .invoke(
+            "MlJobEvents",
+            &json!({"Data": {"event": completed}, "Metadata": {}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["Outputs"].get("datasetEvents").is_none(), "{answer}");
+}
