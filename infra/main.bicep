@@ -35,6 +35,9 @@ param logRetentionDays int = 30
 param logFilter string = 'warn,sluice=info,sluice_shared=info'
 @description('Create the Event Grid subscriptions (second pass, once the functions are published).')
 param deployEventSubscriptions bool = false
+@description('Where models train: Azure ML command jobs, or Databricks one-time runs (needs databricksWorkspaceName).')
+@allowed(['azureml', 'databricks'])
+param compute string = 'azureml'
 @description('Where uploads too large for one instance are scanned (README "Uploads too large for one instance").')
 @allowed(['off', 'azureml-spark', 'databricks'])
 param delegate string = 'azureml-spark'
@@ -126,6 +129,7 @@ module app 'modules/functionapp.bicep' = {
     keyVaultName: vault.outputs.name
     mlWorkspaceName: ml.outputs.workspaceName
     logFilter: logFilter
+    compute: compute
     delegate: delegate
     delegateAboveBytes: delegateAboveBytes
     databricksHost: empty(databricksWorkspaceName) ? '' : databricks!.outputs.host

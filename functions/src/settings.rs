@@ -144,6 +144,8 @@ pub enum ComputeKind {
     Local,
     /// Azure Machine Learning command jobs on a GPU cluster.
     Azureml,
+    /// Azure Databricks one-time runs (`SLUICE_DATABRICKS__*`).
+    Databricks,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -196,6 +198,102 @@ pub struct ComputeSettings {
         global = true
     )]
     pub endpoint: String,
+    #[command(flatten)]
+    pub databricks: DatabricksSettings,
+}
+
+/// An Azure Databricks workspace, for training (`SLUICE_COMPUTE=databricks`) and for
+/// scanning large uploads (`SLUICE_DELEGATE=databricks`).
+#[derive(Clone, Debug, Args)]
+pub struct DatabricksSettings {
+    /// The Databricks workspace URL (`https://adb-….azuredatabricks.net`).
+    #[arg(
+        id = "databricks-host",
+        long = "databricks-host",
+        env = "SLUICE_DATABRICKS__HOST",
+        global = true
+    )]
+    pub host: Option<String>,
+    /// How Databricks clusters name Sluice's container
+    /// (`abfss://<container>@<account>.dfs.core.windows.net/`).
+    #[arg(
+        id = "databricks-storage-root",
+        long = "databricks-storage-root",
+        env = "SLUICE_DATABRICKS__STORAGE_ROOT",
+        global = true
+    )]
+    pub storage_root: Option<String>,
+    /// Run on this existing cluster instead of a new job cluster.
+    #[arg(
+        id = "databricks-cluster-id",
+        long = "databricks-cluster-id",
+        env = "SLUICE_DATABRICKS__CLUSTER_ID",
+        global = true
+    )]
+    pub cluster_id: Option<String>,
+    /// A new job cluster's Databricks Runtime.
+    #[arg(
+        id = "databricks-spark-version",
+        long = "databricks-spark-version",
+        env = "SLUICE_DATABRICKS__SPARK_VERSION",
+        default_value = "16.4.x-scala2.12",
+        global = true
+    )]
+    pub spark_version: String,
+    /// A new job cluster's VM size.
+    #[arg(
+        id = "databricks-node-type",
+        long = "databricks-node-type",
+        env = "SLUICE_DATABRICKS__NODE_TYPE",
+        default_value = "Standard_D4ds_v5",
+        global = true
+    )]
+    pub node_type: String,
+    /// The user-assigned managed identity's client id for Databricks (else
+    /// system-assigned).
+    #[arg(
+        id = "databricks-client-id",
+        long = "databricks-client-id",
+        env = "SLUICE_DATABRICKS__CLIENT_ID",
+        global = true
+    )]
+    pub client_id: Option<String>,
+}
+
+impl DatabricksSettings {
+    /// The workspace's Jobs API client; `needed_by` names the setting that asked.
+    fn client(
+        &self,
+        needed_by: &str,
+    ) -> anyhow::Result<sluice_shared::cloud::databricks::Databricks> {
+        use sluice_shared::cloud::{DATABRICKS_SCOPE, ManagedIdentityTokens};
+        let host = self
+            .host
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("{needed_by} needs SLUICE_DATABRICKS__HOST"))?;
+        let tokens = ManagedIdentityTokens::new(self.client_id.clone(), DATABRICKS_SCOPE)?;
+        Ok(sluice_shared::cloud::databricks::Databricks::new(
+            host,
+            Arc::new(tokens),
+        ))
+    }
+
+    fn storage_root(&self, needed_by: &str) -> anyhow::Result<String> {
+        self.storage_root
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("{needed_by} needs SLUICE_DATABRICKS__STORAGE_ROOT"))
+    }
+
+    /// The configured existing cluster, else `new`.
+    fn cluster(
+        &self,
+        new: sluice_shared::cloud::databricks::Cluster,
+    ) -> sluice_shared::cloud::databricks::Cluster {
+        match &self.cluster_id {
+            Some(id) => sluice_shared::cloud::databricks::Cluster::Existing(id.clone()),
+            None => new,
+        }
+    }
 }
 
 impl ComputeSettings {
@@ -224,12 +322,33 @@ impl ComputeSettings {
         &self,
         store: Arc<dyn ObjectStore>,
     ) -> anyhow::Result<Option<Arc<dyn sluice_shared::runs::Compute>>> {
+        use sluice_shared::cloud::databricks::Cluster;
         use sluice_shared::runs::azureml::AzureMlCompute;
-        if self.backend == ComputeKind::Local {
-            return Ok(None);
+        use sluice_shared::runs::databricks::DatabricksCompute;
+        match self.backend {
+            ComputeKind::Local => Ok(None),
+            ComputeKind::Azureml => {
+                let azureml = self.azureml("SLUICE_COMPUTE=azureml")?;
+                Ok(Some(Arc::new(AzureMlCompute::new(store, azureml))))
+            }
+            ComputeKind::Databricks => {
+                let needed_by = "SLUICE_COMPUTE=databricks";
+                let databricks = &self.databricks;
+                // A trainer runs on the driver: a new cluster for it needs no workers.
+                let cluster = databricks.cluster(Cluster::SingleNode {
+                    spark_version: databricks.spark_version.clone(),
+                    node_type_id: databricks.node_type.clone(),
+                });
+                Ok(Some(Arc::new(DatabricksCompute {
+                    databricks: databricks.client(needed_by)?,
+                    store,
+                    storage_root: databricks.storage_root(needed_by)?,
+                    cluster,
+                    // The reference trainer is this program.
+                    trainer: std::env::current_exe()?,
+                })))
+            }
         }
-        let azureml = self.azureml("SLUICE_COMPUTE=azureml")?;
-        Ok(Some(Arc::new(AzureMlCompute::new(store, azureml))))
     }
 }
 
@@ -297,52 +416,6 @@ pub struct DelegationSettings {
         global = true
     )]
     pub max_executors: u32,
-    /// The Databricks workspace URL (`https://adb-….azuredatabricks.net`).
-    #[arg(
-        long = "databricks-host",
-        env = "SLUICE_DATABRICKS__HOST",
-        global = true
-    )]
-    pub databricks_host: Option<String>,
-    /// How Databricks clusters name Sluice's container
-    /// (`abfss://<container>@<account>.dfs.core.windows.net/`).
-    #[arg(
-        long = "databricks-storage-root",
-        env = "SLUICE_DATABRICKS__STORAGE_ROOT",
-        global = true
-    )]
-    pub databricks_storage_root: Option<String>,
-    /// Run on this existing cluster instead of a new job cluster.
-    #[arg(
-        long = "databricks-cluster-id",
-        env = "SLUICE_DATABRICKS__CLUSTER_ID",
-        global = true
-    )]
-    pub databricks_cluster_id: Option<String>,
-    /// A new job cluster's Databricks Runtime.
-    #[arg(
-        long = "databricks-spark-version",
-        env = "SLUICE_DATABRICKS__SPARK_VERSION",
-        default_value = "16.4.x-scala2.12",
-        global = true
-    )]
-    pub databricks_spark_version: String,
-    /// A new job cluster's VM size.
-    #[arg(
-        long = "databricks-node-type",
-        env = "SLUICE_DATABRICKS__NODE_TYPE",
-        default_value = "Standard_D4ds_v5",
-        global = true
-    )]
-    pub databricks_node_type: String,
-    /// The user-assigned managed identity's client id for Databricks (else
-    /// system-assigned).
-    #[arg(
-        long = "databricks-client-id",
-        env = "SLUICE_DATABRICKS__CLIENT_ID",
-        global = true
-    )]
-    pub databricks_client_id: Option<String>,
 }
 
 impl DelegationSettings {
@@ -355,10 +428,9 @@ impl DelegationSettings {
         compute: &ComputeSettings,
     ) -> anyhow::Result<Option<(u64, Arc<dyn sluice_shared::dataset::delegation::ScanEngine>)>>
     {
-        use sluice_shared::cloud::databricks::Databricks;
-        use sluice_shared::cloud::{DATABRICKS_SCOPE, ManagedIdentityTokens};
+        use sluice_shared::cloud::databricks::Cluster;
         use sluice_shared::dataset::delegation::azureml::{AzureMlSparkEngine, SparkPool};
-        use sluice_shared::dataset::delegation::databricks::{Cluster, DatabricksEngine};
+        use sluice_shared::dataset::delegation::databricks::DatabricksEngine;
         use sluice_shared::dataset::delegation::{LocalSparkEngine, ScanEngine};
         use sluice_shared::dataset::spark::LocalSpark;
         let engine: Arc<dyn ScanEngine> = match self.engine {
@@ -382,33 +454,18 @@ impl DelegationSettings {
                 },
             }),
             DelegateKind::Databricks => {
-                let need = |v: &Option<String>, name: &str| {
-                    v.clone()
-                        .ok_or_else(|| anyhow::anyhow!("SLUICE_DELEGATE=databricks needs {name}"))
-                };
-                let tokens = ManagedIdentityTokens::new(
-                    self.databricks_client_id.clone(),
-                    DATABRICKS_SCOPE,
-                )?;
-                let cluster = match &self.databricks_cluster_id {
-                    Some(id) => Cluster::Existing(id.clone()),
-                    None => Cluster::New {
-                        spark_version: self.databricks_spark_version.clone(),
-                        node_type_id: self.databricks_node_type.clone(),
-                        min_workers: 1,
-                        max_workers: self.max_executors,
-                    },
-                };
+                let databricks = &compute.databricks;
+                let needed_by = "SLUICE_DELEGATE=databricks";
+                let cluster = databricks.cluster(Cluster::New {
+                    spark_version: databricks.spark_version.clone(),
+                    node_type_id: databricks.node_type.clone(),
+                    min_workers: 1,
+                    max_workers: self.max_executors,
+                });
                 Arc::new(DatabricksEngine {
-                    databricks: Databricks::new(
-                        need(&self.databricks_host, "SLUICE_DATABRICKS__HOST")?,
-                        Arc::new(tokens),
-                    ),
+                    databricks: databricks.client(needed_by)?,
                     store,
-                    storage_root: need(
-                        &self.databricks_storage_root,
-                        "SLUICE_DATABRICKS__STORAGE_ROOT",
-                    )?,
+                    storage_root: databricks.storage_root(needed_by)?,
                     cluster,
                     timeout: std::time::Duration::from_secs(4 * 3600),
                 })

@@ -25,6 +25,8 @@ param insightsConnectionString string
 param keyVaultName string
 param mlWorkspaceName string
 param logFilter string
+@allowed(['azureml', 'databricks'])
+param compute string
 @allowed(['off', 'azureml-spark', 'databricks'])
 param delegate string
 param delegateAboveBytes int
@@ -52,7 +54,7 @@ var sluiceSettings = [
   { name: 'SLUICE_STORAGE__CLIENT_ID', value: identityClientId }
   { name: 'SLUICE_ADMIN_KEYS', value: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=sluice-admin-keys)' }
   { name: 'SLUICE_SCORING_KEYS', value: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=sluice-scoring-keys)' }
-  { name: 'SLUICE_COMPUTE', value: 'azureml' }
+  { name: 'SLUICE_COMPUTE', value: compute }
   { name: 'SLUICE_AZUREML__SUBSCRIPTION_ID', value: subscription().subscriptionId }
   { name: 'SLUICE_AZUREML__RESOURCE_GROUP', value: resourceGroup().name }
   { name: 'SLUICE_AZUREML__WORKSPACE', value: mlWorkspaceName }

@@ -64,14 +64,30 @@ pub const SCORING_KEY: &str = "test-scoring-key";
 pub async fn spawn_loop_app() -> TestApp {
     let root = tempfile::tempdir().unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(root.path()).unwrap());
-    spawn_configured(store, Some(root), |state, scratch| {
-        let compute = sluice_shared::runs::local::LocalCompute::new(
-            state.store.clone(),
+    spawn_loop_app_on(store, root, |store, scratch| {
+        Arc::new(sluice_shared::runs::local::LocalCompute::new(
+            store,
             scratch.join("jobs"),
             sluice_tests::sluice_bin().to_path_buf(),
-        );
+        ))
+    })
+    .await
+}
+
+/// The loop's app on a local store at `root`, training on the backend `compute` makes
+/// (from the store and the app's scratch folder).
+pub async fn spawn_loop_app_on(
+    store: Arc<dyn ObjectStore>,
+    root: tempfile::TempDir,
+    compute: impl FnOnce(
+        Arc<dyn ObjectStore>,
+        &std::path::Path,
+    ) -> Arc<dyn sluice_shared::runs::Compute>,
+) -> TestApp {
+    spawn_configured(store, Some(root), |state, scratch| {
+        let compute = compute(state.store.clone(), scratch);
         state
-            .with_compute(Arc::new(compute))
+            .with_compute(compute)
             .with_runtime(sluice_tests::onnxruntime())
             .with_admin_keys(&[ADMIN_KEY.parse().unwrap()])
             .with_scoring_keys(&[SCORING_KEY.parse().unwrap()])
@@ -281,7 +297,11 @@ impl TestApp {
 /// A loop app with the Adult contracts, the `adult-income` config and the pinned
 /// evaluation data (`adult-eval` v1) in place: Adult itself is the caller's to drop.
 pub(crate) async fn loop_app_with_eval_data() -> TestApp {
-    let app = spawn_loop_app().await;
+    with_eval_data(spawn_loop_app().await).await
+}
+
+/// `app` with Adult's contracts, the adult-income config and `adult-eval` v1.
+pub(crate) async fn with_eval_data(app: TestApp) -> TestApp {
     app.adult_contract().await;
     let eval: Value = serde_json::from_slice(
         &std::fs::read(sluice_tests::repo_root().join("contracts/adult-eval.json")).unwrap(),

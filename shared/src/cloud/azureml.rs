@@ -102,14 +102,19 @@ impl AzureMl {
         }
     }
 
-    /// A job's `properties.status` (a value of the spec's JobStatus enum).
-    pub async fn job_status(&self, name: &str) -> Result<String, CloudError> {
+    /// A job as `GET …/jobs/<name>` describes it.
+    pub async fn get_job(&self, name: &str) -> Result<Value, CloudError> {
         let url = self.workspace.url(&format!("jobs/{name}"));
         let response = self.client.send(self.client.http().get(url)).await?;
         if !response.status().is_success() {
             return Err(self.client.failure(response, name).await);
         }
-        let body = self.client.json(response).await?;
+        self.client.json(response).await
+    }
+
+    /// A job's `properties.status` (a value of the spec's JobStatus enum).
+    pub async fn job_status(&self, name: &str) -> Result<String, CloudError> {
+        let body = self.get_job(name).await?;
         Ok(body
             .pointer("/properties/status")
             .and_then(Value::as_str)

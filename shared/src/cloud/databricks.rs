@@ -15,6 +15,64 @@ pub struct Databricks {
     client: Client,
 }
 
+/// Where a run's task runs.
+#[derive(Clone, Debug)]
+pub enum Cluster {
+    /// A cluster that is already there (`existing_cluster_id`).
+    Existing(String),
+    /// A job cluster made for the run and gone after it (`new_cluster`), autoscaling.
+    New {
+        spark_version: String,
+        node_type_id: String,
+        min_workers: u32,
+        max_workers: u32,
+    },
+    /// A job cluster of one node, for work that runs on the driver alone (a trainer).
+    SingleNode {
+        spark_version: String,
+        node_type_id: String,
+    },
+}
+
+impl Cluster {
+    /// Sets `task`'s cluster; a new one is tagged `sluice: <purpose>` (for costs).
+    pub fn place(&self, task: &mut Value, purpose: &str) {
+        match self {
+            Cluster::Existing(id) => task["existing_cluster_id"] = json!(id),
+            Cluster::New {
+                spark_version,
+                node_type_id,
+                min_workers,
+                max_workers,
+            } => {
+                task["new_cluster"] = json!({
+                    "spark_version": spark_version,
+                    "node_type_id": node_type_id,
+                    "autoscale": {"min_workers": min_workers, "max_workers": max_workers.max(min_workers)},
+                    "custom_tags": {"sluice": purpose},
+                })
+            }
+            // Databricks' documented single-node shape: no workers, Spark local on the
+            // driver, and the tag its UI and policies recognise.
+            Cluster::SingleNode {
+                spark_version,
+                node_type_id,
+            } => {
+                task["new_cluster"] = json!({
+                    "spark_version": spark_version,
+                    "node_type_id": node_type_id,
+                    "num_workers": 0,
+                    "spark_conf": {
+                        "spark.databricks.cluster.profile": "singleNode",
+                        "spark.master": "local[*]",
+                    },
+                    "custom_tags": {"ResourceClass": "SingleNode", "sluice": purpose},
+                })
+            }
+        }
+    }
+}
+
 /// A run's phase, from its `status` (Jobs 2.2) or, for older answers, its `state`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RunPhase {

@@ -13,6 +13,80 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::storage::{ObjectKey, ObjectStore, Payload, PutMode, StorageError};
+
+/// Where code a cloud job runs is staged in Sluice's store: one folder per content hash
+/// (`code/<hash>/<file>`), written create-only, so staging twice is staging once and a
+/// job always runs the bytes it was submitted with.
+pub fn code_key(hash: &str, file: &str) -> ObjectKey {
+    ObjectKey::parse(format!("code/{hash}/{file}"))
+        .expect("hex hashes and file names are valid key segments")
+}
+
+/// Code staged for a cloud job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StagedCode {
+    pub key: ObjectKey,
+    /// The content's hash (16 hex digits), which also names an Azure ML code version.
+    pub hash: String,
+}
+
+impl StagedCode {
+    /// The folder holding it (what an Azure ML code asset points at).
+    pub fn folder(&self) -> ObjectKey {
+        ObjectKey::parse(format!("code/{}", self.hash)).expect("a valid key")
+    }
+}
+
+/// Stages `bytes` as `file`.
+pub async fn stage_code(
+    store: &dyn ObjectStore,
+    file: &str,
+    bytes: &[u8],
+) -> Result<StagedCode, StorageError> {
+    let hash = hex::encode(&Sha256::digest(bytes)[..8]);
+    let key = code_key(&hash, file);
+    match store
+        .put(&key, bytes.to_vec().into(), PutMode::Create)
+        .await
+    {
+        Ok(_) | Err(StorageError::AlreadyExists { .. }) => Ok(StagedCode { key, hash }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Stages the file at `path` (a program too large to hold in memory twice) as `file`.
+pub async fn stage_file(
+    store: &dyn ObjectStore,
+    file: &str,
+    path: &std::path::Path,
+) -> Result<StagedCode, StorageError> {
+    let io = |e: std::io::Error| crate::storage::io_error("stage", e);
+    let owned = path.to_path_buf();
+    let hash = tokio::task::spawn_blocking(move || {
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut std::fs::File::open(owned)?, &mut hasher)?;
+        Ok(hex::encode(&hasher.finalize()[..8]))
+    })
+    .await
+    .expect("hashing does not panic")
+    .map_err(io)?;
+    let key = code_key(&hash, file);
+    match store.head(&key).await {
+        Ok(_) => return Ok(StagedCode { key, hash }),
+        Err(StorageError::NotFound { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    match store
+        .put(&key, Payload::File(path.to_path_buf()), PutMode::Create)
+        .await
+    {
+        Ok(_) | Err(StorageError::AlreadyExists { .. }) => Ok(StagedCode { key, hash }),
+        Err(e) => Err(e),
+    }
+}
 
 /// What went wrong talking to a service, sorted by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
@@ -158,5 +232,29 @@ impl Client {
         } else {
             CloudError::Rejected(message)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn code_is_staged_once_per_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::storage::local::LocalStore::new(dir.path()).unwrap();
+        let first = stage_code(&store, "job.py", b"print(1)").await.unwrap();
+        assert_eq!(
+            first,
+            stage_code(&store, "job.py", b"print(1)").await.unwrap()
+        );
+        assert_eq!(first.key.as_str(), format!("code/{}/job.py", first.hash));
+        assert_eq!(first.folder().as_str(), format!("code/{}", first.hash));
+        let other = stage_code(&store, "job.py", b"print(2)").await.unwrap();
+        assert_ne!(other.key, first.key, "new content, new folder");
+        let path = dir.path().join("program");
+        std::fs::write(&path, b"print(1)").unwrap();
+        let file = stage_file(&store, "job.py", &path).await.unwrap();
+        assert_eq!(file, first, "a file stages as its bytes would");
     }
 }

@@ -23,12 +23,6 @@ pub fn delegation(d: &DatasetName, id: &str) -> ObjectKey {
     key(format!("{DELEGATIONS}{d}/{id}.json"))
 }
 
-/// The Spark scan job's script as a remote engine runs it, one folder per content hash
-/// (an Azure ML code version and a Databricks task both name the folder's file).
-pub fn spark_job(version: &str) -> ObjectKey {
-    key(format!("code/spark/{version}/ingest.py"))
-}
-
 /// The contract a delegated upload's remote scan checks against.
 pub fn scan_contract(d: &DatasetName, delegation: &str) -> ObjectKey {
     key(format!("{SCANS}{d}/{delegation}/contract.json"))
@@ -192,7 +186,6 @@ mod tests {
                 "quarantine/adult/20261124T010203.456Z-adult.test.report.json",
             ),
             (delegation(&d, "0a1b"), "delegations/adult/0a1b.json"),
-            (spark_job("c0ffee"), "code/spark/c0ffee/ingest.py"),
             (scan_contract(&d, "0a1b"), "scans/adult/0a1b/contract.json"),
         ];
         for (k, expected) in cases {

@@ -63,6 +63,23 @@ pub struct Lineage {
     /// trainer kept none, and in lineage written before holdouts were kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holdout: Option<HoldoutRef>,
+    /// The backend job that trained it, where the backend has a page for it (absent for
+    /// local jobs and in lineage written before jobs were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobRef>,
+}
+
+/// A finished job as lineage records it: which backend job trained the model, and where
+/// to look at it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobRef {
+    pub id: String,
+    /// Its page in the backend's UI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The cluster (or compute target) it ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
 fn first_attempt() -> u32 {

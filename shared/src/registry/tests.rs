@@ -51,6 +51,7 @@ pub(crate) fn lineage(run: &str) -> Lineage {
         started_at: Utc::now(),
         finished_at: Utc::now(),
         holdout: None,
+        job: None,
     }
 }
 

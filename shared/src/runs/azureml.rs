@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use super::compute::{Compute, ComputeError, JobSpec, JobStatus};
 use crate::cloud::CloudError;
 use crate::cloud::azureml::{AzureMl, Workspace};
+use crate::registry::JobRef;
 use crate::storage::{ObjectStore, PutMode, put_json};
 use crate::training::config::Distribution;
 
@@ -162,5 +163,22 @@ impl Compute for AzureMlCompute {
 
     async fn cancel(&self, job: &str) -> Result<(), ComputeError> {
         Ok(self.azureml.cancel_job(job).await?)
+    }
+
+    /// The job's studio page (its `Studio` service endpoint) and compute target.
+    async fn describe(&self, job: &str) -> Result<Option<JobRef>, ComputeError> {
+        let body = self.azureml.get_job(job).await?;
+        let props = &body["properties"];
+        Ok(Some(JobRef {
+            id: job.to_owned(),
+            url: props
+                .pointer("/services/Studio/endpoint")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            cluster: props["computeId"]
+                .as_str()
+                .and_then(|id| id.rsplit('/').next())
+                .map(str::to_owned),
+        }))
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::dataset::DatasetName;
+use crate::registry::JobRef;
 use crate::training::TrainingConfig;
 
 /// Everything a backend needs to run one training job.
@@ -86,4 +87,10 @@ pub trait Compute: Send + Sync {
     async fn submit(&self, job: &JobSpec) -> Result<String, ComputeError>;
     async fn status(&self, job_id: &str) -> Result<JobStatus, ComputeError>;
     async fn cancel(&self, job_id: &str) -> Result<(), ComputeError>;
+    /// Where a person finds the job (its page, the cluster it ran on), for lineage.
+    /// Backends without a page of their own say nothing.
+    async fn describe(&self, job_id: &str) -> Result<Option<JobRef>, ComputeError> {
+        let _ = job_id;
+        Ok(None)
+    }
 }

@@ -12,6 +12,7 @@
 
 pub mod azureml;
 pub mod compute;
+pub mod databricks;
 pub mod lifecycle;
 pub mod local;
 
@@ -785,6 +786,14 @@ impl Runs {
                 .indices(manifest.rows as usize)
                 .map_err(|e| RunError::Invalid(format!("{HOLDOUT_FILE}: {e}")))?;
         }
+        // Where to look at the job; lineage does without it if the backend cannot say.
+        let job = match &run.job {
+            Some(job) => self.compute.describe(job).await.unwrap_or_else(|e| {
+                tracing::warn!(run = %run.id, error = %e, "the backend did not describe the job");
+                None
+            }),
+            None => None,
+        };
         let now = Utc::now();
         let lineage = Lineage {
             run_id: run.id.clone(),
@@ -804,14 +813,15 @@ impl Runs {
             code_version: trained
                 .code_version
                 .unwrap_or_else(|| "custom command".to_owned()),
-            compute: if run.compute == "local" {
-                run.compute.clone()
-            } else {
+            compute: if run.compute == "azureml" {
                 format!("{} ({})", run.compute, run.config.compute.target)
+            } else {
+                run.compute.clone()
             },
             started_at: trained.started_at.unwrap_or(run.started_at.unwrap_or(now)),
             finished_at: trained.finished_at.unwrap_or(now),
             holdout: holdout.as_ref().map(HoldoutRef::of),
+            job,
         };
         let tags = [("run".to_owned(), run.id.clone())].into();
         Ok(self

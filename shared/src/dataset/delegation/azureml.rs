@@ -97,7 +97,7 @@ pub fn job_body(
             "codeId": code_id,
             "entry": {
                 "sparkJobEntryType": "SparkJobPythonEntry",
-                "file": staged.script.file_name(),
+                "file": staged.script.key.file_name(),
             },
             "args": "--input ${{inputs.upload}} --contract ${{inputs.contract}} --output ${{outputs.result}}",
             "conf": conf,
@@ -145,16 +145,10 @@ impl ScanEngine for AzureMlSparkEngine {
 
     async fn submit(&self, delegation: &Delegation) -> Result<String, EngineError> {
         let staged = stage(self.store.as_ref(), delegation).await?;
-        let folder = staged
-            .script
-            .as_str()
-            .trim_end_matches(staged.script.file_name());
-        let code_uri = self.store.uri(&crate::storage::ObjectKey::parse(
-            folder.trim_end_matches('/'),
-        )?);
+        let code_uri = self.store.uri(&staged.script.folder());
         let code_id = self
             .azureml
-            .put_code(CODE_NAME, &staged.script_version, &code_uri)
+            .put_code(CODE_NAME, &staged.script.hash, &code_uri)
             .await?;
         let name = job_name(delegation);
         let body = job_body(self, delegation, &staged, &code_id);

@@ -15,22 +15,8 @@ use serde_json::{Value, json};
 
 use super::azureml::DELEGATION_TAG;
 use super::{Delegation, EngineError, JobState, ScanEngine, StagedScan, stage, stored_result};
-use crate::cloud::databricks::{Databricks, RunPhase, run_phase};
+use crate::cloud::databricks::{Cluster, Databricks, RunPhase, run_phase};
 use crate::storage::ObjectStore;
-
-/// Where the run runs.
-#[derive(Clone, Debug)]
-pub enum Cluster {
-    /// A cluster that is already there (`existing_cluster_id`).
-    Existing(String),
-    /// A job cluster made for the run and gone after it (`new_cluster`), autoscaling.
-    New {
-        spark_version: String,
-        node_type_id: String,
-        min_workers: u32,
-        max_workers: u32,
-    },
-}
 
 pub struct DatabricksEngine {
     pub databricks: Databricks,
@@ -69,7 +55,7 @@ pub fn submit_body(
         "task_key": "scan",
         "description": format!("Sluice's scan of {}", delegation.upload),
         "spark_python_task": {
-            "python_file": engine.path(staged.script.as_str()),
+            "python_file": engine.path(staged.script.key.as_str()),
             "parameters": [
                 "--input", engine.path(delegation.upload.as_str()),
                 "--contract", engine.path(staged.contract.as_str()),
@@ -77,22 +63,7 @@ pub fn submit_body(
             ],
         },
     });
-    match &engine.cluster {
-        Cluster::Existing(id) => task["existing_cluster_id"] = json!(id),
-        Cluster::New {
-            spark_version,
-            node_type_id,
-            min_workers,
-            max_workers,
-        } => {
-            task["new_cluster"] = json!({
-                "spark_version": spark_version,
-                "node_type_id": node_type_id,
-                "autoscale": {"min_workers": min_workers, "max_workers": max_workers.max(min_workers)},
-                "custom_tags": {"sluice": "scan"},
-            })
-        }
-    }
+    engine.cluster.place(&mut task, "scan");
     json!({
         "run_name": format!("sluice scan {}", delegation.upload),
         "idempotency_token": delegation.id,

@@ -29,7 +29,7 @@ use super::contract::Contract;
 use super::scan::ScanOutput;
 use super::spark::{INGEST_JOB, SCAN_RESULT, SparkError};
 use super::{DatasetName, layout};
-use crate::cloud::CloudError;
+use crate::cloud::{CloudError, StagedCode, stage_code};
 use crate::storage::{ObjectKey, ObjectStore, PutMode, StorageError, get_json, put_json};
 
 /// Above this many bytes an upload is delegated, when an engine is set. Sluice's own
@@ -170,39 +170,24 @@ pub trait ScanEngine: Send + Sync + Debug {
 /// The files a remote engine's job reads and writes in Sluice's store.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StagedScan {
-    /// The job's script, one copy per content (`code/spark/<hash>/ingest.py`).
-    pub script: ObjectKey,
-    /// Its content hash, which names a code version.
-    pub script_version: String,
+    /// The job's script, one copy per content.
+    pub script: StagedCode,
     pub contract: ObjectKey,
     /// The folder the job writes `scan.json` and `data.parquet/` into.
     pub output: String,
 }
 
-/// Writes the job's script (create-only: its key is its content) and the delegation's
-/// contract where a remote engine's job reads them.
+/// Stages the job's script and writes the delegation's contract where a remote engine's
+/// job reads them.
 pub async fn stage(
     store: &dyn ObjectStore,
     delegation: &Delegation,
 ) -> Result<StagedScan, EngineError> {
-    let script_version = hex::encode(&Sha256::digest(INGEST_JOB.as_bytes())[..8]);
-    let script = layout::spark_job(&script_version);
-    match store
-        .put(
-            &script,
-            INGEST_JOB.as_bytes().to_vec().into(),
-            PutMode::Create,
-        )
-        .await
-    {
-        Ok(_) | Err(StorageError::AlreadyExists { .. }) => {}
-        Err(e) => return Err(e.into()),
-    }
+    let script = stage_code(store, "ingest.py", INGEST_JOB.as_bytes()).await?;
     let contract = layout::scan_contract(&delegation.dataset, &delegation.id);
     put_json(store, &contract, &delegation.contract, PutMode::Overwrite).await?;
     Ok(StagedScan {
         script,
-        script_version,
         contract,
         output: layout::scan_output(&delegation.dataset, &delegation.id),
     })

@@ -1,6 +1,6 @@
-//! Contract tests for the remote scan engines: Azure ML serverless Spark and Azure
-//! Databricks cannot run here, so request bodies are checked against the published wire
-//! contracts (`tests/fixtures/azureml-rest/`, the 2025-12-01 spec's Spark job and code
+//! Contract tests for Sluice's cloud backends — scanning large uploads on Azure ML
+//! serverless Spark or Azure Databricks, training on Databricks. Neither service can run
+//! here, so request bodies are checked against the published wire contracts (`tests/fixtures/azureml-rest/`, the 2025-12-01 spec's Spark job and code
 //! version; `tests/fixtures/databricks/`, the Jobs API 2.2 as the Databricks SDK states
 //! it), and a stand-in service does what the real one would with what it was sent: it
 //! runs the staged script with the job's arguments on real local Spark, reading and
@@ -19,13 +19,14 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 use sluice_shared::cloud::azureml::{AzureMl, Workspace};
+use sluice_shared::cloud::databricks::Cluster;
 use sluice_shared::cloud::databricks::{Databricks, RunPhase, run_phase};
 use sluice_shared::cloud::{CloudError, Tokens};
 use sluice_shared::dataset::contract::Contract;
 use sluice_shared::dataset::delegation::azureml::{
     self as aml_engine, AzureMlSparkEngine, SparkPool,
 };
-use sluice_shared::dataset::delegation::databricks::{Cluster, DatabricksEngine, submit_body};
+use sluice_shared::dataset::delegation::databricks::{DatabricksEngine, submit_body};
 use sluice_shared::dataset::delegation::{
     Delegation, DelegationState, JobState, ScanEngine, stage,
 };
@@ -33,10 +34,14 @@ use sluice_shared::dataset::spark::LocalSpark;
 use sluice_shared::dataset::{
     Contracts, DatasetEvent, DatasetName, IngestOutcome, Ingestor, Upload, scan,
 };
+use sluice_shared::registry::{ModelName, PRODUCTION, Registry};
+use sluice_shared::runs::JobSpec;
+use sluice_shared::runs::databricks::{DatabricksCompute, TaskPaths, submit_body as training_body};
 use sluice_shared::storage::local::LocalStore;
 use sluice_shared::storage::{ObjectKey, ObjectStore, PutMode};
+use sluice_shared::training::TrainingConfig;
 
-use crate::helpers::spawn_configured;
+use crate::helpers::{spawn_configured, spawn_loop_app_on, with_eval_data};
 
 const DATASTORE: &str = "azureml://datastores/sluice/paths/";
 const ABFSS_ROOT: &str = "abfss://sluice@sluicedata.dfs.core.windows.net/";
@@ -345,6 +350,7 @@ async fn get_run(
     axum::Json(json!({
         "run_id": run.parse::<i64>().unwrap(),
         "run_page_url": format!("https://adb-1.1.azuredatabricks.net/#job/runs/{run}"),
+        "cluster_instance": {"cluster_id": format!("0923-job-{run}")},
         "status": status,
     }))
     .into_response()
@@ -425,7 +431,7 @@ async fn contract_spark_job_bodies_follow_the_spec_definitions() {
     let code_id = engine
         .azureml
         .workspace
-        .code_id(aml_engine::CODE_NAME, &staged.script_version);
+        .code_id(aml_engine::CODE_NAME, &staged.script.hash);
     let body = aml_engine::job_body(&engine, &d, &staged, &code_id);
     let props = &body["properties"];
 
@@ -522,7 +528,7 @@ async fn contract_spark_job_bodies_follow_the_spec_definitions() {
     assert_eq!(props["tags"]["sluice.delegation"], d.id.as_str());
     assert!(code_id.ends_with(&format!(
         "/workspaces/my-aml-workspace/codes/sluice-spark-scan/versions/{}",
-        staged.script_version
+        staged.script.hash
     )));
 }
 
@@ -586,7 +592,7 @@ async fn contract_databricks_submissions_follow_the_jobs_api() {
         }
         assert_eq!(
             python["python_file"],
-            format!("{ABFSS_ROOT}code/spark/{}/ingest.py", staged.script_version)
+            format!("{ABFSS_ROOT}code/{}/ingest.py", staged.script.hash)
         );
         let parameters: Vec<&str> = python["parameters"]
             .as_array()
@@ -610,6 +616,7 @@ async fn contract_databricks_submissions_follow_the_jobs_api() {
                 assert_eq!(task["existing_cluster_id"], id.as_str());
                 assert!(task.get("new_cluster").is_none());
             }
+            Cluster::SingleNode { .. } => unreachable!("scans scale out"),
             Cluster::New { .. } => {
                 assert!(task.get("existing_cluster_id").is_none());
                 let spec = &task["new_cluster"];
@@ -913,4 +920,198 @@ async fn contract_azureml_spark_job_completion_versions_the_upload_once() {
         .await;
     assert_eq!(status, 200, "{answer}");
     assert!(answer["Outputs"].get("datasetEvents").is_none(), "{answer}");
+}
+
+fn databricks_training(endpoint: &str, store: Arc<dyn ObjectStore>) -> DatabricksCompute {
+    DatabricksCompute {
+        databricks: Databricks::new(endpoint.into(), Arc::new(FixedToken)),
+        store,
+        storage_root: ABFSS_ROOT.into(),
+        cluster: Cluster::SingleNode {
+            spark_version: "16.4.x-scala2.12".into(),
+            node_type_id: "Standard_D4ds_v5".into(),
+        },
+        trainer: sluice_tests::sluice_bin().to_path_buf(),
+    }
+}
+
+#[test]
+fn contract_databricks_training_runs_follow_the_jobs_api() {
+    let api = fixture("databricks/jobs-2.2.json");
+    let config = TrainingConfig::from_json(
+        &std::fs::read(sluice_tests::repo_root().join("configs/adult-income.json")).unwrap(),
+    )
+    .unwrap();
+    let spec = |command: Option<Vec<String>>| {
+        let mut config = config.clone();
+        config.command = command;
+        JobSpec {
+            run_id: "run-0123456789abcdef0123".into(),
+            job_name: "run-0123456789abcdef0123-a2".into(),
+            logs_key: ObjectKey::parse("runs/run-0123456789abcdef0123/attempts/2/logs.txt")
+                .unwrap(),
+            run_created_at: chrono::Utc::now(),
+            dataset: DatasetName::parse("adult").unwrap(),
+            dataset_version: 3,
+            config,
+            output_prefix: "runs/run-0123456789abcdef0123/attempts/2/output/".into(),
+            timeout: Duration::from_secs(3600),
+            tags: [(
+                "sluice.run_id".to_owned(),
+                "run-0123456789abcdef0123".to_owned(),
+            )]
+            .into(),
+        }
+    };
+    let paths = |trainer: bool| TaskPaths {
+        script: format!("{ABFSS_ROOT}code/abc/train_task.py"),
+        data: format!("{ABFSS_ROOT}datasets/adult/v3/"),
+        config: format!("{ABFSS_ROOT}runs/run-0123456789abcdef0123/config.json"),
+        output: format!("{ABFSS_ROOT}runs/run-0123456789abcdef0123/attempts/2/output/"),
+        logs: format!("{ABFSS_ROOT}runs/run-0123456789abcdef0123/attempts/2/logs.txt"),
+        trainer: trainer.then(|| format!("{ABFSS_ROOT}code/def/sluice")),
+    };
+    let single = Cluster::SingleNode {
+        spark_version: "16.4.x-scala2.12".into(),
+        node_type_id: "Standard_D4ds_v5".into(),
+    };
+    for (command, trainer) in [
+        (None, true),
+        (
+            Some(vec![
+                "python".to_owned(),
+                "train.py".into(),
+                "--seed".into(),
+                "{seed}".into(),
+                "--data".into(),
+                "{data}".into(),
+            ]),
+            false,
+        ),
+    ] {
+        let body = training_body(&spec(command.clone()), &paths(trainer), &single);
+        for key in keys(&body) {
+            assert!(names(&api["SubmitRun"]).contains(&key), "{key}");
+        }
+        assert_eq!(
+            body["idempotency_token"], "run-0123456789abcdef0123-a2",
+            "one run per attempt"
+        );
+        let task = &body["tasks"][0];
+        for key in keys(task) {
+            assert!(names(&api["SubmitTask"]).contains(&key), "{key}");
+        }
+        let cluster = &task["new_cluster"];
+        for key in keys(cluster) {
+            assert!(names(&api["ClusterSpec"]).contains(&key), "{key}");
+        }
+        assert_eq!(cluster["num_workers"], 0, "a trainer runs on the driver");
+        let parameters: Vec<&str> = task["spark_python_task"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        let (before, argv) =
+            parameters.split_at(parameters.iter().position(|p| *p == "--").unwrap());
+        assert!(
+            before.contains(&"--output")
+                && before.contains(&"--logs")
+                && before.contains(&"--data")
+        );
+        assert_eq!(before.contains(&"--trainer"), trainer);
+        match command {
+            None => assert_eq!(
+                argv[1..],
+                [
+                    "{trainer}",
+                    "train",
+                    "--data",
+                    "{data}",
+                    "--config",
+                    "{config}",
+                    "--output",
+                    "{output}"
+                ]
+            ),
+            Some(_) => assert_eq!(
+                argv[1..],
+                ["python", "train.py", "--seed", "42", "--data", "{data}"]
+            ),
+        }
+    }
+}
+
+/// Training on Databricks through the loop: the run is submitted once (its attempt the
+/// run's idempotency token), the task wrapper copies the version and config to the
+/// driver and runs the reference trainer staged from this build, the outputs land where
+/// every backend's do, and the model registers, passes the gate and reaches production
+/// with the Databricks run in its lineage.
+#[tokio::test]
+async fn contract_databricks_trains_a_model_through_the_loop() {
+    let root = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(root.path()).unwrap());
+    let service = Service::new(root.path());
+    let endpoint = serve(service.clone()).await;
+    let app = spawn_loop_app_on(store, root, move |store, _| {
+        Arc::new(databricks_training(&endpoint, store))
+    })
+    .await;
+    let app = with_eval_data(app).await;
+    let bytes = std::fs::read(sluice_tests::adult("adult.data")).unwrap();
+    assert_eq!(
+        app.ingest("adult", "adult.data", bytes).await["status"],
+        "versioned"
+    );
+    let done = app.retrain(json!({"model": "adult-income"})).await;
+    let run = done["run_id"].as_str().unwrap();
+    let (_, record) = app
+        .api(reqwest::Method::GET, &format!("/api/runs/{run}"), None)
+        .await;
+    let logs = std::fs::read_to_string(app.root().join(format!("runs/{run}/logs.txt")));
+    assert_eq!(done["status"], "succeeded", "{record}\n{logs:?}");
+    assert_eq!(done["gate"]["passed"], true, "{done}");
+    let submissions: Vec<String> = service
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.starts_with("submit "))
+        .cloned()
+        .collect();
+    assert_eq!(
+        submissions,
+        [format!("submit {run}")],
+        "one run, named by the attempt"
+    );
+
+    let model = ModelName::parse("adult-income").unwrap();
+    let production = Registry::new(app.store.clone())
+        .resolve(&model, PRODUCTION)
+        .await
+        .unwrap();
+    assert_eq!(production.version, 1);
+    let lineage = &production.lineage;
+    assert_eq!(lineage.compute, "databricks");
+    let job = lineage
+        .job
+        .as_ref()
+        .expect("the Databricks run is in the lineage");
+    assert_eq!(
+        job.url.as_deref(),
+        Some(format!("https://adb-1.1.azuredatabricks.net/#job/runs/{}", job.id).as_str())
+    );
+    assert_eq!(
+        job.cluster.as_deref(),
+        Some(format!("0923-job-{}", job.id).as_str())
+    );
+    let logs = app
+        .store
+        .get(&ObjectKey::parse(format!("runs/{run}/logs.txt")).unwrap())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(!logs.is_empty(), "the trainer's log is kept");
 }
