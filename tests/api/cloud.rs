@@ -104,6 +104,7 @@ fn delegation(id: &str) -> Delegation {
         state: DelegationState::Claimed,
         created_at: chrono::Utc::now(),
         finished_at: None,
+        canceled: None,
     }
 }
 
@@ -786,12 +787,26 @@ async fn contract_databricks_scans_a_delegated_upload_into_a_version() {
         assert_eq!(theirs, ours);
     }
 
-    // A run that is cancelled fails its delegation with Databricks' reason.
+    // A scan someone cancels fails its delegation with who, why and Databricks' reason.
     let other = delegation_for_cancel(&ingestor, &store).await;
-    engine.cancel(other.job.as_deref().unwrap()).await.unwrap();
+    let asked = ingestor
+        .cancel_delegation(&other.dataset, &other.id, "ops", "wrong file")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(asked.canceled.as_ref().unwrap().by, "ops");
+    assert_eq!(
+        asked.state,
+        DelegationState::Submitted,
+        "over when the run says so"
+    );
     let followed = ingestor.follow_delegations().await.unwrap();
     match &followed[0].delegation.state {
         DelegationState::Failed { reason } => {
+            assert!(
+                reason.starts_with("canceled by ops: wrong file"),
+                "{reason}"
+            );
             assert!(reason.contains("USER_CANCELED"), "{reason}");
             assert!(
                 reason.contains("azuredatabricks.net/#job/runs/"),

@@ -475,3 +475,99 @@ async fn a_failed_delegated_scan_is_recorded_with_its_reason_and_nothing_is_lost
     assert!(app.store.head(&key).await.is_ok(), "the upload stays");
     assert!(app.versions("adult").await.is_empty());
 }
+
+/// A delegated scan can be stopped from the command line: `sluice datasets cancel-scan`
+/// records who asked and why and stops local Spark's job (its whole process group);
+/// following the delegation then ends it failed with that reason, no event, the upload
+/// left where it was, and `sluice datasets scans` shows it.
+#[tokio::test]
+async fn a_delegated_scan_is_cancelled_from_the_command_line() {
+    use sluice_shared::dataset::delegation::{DelegationState, LocalSparkEngine};
+    use sluice_shared::storage::{ObjectKey, ObjectStore, PutMode};
+    let root = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let store: std::sync::Arc<dyn ObjectStore> =
+        std::sync::Arc::new(sluice_shared::storage::local::LocalStore::new(root.path()).unwrap());
+    Contracts::new(store.clone())
+        .put(adult_contract())
+        .await
+        .unwrap();
+    let key = ObjectKey::parse("landing/adult/adult.data").unwrap();
+    let bytes = std::fs::read(sluice_tests::adult("adult.data")).unwrap();
+    store
+        .put(&key, bytes.into(), PutMode::Overwrite)
+        .await
+        .unwrap();
+    // The engine as the CLI builds it: its jobs in the scratch folder's sluice-spark/.
+    let engine = LocalSparkEngine {
+        spark: local_spark(1 << 20),
+        work: scratch.path().join("sluice-spark"),
+        store: store.clone(),
+    };
+    let ingestor = Ingestor::new(store.clone(), scratch.path().join("ingest"))
+        .with_delegation(0, std::sync::Arc::new(engine));
+    let upload = Upload {
+        key: key.clone(),
+        etag: None,
+        uploader: None,
+    };
+    let IngestOutcome::Delegated { delegation, .. } = ingestor.ingest(upload, None).await.unwrap()
+    else {
+        panic!("not delegated")
+    };
+    let spark_submit = sluice_tests::spark_submit().display().to_string();
+    let cancel = [
+        "--delegate",
+        "local-spark",
+        "--spark-submit",
+        &spark_submit,
+        "datasets",
+        "cancel-scan",
+        "adult",
+        &delegation.id,
+        "--reason",
+        "wrong file",
+        "--actor",
+        "ops",
+    ];
+    let out = sluice_tests::sluice_run(root.path(), scratch.path(), cancel);
+    assert!(out.contains(&delegation.id), "{out}");
+    assert!(out.contains("cancel asked by ops"), "{out}");
+
+    let started = std::time::Instant::now();
+    let reason = loop {
+        let followed = ingestor.follow_delegations().await.unwrap();
+        assert!(followed.iter().all(|f| f.event.is_none()));
+        if let Some(DelegationState::Failed { reason }) =
+            followed.first().map(|f| &f.delegation.state)
+        {
+            break reason.clone();
+        }
+        if followed.is_empty() {
+            let all = ingestor.delegations(None).await.unwrap();
+            panic!("the delegation ended otherwise: {all:?}");
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the cancelled job did not stop"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(
+        reason.starts_with("canceled by ops: wrong file"),
+        "{reason}"
+    );
+    assert!(store.head(&key).await.is_ok(), "the upload stays");
+    let listed = sluice_tests::sluice_run(
+        root.path(),
+        scratch.path(),
+        ["datasets", "scans", "--dataset", "adult"],
+    );
+    assert!(
+        listed.contains("failed: canceled by ops: wrong file"),
+        "{listed}"
+    );
+    // Cancelling what is over changes nothing.
+    let again = sluice_tests::sluice_run(root.path(), scratch.path(), cancel);
+    assert!(again.contains("failed: canceled by ops"), "{again}");
+}

@@ -16,7 +16,9 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use sha2::{Digest, Sha256};
 use sluice_shared::dataset::contract::Contract;
-use sluice_shared::dataset::{Contracts, DatasetName, Manifest, QuarantineReport, layout};
+use sluice_shared::dataset::{
+    Contracts, DatasetName, Ingestor, Manifest, QuarantineReport, layout,
+};
 use sluice_shared::storage::{ObjectKey, ObjectStore, get_json};
 
 use crate::cli::devhost::{DevHost, DevOptions, push_file};
@@ -229,6 +231,22 @@ pub enum DatasetsCommand {
     List,
     /// Show a version's manifest and profile: NAME or NAME@VERSION (latest by default).
     Show { target: String },
+    /// List uploads handed to a Spark engine and where their scans stand.
+    Scans {
+        /// Only this dataset's.
+        #[arg(long)]
+        dataset: Option<String>,
+    },
+    /// Stop a delegated upload's scan (the engine is the one `--delegate` names).
+    CancelScan {
+        dataset: String,
+        /// The delegation's id (see `sluice datasets scans`).
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, env = "USER", default_value = "operator")]
+        actor: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -425,6 +443,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Datasets(DatasetsCommand::Show { target }) => {
             show(store.as_ref(), &target).await?
         }
+        Command::Datasets(DatasetsCommand::Scans { dataset }) => {
+            let dataset = dataset.as_deref().map(DatasetName::parse).transpose()?;
+            let ingestor = Ingestor::new(store, cli.storage.scratch());
+            let scans = ingestor.delegations(dataset.as_ref()).await?;
+            if scans.is_empty() {
+                println!("no delegated uploads");
+            }
+            for d in &scans {
+                print_scan(d);
+            }
+        }
+        Command::Datasets(DatasetsCommand::CancelScan {
+            dataset,
+            id,
+            reason,
+            actor,
+        }) => {
+            let dataset = DatasetName::parse(&dataset)?;
+            let (threshold, engine) = cli
+                .delegation
+                .build(store.clone(), &cli.storage.scratch(), &cli.compute)?
+                .context("cancelling a scan needs the engine it runs on: set --delegate")?;
+            let ingestor =
+                Ingestor::new(store, cli.storage.scratch()).with_delegation(threshold, engine);
+            match ingestor
+                .cancel_delegation(&dataset, &id, &actor, &reason)
+                .await?
+            {
+                Some(d) => print_scan(&d),
+                None => anyhow::bail!("no delegated upload {id} in {dataset}"),
+            }
+        }
         Command::Models(command) => crate::cli::ops::models(store, command).await?,
         Command::Runs(command) => {
             crate::cli::ops::runs(store, &cli.storage.queue_dir(), command).await?
@@ -541,6 +591,32 @@ async fn wait_for_outcome(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// One delegated upload, on one line.
+fn print_scan(d: &sluice_shared::dataset::delegation::Delegation) {
+    use sluice_shared::dataset::delegation::DelegationState;
+    let state = match &d.state {
+        DelegationState::Claimed => "claimed".to_owned(),
+        DelegationState::Submitted => "scanning".to_owned(),
+        DelegationState::Versioned { version } => format!("versioned v{version}"),
+        DelegationState::Quarantined { report_key } => format!("quarantined ({report_key})"),
+        DelegationState::Failed { reason } => format!("failed: {reason}"),
+    };
+    let cancel = match (&d.canceled, d.state.is_final()) {
+        (Some(c), false) => format!("  (cancel asked by {})", c.by),
+        _ => String::new(),
+    };
+    println!(
+        "{}  {:<14} {:>14} bytes  {:<13} job {:<20} {}  {}{cancel}",
+        d.id,
+        d.dataset.as_str(),
+        d.bytes,
+        d.engine,
+        d.job.as_deref().unwrap_or("-"),
+        d.created_at.format("%Y-%m-%d %H:%M:%S"),
+        state,
+    );
 }
 
 async fn list(store: &dyn ObjectStore) -> anyhow::Result<()> {

@@ -25,7 +25,8 @@ use tracing::{Instrument, info, instrument, warn};
 use super::DatasetName;
 use super::contract::{self, ColumnType, Contract, ContractStoreError, Contracts};
 use super::delegation::{
-    Delegation, DelegationState, EngineError, JobState, ScanEngine, Snapshot, delegation_id,
+    Cancellation, Delegation, DelegationState, EngineError, JobState, ScanEngine, Snapshot,
+    delegation_id,
 };
 use super::layout;
 use super::profile::ColumnProfile;
@@ -313,6 +314,7 @@ impl Ingestor {
                     state: DelegationState::Claimed,
                     created_at: Utc::now(),
                     finished_at: None,
+                    canceled: None,
                 };
                 return self.delegate(delegating, delegation).await;
             }
@@ -414,6 +416,76 @@ impl Ingestor {
             Err(StorageError::Precondition { .. }) => Ok(get_json(store, &key).await?),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The delegated uploads of `dataset` (of every dataset when `None`), newest first.
+    pub async fn delegations(
+        &self,
+        dataset: Option<&DatasetName>,
+    ) -> Result<Vec<Delegation>, IngestError> {
+        let prefix = dataset.map_or_else(
+            || layout::DELEGATIONS.to_owned(),
+            layout::delegations_prefix,
+        );
+        let store = self.store.as_ref();
+        let mut all = Vec::new();
+        for meta in store.list(&prefix).await? {
+            all.push(get_json::<Delegation>(store, &meta.key).await?.0);
+        }
+        all.sort_by_key(|d| std::cmp::Reverse(d.created_at));
+        Ok(all)
+    }
+
+    /// Stops a delegated scan: records who asked and why, then asks the engine to stop
+    /// the job; following it then ends the delegation failed with that reason (a job
+    /// that finished first still makes its version). A scan not yet submitted ends at
+    /// once; one already over is returned as it is. `None` when there is no such
+    /// delegation.
+    pub async fn cancel_delegation(
+        &self,
+        dataset: &DatasetName,
+        id: &str,
+        by: &str,
+        reason: &str,
+    ) -> Result<Option<Delegation>, IngestError> {
+        let Some(delegating) = &self.delegation else {
+            return Err(EngineError::Refused("no scan engine is configured".into()).into());
+        };
+        let store = self.store.as_ref();
+        let key = layout::delegation(dataset, id);
+        for _ in 0..10 {
+            let (mut delegation, etag): (Delegation, _) = match get_json(store, &key).await {
+                Ok(found) => found,
+                Err(StorageError::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            if delegation.state.is_final() {
+                return Ok(Some(delegation));
+            }
+            let cancellation = Cancellation {
+                by: by.to_owned(),
+                reason: reason.to_owned(),
+                at: Utc::now(),
+            };
+            delegation.canceled = Some(cancellation.clone());
+            if delegation.job.is_none() {
+                delegation.state = DelegationState::Failed {
+                    reason: cancellation.describe(),
+                };
+                delegation.finished_at = Some(cancellation.at);
+            }
+            let mine = delegation.clone();
+            let (recorded, _) = self.update(delegation, etag).await?;
+            if recorded != mine {
+                continue; // someone moved it meanwhile: look again
+            }
+            if let Some(job) = &recorded.job {
+                delegating.engine.cancel(job).await?;
+            }
+            info!(id, by, reason, "delegated scan cancelled");
+            return Ok(Some(recorded));
+        }
+        Err(IngestError::Contention(dataset.clone()))
     }
 
     /// Whether some delegated upload is still being scanned.
@@ -544,6 +616,10 @@ impl Ingestor {
                 });
             }
             JobState::Failed(reason) => {
+                let reason = match &delegation.canceled {
+                    Some(c) => format!("{} ({reason})", c.describe()),
+                    None => reason,
+                };
                 warn!(%reason, "the delegated scan failed");
                 (DelegationState::Failed { reason }, None)
             }

@@ -18,6 +18,11 @@ fn key(s: String) -> ObjectKey {
     ObjectKey::parse(s).expect("layout keys are built from parsed parts")
 }
 
+/// Where a dataset's delegated uploads are recorded.
+pub fn delegations_prefix(d: &DatasetName) -> String {
+    format!("{DELEGATIONS}{d}/")
+}
+
 /// Where a delegated upload is recorded.
 pub fn delegation(d: &DatasetName, id: &str) -> ObjectKey {
     key(format!("{DELEGATIONS}{d}/{id}.json"))
@@ -193,6 +198,7 @@ mod tests {
         }
         assert_eq!(version_prefix(&d, 3), "datasets/adult/v3/");
         assert_eq!(scan_output(&d, "0a1b"), "scans/adult/0a1b/out/");
+        assert_eq!(delegations_prefix(&d), "delegations/adult/");
         assert_eq!(
             parse_version_key(&d, &manifest(&d, 12)),
             Some((12, "manifest.json"))

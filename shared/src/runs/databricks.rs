@@ -182,3 +182,25 @@ fn is_cancellation(run: &Value) -> bool {
         Some("USER_CANCELED" | "CANCELED")
     ) || run.pointer("/state/result_state").and_then(Value::as_str) == Some("CANCELED")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancelled_run_is_cancelled_not_failed() {
+        for run in [
+            json!({"status": {"state": "TERMINATED", "termination_details": {"code": "USER_CANCELED"}}}),
+            json!({"status": {"state": "TERMINATED", "termination_details": {"code": "CANCELED"}}}),
+            json!({"state": {"life_cycle_state": "TERMINATED", "result_state": "CANCELED"}}),
+        ] {
+            assert!(is_cancellation(&run), "{run}");
+        }
+        for run in [
+            json!({"status": {"state": "TERMINATED", "termination_details": {"code": "RUN_EXECUTION_ERROR"}}}),
+            json!({"state": {"life_cycle_state": "TERMINATED", "result_state": "FAILED"}}),
+        ] {
+            assert!(!is_cancellation(&run), "{run}");
+        }
+    }
+}

@@ -114,6 +114,12 @@ impl ScanEngine for LocalSparkEngine {
                 "local Spark job {job} could not be stopped"
             )));
         }
+        // The shell that would record the exit went with the group: record it here, so
+        // following the job sees it over.
+        if !dir.join("exit").exists() {
+            std::fs::write(dir.join("exit"), "terminated\n")
+                .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        }
         Ok(())
     }
 }

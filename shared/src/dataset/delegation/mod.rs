@@ -60,6 +60,17 @@ pub struct Delegation {
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
+    /// Someone asked to stop the scan (absent in delegations written before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canceled: Option<Cancellation>,
+}
+
+/// Who stopped a delegated scan, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cancellation {
+    pub by: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -79,6 +90,13 @@ pub enum DelegationState {
     Failed {
         reason: String,
     },
+}
+
+impl Cancellation {
+    /// The reason a cancelled delegation ends with.
+    pub fn describe(&self) -> String {
+        format!("canceled by {}: {}", self.by, self.reason)
+    }
 }
 
 impl DelegationState {
