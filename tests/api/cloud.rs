@@ -124,9 +124,57 @@ struct Service {
     tokens: Mutex<HashMap<String, i64>>,
     next_run: AtomicI64,
     requests: Mutex<Vec<String>>,
+    /// Answers to give the next requests instead of serving them (throttling, outages).
+    faults: Mutex<std::collections::VecDeque<Fault>>,
+    /// The next job fails at once with this message instead of running.
+    fail_next: Mutex<Option<String>>,
+}
+
+#[derive(Clone, Copy)]
+enum Fault {
+    /// 429 with `Retry-After: <seconds>`.
+    Throttled(u64),
+    /// 503.
+    Unavailable,
+}
+
+/// Which error body shape a fault answers with.
+#[derive(Clone, Copy)]
+enum Api {
+    Arm,
+    Jobs,
 }
 
 impl Service {
+    /// The next injected fault as this API answers it, if one is queued.
+    fn fault(&self, api: Api) -> Option<axum::response::Response> {
+        let fault = self.faults.lock().unwrap().pop_front()?;
+        let (status, code, message) = match fault {
+            Fault::Throttled(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                "slow down",
+            ),
+            Fault::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "try later",
+            ),
+        };
+        self.log(format!("fault {}", status.as_u16()));
+        let body = match api {
+            Api::Arm => json!({"error": {"code": code, "message": message}}),
+            Api::Jobs => json!({"error_code": "TEMPORARILY_UNAVAILABLE", "message": message}),
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Fault::Throttled(seconds) = fault {
+            response
+                .headers_mut()
+                .insert("retry-after", seconds.to_string().parse().unwrap());
+        }
+        Some(response)
+    }
+
     fn new(root: &FsPath) -> Arc<Self> {
         Arc::new(Self {
             root: root.to_path_buf(),
@@ -140,6 +188,8 @@ impl Service {
             tokens: Mutex::default(),
             next_run: AtomicI64::new(7_001),
             requests: Mutex::default(),
+            faults: Mutex::default(),
+            fail_next: Mutex::default(),
         })
     }
 
@@ -159,6 +209,10 @@ impl Service {
             .lock()
             .unwrap()
             .insert(job.to_owned(), outcome.clone());
+        if let Some(message) = self.fail_next.lock().unwrap().take() {
+            *outcome.lock().unwrap() = Some(Err(message));
+            return;
+        }
         let spark = self.spark.clone();
         std::thread::spawn(move || {
             let work = tempfile::tempdir().unwrap();
@@ -204,6 +258,9 @@ async fn put_code(
 ) -> axum::response::Response {
     assert_eq!(q["api-version"], "2025-12-01");
     assert_eq!(headers["authorization"], "Bearer test-token");
+    if let Some(fault) = service.fault(Api::Arm) {
+        return fault;
+    }
     // The body has the example's shape.
     let example = fixture("azureml-rest/2025-12-01_CodeVersion_createOrUpdate.json");
     let allowed = keys(&example["parameters"]["body"]["properties"]);
@@ -234,6 +291,9 @@ async fn put_job(
     axum::Json(body): axum::Json<Value>,
 ) -> axum::response::Response {
     assert_eq!(headers["authorization"], "Bearer test-token");
+    if let Some(fault) = service.fault(Api::Arm) {
+        return fault;
+    }
     service.log(format!("PUT job {job}"));
     if service.outcome(&job).is_some() {
         return (
@@ -272,6 +332,9 @@ async fn get_job(
     State(service): State<Arc<Service>>,
     Path((_, _, _, job)): Path<(String, String, String, String)>,
 ) -> axum::response::Response {
+    if let Some(fault) = service.fault(Api::Arm) {
+        return fault;
+    }
     let status = match service.outcome(&job) {
         None => {
             return (
@@ -284,8 +347,15 @@ async fn get_job(
         Some(Some(Ok(()))) => "Completed",
         Some(Some(Err(_))) => "Failed",
     };
-    axum::Json(json!({"name": job, "properties": {"jobType": "Spark", "status": status}}))
-        .into_response()
+    let studio = format!(
+        "https://ml.azure.com/runs/{job}?wsid=/subscriptions/s/resourcegroups/rg/workspaces/ws"
+    );
+    axum::Json(json!({"name": job, "properties": {
+        "jobType": "Spark",
+        "status": status,
+        "services": {"Studio": {"jobServiceType": "Studio", "endpoint": studio}},
+    }}))
+    .into_response()
 }
 
 async fn submit_run(
@@ -294,6 +364,9 @@ async fn submit_run(
     axum::Json(body): axum::Json<Value>,
 ) -> axum::response::Response {
     assert_eq!(headers["authorization"], "Bearer test-token");
+    if let Some(fault) = service.fault(Api::Jobs) {
+        return fault;
+    }
     let token = body["idempotency_token"].as_str().unwrap().to_owned();
     service.log(format!("submit {token}"));
     if let Some(run) = service.tokens.lock().unwrap().get(&token) {
@@ -324,13 +397,17 @@ async fn get_run(
     State(service): State<Arc<Service>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> axum::response::Response {
+    if let Some(fault) = service.fault(Api::Jobs) {
+        return fault;
+    }
     let run = &q["run_id"];
     let cancelled = service
         .requests
         .lock()
         .unwrap()
         .contains(&format!("cancel {run}"));
-    let (state, code, kind) = match service.outcome(run) {
+    let outcome = service.outcome(run);
+    let (state, code, kind) = match &outcome {
         None => {
             return (
                 StatusCode::BAD_REQUEST,
@@ -345,8 +422,12 @@ async fn get_run(
     };
     let mut status = json!({"state": state});
     if state == "TERMINATED" {
-        status["termination_details"] =
-            json!({"code": code, "type": kind, "message": "from the stand-in"});
+        // A failed run's message is the end of what it said.
+        let message = match &outcome {
+            Some(Some(Err(e))) => e.lines().last().unwrap_or_default().to_owned(),
+            _ => String::new(),
+        };
+        status["termination_details"] = json!({"code": code, "type": kind, "message": message});
     }
     axum::Json(json!({
         "run_id": run.parse::<i64>().unwrap(),
@@ -1129,4 +1210,214 @@ async fn contract_databricks_trains_a_model_through_the_loop() {
         .await
         .unwrap();
     assert!(!logs.is_empty(), "the trainer's log is kept");
+}
+
+/// How a job's output ends when its script fails: the last line is the error.
+const JOB_ERROR: &str = "Traceback (most recent call last):\n  File \"scan.py\", line 88, in <module>\npyspark.errors.exceptions.captured.AnalysisException: [PATH_NOT_FOUND] Path does not exist: abfss://sluice@sluicedata.dfs.core.windows.net/landing/adult/gone.data";
+
+/// Databricks throttling (429 with Retry-After) and outages (503) are transient: the
+/// upload's event is answered with a retryable error and the claim kept, the timer's
+/// next tick tries again; a run that then fails ends the delegation with the run's own
+/// error and its page, no event published, the upload kept, and a redelivered event
+/// starts nothing new.
+#[tokio::test]
+async fn contract_databricks_scans_survive_throttling_and_outages_and_a_failed_run_says_why() {
+    let root = tempfile::tempdir().unwrap();
+    let (store, key, _) = adult_store(root.path()).await;
+    let service = Service::new(root.path());
+    let endpoint = serve(service.clone()).await;
+    let engine = Arc::new(databricks_engine(&endpoint, store.clone(), new_cluster()));
+    let scratch = tempfile::tempdir().unwrap();
+    let ingestor =
+        Ingestor::new(store.clone(), scratch.path().to_path_buf()).with_delegation(0, engine);
+    let upload = Upload {
+        key: key.clone(),
+        etag: None,
+        uploader: None,
+    };
+
+    service
+        .faults
+        .lock()
+        .unwrap()
+        .push_back(Fault::Throttled(7));
+    let err = ingestor.ingest(upload.clone(), None).await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(err.to_string().contains("429"), "{err}");
+    let claimed = ingestor.delegations(None).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].state, DelegationState::Claimed);
+    assert_eq!(claimed[0].job, None);
+
+    service.faults.lock().unwrap().push_back(Fault::Unavailable);
+    let followed = ingestor.follow_delegations().await.unwrap();
+    assert_eq!(followed[0].delegation.state, DelegationState::Claimed);
+    assert!(followed[0].event.is_none());
+
+    *service.fail_next.lock().unwrap() = Some(JOB_ERROR.into());
+    let followed = ingestor.follow_delegations().await.unwrap();
+    match &followed[0].delegation.state {
+        DelegationState::Failed { reason } => {
+            assert!(
+                reason.contains("RUN_EXECUTION_ERROR")
+                    && reason.contains("[PATH_NOT_FOUND] Path does not exist"),
+                "{reason}"
+            );
+            assert!(
+                reason.contains("azuredatabricks.net/#job/runs/"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(followed[0].event.is_none());
+    assert!(ingestor.follow_delegations().await.unwrap().is_empty());
+
+    match ingestor.ingest(upload, None).await.unwrap() {
+        IngestOutcome::Delegated {
+            delegation,
+            duplicate: true,
+        } => assert!(matches!(delegation.state, DelegationState::Failed { .. })),
+        other => panic!("{other:?}"),
+    }
+    let seen = service.requests.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter().filter(|r| r.starts_with("submit ")).count(),
+        1,
+        "only the answered submission started a run: {seen:?}"
+    );
+    assert_eq!(seen.iter().filter(|r| r.starts_with("fault")).count(), 2);
+    store.head(&key).await.expect("the upload is kept");
+}
+
+/// Azure ML throttling registering the script (429) and an outage creating the job
+/// (503) are transient for the scan; a Spark job that fails ends its delegation with
+/// a pointer to the job's logs in studio (Azure ML's job resource carries no message).
+#[tokio::test]
+async fn contract_azureml_spark_scans_survive_throttling_and_a_failed_job_points_to_its_logs() {
+    let root = tempfile::tempdir().unwrap();
+    let (store, key, _) = adult_store(root.path()).await;
+    let service = Service::new(root.path());
+    let endpoint = serve(service.clone()).await;
+    let engine = Arc::new(azureml_engine(&endpoint, store.clone()));
+    let scratch = tempfile::tempdir().unwrap();
+    let ingestor =
+        Ingestor::new(store.clone(), scratch.path().to_path_buf()).with_delegation(0, engine);
+    let upload = Upload {
+        key: key.clone(),
+        etag: None,
+        uploader: None,
+    };
+
+    service
+        .faults
+        .lock()
+        .unwrap()
+        .push_back(Fault::Throttled(30));
+    let err = ingestor.ingest(upload.clone(), None).await.unwrap_err();
+    assert!(
+        err.is_transient() && err.to_string().contains("429"),
+        "{err}"
+    );
+    service.faults.lock().unwrap().extend([Fault::Unavailable]);
+    let followed = ingestor.follow_delegations().await.unwrap();
+    assert_eq!(followed[0].delegation.state, DelegationState::Claimed);
+
+    *service.fail_next.lock().unwrap() = Some(JOB_ERROR.into());
+    let followed = ingestor.follow_delegations().await.unwrap();
+    let job = followed[0].delegation.job.clone().unwrap();
+    match &followed[0].delegation.state {
+        DelegationState::Failed { reason } => {
+            assert!(reason.contains("Failed"), "{reason}");
+            assert!(
+                reason.contains(&format!("https://ml.azure.com/runs/{job}")),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(followed[0].event.is_none());
+    let seen = service.requests.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter().filter(|r| r.starts_with("PUT job")).count(),
+        1,
+        "{seen:?}"
+    );
+    store.head(&key).await.expect("the upload is kept");
+}
+
+/// Training on Databricks: a throttled submission is a 503 to the caller with the
+/// service's Retry-After, an outage a 503 without one, and the run stays queued (the
+/// caller's retry is the same run); the timer then submits it, and a run that fails is
+/// recorded failed with the run's own error and its page.
+#[tokio::test]
+async fn contract_databricks_training_survives_throttling_and_a_failed_run_says_why() {
+    let root = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(root.path()).unwrap());
+    let service = Service::new(root.path());
+    let endpoint = serve(service.clone()).await;
+    let app = spawn_loop_app_on(store, root, move |store, _| {
+        Arc::new(databricks_training(&endpoint, store))
+    })
+    .await;
+    let app = with_eval_data(app).await;
+    let bytes = std::fs::read(sluice_tests::adult("adult.data")).unwrap();
+    assert_eq!(
+        app.ingest("adult", "adult.data", bytes).await["status"],
+        "versioned"
+    );
+    let request = json!({"model": "adult-income"});
+
+    service
+        .faults
+        .lock()
+        .unwrap()
+        .push_back(Fault::Throttled(7));
+    let response = app
+        .client
+        .post(format!("{}/api/retrain", app.base))
+        .header("x-functions-key", crate::helpers::ADMIN_KEY)
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "7");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+
+    service.faults.lock().unwrap().push_back(Fault::Unavailable);
+    let (status, answer) = app
+        .api(reqwest::Method::POST, "/api/retrain", Some(request.clone()))
+        .await;
+    assert_eq!(status, 503, "{answer}");
+
+    *service.fail_next.lock().unwrap() = Some(JOB_ERROR.into());
+    let (status, accepted) = app
+        .api(reqwest::Method::POST, "/api/retrain", Some(request))
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(
+        accepted["duplicate"], true,
+        "the run the throttled calls recorded"
+    );
+    let run = accepted["run_id"].as_str().unwrap();
+    let done = app.follow(run).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let (_, record) = app
+        .api(reqwest::Method::GET, &format!("/api/runs/{run}"), None)
+        .await;
+    assert_eq!(record["status"], "failed", "{record}");
+    let error = record["error"].as_str().unwrap();
+    assert!(
+        error.contains("[PATH_NOT_FOUND] Path does not exist")
+            && error.contains("azuredatabricks.net/#job/runs/"),
+        "{error}"
+    );
+    let seen = service.requests.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter().filter(|r| r.starts_with("submit ")).count(),
+        1,
+        "{seen:?}"
+    );
 }

@@ -195,7 +195,38 @@ pub fn python_tools() -> PathBuf {
 /// `spark-submit` from the `pyspark` pinned in `tests/spark-tools.txt`, installed into
 /// `$SLUICE_SPARK_DIR` (default `~/.cache/sluice-spark`): local Spark on the machine's Java.
 pub fn spark_submit() -> PathBuf {
+    static JAVA: OnceLock<()> = OnceLock::new();
+    JAVA.get_or_init(check_java);
     pinned_venv("tests/spark-tools.txt", "sluice-spark", "SLUICE_SPARK_DIR").join("spark-submit")
+}
+
+/// pyspark 4 runs on Java 17 or later, which the machine provides (the suite does not
+/// install a JDK): fail with that said plainly rather than with Spark's own error.
+fn check_java() {
+    let java = std::env::var_os("JAVA_HOME")
+        .map(|home| PathBuf::from(home).join("bin/java"))
+        .unwrap_or_else(|| "java".into());
+    let output = Command::new(&java).arg("-version").output();
+    let text = match &output {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stderr).into_owned(),
+        _ => panic!(
+            "the Spark tests need Java 17 or later and {} could not run; install it \
+             (Debian: apt-get install openjdk-17-jre-headless) or set JAVA_HOME",
+            java.display()
+        ),
+    };
+    // `openjdk version "17.0.15" …` or `java version "21" …`
+    let major = text
+        .split('"')
+        .nth(1)
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse::<u32>().ok());
+    assert!(
+        major.is_some_and(|m| m >= 17),
+        "the Spark tests need Java 17 or later; {} says: {}",
+        java.display(),
+        text.lines().next().unwrap_or_default()
+    );
 }
 
 /// A venv with the pins of `requirements` (a path under the repo), installed from PyPI

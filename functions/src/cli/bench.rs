@@ -1,5 +1,8 @@
 //! `sluice bench`: end-to-end ingest throughput and peak memory, with pandas doing the
-//! same read + describe + nunique + null counts on the same file in the same run.
+//! same read + describe + nunique + null counts on the same file in the same run, and,
+//! given `--with-spark <spark-submit>`, the Spark scan (`shared/spark/ingest.py`) on local Spark: what
+//! a delegated upload costs, beside what the function does itself (the numbers behind
+//! the delegation threshold).
 //!
 //! Speed and memory targets live here, never in timed tests. Each side runs in its own
 //! child process so its peak RSS (`VmHWM` / `ru_maxrss`) is its own.
@@ -132,19 +135,95 @@ pub async fn run_sluice_side(file: &Path, scratch: &Path) -> anyhow::Result<()> 
         )
         .await?;
     let seconds = started.elapsed().as_secs_f64();
-    let (rows, snapshot_bytes) = match outcome {
-        IngestOutcome::Versioned { manifest, .. } => (manifest.rows, manifest.data.bytes),
+    let (rows, sha256, snapshot_bytes) = match outcome {
+        IngestOutcome::Versioned { manifest, .. } => {
+            (manifest.rows, manifest.content_sha256, manifest.data.bytes)
+        }
         other => bail!("bench data did not version: {other:?}"),
     };
     println!(
         "{}",
-        json!({"seconds": seconds, "peak_rss": peak_rss(), "rows": rows, "snapshot_bytes": snapshot_bytes})
+        json!({"seconds": seconds, "peak_rss": peak_rss(), "rows": rows, "sha256": sha256, "snapshot_bytes": snapshot_bytes})
     );
     Ok(())
 }
 
-/// Parent side: generates the file if needed, runs both sides, prints the comparison.
-pub fn run(mib: u64, dir: &Path, python: &str) -> anyhow::Result<()> {
+/// The Spark side: the scan job on local Spark (one worker thread per core), timed, its
+/// peak memory the largest sum of the resident memory of its processes (the JVM and its
+/// Python workers), sampled every 50 ms.
+fn run_spark_side(spark_submit: &Path, file: &Path, dir: &Path) -> anyhow::Result<Value> {
+    use std::os::unix::process::CommandExt;
+    let spark = sluice_shared::dataset::spark::LocalSpark {
+        spark_submit: spark_submit.to_path_buf(),
+        threads: 0,
+        conf: vec![
+            ("spark.ui.enabled".into(), "false".into()),
+            ("spark.driver.memory".into(), "2g".into()),
+        ],
+    };
+    let work = tempfile::tempdir_in(dir)?;
+    let output = work.path().join("out");
+    let mut command = spark.command(work.path(), &file.to_string_lossy(), &contract(), &output)?;
+    let started = Instant::now();
+    let mut child = command
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", spark_submit.display()))?;
+    let group = child.id();
+    let mut stderr = child.stderr.take().expect("piped");
+    let log = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let mut peak = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        peak = peak.max(group_rss(group));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    if !status.success() {
+        let log = log.join().unwrap_or_default();
+        bail!(
+            "the Spark job failed ({status}): {}",
+            sluice_shared::dataset::spark::log_tail(&log)
+        );
+    }
+    let scan = sluice_shared::dataset::spark::read_result(&output)?;
+    Ok(json!({"seconds": seconds, "peak_rss": peak, "rows": scan.rows, "sha256": scan.sha256}))
+}
+
+/// The resident memory of every process in process group `group`, summed (Linux).
+fn group_rss(group: u32) -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut total = 0;
+    for entry in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the command name (which may hold spaces, in parentheses):
+        // state ppid pgrp … ; rss is field 24, in pages (4 KiB on x86-64 Linux).
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(group) {
+            let pages: u64 = fields.get(21).and_then(|r| r.parse().ok()).unwrap_or(0);
+            total += pages * 4096;
+        }
+    }
+    total
+}
+
+/// Parent side: generates the file if needed, runs each side, prints the comparison.
+pub fn run(mib: u64, dir: &Path, python: &str, spark_submit: Option<&Path>) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let file = dir.join(format!("bench-{mib}MiB.csv"));
     if !file.exists() {
@@ -192,6 +271,16 @@ pub fn run(mib: u64, dir: &Path, python: &str) -> anyhow::Result<()> {
         "sluice/pandas throughput: {speedup:.2}× (target ≥ 5×); sluice peak memory below file size: {}",
         sluice["peak_rss"].as_u64().unwrap_or(u64::MAX) < bytes
     );
+    if let Some(spark_submit) = spark_submit {
+        let spark = run_spark_side(spark_submit, &file, dir)?;
+        row("spark", &spark);
+        let ratio = spark["seconds"].as_f64().unwrap_or(f64::NAN)
+            / sluice["seconds"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "spark/sluice time: {ratio:.2}×; the same rows and identity: {}",
+            spark["rows"] == sluice["rows"] && spark["sha256"] == sluice["sha256"]
+        );
+    }
     Ok(())
 }
 

@@ -197,6 +197,9 @@ pub enum Command {
         /// The Python with pandas installed.
         #[arg(long, default_value = "python3")]
         python: String,
+        /// Also run the Spark scan on local Spark with this `spark-submit`.
+        #[arg(long = "with-spark")]
+        with_spark: Option<PathBuf>,
         /// Internal: run only Sluice's side on this file and print JSON.
         #[arg(long, hide = true)]
         sluice_side: Option<PathBuf>,
@@ -282,12 +285,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         mib,
         dir,
         python,
+        with_spark,
         sluice_side,
     } = &cli.command
     {
         return match sluice_side {
             Some(file) => crate::cli::bench::run_sluice_side(file, dir).await,
-            None => crate::cli::bench::run(*mib, dir, python),
+            None => crate::cli::bench::run(*mib, dir, python, with_spark.as_deref()),
         };
     }
     match &cli.command {

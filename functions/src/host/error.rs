@@ -17,6 +17,8 @@ pub struct AppError {
     code: &'static str,
     message: String,
     field: Option<String>,
+    /// `Retry-After` for a 503, when the dependency said how long to wait.
+    retry_after: Option<std::time::Duration>,
 }
 
 impl AppError {
@@ -26,6 +28,7 @@ impl AppError {
             code: "bad_request",
             message: message.into(),
             field: Some(field.into()),
+            retry_after: None,
         }
     }
 
@@ -35,6 +38,7 @@ impl AppError {
             code: "not_found",
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -44,6 +48,7 @@ impl AppError {
             code: "unauthorized",
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -53,6 +58,7 @@ impl AppError {
             code: "unsupported_media_type",
             message: message.into(),
             field: Some("content-type".into()),
+            retry_after: None,
         }
     }
 
@@ -62,6 +68,7 @@ impl AppError {
             code: "conflict",
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -71,6 +78,7 @@ impl AppError {
             code: "method_not_allowed",
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -80,6 +88,7 @@ impl AppError {
             code: "payload_too_large",
             message: message.into(),
             field: Some(field.into()),
+            retry_after: None,
         }
     }
 
@@ -91,6 +100,7 @@ impl AppError {
             code: "unavailable",
             message: "a dependency is temporarily unavailable; retry later".into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -108,6 +118,7 @@ impl AppError {
             code: "internal",
             message: "internal error".into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -143,7 +154,10 @@ impl From<sluice_shared::runs::RunError> for AppError {
             }
             RunError::Invalid(m) => Self::bad_request("body", m.clone()),
             RunError::Conflict(m) => Self::conflict(m.clone()),
-            _ if e.is_transient() => Self::unavailable(&e),
+            _ if e.is_transient() => Self {
+                retry_after: e.retry_after(),
+                ..Self::unavailable(&e)
+            },
             _ => Self::internal(&e),
         }
     }
@@ -208,6 +222,12 @@ impl IntoResponse for AppError {
         if let Some(field) = self.field {
             error["field"] = json!(field);
         }
-        (self.status, axum::Json(json!({ "error": error }))).into_response()
+        let mut response = (self.status, axum::Json(json!({ "error": error }))).into_response();
+        if let Some(wait) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, wait.as_secs().into());
+        }
+        response
     }
 }

@@ -72,6 +72,27 @@ impl Workspace {
     }
 }
 
+/// What Sluice reads of a job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobView {
+    /// A value of the spec's JobStatus enum.
+    pub status: String,
+    /// The job's page in Azure ML studio (its `Studio` service endpoint).
+    pub studio: Option<String>,
+    /// The compute target it runs on (the last segment of `computeId`).
+    pub compute: Option<String>,
+}
+
+impl JobView {
+    /// Where a person reads why the job failed.
+    pub fn logs_hint(&self) -> String {
+        match &self.studio {
+            Some(url) => format!("see its logs at {url}"),
+            None => "see its logs in the workspace".into(),
+        }
+    }
+}
+
 /// The workspace's job and code endpoints, authenticated for ARM.
 #[derive(Clone)]
 pub struct AzureMl {
@@ -103,23 +124,21 @@ impl AzureMl {
     }
 
     /// A job as `GET …/jobs/<name>` describes it.
-    pub async fn get_job(&self, name: &str) -> Result<Value, CloudError> {
+    pub async fn job(&self, name: &str) -> Result<JobView, CloudError> {
         let url = self.workspace.url(&format!("jobs/{name}"));
         let response = self.client.send(self.client.http().get(url)).await?;
         if !response.status().is_success() {
             return Err(self.client.failure(response, name).await);
         }
-        self.client.json(response).await
-    }
-
-    /// A job's `properties.status` (a value of the spec's JobStatus enum).
-    pub async fn job_status(&self, name: &str) -> Result<String, CloudError> {
-        let body = self.get_job(name).await?;
-        Ok(body
-            .pointer("/properties/status")
-            .and_then(Value::as_str)
-            .unwrap_or("Unknown")
-            .to_owned())
+        let body = self.client.json(response).await?;
+        let props = &body["properties"];
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+        Ok(JobView {
+            status: text(props.get("status")).unwrap_or_else(|| "Unknown".into()),
+            studio: text(props.pointer("/services/Studio/endpoint")),
+            compute: text(props.get("computeId"))
+                .and_then(|id| id.rsplit('/').next().map(str::to_owned)),
+        })
     }
 
     pub async fn cancel_job(&self, name: &str) -> Result<(), CloudError> {

@@ -79,8 +79,10 @@ pub async fn stage_file(
         Err(StorageError::NotFound { .. }) => {}
         Err(e) => return Err(e),
     }
+    // Streamed, not handed over as `Payload::File`: the local store would move the
+    // file, and the file is this very program.
     match store
-        .put(&key, Payload::File(path.to_path_buf()), PutMode::Create)
+        .put(&key, Payload::stream_file(path).await?, PutMode::Create)
         .await
     {
         Ok(_) | Err(StorageError::AlreadyExists { .. }) => Ok(StagedCode { key, hash }),
@@ -256,5 +258,11 @@ mod tests {
         std::fs::write(&path, b"print(1)").unwrap();
         let file = stage_file(&store, "job.py", &path).await.unwrap();
         assert_eq!(file, first, "a file stages as its bytes would");
+        // A file staged for the first time stays where it was (it may be this program).
+        std::fs::write(&path, b"print(3)").unwrap();
+        let copied = stage_file(&store, "job.py", &path).await.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"print(3)");
+        let stored = store.get(&copied.key).await.unwrap().bytes().await.unwrap();
+        assert_eq!(&stored[..], b"print(3)");
     }
 }

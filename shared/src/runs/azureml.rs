@@ -107,9 +107,7 @@ pub fn map_status(status: &str) -> JobStatus {
             JobStatus::Running
         }
         "Completed" => JobStatus::Succeeded,
-        "Failed" => JobStatus::Failed(
-            "Azure ML reports the job Failed; see its logs in the workspace".into(),
-        ),
+        "Failed" => JobStatus::Failed("Azure ML reports the job Failed".into()),
         "Canceled" => JobStatus::Canceled,
         other => JobStatus::Failed(format!("Azure ML reports an unknown job status {other:?}")),
     }
@@ -158,27 +156,24 @@ impl Compute for AzureMlCompute {
     }
 
     async fn status(&self, job: &str) -> Result<JobStatus, ComputeError> {
-        Ok(map_status(&self.azureml.job_status(job).await?))
+        let view = self.azureml.job(job).await?;
+        Ok(match map_status(&view.status) {
+            JobStatus::Failed(why) => JobStatus::Failed(format!("{why}; {}", view.logs_hint())),
+            status => status,
+        })
     }
 
     async fn cancel(&self, job: &str) -> Result<(), ComputeError> {
         Ok(self.azureml.cancel_job(job).await?)
     }
 
-    /// The job's studio page (its `Studio` service endpoint) and compute target.
+    /// The job's studio page and compute target.
     async fn describe(&self, job: &str) -> Result<Option<JobRef>, ComputeError> {
-        let body = self.azureml.get_job(job).await?;
-        let props = &body["properties"];
+        let view = self.azureml.job(job).await?;
         Ok(Some(JobRef {
             id: job.to_owned(),
-            url: props
-                .pointer("/services/Studio/endpoint")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            cluster: props["computeId"]
-                .as_str()
-                .and_then(|id| id.rsplit('/').next())
-                .map(str::to_owned),
+            url: view.studio,
+            cluster: view.compute,
         }))
     }
 }

@@ -209,6 +209,14 @@ impl RunError {
             RunError::Registry(_) | RunError::Audit(_) => true,
         }
     }
+
+    /// How long the backend asked callers to wait before trying again, if it said.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            RunError::Compute(ComputeError::Unavailable { retry_after, .. }) => *retry_after,
+            _ => None,
+        }
+    }
 }
 
 /// Where runs keep their records and files. Every run key is built here.

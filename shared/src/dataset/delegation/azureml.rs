@@ -124,7 +124,7 @@ pub fn map_status(status: &str) -> Option<JobState> {
     match status {
         "Completed" => None,
         "Failed" => Some(JobState::Failed(
-            "Azure ML reports the Spark job Failed; see its logs in the workspace".into(),
+            "Azure ML reports the Spark job Failed".into(),
         )),
         "Canceled" => Some(JobState::Failed("the Spark job was canceled".into())),
         "NotStarted" | "Starting" | "Provisioning" | "Preparing" | "Queued" | "Running"
@@ -157,8 +157,11 @@ impl ScanEngine for AzureMlSparkEngine {
     }
 
     async fn poll(&self, delegation: &Delegation, job: &str) -> Result<JobState, EngineError> {
-        let status = self.azureml.job_status(job).await?;
-        match map_status(&status) {
+        let view = self.azureml.job(job).await?;
+        match map_status(&view.status) {
+            Some(JobState::Failed(why)) => {
+                Ok(JobState::Failed(format!("{why}; {}", view.logs_hint())))
+            }
             Some(state) => Ok(state),
             None => stored_result(self.store.as_ref(), delegation).await,
         }

@@ -32,10 +32,14 @@ use super::{DatasetName, layout};
 use crate::cloud::{CloudError, StagedCode, stage_code};
 use crate::storage::{ObjectKey, ObjectStore, PutMode, StorageError, get_json, put_json};
 
-/// Above this many bytes an upload is delegated, when an engine is set. Sluice's own
-/// scan reads about 200 MB/s on two cores from local disk (docs/benchmarks.md); from Blob
-/// Storage, reads of 60–100 MB/s are usual for one instance, so 16 GiB is about three to
-/// five minutes of reading, within the Functions host's 10-minute limit with room left.
+/// Above this many bytes an upload is delegated, when an engine is set. Measured
+/// (docs/benchmarks.md, the ingest benchmark): Sluice's own scan reads 194–200 MB/s on
+/// two cores from local disk with a peak of about 225 MiB whatever the file's size, so
+/// memory never decides; time does. From Blob Storage one instance reads perhaps
+/// 60–100 MB/s, so 16 GiB is three to five minutes, inside the host's 10-minute
+/// `functionTimeout` with room for a slow read. Below that, delegating only costs: the
+/// Spark job on the same two cores took 570 s for 1 GiB (its rule checks run in Python
+/// to match Sluice's byte for byte), and a cluster takes minutes to start.
 pub const DEFAULT_THRESHOLD: u64 = 16 << 30;
 
 /// One delegated upload, as stored (`delegations/<dataset>/<id>.json`).
