@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod cloud;
 pub mod dataset;
 pub mod model;
+pub mod monitoring;
 pub mod name;
 pub mod registry;
 pub mod runs;

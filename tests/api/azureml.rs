@@ -11,7 +11,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use sluice_shared::cloud::azureml::{AzureMl, Workspace};
+use sluice_shared::cloud::azureml::AzureMl;
+
+use crate::helpers::workspace;
 use sluice_shared::cloud::{CloudError, Tokens};
 use sluice_shared::runs::azureml::{AzureMlCompute, job_body, map_status};
 use sluice_shared::runs::{Compute, ComputeError, JobSpec, JobStatus};
@@ -21,17 +23,6 @@ use sluice_shared::training::TrainingConfig;
 
 fn spec_fixture(name: &str) -> Value {
     sluice_tests::fixture(&format!("azureml-rest/2025-12-01_{name}.json"))
-}
-
-fn workspace(endpoint: &str) -> Workspace {
-    Workspace {
-        endpoint: endpoint.into(),
-        subscription_id: "00000000-1111-2222-3333-444444444444".into(),
-        resource_group: "test-rg".into(),
-        workspace: "my-aml-workspace".into(),
-        datastore: "sluice".into(),
-        experiment: "sluice".into(),
-    }
 }
 
 fn job_spec(command: Option<Vec<String>>) -> JobSpec {

@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use serde_json::{Value, json};
-use sluice_shared::cloud::azureml::{AzureMl, Workspace};
+use sluice_shared::cloud::azureml::AzureMl;
 use sluice_shared::cloud::databricks::Cluster;
 use sluice_shared::cloud::databricks::{Databricks, RunPhase, run_phase};
 use sluice_shared::cloud::{CloudError, Tokens};
@@ -41,7 +41,7 @@ use sluice_shared::storage::local::LocalStore;
 use sluice_shared::storage::{ObjectKey, ObjectStore, PutMode};
 use sluice_shared::training::TrainingConfig;
 
-use crate::helpers::{spawn_configured, spawn_loop_app_on, with_eval_data};
+use crate::helpers::{TestApp, spawn_configured, spawn_loop_app_on, with_eval_data, workspace};
 
 const DATASTORE: &str = "azureml://datastores/sluice/paths/";
 const ABFSS_ROOT: &str = "abfss://sluice@sluicedata.dfs.core.windows.net/";
@@ -71,17 +71,6 @@ fn names(value: &Value) -> BTreeSet<String> {
 
 fn keys(value: &Value) -> BTreeSet<String> {
     value.as_object().unwrap().keys().cloned().collect()
-}
-
-fn workspace(endpoint: &str) -> Workspace {
-    Workspace {
-        endpoint: endpoint.into(),
-        subscription_id: "00000000-1111-2222-3333-444444444444".into(),
-        resource_group: "test-rg".into(),
-        workspace: "my-aml-workspace".into(),
-        datastore: "sluice".into(),
-        experiment: "sluice".into(),
-    }
 }
 
 fn adult_contract() -> Contract {
@@ -1138,13 +1127,8 @@ fn contract_databricks_training_runs_follow_the_jobs_api() {
     }
 }
 
-/// Training on Databricks through the loop: the run is submitted once (its attempt the
-/// run's idempotency token), the task wrapper copies the version and config to the
-/// driver and runs the reference trainer staged from this build, the outputs land where
-/// every backend's do, and the model registers, passes the gate and reaches production
-/// with the Databricks run in its lineage.
-#[tokio::test]
-async fn contract_databricks_trains_a_model_through_the_loop() {
+/// A loop app that trains on the Databricks stand-in, with Adult ingested as v1.
+async fn databricks_loop_app() -> (TestApp, Arc<Service>) {
     let root = tempfile::tempdir().unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(root.path()).unwrap());
     let service = Service::new(root.path());
@@ -1159,6 +1143,17 @@ async fn contract_databricks_trains_a_model_through_the_loop() {
         app.ingest("adult", "adult.data", bytes).await["status"],
         "versioned"
     );
+    (app, service)
+}
+
+/// Training on Databricks through the loop: the run is submitted once (its attempt the
+/// run's idempotency token), the task wrapper copies the version and config to the
+/// driver and runs the reference trainer staged from this build, the outputs land where
+/// every backend's do, and the model registers, passes the gate and reaches production
+/// with the Databricks run in its lineage.
+#[tokio::test]
+async fn contract_databricks_trains_a_model_through_the_loop() {
+    let (app, service) = databricks_loop_app().await;
     let done = app.retrain(json!({"model": "adult-income"})).await;
     let run = done["run_id"].as_str().unwrap();
     let (_, record) = app
@@ -1352,20 +1347,7 @@ async fn contract_azureml_spark_scans_survive_throttling_and_a_failed_job_points
 /// recorded failed with the run's own error and its page.
 #[tokio::test]
 async fn contract_databricks_training_survives_throttling_and_a_failed_run_says_why() {
-    let root = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(root.path()).unwrap());
-    let service = Service::new(root.path());
-    let endpoint = serve(service.clone()).await;
-    let app = spawn_loop_app_on(store, root, move |store, _| {
-        Arc::new(databricks_training(&endpoint, store))
-    })
-    .await;
-    let app = with_eval_data(app).await;
-    let bytes = std::fs::read(sluice_tests::adult("adult.data")).unwrap();
-    assert_eq!(
-        app.ingest("adult", "adult.data", bytes).await["status"],
-        "versioned"
-    );
+    let (app, service) = databricks_loop_app().await;
     let request = json!({"model": "adult-income"});
 
     service

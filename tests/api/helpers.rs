@@ -316,3 +316,15 @@ pub(crate) async fn with_eval_data(app: TestApp) -> TestApp {
     );
     app
 }
+
+/// The Azure ML workspace the contract tests address (`endpoint` is ARM or a stand-in).
+pub(crate) fn workspace(endpoint: &str) -> sluice_shared::cloud::azureml::Workspace {
+    sluice_shared::cloud::azureml::Workspace {
+        endpoint: endpoint.into(),
+        subscription_id: "00000000-1111-2222-3333-444444444444".into(),
+        resource_group: "test-rg".into(),
+        workspace: "my-aml-workspace".into(),
+        datastore: "sluice".into(),
+        experiment: "sluice".into(),
+    }
+}

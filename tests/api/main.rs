@@ -13,6 +13,7 @@ mod deploy;
 mod helpers;
 mod host_contract;
 mod mlops_loop;
+mod monitoring;
 mod score;
 mod spark;
 mod tasks;

@@ -557,40 +557,6 @@ impl ColumnAccumulator {
     }
 }
 
-/// How far a new profile moved from an old one, and in which column: for numbers, the
-/// shift of the mean in units of the old standard deviation; for categories, the largest
-/// change in a value's share of the non-null rows. Columns in only one profile are
-/// skipped (a schema change is the contract's business).
-pub fn drift(old: &[ColumnProfile], new: &[ColumnProfile]) -> Option<(f64, String)> {
-    let mut worst: Option<(f64, String)> = None;
-    for n in new {
-        let Some(o) = old.iter().find(|o| o.name == n.name) else {
-            continue;
-        };
-        let score = match (&o.numeric, &n.numeric) {
-            (Some(a), Some(b)) => (b.mean - a.mean).abs() / if a.std > 0.0 { a.std } else { 1.0 },
-            _ => {
-                let share = |p: &ColumnProfile, value: &str| {
-                    let present = (p.count - p.nulls).max(1) as f64;
-                    p.top_values
-                        .iter()
-                        .find(|v| v.value == value)
-                        .map_or(0.0, |v| v.count as f64 / present)
-                };
-                o.top_values
-                    .iter()
-                    .chain(&n.top_values)
-                    .map(|v| (share(n, &v.value) - share(o, &v.value)).abs())
-                    .fold(0.0, f64::max)
-            }
-        };
-        if worst.as_ref().is_none_or(|(w, _)| score > *w) {
-            worst = Some((score, n.name.clone()));
-        }
-    }
-    worst
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -738,27 +704,5 @@ mod tests {
             .collect();
         assert_eq!(top, [("b", 3), ("a", 2), ("c", 1)]);
         assert!(p.numeric.is_none());
-    }
-
-    #[test]
-    fn drift_measures_mean_shifts_and_share_changes() {
-        let profile = |xs: &[f64], cats: &[&str]| {
-            let mut num = ColumnAccumulator::new("x", ColumnType::Float);
-            num.add_numbers(xs);
-            let mut cat = ColumnAccumulator::new("c", ColumnType::String);
-            cats.iter().for_each(|c| cat.add_category(c));
-            vec![num.finish(), cat.finish()]
-        };
-        let old = profile(&[0.0, 2.0, 4.0], &["a", "a", "b", "b"]);
-        let same = drift(&old, &old).unwrap();
-        assert_eq!(same.0, 0.0);
-        let shifted = profile(&[4.0, 6.0, 8.0], &["a", "a", "b", "b"]);
-        let (score, column) = drift(&old, &shifted).unwrap();
-        assert_eq!(column, "x");
-        assert!((score - 2.0).abs() < 1e-9, "{score}");
-        let reshuffled = profile(&[0.0, 2.0, 4.0], &["a", "a", "a", "a"]);
-        let (score, column) = drift(&old, &reshuffled).unwrap();
-        assert_eq!(column, "c");
-        assert!((score - 0.5).abs() < 1e-9, "{score}");
     }
 }

@@ -342,12 +342,14 @@ impl Runs {
             }
             RetrainPolicy::Drift { threshold } => threshold,
         };
-        let trained_on = match self
+        // Compared with the data production was trained on, wherever that lies (the
+        // config may have moved to another dataset since).
+        let trained = match self
             .registry
             .resolve(&config.model, crate::registry::PRODUCTION)
             .await
         {
-            Ok(v) => v.lineage.dataset_version,
+            Ok(v) => v.lineage,
             Err(crate::registry::RegistryError::NoAlias { .. }) => {
                 return Ok(Some(format!(
                     "no production model yet; {dataset} v{version} is new"
@@ -355,18 +357,29 @@ impl Runs {
             }
             Err(e) => return Err(e.into()),
         };
-        let profile = |v: u32| async move {
-            let (m, _): (Manifest, _) =
-                get_json(self.store.as_ref(), &layout::manifest(dataset, v)).await?;
-            Ok::<_, RunError>(m.profile)
+        let profile = |d: &DatasetName, v: u32| {
+            let key = layout::manifest(d, v);
+            async move {
+                let (m, _): (Manifest, _) = get_json(self.store.as_ref(), &key).await?;
+                Ok::<_, RunError>(m.profile)
+            }
         };
-        let (old, new) = (profile(trained_on).await?, profile(version).await?);
-        Ok(match crate::dataset::profile::drift(&old, &new) {
-            Some((score, column)) if score > threshold => Some(format!(
-                "drift {score:.3} in {column} since v{trained_on} (threshold {threshold})"
-            )),
-            _ => None,
-        })
+        let old = profile(&trained.dataset, trained.dataset_version).await?;
+        let new = profile(dataset, version).await?;
+        let drifted: Vec<String> =
+            crate::monitoring::drift::compare_profiles(&old, &new, threshold)
+                .into_iter()
+                .filter(|c| c.drifted)
+                .map(|c| format!("{} {:.3}", c.column, c.value))
+                .collect();
+        Ok((!drifted.is_empty()).then(|| {
+            format!(
+                "{dataset} v{version} drifted from {} v{} (threshold {threshold}): {}",
+                trained.dataset,
+                trained.dataset_version,
+                drifted.join(", ")
+            )
+        }))
     }
 
     /// Turns a request into a run (or finds the run it duplicates). Permanent problems

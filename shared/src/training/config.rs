@@ -60,6 +60,10 @@ pub struct PredictionLogConfig {
     pub sample: f64,
 }
 
+fn default_drift_threshold() -> f64 {
+    crate::monitoring::drift::DEFAULT_THRESHOLD
+}
+
 fn default_seed() -> u64 {
     42
 }
@@ -172,10 +176,13 @@ pub enum RetrainPolicy {
     /// Every new version.
     #[default]
     EveryVersion,
-    /// Only when some numeric column's mean moved by more than `threshold` standard
-    /// deviations, or some category's share by more than `threshold`, against the data
-    /// the production model was trained on.
-    Drift { threshold: f64 },
+    /// Only when some column drifted beyond `threshold` (default 0.1) from the data the
+    /// production model was trained on: normalised Wasserstein distance for numbers,
+    /// Jensen–Shannon distance for categories (`monitoring::drift`).
+    Drift {
+        #[serde(default = "default_drift_threshold")]
+        threshold: f64,
+    },
     /// Only on request.
     Manual,
 }
@@ -366,6 +373,18 @@ mod tests {
 
     fn minimal() -> serde_json::Value {
         serde_json::json!({"model": "m", "dataset": "d", "label": "y", "positive": "1"})
+    }
+
+    /// A drift policy's threshold is optional; configs stored with one keep it.
+    #[test]
+    fn a_drift_policy_reads_with_and_without_its_threshold() {
+        let mut config = minimal();
+        config["retrain"] = serde_json::json!({"on": "drift"});
+        let c = TrainingConfig::from_json(config.to_string().as_bytes()).unwrap();
+        assert_eq!(c.retrain, RetrainPolicy::Drift { threshold: 0.1 });
+        config["retrain"] = serde_json::json!({"on": "drift", "threshold": 0.25});
+        let c = TrainingConfig::from_json(config.to_string().as_bytes()).unwrap();
+        assert_eq!(c.retrain, RetrainPolicy::Drift { threshold: 0.25 });
     }
 
     #[test]
