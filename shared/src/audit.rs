@@ -36,6 +36,8 @@ pub enum Action {
     RolledBack,
     /// A training config was stored (a new version of it).
     ConfigStored,
+    /// A window of production's traffic drifted from the model's training data.
+    DriftDetected,
 }
 
 /// A record as appended: the caller's part.

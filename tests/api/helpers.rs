@@ -6,6 +6,7 @@ use sluice::host::startup::Application;
 use sluice::host::state::AppState;
 use sluice_shared::dataset::contract::Contract;
 use sluice_shared::dataset::{Contracts, Manifest, QuarantineReport};
+use sluice_shared::model::{Table, Values};
 use sluice_shared::storage::local::LocalStore;
 use sluice_shared::storage::{ObjectKey, ObjectStore, PutMode, get_json};
 use sluice_shared::training::TrainingConfig;
@@ -327,4 +328,48 @@ pub(crate) fn workspace(endpoint: &str) -> sluice_shared::cloud::azureml::Worksp
         datastore: "sluice".into(),
         experiment: "sluice".into(),
     }
+}
+
+/// An app whose `adult-income` v1 is in production (through the whole loop).
+pub(crate) async fn adult_in_production() -> TestApp {
+    let app = loop_app_with_eval_data().await;
+    let data = std::fs::read(sluice_tests::adult("adult.data")).unwrap();
+    assert_eq!(
+        app.ingest("adult", "adult.data", data).await["status"],
+        "versioned"
+    );
+    let done = app.retrain(json!({"model": "adult-income"})).await;
+    assert_eq!(
+        done["gate"]["releases"],
+        json!(["staging.1", "production.1"]),
+        "{done}"
+    );
+    app
+}
+
+/// Rows of adult.test as a scoring client would send them (raw values, records).
+pub(crate) fn records(app: &TestApp, rows: &[usize]) -> (Vec<Value>, Table) {
+    let registry_signature = std::fs::read(
+        app.root()
+            .join("registry/models/adult-income/versions/v1/signature.json"),
+    )
+    .unwrap();
+    let signature: sluice_shared::model::Signature =
+        serde_json::from_slice(&registry_signature).unwrap();
+    let table = app.adult_eval_rows(&signature).take(rows);
+    let records = (0..rows.len())
+        .map(|r| {
+            let mut row = serde_json::Map::new();
+            for (name, values) in &table.columns {
+                let v = match values {
+                    Values::Numbers(xs) if xs[r].is_nan() => Value::Null,
+                    Values::Numbers(xs) => json!(xs[r] as i64),
+                    Values::Text(t) => t[r].clone().map_or(Value::Null, Value::String),
+                };
+                row.insert(name.clone(), v);
+            }
+            Value::Object(row)
+        })
+        .collect();
+    (records, table)
 }

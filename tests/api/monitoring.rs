@@ -1,11 +1,13 @@
-//! Watching models after release: the drift statistics against SciPy, and the retrain
-//! policy that retrains only when a new dataset version drifted from the data production
-//! was trained on.
+//! Watching models after release: the drift statistics against SciPy, the retrain policy
+//! that retrains only when a new dataset version drifted from the data production was
+//! trained on, and the monitor judging production's logged traffic.
 
 use serde_json::{Value, json};
 use sluice_shared::monitoring::stats;
+use sluice_shared::registry::{ModelName, Registry};
+use sluice_shared::scoring::{Scorer, Target};
 
-use crate::helpers::{loop_app_with_eval_data, put_config};
+use crate::helpers::{adult_in_production, loop_app_with_eval_data, put_config, records};
 
 /// A deterministic pseudo-random stream (SplitMix64), so the samples are the same on
 /// every run without a dependency.
@@ -181,4 +183,263 @@ async fn a_drift_policy_retrains_only_when_a_version_drifted_from_production_s_d
     );
     assert!(!reason.contains(", "), "only age drifted: {reason}");
     assert_eq!(runs[0]["run"]["dataset_version"], 3);
+}
+
+/// `records` with `age` moved by `years` and every `workclass` set to `Self-emp-inc`.
+fn shifted(records: &[Value], years: i64) -> Vec<Value> {
+    records
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            if let Some(age) = r["age"].as_i64() {
+                r["age"] = json!(age + years);
+            }
+            r["workclass"] = json!("Self-emp-inc");
+            r
+        })
+        .collect()
+}
+
+/// A scorer over the app's registry, as `Score` has (one session, batches of 100).
+fn scorer(app: &crate::helpers::TestApp) -> Scorer {
+    Scorer::new(
+        Registry::new(app.store.clone()),
+        sluice_tests::onnxruntime(),
+        1,
+        100,
+    )
+}
+
+/// Scores `records` against production in requests of 100 (each logged), then writes
+/// the prediction log, as the server does on its flush interval.
+async fn traffic(scorer: &Scorer, records: &[Value], tag: &str) {
+    let model = ModelName::parse("adult-income").unwrap();
+    let target = Target::Alias("production".into());
+    for (i, chunk) in records.chunks(100).enumerate() {
+        let body = json!({ "data": chunk }).to_string();
+        scorer
+            .score(&model, &target, body.as_bytes(), &format!("{tag}-{i}"))
+            .await
+            .unwrap();
+    }
+    assert!(!scorer.flush_log().await.unwrap().is_empty());
+}
+
+/// Production watched end to end: traffic drawn from the training distribution is a
+/// window too small to judge, then stable; traffic with `age` and `workclass` shifted
+/// drifts in exactly those two inputs, publishes one `model.drift_detected` (a
+/// CloudEvent naming the window) and requests one retrain on the newest dataset
+/// version, although the monitor runs three times; the reports read back over HTTP.
+#[tokio::test]
+async fn production_drift_is_judged_once_per_window_and_retrains_once() {
+    let app = adult_in_production().await;
+    let mut watched = crate::helpers::config();
+    watched["prediction_log"] = json!({"sample": 1.0});
+    watched["retrain"] = json!({"on": "drift"});
+    watched["monitoring"] = json!({"min_rows": 1000});
+    put_config(&app, &watched).await;
+    let key = app
+        .upload("adult", "every-second.data", adult_rows(2, 0))
+        .await;
+    let (status, body) = app
+        .invoke("DatasetIngest", &app.blob_created(&key).await)
+        .await;
+    assert_eq!((status, &body["ReturnValue"]["version"]), (200, &json!(2)));
+
+    let scorer = scorer(&app);
+    let rows: Vec<usize> = (0..3000).collect();
+    let (records, _) = records(&app, &rows);
+    let timer = json!({"Data": {"timer": {"IsPastDue": false}}, "Metadata": {}});
+    let tick = || async {
+        let (status, answer) = app.invoke("MonitorTimer", &timer).await;
+        assert_eq!(status, 200, "{answer}");
+        answer
+    };
+
+    traffic(&scorer, &records[..500], "a").await;
+    let first = tick().await;
+    let window = &first["ReturnValue"]["windows"][0]["report"];
+    assert_eq!(window["verdict"], "too_few_rows", "{first}");
+    assert_eq!(
+        (window["rows"].as_u64(), window["window"].as_u64()),
+        (Some(500), Some(1))
+    );
+
+    traffic(&scorer, &records[500..1500], "b").await;
+    let second = tick().await;
+    let window = &second["ReturnValue"]["windows"][0]["report"];
+    assert_eq!(window["verdict"], "stable", "{second}");
+    assert_eq!(
+        (window["rows"].as_u64(), window["window"].as_u64()),
+        (Some(1500), Some(1))
+    );
+    assert!(second["Outputs"].get("monitorEvents").is_none(), "{second}");
+
+    traffic(&scorer, &shifted(&records[1500..3000], 20), "c").await;
+    let mut events = Vec::new();
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let answer = tick().await;
+        if let Some(Value::Array(out)) = answer["Outputs"].get("monitorEvents") {
+            events.extend(out.iter().cloned());
+        }
+        answers.push(answer);
+    }
+    let window = &answers[0]["ReturnValue"]["windows"][0]["report"];
+    assert_eq!(window["verdict"], "drifted", "{}", answers[0]);
+    assert_eq!(window["window"], 2);
+    let drifted: Vec<&str> = window["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["drifted"] == true && c["column"] != "prediction")
+        .map(|c| c["column"].as_str().unwrap())
+        .collect();
+    assert_eq!(drifted, ["age", "workclass"], "{window}");
+    for column in window["columns"].as_array().unwrap() {
+        let statistic = if column["column"] == "age" || column["column"] == "hours-per-week" {
+            "normalized_wasserstein"
+        } else if column["column"] == "workclass" {
+            "jensen_shannon"
+        } else {
+            continue;
+        };
+        assert_eq!(column["statistic"], statistic, "{column}");
+    }
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = &events[0];
+    assert_eq!(event["specversion"], "1.0");
+    assert_eq!(event["type"], "model.drift_detected");
+    assert_eq!(event["subject"], "models/adult-income/versions/1");
+    assert_eq!(
+        event["id"],
+        "model.drift_detected:adult-income:production.1:2"
+    );
+    let run = window["retrain_run"]
+        .as_str()
+        .expect("a retrain was requested");
+    assert_eq!(event["data"]["retrain_run"], run);
+    assert_eq!(
+        answers[0]["ReturnValue"]["windows"][0]["retrain"]["duplicate"],
+        false
+    );
+    for later in &answers[1..] {
+        assert_eq!(later["ReturnValue"]["windows"], json!([]), "{later}");
+    }
+    let (_, runs) = app.api(reqwest::Method::GET, "/api/runs", None).await;
+    let from_monitor: Vec<&Value> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["trigger"] == "monitor")
+        .collect();
+    assert_eq!(from_monitor.len(), 1, "{runs}");
+    assert_eq!(from_monitor[0]["id"], run);
+    assert_eq!(from_monitor[0]["dataset_version"], 2, "the newest version");
+    let reason = from_monitor[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("age, workclass"), "{reason}");
+
+    // The decision is in the audit trail once, with the window it rests on.
+    let audit = sluice_shared::audit::AuditLog::new(app.store.clone());
+    let decisions: Vec<_> = audit
+        .records()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.entry.action == sluice_shared::audit::Action::DriftDetected)
+        .collect();
+    assert_eq!(decisions.len(), 1);
+    assert_eq!(decisions[0].entry.subject, "model:adult-income@1");
+    assert!(
+        decisions[0]
+            .entry
+            .reason
+            .starts_with("age, workclass drifted from adult v1 in window 2"),
+        "{}",
+        decisions[0].entry.reason
+    );
+    audit.verify().await.unwrap();
+
+    let (status, reports) = app
+        .api(
+            reqwest::Method::GET,
+            "/api/models/adult-income/monitoring",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{reports}");
+    let reports = reports["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 2);
+    assert_eq!(
+        (reports[0]["window"].as_u64(), reports[1]["window"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(reports[0]["retrain_run"], run);
+    let (status, missing) = app
+        .api(
+            reqwest::Method::GET,
+            "/api/models/no-such-model/monitoring",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "{missing}");
+}
+
+/// A version keeps its training data's profile for what it reads and predicts
+/// (`reference.json`); a version registered before references were kept is judged
+/// against its dataset version's manifest instead, with the same verdicts.
+#[tokio::test]
+async fn versions_registered_before_references_are_judged_against_their_dataset() {
+    let app = adult_in_production().await;
+    let mut logged = crate::helpers::config();
+    logged["prediction_log"] = json!({"sample": 1.0});
+    put_config(&app, &logged).await;
+    let kept = app
+        .root()
+        .join("registry/models/adult-income/versions/v1/reference.json");
+    let reference: Vec<Value> = serde_json::from_slice(&std::fs::read(&kept).unwrap()).unwrap();
+    let signature: Value =
+        serde_json::from_slice(&std::fs::read(kept.with_file_name("signature.json")).unwrap())
+            .unwrap();
+    let mut expected: Vec<&str> = signature["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .chain(["income"])
+        .collect();
+    expected.sort_unstable();
+    let mut names: Vec<&str> = reference
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, expected);
+
+    let scorer = scorer(&app);
+    let (records, _) = records(&app, &(0..1200).collect::<Vec<_>>());
+    traffic(&scorer, &records, "kept").await;
+    // What an older version's store holds: no reference beside the model.
+    std::fs::remove_file(&kept).unwrap();
+    let timer = json!({"Data": {"timer": {"IsPastDue": false}}, "Metadata": {}});
+    let (status, answer) = app.invoke("MonitorTimer", &timer).await;
+    assert_eq!(status, 200, "{answer}");
+    let report = &answer["ReturnValue"]["windows"][0]["report"];
+    assert_eq!(report["verdict"], "stable", "{answer}");
+    assert_eq!(
+        report["reference"],
+        json!({"dataset": "adult", "version": 1})
+    );
+    let judged: Vec<&str> = report["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["column"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        judged.len(),
+        expected.len(),
+        "every input and the prediction: {judged:?}"
+    );
+    assert!(judged.contains(&"prediction"));
 }

@@ -13,51 +13,7 @@ use sluice_shared::registry::{ModelName, PRODUCTION, Registry};
 use sluice_shared::scoring::batch::Batcher;
 
 use crate::helpers::{ADMIN_KEY, SCORING_KEY, TestApp};
-use crate::helpers::{config, loop_app_with_eval_data, put_config};
-
-/// An app whose `adult-income` v1 is in production (through the whole loop).
-async fn adult_in_production() -> TestApp {
-    let app = loop_app_with_eval_data().await;
-    let data = std::fs::read(sluice_tests::adult("adult.data")).unwrap();
-    assert_eq!(
-        app.ingest("adult", "adult.data", data).await["status"],
-        "versioned"
-    );
-    let done = app.retrain(json!({"model": "adult-income"})).await;
-    assert_eq!(
-        done["gate"]["releases"],
-        json!(["staging.1", "production.1"]),
-        "{done}"
-    );
-    app
-}
-
-/// Rows of adult.test as a scoring client would send them (raw values, records).
-fn records(app: &TestApp, rows: &[usize]) -> (Vec<Value>, Table) {
-    let registry_signature = std::fs::read(
-        app.root()
-            .join("registry/models/adult-income/versions/v1/signature.json"),
-    )
-    .unwrap();
-    let signature: sluice_shared::model::Signature =
-        serde_json::from_slice(&registry_signature).unwrap();
-    let table = app.adult_eval_rows(&signature).take(rows);
-    let records = (0..rows.len())
-        .map(|r| {
-            let mut row = serde_json::Map::new();
-            for (name, values) in &table.columns {
-                let v = match values {
-                    Values::Numbers(xs) if xs[r].is_nan() => Value::Null,
-                    Values::Numbers(xs) => json!(xs[r] as i64),
-                    Values::Text(t) => t[r].clone().map_or(Value::Null, Value::String),
-                };
-                row.insert(name.clone(), v);
-            }
-            Value::Object(row)
-        })
-        .collect();
-    (records, table)
-}
+use crate::helpers::{adult_in_production, config, put_config, records};
 
 impl TestApp {
     pub(crate) async fn score(&self, path: &str, body: &Value) -> (u16, Value) {

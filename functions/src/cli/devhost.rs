@@ -29,8 +29,12 @@ use tower::ServiceExt;
 
 use crate::cli::queue::{Delivery, EmbeddedQueue};
 use crate::host::ingest::DATASET_EVENTS_BINDING;
+use crate::host::monitoring::MONITOR_EVENTS_BINDING;
 use crate::host::startup::router;
 use crate::host::state::AppState;
+
+/// How often the dev host runs the monitor.
+const MONITOR_EVERY: Duration = Duration::from_secs(60);
 
 /// How often a message is delivered before it is dead-lettered (Service Bus' default).
 const MAX_DELIVERIES: u32 = 10;
@@ -108,7 +112,12 @@ impl DevHost {
             "watching {}/ for uploads (Ctrl-C to stop)",
             self.store.uri(&landing)
         );
+        let mut monitored: Option<std::time::Instant> = None;
         loop {
+            if monitored.is_none_or(|at| at.elapsed() >= MONITOR_EVERY) {
+                self.monitor().await?;
+                monitored = Some(std::time::Instant::now());
+            }
             let found = self.watch_landing().await?;
             let mut worked = found > 0;
             while let Some(delivery) = self.blob_events.receive()? {
@@ -183,6 +192,33 @@ impl DevHost {
                 Err(e) if e.is_transient() => return Err(e.into()),
                 Err(e) => println!("✗ {} skipped: {e}", path.display()),
             }
+        }
+        Ok(())
+    }
+
+    /// Ticks `MonitorTimer` (as Azure's timer does every five minutes): prints each
+    /// window it judged and each drift notification it publishes.
+    async fn monitor(&self) -> anyhow::Result<()> {
+        let timer = json!({"Data": {"timer": {"IsPastDue": false}}, "Metadata": {"sys": {"MethodName": "MonitorTimer"}}});
+        let (status, answer) = self.invoke("MonitorTimer", &timer).await?;
+        if !status.is_success() {
+            println!("… MonitorTimer: {status} {answer}");
+            return Ok(());
+        }
+        for window in answer["ReturnValue"]["windows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let r = &window["report"];
+            println!(
+                "◉ {} v{} window {}: {} ({} rows)",
+                r["model"], r["model_version"], r["window"], r["verdict"], r["rows"]
+            );
+        }
+        let events = answer.pointer(&format!("/Outputs/{MONITOR_EVENTS_BINDING}"));
+        for event in events.and_then(Value::as_array).into_iter().flatten() {
+            println!("  event {event}");
         }
         Ok(())
     }

@@ -137,6 +137,10 @@ pub enum Command {
         #[arg(long, env = "USER", default_value = "operator")]
         actor: String,
     },
+    /// Production monitoring: judge each production model's open drift window, or show
+    /// a model's reports.
+    #[command(subcommand)]
+    Monitor(MonitorCommand),
     /// The audit trail: print it, or verify its hash chain.
     Audit {
         #[arg(value_parser = ["show", "verify"], default_value = "show")]
@@ -213,6 +217,21 @@ pub enum Command {
         port: u16,
         #[arg(long, default_value_t = 200)]
         bytes: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MonitorCommand {
+    /// One pass of the monitor (what `MonitorTimer` does): judges every production
+    /// model's logged predictions not yet judged, and requests the retrains `on: drift`
+    /// policies ask for.
+    Run,
+    /// A model's drift reports, newest first, with the newest decided window's columns.
+    Show {
+        model: String,
+        /// How many reports to list.
+        #[arg(long, default_value_t = 10)]
+        last: usize,
     },
 }
 
@@ -525,6 +544,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .await?
         }
         Command::Audit { action } => crate::cli::ops::audit(store, action == "verify").await?,
+        Command::Monitor(MonitorCommand::Run) => {
+            let mut state = AppState::new(store.clone(), cli.storage.scratch());
+            if let Some(compute) = cli.compute.build(store.clone())? {
+                state = state.with_compute(compute);
+            }
+            crate::cli::ops::monitor_run(&state).await?
+        }
+        Command::Monitor(MonitorCommand::Show { model, last }) => {
+            crate::cli::ops::monitor_show(store, &model, last).await?
+        }
         Command::Contracts(ContractsCommand::Put { file }) => {
             let contract = Contract::from_json(&std::fs::read(&file)?)
                 .with_context(|| format!("{}", file.display()))?;

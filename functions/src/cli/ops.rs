@@ -419,3 +419,73 @@ pub async fn score_file(
     out.flush()?;
     Ok(())
 }
+
+/// `sluice monitor run`: one pass, each judged window on a line.
+pub async fn monitor_run(state: &crate::host::state::AppState) -> anyhow::Result<()> {
+    let watched =
+        sluice_shared::runs::lifecycle::monitor(&state.runs, &state.monitor, chrono::Utc::now())
+            .await?;
+    if watched.is_empty() {
+        println!("nothing new logged by a production model");
+    }
+    for w in &watched {
+        print_window(&w.report);
+        if let Some(run) = &w.report.retrain_run {
+            println!("  retrain requested: {run}");
+        }
+    }
+    Ok(())
+}
+
+/// `sluice monitor show <model>`.
+pub async fn monitor_show(
+    store: Arc<dyn ObjectStore>,
+    model: &str,
+    last: usize,
+) -> anyhow::Result<()> {
+    use sluice_shared::monitoring::{Monitor, Verdict};
+    let model = ModelName::parse(model)?;
+    let reports = Monitor::new(store).reports(&model).await?;
+    if reports.is_empty() {
+        println!("no drift reports for {model} yet");
+    }
+    for report in reports.iter().take(last) {
+        print_window(report);
+    }
+    if let Some(report) = reports.iter().find(|r| r.verdict != Verdict::TooFewRows) {
+        println!(
+            "\nwindow {} of {} against {}@{}:",
+            report.window, report.release, report.reference.dataset, report.reference.version
+        );
+        println!(
+            "  {:<24} {:<24} {:>8} {:>9} {:>8}",
+            "column", "statistic", "value", "threshold", "psi"
+        );
+        for c in &report.columns {
+            let statistic = serde_json::to_value(c.statistic)?;
+            println!(
+                "{} {:<24} {:<24} {:>8.4} {:>9} {:>8.4}",
+                if c.drifted { "!" } else { " " },
+                c.column,
+                statistic.as_str().unwrap_or_default(),
+                c.value,
+                c.threshold,
+                c.psi
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_window(r: &sluice_shared::monitoring::Report) {
+    use sluice_shared::monitoring::Verdict;
+    let verdict = match r.verdict {
+        Verdict::TooFewRows => format!("too few rows ({} of {}), still open", r.rows, r.min_rows),
+        Verdict::Stable => format!("stable ({} rows)", r.rows),
+        Verdict::Drifted => format!("DRIFTED in {} ({} rows)", r.drifted().join(", "), r.rows),
+    };
+    println!(
+        "{}@{} {} window {} [{} – {}]: {verdict}",
+        r.model, r.model_version, r.release, r.window, r.from, r.to
+    );
+}

@@ -163,6 +163,16 @@ impl From<sluice_shared::runs::RunError> for AppError {
     }
 }
 
+impl From<sluice_shared::monitoring::MonitorError> for AppError {
+    fn from(e: sluice_shared::monitoring::MonitorError) -> Self {
+        if e.is_transient() {
+            Self::unavailable(&e)
+        } else {
+            Self::internal(&e)
+        }
+    }
+}
+
 impl From<sluice_shared::training::configs::ConfigStoreError> for AppError {
     fn from(e: sluice_shared::training::configs::ConfigStoreError) -> Self {
         use sluice_shared::training::configs::ConfigStoreError;

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::host::error::AppError;
 use crate::host::state::AppState;
-use crate::host::{ingest, models, retrain, score, trigger};
+use crate::host::{ingest, models, monitoring, retrain, score, trigger};
 
 /// Declares the functions once: their names, and each one's `function.json` compiled in
 /// (for `sluice package`, so a package always matches the executable inside it).
@@ -34,6 +34,7 @@ functions!(
     "Retrain",
     "Runs",
     "RunsTimer",
+    "MonitorTimer",
     "MlJobEvents",
     "RegistryEvents",
     "Models",
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/DatasetEvents", post(retrain::dataset_events))
         .route("/RetrainQueue", post(retrain::retrain_queue))
         .route("/RunsTimer", post(retrain::runs_timer))
+        .route("/MonitorTimer", post(monitoring::monitor_timer))
         .route("/MlJobEvents", post(retrain::ml_job_events))
         .route("/RegistryEvents", post(models::registry_events))
         .route(
@@ -87,6 +89,7 @@ pub fn router(state: AppState) -> Router {
             post(models::approve),
         )
         .route("/api/models/{name}/releases", get(models::releases))
+        .route("/api/models/{name}/monitoring", get(monitoring::reports))
         .route("/api/models/{name}/rollback", post(models::rollback))
         .route("/api/models/{name}/config", put(models::put_config))
         .route(

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use sha2::Digest;
 use sluice_shared::dataset::Ingestor;
 use sluice_shared::model::Runtime;
+use sluice_shared::monitoring::Monitor;
 use sluice_shared::registry::Registry;
 use sluice_shared::registry::gate::Gate;
 use sluice_shared::registry::promotion::Releases;
@@ -43,6 +44,8 @@ pub struct Services {
     pub scorer: Option<Arc<Scorer>>,
     /// Keys for `Score`, separate from the admin keys.
     pub scoring_keys: Arc<Keys>,
+    /// Production's drift windows.
+    pub monitor: Monitor,
     scratch: std::path::PathBuf,
 }
 
@@ -76,6 +79,7 @@ impl AppState {
             admin_keys: Arc::new(Keys::default()),
             scorer: None,
             scoring_keys: Arc::new(Keys::default()),
+            monitor: Monitor::new(store.clone()),
             store,
             scratch,
         }))

@@ -1,6 +1,9 @@
 //! Watching models after release: how far data moved from what a model was trained on.
 //! `stats` holds the distances, `drift` the per-column verdicts over profiles and live
-//! tallies.
+//! tallies, `monitor` the windows of logged predictions judged against them.
 
 pub mod drift;
+pub mod monitor;
 pub mod stats;
+
+pub use monitor::{Judged, Monitor, MonitorError, Report, Verdict};

@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::DatasetName;
+use crate::dataset::profile::ColumnProfile;
 use crate::model::Signature;
 use crate::storage::{ETag, ObjectKey, ObjectStore, PutMode, StorageError, get_json, put_json};
 use crate::training::metrics::Metrics;
@@ -182,6 +183,9 @@ pub struct Artifacts {
     pub signature: Signature,
     pub metrics: Metrics,
     pub holdout: Option<Holdout>,
+    /// The training data's profile for the columns the model reads and predicts, kept
+    /// with the version so monitoring compares live traffic with it (empty: none kept).
+    pub reference: Vec<ColumnProfile>,
 }
 
 #[derive(Clone)]
@@ -212,6 +216,10 @@ pub(crate) fn gate_key(m: &ModelName, v: u32) -> ObjectKey {
 
 fn holdout_key(m: &ModelName, v: u32) -> ObjectKey {
     key(format!("{}holdout.json", version_prefix(m, v)))
+}
+
+fn reference_key(m: &ModelName, v: u32) -> ObjectKey {
+    key(format!("{}reference.json", version_prefix(m, v)))
 }
 
 fn manifest_key(m: &ModelName, v: u32) -> ObjectKey {
@@ -322,6 +330,15 @@ impl Registry {
             )
             .await?;
         }
+        if !artifacts.reference.is_empty() {
+            put_json(
+                store,
+                &reference_key(model, version),
+                &artifacts.reference,
+                PutMode::Create,
+            )
+            .await?;
+        }
         let manifest = ModelVersion {
             model: model.clone(),
             version,
@@ -362,6 +379,20 @@ impl Registry {
     ) -> Result<Option<ModelVersion>, RegistryError> {
         match get_json::<RunIndex>(self.store.as_ref(), &run_index_key(model, run)).await {
             Ok((i, _)) => Ok(Some(self.version(model, i.version).await?)),
+            Err(StorageError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The training data's profile kept with `version` (`None` for versions registered
+    /// before references were kept).
+    pub async fn reference(
+        &self,
+        model: &ModelName,
+        version: u32,
+    ) -> Result<Option<Vec<ColumnProfile>>, RegistryError> {
+        match get_json(self.store.as_ref(), &reference_key(model, version)).await {
+            Ok((columns, _)) => Ok(Some(columns)),
             Err(StorageError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }

@@ -29,6 +29,7 @@ pub(crate) fn artifacts(tag: &str) -> Artifacts {
         },
         metrics: binary(&[0.2, 0.8], &[0.0, 1.0], &["no".into(), "yes".into()]),
         holdout: None,
+        reference: vec![],
     }
 }
 

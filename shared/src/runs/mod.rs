@@ -185,6 +185,8 @@ pub enum RunError {
     Registry(#[from] crate::registry::RegistryError),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    #[error(transparent)]
+    Monitor(#[from] crate::monitoring::MonitorError),
 }
 
 impl From<ConfigStoreError> for RunError {
@@ -207,6 +209,7 @@ impl RunError {
             RunError::Storage(e) => e.is_transient() || !matches!(e, StorageError::NotFound { .. }),
             RunError::Compute(e) => e.is_transient(),
             RunError::Registry(_) | RunError::Audit(_) => true,
+            RunError::Monitor(e) => e.is_transient(),
         }
     }
 
@@ -776,7 +779,7 @@ impl Runs {
                 .map_err(|e| RunError::Invalid(format!("{name} is not JSON: {e}")))
         };
         let model_onnx = read(crate::training::trainer::MODEL_FILE).await?;
-        let signature =
+        let signature: crate::model::Signature =
             serde_json::from_value(parse("signature.json", &read("signature.json").await?)?)
                 .map_err(|e| RunError::Invalid(format!("signature.json: {e}")))?;
         let metrics = serde_json::from_value(parse("metrics.json", &read("metrics.json").await?)?)
@@ -845,6 +848,20 @@ impl Runs {
             job,
         };
         let tags = [("run".to_owned(), run.id.clone())].into();
+        // The training data's profile for what the model reads and predicts, kept with
+        // the version for monitoring.
+        let (manifest, _): (Manifest, _) = get_json(
+            self.store.as_ref(),
+            &layout::manifest(&run.dataset, run.dataset_version),
+        )
+        .await?;
+        let reference = manifest
+            .profile
+            .into_iter()
+            .filter(|c| {
+                c.name == signature.label || signature.inputs.iter().any(|i| i.name == c.name)
+            })
+            .collect();
         Ok(self
             .registry
             .register(
@@ -854,6 +871,7 @@ impl Runs {
                     signature,
                     metrics,
                     holdout,
+                    reference,
                 },
                 lineage,
                 tags,

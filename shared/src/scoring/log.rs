@@ -114,6 +114,25 @@ fn batch_key(model: &ModelName, version: u32, at: DateTime<Utc>) -> ObjectKey {
     .expect("model names are valid key segments")
 }
 
+/// Where `model`'s batches of day `day` are.
+pub fn day_prefix(model: &ModelName, day: chrono::NaiveDate) -> String {
+    format!("predictions/{model}/{}/", day.format("%Y-%m-%d"))
+}
+
+/// A batch's write time and model version, read back from its key (`None` for keys of
+/// another shape).
+pub fn parse_batch_key(key: &str) -> Option<(DateTime<Utc>, u32)> {
+    let mut parts = key.rsplit('/');
+    let file = parts.next()?;
+    let day = parts.next()?;
+    let (time, rest) = file.split_once("-v")?;
+    let version = rest.split_once('-')?.0.parse().ok()?;
+    let at = chrono::NaiveDateTime::parse_from_str(&format!("{day} {time}"), "%Y-%m-%d %H%M%S%.3f")
+        .ok()?
+        .and_utc();
+    Some((at, version))
+}
+
 fn frame(entries: &[&Entry]) -> PolarsResult<DataFrame> {
     let mut request_ids = Vec::new();
     let mut times = Vec::new();
@@ -210,5 +229,8 @@ mod tests {
         assert!(key.as_str().starts_with(prefix), "{key}");
         assert!(key.as_str().ends_with(".parquet"), "{key}");
         assert_eq!(key.as_str().len(), prefix.len() + 32 + ".parquet".len());
+        assert_eq!(parse_batch_key(key.as_str()), Some((at, 3)));
+        assert!(key.as_str().starts_with(&day_prefix(&m, at.date_naive())));
+        assert_eq!(parse_batch_key("predictions/adult-income/notes.txt"), None);
     }
 }

@@ -1,0 +1,439 @@
+//! The live drift monitor: each production model's logged predictions, judged against
+//! the data the version was trained on, one window at a time.
+//!
+//! A window is every prediction-log batch of the production version that no earlier
+//! report of the same release judged. Windows are numbered per release
+//! (`monitoring/<model>/<release>/<n>.json`) and a judged one is written create-only, so
+//! however often the timer runs, or however many run at once, each window is judged once
+//! and its drift acted on once. A window with too few rows is stored as such and stays
+//! open: the next run judges it again with what arrived since. Keying windows by the
+//! batches they hold rather than by clock time means a batch that becomes visible late
+//! is judged in the next window instead of being missed.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::drift::{self, ColumnDrift, Distribution, Tally};
+use crate::dataset::profile::ColumnProfile;
+use crate::dataset::{DatasetName, Manifest, layout};
+use crate::model::{Signature, Task};
+use crate::registry::{ModelName, PRODUCTION, Registry, RegistryError};
+use crate::scoring::log;
+use crate::storage::{ObjectKey, ObjectStore, PutMode, StorageError, get_json, put_json};
+use crate::training::config::MonitoringConfig;
+use crate::training::configs::{ConfigStoreError, Configs};
+
+/// What the prediction is called among a report's columns.
+pub const PREDICTION: &str = "prediction";
+
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Config(#[from] ConfigStoreError),
+    #[error("reading prediction batch {key}: {message}")]
+    Batch { key: String, message: String },
+}
+
+impl MonitorError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            MonitorError::Storage(e) => e.is_transient(),
+            MonitorError::Registry(RegistryError::Storage(e)) => e.is_transient(),
+            MonitorError::Config(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+/// A window's outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Fewer rows than the config's `min_rows`: not decided, the window stays open.
+    TooFewRows,
+    Stable,
+    Drifted,
+}
+
+/// The dataset version a report compares with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceRef {
+    pub dataset: DatasetName,
+    pub version: u32,
+}
+
+/// One window of one production release, judged (`monitoring/<model>/<release>/<n>.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub model: ModelName,
+    pub model_version: u32,
+    /// The release that put the version in production (`production.<n>`).
+    pub release: String,
+    /// The window's number within the release, from 1.
+    pub window: u32,
+    pub reference: ReferenceRef,
+    /// The earliest and latest batch's write time.
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub rows: u64,
+    pub min_rows: u64,
+    pub verdict: Verdict,
+    /// Every input column, then the prediction, each against its threshold.
+    pub columns: Vec<ColumnDrift>,
+    /// The prediction-log batches the window holds.
+    pub batches: Vec<ObjectKey>,
+    pub judged_at: DateTime<Utc>,
+    /// The run a drifted window asked for, once asked (`on: drift` policies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrain_run: Option<String>,
+}
+
+impl Report {
+    /// The columns that drifted.
+    pub fn drifted(&self) -> Vec<&str> {
+        self.columns
+            .iter()
+            .filter(|c| c.drifted)
+            .map(|c| c.column.as_str())
+            .collect()
+    }
+
+    pub fn key(&self) -> ObjectKey {
+        report_key(&self.model, &self.release, self.window)
+    }
+}
+
+/// A window the monitor judged on this call.
+#[derive(Clone, Debug)]
+pub struct Judged {
+    pub report: Report,
+    /// Whether this call decided it (only then are its actions due).
+    pub decided_now: bool,
+}
+
+fn report_key(model: &ModelName, release: &str, window: u32) -> ObjectKey {
+    ObjectKey::parse(format!(
+        "{}{release}/{window:06}.json",
+        reports_prefix(model)
+    ))
+    .expect("model names and release ids are valid key segments")
+}
+
+fn reports_prefix(model: &ModelName) -> String {
+    format!("monitoring/{model}/")
+}
+
+/// Reads and judges prediction logs; writes reports.
+#[derive(Clone)]
+pub struct Monitor {
+    store: Arc<dyn ObjectStore>,
+    registry: Registry,
+    configs: Configs,
+}
+
+impl Monitor {
+    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            registry: Registry::new(store.clone()),
+            configs: Configs::new(store.clone()),
+            store,
+        }
+    }
+
+    /// Judges the open window of every model in production.
+    pub async fn run(&self, now: DateTime<Utc>) -> Result<Vec<Judged>, MonitorError> {
+        let mut judged = Vec::new();
+        for model in self.registry.models().await? {
+            if let Some(j) = self.judge(&model, now).await? {
+                judged.push(j);
+            }
+        }
+        Ok(judged)
+    }
+
+    /// `model`'s reports, newest first.
+    pub async fn reports(&self, model: &ModelName) -> Result<Vec<Report>, MonitorError> {
+        let mut reports = Vec::new();
+        for meta in self.store.list(&reports_prefix(model)).await? {
+            reports.push(get_json::<Report>(self.store.as_ref(), &meta.key).await?.0);
+        }
+        reports.sort_by_key(|r| std::cmp::Reverse((r.judged_at, r.window)));
+        Ok(reports)
+    }
+
+    /// Records the run a drifted window asked for (once; a later call keeps the first).
+    pub async fn record_retrain(&self, report: &Report, run: &str) -> Result<Report, MonitorError> {
+        let key = report.key();
+        loop {
+            let (mut stored, etag): (Report, _) = get_json(self.store.as_ref(), &key).await?;
+            if stored.retrain_run.is_some() {
+                return Ok(stored);
+            }
+            stored.retrain_run = Some(run.to_owned());
+            match put_json(self.store.as_ref(), &key, &stored, PutMode::Update(etag)).await {
+                Ok(_) => return Ok(stored),
+                Err(StorageError::Precondition { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The open window of `model`'s production release, judged; `None` when nothing new
+    /// was logged (or the model is not in production).
+    async fn judge(
+        &self,
+        model: &ModelName,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Judged>, MonitorError> {
+        let Some((alias, _)) = self.registry.alias(model, PRODUCTION).await? else {
+            return Ok(None);
+        };
+        let release = alias.release;
+        let version = self.registry.version(model, release.version).await?;
+        let config = match self.configs.get(model).await {
+            Ok(c) => c.monitoring.unwrap_or_default(),
+            Err(ConfigStoreError::Missing(_)) => MonitoringConfig::default(),
+            Err(e) => return Err(e.into()),
+        };
+        // This release's windows so far: the batches they judged, and the open one.
+        let mut judged_batches = BTreeSet::new();
+        let mut last = 0;
+        let mut open = None;
+        let mut latest: Option<Report> = None;
+        let prefix = format!("{}{}/", reports_prefix(model), release.id);
+        for meta in self.store.list(&prefix).await? {
+            let (report, etag): (Report, _) = get_json(self.store.as_ref(), &meta.key).await?;
+            last = last.max(report.window);
+            if report.verdict == Verdict::TooFewRows {
+                open = Some((report.window, etag));
+            } else {
+                judged_batches.extend(report.batches.iter().cloned());
+                if latest.as_ref().is_none_or(|l| l.window < report.window) {
+                    latest = Some(report);
+                }
+            }
+        }
+        let batches = self
+            .new_batches(model, release.version, release.at, now, &judged_batches)
+            .await?;
+        if batches.is_empty() {
+            // A drifted window whose retrain was never recorded (its monitor stopped
+            // between the two) is handed back, so the caller can finish acting on it.
+            return Ok(latest
+                .filter(|r| r.verdict == Verdict::Drifted && r.retrain_run.is_none())
+                .map(|report| Judged {
+                    report,
+                    decided_now: false,
+                }));
+        }
+        let reference = self
+            .reference(model, &version.lineage, release.version)
+            .await?;
+        let assessed = self
+            .assess(&version.signature, &reference, &config, &batches)
+            .await?;
+        let (window, mode) = match open {
+            Some((window, etag)) => (window, PutMode::Update(etag)),
+            None => (last + 1, PutMode::Create),
+        };
+        let report = Report {
+            model: model.clone(),
+            model_version: release.version,
+            release: release.id.clone(),
+            window,
+            reference: ReferenceRef {
+                dataset: version.lineage.dataset.clone(),
+                version: version.lineage.dataset_version,
+            },
+            from: batches[0].0,
+            to: batches[batches.len() - 1].0,
+            rows: assessed.rows,
+            min_rows: config.min_rows,
+            verdict: assessed.verdict,
+            columns: assessed.columns,
+            batches: batches.into_iter().map(|b| b.1).collect(),
+            judged_at: now,
+            retrain_run: None,
+        };
+        let key = report.key();
+        match put_json(self.store.as_ref(), &key, &report, mode).await {
+            Ok(_) => Ok(Some(Judged {
+                decided_now: report.verdict != Verdict::TooFewRows,
+                report,
+            })),
+            // Another monitor wrote this window first: its report stands, and its actions
+            // are its own.
+            Err(StorageError::AlreadyExists { .. } | StorageError::Precondition { .. }) => {
+                let (theirs, _) = get_json(self.store.as_ref(), &key).await?;
+                Ok(Some(Judged {
+                    report: theirs,
+                    decided_now: false,
+                }))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The batches of `version` written since `since` that no window judged yet, oldest
+    /// first.
+    async fn new_batches(
+        &self,
+        model: &ModelName,
+        version: u32,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        judged: &BTreeSet<ObjectKey>,
+    ) -> Result<Vec<(DateTime<Utc>, ObjectKey)>, MonitorError> {
+        let mut found = Vec::new();
+        let mut day = since.date_naive();
+        while day <= now.date_naive() {
+            for meta in self.store.list(&log::day_prefix(model, day)).await? {
+                let Some((at, v)) = log::parse_batch_key(meta.key.as_str()) else {
+                    continue;
+                };
+                if v == version && !judged.contains(&meta.key) {
+                    found.push((at, meta.key));
+                }
+            }
+            day = day.succ_opt().expect("dates in range");
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// The training data's profile: kept with the version, or, for versions registered
+    /// before references were kept, the dataset version's manifest.
+    async fn reference(
+        &self,
+        model: &ModelName,
+        lineage: &crate::registry::Lineage,
+        version: u32,
+    ) -> Result<Vec<ColumnProfile>, MonitorError> {
+        if let Some(kept) = self.registry.reference(model, version).await? {
+            return Ok(kept);
+        }
+        let key = layout::manifest(&lineage.dataset, lineage.dataset_version);
+        let (manifest, _): (Manifest, _) = get_json(self.store.as_ref(), &key).await?;
+        Ok(manifest.profile)
+    }
+
+    /// Tallies `batches` against the reference and judges every column.
+    async fn assess(
+        &self,
+        signature: &Signature,
+        reference: &[ColumnProfile],
+        config: &MonitoringConfig,
+        batches: &[(DateTime<Utc>, ObjectKey)],
+    ) -> Result<Assessment, MonitorError> {
+        // (column in the log, column in the reference, its distribution there, live tally)
+        let prediction_column = match signature.task {
+            Task::Regression => "predicted_value",
+            _ => "predicted_label",
+        };
+        let mut watched: Vec<(String, String, Distribution, Tally)> = Vec::new();
+        let columns = signature
+            .inputs
+            .iter()
+            .map(|i| (i.name.clone(), i.name.clone()))
+            .chain([(prediction_column.to_owned(), signature.label.clone())]);
+        for (logged, profiled) in columns {
+            let Some(profile) = reference.iter().find(|c| c.name == profiled) else {
+                continue;
+            };
+            if let Some(dist) = Distribution::of_profile(profile) {
+                let tally = Tally::like(&dist);
+                watched.push((logged, profiled, dist, tally));
+            }
+        }
+        let mut rows = 0u64;
+        for (_, key) in batches {
+            let bytes = self.store.get(key).await?.bytes().await?;
+            let frame = ParquetReader::new(std::io::Cursor::new(bytes))
+                .finish()
+                .map_err(|e| MonitorError::Batch {
+                    key: key.to_string(),
+                    message: e.to_string(),
+                })?;
+            rows += frame.height() as u64;
+            for (logged, _, dist, tally) in &mut watched {
+                let Ok(column) = frame.column(logged) else {
+                    continue;
+                };
+                tally_column(column, dist, tally).map_err(|e| MonitorError::Batch {
+                    key: key.to_string(),
+                    message: e.to_string(),
+                })?;
+            }
+        }
+        let decided = rows >= config.min_rows;
+        let mut judged = Vec::new();
+        if decided {
+            for (logged, profiled, dist, tally) in watched {
+                let name = if profiled == signature.label && logged == prediction_column {
+                    PREDICTION.to_owned()
+                } else {
+                    logged
+                };
+                let live = tally.finish();
+                let threshold = config.thresholds.get(&name).copied().unwrap_or(match dist {
+                    Distribution::Numeric { .. } => config.numeric_threshold,
+                    Distribution::Categorical { .. } => config.categorical_threshold,
+                });
+                if let Some(verdict) = drift::compare(&name, &dist, &live, threshold) {
+                    judged.push(verdict);
+                }
+            }
+        }
+        let verdict = if !decided {
+            Verdict::TooFewRows
+        } else if judged.iter().any(|c| c.drifted) {
+            Verdict::Drifted
+        } else {
+            Verdict::Stable
+        };
+        Ok(Assessment {
+            rows,
+            verdict,
+            columns: judged,
+        })
+    }
+}
+
+/// What a window's batches say, before it is placed in its release.
+struct Assessment {
+    rows: u64,
+    verdict: Verdict,
+    columns: Vec<ColumnDrift>,
+}
+
+/// Adds a logged column's values to its tally: numbers as numbers, anything else as text
+/// (an empty text is a null, as the log writes a missing category).
+fn tally_column(column: &Column, dist: &Distribution, tally: &mut Tally) -> PolarsResult<()> {
+    match dist {
+        Distribution::Numeric { .. } if column.dtype().is_primitive_numeric() => {
+            for x in column.cast(&DataType::Float64)?.f64()?.iter() {
+                match x {
+                    Some(x) if !x.is_nan() => tally.add_number(x),
+                    _ => tally.add_null(),
+                }
+            }
+        }
+        _ => {
+            for x in column.cast(&DataType::String)?.str()?.iter() {
+                match x {
+                    Some(x) if !x.is_empty() => tally.add_text(x),
+                    _ => tally.add_null(),
+                }
+            }
+        }
+    }
+    Ok(())
+}
