@@ -1,6 +1,6 @@
 // Event Grid: Storage BlobCreated under landing/ → DatasetIngest; Azure ML
-// ModelRegistered → RegistryEvents and RunStatusChanged → MlJobEvents. Each
-// subscription retries, then dead-letters (with the identity) to a container instead of
+// ModelRegistered → RegistryEvents, RunStatusChanged and DatasetDriftDetected →
+// MlJobEvents. Each subscription retries, then dead-letters (with the identity) to a container instead of
 // dropping the event. A subscription to a function can only be created once the
 // function exists, so the subscriptions wait for `deploySubscriptions` (second pass,
 // after the app is published).
@@ -106,7 +106,10 @@ resource jobStatus 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2023-12-
       }
     }
     filter: {
-      includedEventTypes: ['Microsoft.MachineLearningServices.RunStatusChanged']
+      includedEventTypes: [
+        'Microsoft.MachineLearningServices.RunStatusChanged'
+        'Microsoft.MachineLearningServices.DatasetDriftDetected'
+      ]
     }
     eventDeliverySchema: 'EventGridSchema'
     retryPolicy: retryPolicy

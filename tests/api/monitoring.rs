@@ -443,3 +443,99 @@ async fn versions_registered_before_references_are_judged_against_their_dataset(
     );
     assert!(judged.contains(&"prediction"));
 }
+
+/// Azure ML's `DatasetDriftDetected` (the docs' event, PascalCase; delivered twice, then
+/// once more as camelCase SDKs see it) for a monitor the model subscribes to: one drifted
+/// report named after the monitor's run, one `model.drift_detected`, one retrain and one
+/// audit record; another monitor's finding changes nothing; a malformed event is a 400
+/// naming the field.
+#[tokio::test]
+async fn contract_azureml_dataset_drift_detected_is_acted_on_once() {
+    let app = adult_in_production().await;
+    let mut config = crate::helpers::config();
+    config["retrain"] = json!({"on": "drift"});
+    config["monitoring"] = json!({"azureml_monitors": ["myDriftMonitor"]});
+    put_config(&app, &config).await;
+    let event = sluice_tests::fixture(
+        "eventgrid/Microsoft.MachineLearningServices.DatasetDriftDetected.docs.eventgrid.json",
+    )[0]
+    .clone();
+    let mut camel = event.clone();
+    camel["data"] = json!({
+        "dataDriftId": event["data"]["DataDriftId"],
+        "dataDriftName": "myDriftMonitor",
+        "runId": event["data"]["RunId"],
+        "driftCoefficient": event["data"]["DriftCoefficient"],
+        "startTime": event["data"]["StartTime"],
+        "endTime": event["data"]["EndTime"],
+    });
+    let deliver = |event: &Value| json!({"Data": {"event": event}, "Metadata": {}});
+    let mut published = Vec::new();
+    let mut answers = Vec::new();
+    for e in [&event, &event, &camel] {
+        let (status, answer) = app.invoke("MlJobEvents", &deliver(e)).await;
+        assert_eq!(status, 200, "{answer}");
+        if let Some(Value::Array(out)) = answer["Outputs"].get("monitorEvents") {
+            published.extend(out.iter().cloned());
+        }
+        answers.push(answer);
+    }
+    let run_id = event["data"]["RunId"].as_str().unwrap();
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(
+        published[0]["id"],
+        format!("model.drift_detected:adult-income:production.1:azureml-{run_id}")
+    );
+    let report = &answers[0]["ReturnValue"]["windows"][0]["report"];
+    assert_eq!(report["verdict"], "drifted");
+    assert_eq!(report["azureml"]["monitor"], "myDriftMonitor");
+    assert_eq!(
+        report["columns"][0]["statistic"],
+        "azure_ml_drift_coefficient"
+    );
+    assert_eq!(
+        report["columns"][0]["value"],
+        event["data"]["DriftCoefficient"]
+    );
+    let run = report["retrain_run"]
+        .as_str()
+        .expect("a retrain was requested");
+    for later in &answers[1..] {
+        let again = &later["ReturnValue"]["windows"][0];
+        assert_eq!(again["decided_now"], false, "{later}");
+        assert_eq!(again["report"]["retrain_run"], run);
+    }
+    let (_, runs) = app.api(reqwest::Method::GET, "/api/runs", None).await;
+    let from_monitor = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["trigger"] == "monitor")
+        .count();
+    assert_eq!(from_monitor, 1, "{runs}");
+    let audit = sluice_shared::audit::AuditLog::new(app.store.clone());
+    let decisions = audit
+        .records()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.entry.action == sluice_shared::audit::Action::DriftDetected)
+        .count();
+    assert_eq!(decisions, 1);
+
+    let mut other = event.clone();
+    other["data"]["DataDriftName"] = json!("someone-elses-monitor");
+    other["data"]["RunId"] = json!("other_1");
+    let (status, answer) = app.invoke("MlJobEvents", &deliver(&other)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["ReturnValue"]["windows"], json!([]), "{answer}");
+
+    let mut bad = event.clone();
+    bad["data"]["DriftCoefficient"] = json!("high");
+    let (status, answer) = app.invoke("MlJobEvents", &deliver(&bad)).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        answer["error"]["field"], "Data.event.data.DriftCoefficient",
+        "{answer}"
+    );
+}

@@ -227,6 +227,9 @@ pub async fn ml_job_events(
     async move {
         let event = inv.event()?;
         let kind = event_type(&event).unwrap_or_default();
+        if kind == "Microsoft.MachineLearningServices.DatasetDriftDetected" {
+            return crate::host::monitoring::azureml_drift(&state, &event).await;
+        }
         if !kind.starts_with("Microsoft.MachineLearningServices.Run") {
             return Ok(ignored(format!("event type {kind:?} is not a job event")));
         }

@@ -35,6 +35,8 @@ pub enum Statistic {
     NormalizedWasserstein,
     /// Jensen–Shannon distance (natural logarithm, SciPy's default base).
     JensenShannon,
+    /// Azure ML's dataset monitor's drift coefficient (its `DatasetDriftDetected`).
+    AzureMlDriftCoefficient,
 }
 
 /// One column's verdict.

@@ -6,4 +6,4 @@ pub mod drift;
 pub mod monitor;
 pub mod stats;
 
-pub use monitor::{Judged, Monitor, MonitorError, Report, Verdict};
+pub use monitor::{AzureMlDrift, Judged, Monitor, MonitorError, Report, Verdict};

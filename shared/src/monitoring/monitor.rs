@@ -94,6 +94,83 @@ pub struct Report {
     /// The run a drifted window asked for, once asked (`on: drift` policies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retrain_run: Option<String>,
+    /// Set when Azure ML's dataset monitor found the drift, not Sluice's windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azureml: Option<AzureMlDrift>,
+}
+
+/// Azure ML's dataset drift monitor's finding, as its `DatasetDriftDetected` event
+/// carries it (the monitor applied its own threshold: the event means drift).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AzureMlDrift {
+    /// The drift monitor's name (`DataDriftName`), which a model's config subscribes to.
+    pub monitor: String,
+    /// The monitor's run (`RunId`): one finding.
+    pub run_id: String,
+    /// `DriftCoefficient`, between 0 and 1.
+    pub coefficient: f64,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+}
+
+impl AzureMlDrift {
+    /// Reads the event's `data`, in the docs' PascalCase or the SDKs' camelCase; a
+    /// missing or malformed field comes back as its name and the problem.
+    pub fn from_event_data(data: &serde_json::Value) -> Result<Self, (String, String)> {
+        let field = |name: &str| {
+            let camel = format!("{}{}", name[..1].to_ascii_lowercase(), &name[1..]);
+            data.get(name)
+                .or_else(|| data.get(&camel))
+                .filter(|v| !v.is_null())
+        };
+        let text = |name: &str| -> Result<String, (String, String)> {
+            match field(name) {
+                Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+                Some(_) => Err((name.to_owned(), "must be a non-empty string".into())),
+                None => Err((name.to_owned(), "missing".into())),
+            }
+        };
+        let coefficient = match field("DriftCoefficient") {
+            Some(v) => v
+                .as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .ok_or_else(|| ("DriftCoefficient".to_owned(), "must be a number".to_owned()))?,
+            None => return Err(("DriftCoefficient".into(), "missing".into())),
+        };
+        let time = |name: &str| -> Result<Option<DateTime<Utc>>, (String, String)> {
+            match field(name) {
+                None => Ok(None),
+                Some(v) => v
+                    .as_str()
+                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                    .map(|t| Some(t.with_timezone(&Utc)))
+                    .ok_or_else(|| (name.to_owned(), "must be an RFC 3339 time".to_owned())),
+            }
+        };
+        Ok(Self {
+            monitor: text("DataDriftName")?,
+            run_id: text("RunId")?,
+            coefficient,
+            start: time("StartTime")?,
+            end: time("EndTime")?,
+        })
+    }
+
+    /// The finding's name among its release's windows (the run id as a key segment).
+    fn key_name(&self) -> String {
+        let safe: String = self
+            .run_id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        format!("azureml-{safe}")
+    }
 }
 
 impl Report {
@@ -106,8 +183,22 @@ impl Report {
             .collect()
     }
 
+    /// Names the window among its release's (in events, logs and the audit trail): its
+    /// number, or `azureml-<run>` for an Azure ML finding.
+    pub fn window_name(&self) -> String {
+        match &self.azureml {
+            Some(found) => found.key_name(),
+            None => self.window.to_string(),
+        }
+    }
+
     pub fn key(&self) -> ObjectKey {
-        report_key(&self.model, &self.release, self.window)
+        let file = match &self.azureml {
+            Some(found) => found.key_name(),
+            // Zero-padded, so a listing is in window order.
+            None => format!("{:06}", self.window),
+        };
+        report_key(&self.model, &self.release, &file)
     }
 }
 
@@ -119,12 +210,9 @@ pub struct Judged {
     pub decided_now: bool,
 }
 
-fn report_key(model: &ModelName, release: &str, window: u32) -> ObjectKey {
-    ObjectKey::parse(format!(
-        "{}{release}/{window:06}.json",
-        reports_prefix(model)
-    ))
-    .expect("model names and release ids are valid key segments")
+fn report_key(model: &ModelName, release: &str, window: &str) -> ObjectKey {
+    ObjectKey::parse(format!("{}{release}/{window}.json", reports_prefix(model)))
+        .expect("model names and release ids are valid key segments")
 }
 
 fn reports_prefix(model: &ModelName) -> String {
@@ -216,7 +304,9 @@ impl Monitor {
                 open = Some((report.window, etag));
             } else {
                 judged_batches.extend(report.batches.iter().cloned());
-                if latest.as_ref().is_none_or(|l| l.window < report.window) {
+                if report.azureml.is_none()
+                    && latest.as_ref().is_none_or(|l| l.window < report.window)
+                {
                     latest = Some(report);
                 }
             }
@@ -262,24 +352,87 @@ impl Monitor {
             batches: batches.into_iter().map(|b| b.1).collect(),
             judged_at: now,
             retrain_run: None,
+            azureml: None,
         };
+        Ok(Some(self.write(report, mode).await?))
+    }
+
+    /// Writes a window's report; if another monitor wrote it first, its report stands,
+    /// and its actions are its own.
+    async fn write(&self, report: Report, mode: PutMode) -> Result<Judged, MonitorError> {
         let key = report.key();
         match put_json(self.store.as_ref(), &key, &report, mode).await {
-            Ok(_) => Ok(Some(Judged {
+            Ok(_) => Ok(Judged {
                 decided_now: report.verdict != Verdict::TooFewRows,
                 report,
-            })),
-            // Another monitor wrote this window first: its report stands, and its actions
-            // are its own.
+            }),
             Err(StorageError::AlreadyExists { .. } | StorageError::Precondition { .. }) => {
                 let (theirs, _) = get_json(self.store.as_ref(), &key).await?;
-                Ok(Some(Judged {
+                Ok(Judged {
                     report: theirs,
                     decided_now: false,
-                }))
+                })
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Azure ML's dataset monitor found drift: a report for the production release of
+    /// every model whose config subscribes to that monitor (`monitoring.azureml_monitors`),
+    /// written once per finding however often the event arrives.
+    pub async fn record_azureml(
+        &self,
+        found: &AzureMlDrift,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Judged>, MonitorError> {
+        let mut judged = Vec::new();
+        for config in self.configs.all().await? {
+            let subscribed = config
+                .monitoring
+                .as_ref()
+                .is_some_and(|m| m.azureml_monitors.contains(&found.monitor));
+            if !subscribed {
+                continue;
+            }
+            let model = &config.model;
+            let Some((alias, _)) = self.registry.alias(model, PRODUCTION).await? else {
+                continue;
+            };
+            let release = alias.release;
+            let version = self.registry.version(model, release.version).await?;
+            let report = Report {
+                model: model.clone(),
+                model_version: release.version,
+                release: release.id.clone(),
+                window: 0,
+                reference: ReferenceRef {
+                    dataset: version.lineage.dataset.clone(),
+                    version: version.lineage.dataset_version,
+                },
+                from: found.start.unwrap_or(now),
+                to: found.end.unwrap_or(now),
+                rows: 0,
+                min_rows: 0,
+                verdict: Verdict::Drifted,
+                columns: vec![ColumnDrift {
+                    column: format!("azureml:{}", found.monitor),
+                    statistic: drift::Statistic::AzureMlDriftCoefficient,
+                    value: found.coefficient,
+                    // The monitor's own threshold decided; the event does not carry it.
+                    threshold: 0.0,
+                    drifted: true,
+                    psi: 0.0,
+                    reference_count: 0,
+                    count: 0,
+                }],
+                batches: vec![],
+                judged_at: now,
+                retrain_run: None,
+                azureml: Some(found.clone()),
+            };
+            judged.push(self.write(report, PutMode::Create).await?);
+        }
+        Ok(judged)
     }
 
     /// The batches of `version` written since `since` that no window judged yet, oldest
@@ -436,4 +589,39 @@ fn tally_column(column: &Column, dist: &Distribution, tally: &mut Tally) -> Pola
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn azure_ml_drift_reads_either_casing_and_names_a_bad_field() {
+        let pascal = serde_json::json!({
+            "DataDriftId": "01d29aa4", "DataDriftName": "myDriftMonitor",
+            "RunId": "01d29aa4_1571590300380", "DriftCoefficient": 0.835,
+            "StartTime": "2019-07-04T00:00:00+00:00", "EndTime": "2019-07-05T00:00:00+00:00"
+        });
+        let camel = serde_json::json!({
+            "dataDriftName": "myDriftMonitor", "runId": "01d29aa4_1571590300380",
+            "driftCoefficient": "0.835", "startTime": "2019-07-04T00:00:00Z",
+            "endTime": "2019-07-05T00:00:00Z"
+        });
+        let a = AzureMlDrift::from_event_data(&pascal).unwrap();
+        assert_eq!(a, AzureMlDrift::from_event_data(&camel).unwrap());
+        assert_eq!(a.coefficient, 0.835);
+        assert_eq!(a.key_name(), "azureml-01d29aa4_1571590300380");
+        let mut bad = pascal.clone();
+        bad["DriftCoefficient"] = serde_json::json!("high");
+        assert_eq!(
+            AzureMlDrift::from_event_data(&bad).unwrap_err().0,
+            "DriftCoefficient"
+        );
+        let mut bad = pascal;
+        bad.as_object_mut().unwrap().remove("RunId");
+        assert_eq!(
+            AzureMlDrift::from_event_data(&bad).unwrap_err(),
+            ("RunId".to_owned(), "missing".to_owned())
+        );
+    }
 }

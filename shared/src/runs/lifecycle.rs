@@ -87,88 +87,110 @@ pub struct Watched {
 }
 
 /// The monitor's pass (the monitoring timer, `sluice monitor run`): judges each
-/// production model's open window and, for a drifted one whose model retrains `on:
-/// drift`, requests a retrain on the newest version of its dataset — once per window:
-/// the report records the run, and the request is a run's identity, so a repeat is the
-/// same run.
+/// production model's open window and acts on the drifted ones ([`act_on_drift`]).
 pub async fn monitor(
     runs: &Runs,
     monitor: &crate::monitoring::Monitor,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<Watched>, RunError> {
-    use crate::monitoring::Verdict;
-    use crate::training::config::RetrainPolicy;
     let mut watched = Vec::new();
     for judged in monitor.run(now).await? {
-        let mut report = judged.report;
-        let mut retrain = None;
-        if report.verdict == Verdict::Drifted && report.retrain_run.is_none() {
-            let policy = match runs.configs().get(&report.model).await {
-                Ok(config) => config.retrain,
-                Err(crate::training::configs::ConfigStoreError::Missing(_)) => {
-                    RetrainPolicy::Manual
-                }
-                Err(e) => return Err(e.into()),
-            };
-            if matches!(policy, RetrainPolicy::Drift { .. }) {
-                let request = RetrainRequest {
-                    model: report.model.clone(),
-                    dataset: None,
-                    dataset_version: DatasetVersion::Latest,
-                    config_overrides: serde_json::Value::Null,
-                    requested_by: "sluice:monitor".into(),
-                    reason: format!(
-                        "live traffic drifted from {} v{} in {} ({} window {})",
-                        report.reference.dataset,
-                        report.reference.version,
-                        report.drifted().join(", "),
-                        report.release,
-                        report.window
-                    ),
-                };
-                let correlation = format!("monitor:{}", report.key());
-                let requested = request_and_start(runs, &request, "monitor", &correlation).await?;
-                if let Requested::Accepted { run_id, .. } = &requested {
-                    report = monitor.record_retrain(&report, run_id).await?;
-                }
-                retrain = Some(requested);
-            }
-        }
-        if judged.decided_now {
-            info!(model = %report.model, model_version = report.model_version, verdict = ?report.verdict, window = report.window, "window judged");
-        }
-        if judged.decided_now && report.verdict == Verdict::Drifted {
-            let drifted: Vec<_> = report.columns.iter().filter(|c| c.drifted).collect();
-            runs.audit()
-                .append(crate::audit::Entry {
-                    action: crate::audit::Action::DriftDetected,
-                    actor: "sluice:monitor".into(),
-                    subject: format!("model:{}@{}", report.model, report.model_version),
-                    reason: format!(
-                        "{} drifted from {} v{} in window {} of {}",
-                        report.drifted().join(", "),
-                        report.reference.dataset,
-                        report.reference.version,
-                        report.window,
-                        report.release
-                    ),
-                    correlation_id: format!("monitor:{}", report.key()),
-                    details: serde_json::json!({
-                        "report": report.key().as_str(),
-                        "rows": report.rows,
-                        "columns": drifted,
-                        "retrain_run": report.retrain_run,
-                    }),
-                })
-                .await?;
-        }
-        watched.push(Watched {
-            report,
-            decided_now: judged.decided_now,
-            retrain,
-        });
+        watched.push(act_on_drift(runs, monitor, judged).await?);
     }
     Ok(watched)
+}
+
+/// Azure ML's `DatasetDriftDetected`: a drifted report for each model subscribed to the
+/// monitor that found it, acted on as Sluice's own ([`act_on_drift`]).
+pub async fn on_azureml_drift(
+    runs: &Runs,
+    monitor: &crate::monitoring::Monitor,
+    found: &crate::monitoring::AzureMlDrift,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Watched>, RunError> {
+    let mut watched = Vec::new();
+    for judged in monitor.record_azureml(found, now).await? {
+        watched.push(act_on_drift(runs, monitor, judged).await?);
+    }
+    Ok(watched)
+}
+
+/// What a judged window calls for. A drifted one is audited when it is decided and, for a
+/// model that retrains `on: drift`, requests a retrain on the newest version of its
+/// dataset — once per window: the report records the run, and the request is a run's
+/// identity, so a repeat is the same run.
+async fn act_on_drift(
+    runs: &Runs,
+    monitor: &crate::monitoring::Monitor,
+    judged: crate::monitoring::Judged,
+) -> Result<Watched, RunError> {
+    use crate::monitoring::Verdict;
+    use crate::training::config::RetrainPolicy;
+    let mut report = judged.report;
+    let mut retrain = None;
+    if report.verdict == Verdict::Drifted && report.retrain_run.is_none() {
+        let policy = match runs.configs().get(&report.model).await {
+            Ok(config) => config.retrain,
+            Err(crate::training::configs::ConfigStoreError::Missing(_)) => RetrainPolicy::Manual,
+            Err(e) => return Err(e.into()),
+        };
+        if matches!(policy, RetrainPolicy::Drift { .. }) {
+            let request = RetrainRequest {
+                model: report.model.clone(),
+                dataset: None,
+                dataset_version: DatasetVersion::Latest,
+                config_overrides: serde_json::Value::Null,
+                requested_by: "sluice:monitor".into(),
+                reason: format!(
+                    "live traffic drifted from {} v{} in {} ({} window {})",
+                    report.reference.dataset,
+                    report.reference.version,
+                    report.drifted().join(", "),
+                    report.release,
+                    report.window_name()
+                ),
+            };
+            let correlation = format!("monitor:{}", report.key());
+            let requested = request_and_start(runs, &request, "monitor", &correlation).await?;
+            if let Requested::Accepted { run_id, .. } = &requested {
+                report = monitor.record_retrain(&report, run_id).await?;
+            }
+            retrain = Some(requested);
+        }
+    }
+    if judged.decided_now {
+        info!(model = %report.model, model_version = report.model_version, verdict = ?report.verdict, window = %report.window_name(), "window judged");
+    }
+    if judged.decided_now && report.verdict == Verdict::Drifted {
+        let drifted: Vec<_> = report.columns.iter().filter(|c| c.drifted).collect();
+        runs.audit()
+            .append(crate::audit::Entry {
+                action: crate::audit::Action::DriftDetected,
+                actor: "sluice:monitor".into(),
+                subject: format!("model:{}@{}", report.model, report.model_version),
+                reason: format!(
+                    "{} drifted from {} v{} in window {} of {}",
+                    report.drifted().join(", "),
+                    report.reference.dataset,
+                    report.reference.version,
+                    report.window_name(),
+                    report.release
+                ),
+                correlation_id: format!("monitor:{}", report.key()),
+                details: serde_json::json!({
+                    "report": report.key().as_str(),
+                    "rows": report.rows,
+                    "columns": drifted,
+                    "retrain_run": report.retrain_run,
+                }),
+            })
+            .await?;
+    }
+    Ok(Watched {
+        report,
+        decided_now: judged.decided_now,
+        retrain,
+    })
 }
 
 /// One run's step, as the runs timer reports it.

@@ -74,6 +74,10 @@ pub struct MonitoringConfig {
     /// Per-column thresholds that replace the two above (the prediction is `prediction`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub thresholds: BTreeMap<String, f64>,
+    /// Azure ML dataset drift monitors (by name) whose `DatasetDriftDetected` events
+    /// count as this model's drift.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub azureml_monitors: Vec<String>,
 }
 
 impl Default for MonitoringConfig {
@@ -83,6 +87,7 @@ impl Default for MonitoringConfig {
             numeric_threshold: default_drift_threshold(),
             categorical_threshold: default_drift_threshold(),
             thresholds: BTreeMap::new(),
+            azureml_monitors: Vec::new(),
         }
     }
 }

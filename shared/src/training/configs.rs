@@ -252,16 +252,20 @@ impl Configs {
         &self,
         dataset: &DatasetName,
     ) -> Result<Vec<TrainingConfig>, ConfigStoreError> {
+        let mut all = self.all().await?;
+        all.retain(|c| &c.dataset == dataset);
+        Ok(all)
+    }
+
+    /// Every model's current config.
+    pub async fn all(&self) -> Result<Vec<TrainingConfig>, ConfigStoreError> {
         let mut out = Vec::new();
         for meta in self.store.list(ROOT).await? {
             // The current configs only, not their versions (`configs/<model>/v<N>.json`).
             if meta.key.as_str().matches('/').count() != 1 {
                 continue;
             }
-            let (c, _): (TrainingConfig, _) = get_json(self.store.as_ref(), &meta.key).await?;
-            if &c.dataset == dataset {
-                out.push(c);
-            }
+            out.push(get_json(self.store.as_ref(), &meta.key).await?.0);
         }
         Ok(out)
     }
