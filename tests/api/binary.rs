@@ -443,3 +443,81 @@ fn serve(root: &Path, env: &[(&str, &str)]) -> (ChildGuard, String) {
     let base = line.trim().trim_start_matches("listening on ").to_owned();
     (ChildGuard(child), base)
 }
+
+/// The prediction log survives a graceful stop: what `sluice dev` and `sluice serve`
+/// logged and had not yet written (their flush is every 30 s) is written when SIGTERM
+/// ends them.
+#[tokio::test]
+async fn the_prediction_log_is_written_when_dev_or_serve_stops() {
+    let app = crate::helpers::adult_in_production().await;
+    let root = app.root().display().to_string();
+    let configs = tempfile::tempdir().unwrap();
+    let mut config = crate::helpers::config();
+    config["prediction_log"] = json!({"sample": 1.0});
+    std::fs::write(configs.path().join("adult-income.json"), config.to_string()).unwrap();
+    let contracts = tempfile::tempdir().unwrap();
+    let (records, _) = crate::helpers::records(&app, &[0, 1, 2]);
+    let keys = [
+        ("SLUICE_ADMIN_KEYS", crate::helpers::ADMIN_KEY),
+        ("SLUICE_SCORING_KEYS", crate::helpers::SCORING_KEY),
+    ];
+    let score = |base: String, rows: usize| {
+        let body = json!({ "data": records[..rows] });
+        async move {
+            let answer = reqwest::Client::new()
+                .post(format!("{base}/api/score/adult-income"))
+                .header("x-functions-key", crate::helpers::SCORING_KEY)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+        }
+    };
+    let logged = || -> Vec<std::path::PathBuf> {
+        let dir = app.root().join("predictions/adult-income");
+        let mut files = Vec::new();
+        for day in std::fs::read_dir(&dir).into_iter().flatten() {
+            for f in std::fs::read_dir(day.unwrap().path()).unwrap() {
+                files.push(f.unwrap().path());
+            }
+        }
+        files
+    };
+
+    // Nothing for the dev host to ingest (and so nothing to train) meanwhile.
+    std::fs::remove_dir_all(app.root().join("landing")).unwrap();
+    let mut command = Command::new(sluice_bin());
+    command
+        .args(["--root", &root, "dev", "--port", "0", "--configs"])
+        .arg(configs.path())
+        .arg("--contracts")
+        .arg(contracts.path())
+        .stdout(Stdio::piped());
+    for (k, v) in keys {
+        command.env(k, v);
+    }
+    let mut dev = command.spawn().unwrap();
+    let mut lines = BufReader::new(dev.stdout.take().unwrap()).lines();
+    let mut base = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(url) = line.strip_prefix("HTTP functions on ") {
+            base = Some(url.trim_end_matches("/api/").to_owned());
+        }
+        if line.starts_with("watching") {
+            break;
+        }
+    }
+    let mut dev = ChildGuard(dev);
+    score(base.expect("dev serves HTTP"), 3).await;
+    assert!(logged().is_empty(), "not written before the stop");
+    assert!(terminate(&mut dev.0).success());
+    let said: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(logged().len(), 1, "written at the stop: {said:?}");
+
+    let (mut served, base) = serve(app.root(), &keys);
+    score(base, 2).await;
+    assert!(terminate(&mut served.0).success());
+    assert_eq!(logged().len(), 2, "serve writes its own at the stop");
+}

@@ -425,14 +425,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 }
             }
-            match Application::build(state.clone(), port).await {
+            // The HTTP functions stop when the dev host does (on a signal, or idle), and
+            // are waited for: their last act writes the prediction log.
+            let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+            let http = match Application::build(state.clone(), port).await {
                 Ok(app) => {
                     println!("HTTP functions on http://127.0.0.1:{}/api/", app.port());
-                    tokio::spawn(app.run_until_stopped());
+                    Some(tokio::spawn(app.run_until(async {
+                        let _ = http_stopped.await;
+                    })))
                 }
                 // Another dev host may hold the port: the rest works without it.
-                Err(e) => println!("! HTTP functions not served on port {port}: {e}"),
-            }
+                Err(e) => {
+                    println!("! HTTP functions not served on port {port}: {e}");
+                    None
+                }
+            };
             let host = DevHost::new(state, &cli.storage.queue_dir())?;
             let options = DevOptions {
                 contracts_dir: Some(contracts),
@@ -441,7 +449,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 exit_when_idle,
                 poll: Duration::from_millis(poll_ms),
             };
-            host.run(options).await?;
+            let ran = host.run(options).await;
+            let _ = stop_http.send(());
+            if let Some(http) = http {
+                http.await??;
+            }
+            ran?;
         }
         Command::Datasets(DatasetsCommand::Push {
             file,

@@ -152,32 +152,43 @@ impl Application {
         self.listener.local_addr().expect("bound").port()
     }
 
-    /// Serves until SIGINT/SIGTERM, letting in-flight invocations finish; writes the
-    /// prediction log every [`LOG_FLUSH`] and once more at the end.
+    /// Serves until SIGINT/SIGTERM ([`Self::run_until`]).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop`, letting in-flight invocations finish; writes the prediction
+    /// log every [`LOG_FLUSH`] and once more at the end. A periodic write under way when
+    /// `stop` comes is let finish, not cut off: it holds rows it took from the buffer.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let (stopping, mut stopped) = tokio::sync::watch::channel(false);
         let flusher = self.scorer.clone().map(|scorer| {
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(LOG_FLUSH);
                 loop {
-                    every.tick().await;
+                    tokio::select! {
+                        _ = every.tick() => {}
+                        _ = stopped.changed() => return,
+                    }
                     if let Err(e) = scorer.flush_log().await {
                         tracing::warn!(error = %e, "writing the prediction log failed");
                     }
                 }
             })
         });
-        let served = crate::host::shards::serve(
-            self.listener,
-            self.app,
-            self.http_threads,
-            shutdown_signal(),
-        )
-        .await;
-        if let (Some(flusher), Some(scorer)) = (flusher, self.scorer) {
-            flusher.abort();
-            if let Err(e) = scorer.flush_log().await {
-                tracing::warn!(error = %e, "writing the prediction log failed");
-            }
+        let served =
+            crate::host::shards::serve(self.listener, self.app, self.http_threads, stop).await;
+        let _ = stopping.send(true);
+        if let Some(flusher) = flusher {
+            let _ = flusher.await;
+        }
+        if let Some(scorer) = self.scorer
+            && let Err(e) = scorer.flush_log().await
+        {
+            tracing::warn!(error = %e, "writing the prediction log failed");
         }
         served
     }
