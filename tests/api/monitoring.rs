@@ -256,10 +256,21 @@ async fn production_drift_is_judged_once_per_window_and_retrains_once() {
         answer
     };
 
+    // A damaged batch (a write cut off) is left out of the window and named in it.
+    let now = chrono::Utc::now();
+    let damaged = format!(
+        "predictions/adult-income/{}/{}-v1-{}.parquet",
+        now.format("%Y-%m-%d"),
+        now.format("%H%M%S%.3f"),
+        "0".repeat(32)
+    );
+    std::fs::create_dir_all(app.root().join(&damaged).parent().unwrap()).unwrap();
+    std::fs::write(app.root().join(&damaged), b"PAR1 cut off").unwrap();
     traffic(&scorer, &records[..500], "a").await;
     let first = tick().await;
     let window = &first["ReturnValue"]["windows"][0]["report"];
     assert_eq!(window["verdict"], "too_few_rows", "{first}");
+    assert_eq!(window["unreadable"], json!([damaged]), "{first}");
     assert_eq!(
         (window["rows"].as_u64(), window["window"].as_u64()),
         (Some(500), Some(1))

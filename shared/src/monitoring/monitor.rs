@@ -90,6 +90,9 @@ pub struct Report {
     pub columns: Vec<ColumnDrift>,
     /// The prediction-log batches the window holds.
     pub batches: Vec<ObjectKey>,
+    /// Batches of the window that could not be read, left out of its counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<ObjectKey>,
     pub judged_at: DateTime<Utc>,
     /// The run a drifted window asked for, once asked (`on: drift` policies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -350,6 +353,7 @@ impl Monitor {
             verdict: assessed.verdict,
             columns: assessed.columns,
             batches: batches.into_iter().map(|b| b.1).collect(),
+            unreadable: assessed.unreadable,
             judged_at: now,
             retrain_run: None,
             azureml: None,
@@ -426,6 +430,7 @@ impl Monitor {
                     count: 0,
                 }],
                 batches: vec![],
+                unreadable: vec![],
                 judged_at: now,
                 retrain_run: None,
                 azureml: Some(found.clone()),
@@ -507,14 +512,19 @@ impl Monitor {
             }
         }
         let mut rows = 0u64;
+        let mut unreadable = Vec::new();
         for (_, key) in batches {
             let bytes = self.store.get(key).await?.bytes().await?;
-            let frame = ParquetReader::new(std::io::Cursor::new(bytes))
-                .finish()
-                .map_err(|e| MonitorError::Batch {
-                    key: key.to_string(),
-                    message: e.to_string(),
-                })?;
+            // One damaged batch must not stop the model's monitoring for good: it is left
+            // out of the window, and the report names it.
+            let frame = match ParquetReader::new(std::io::Cursor::new(bytes)).finish() {
+                Ok(frame) => frame,
+                Err(e) => {
+                    tracing::warn!(batch = %key, error = %e, "an unreadable prediction batch is left out");
+                    unreadable.push(key.clone());
+                    continue;
+                }
+            };
             rows += frame.height() as u64;
             for (logged, _, dist, tally) in &mut watched {
                 let Ok(column) = frame.column(logged) else {
@@ -556,6 +566,7 @@ impl Monitor {
             rows,
             verdict,
             columns: judged,
+            unreadable,
         })
     }
 }
@@ -565,6 +576,7 @@ struct Assessment {
     rows: u64,
     verdict: Verdict,
     columns: Vec<ColumnDrift>,
+    unreadable: Vec<ObjectKey>,
 }
 
 /// Adds a logged column's values to its tally: numbers as numbers, anything else as text
