@@ -1,8 +1,9 @@
 //! The run lifecycle as every trigger drives it: a request becomes a run and is submitted
 //! at once; a new dataset version requests a run for each model its policy retrains; and
 //! the runs timer (or a job event) follows unfinished runs a step and sends each newly
-//! registered version through the evaluation gate. The Functions host and the CLI's dev
-//! host call these; they only decode and encode.
+//! registered version through the evaluation gate; a drifted monitoring window (Sluice's
+//! or Azure ML's) is audited and, under `on: drift`, retrains. The Functions host and the
+//! CLI's dev host call these; they only decode and encode.
 
 use serde::Serialize;
 use tracing::{info, warn};
