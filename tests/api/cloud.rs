@@ -135,6 +135,16 @@ enum Api {
 }
 
 impl Service {
+    /// Answers the next request with `fault` instead of serving it.
+    fn answer_next(&self, fault: Fault) {
+        self.faults.lock().unwrap().push_back(fault);
+    }
+
+    /// Fails the next job at once, its output ending in `message`.
+    fn fail_next_job(&self, message: &str) {
+        *self.fail_next.lock().unwrap() = Some(message.to_owned());
+    }
+
     /// The next injected fault as this API answers it, if one is queued.
     fn fault(&self, api: Api) -> Option<axum::response::Response> {
         let fault = self.faults.lock().unwrap().pop_front()?;
@@ -763,25 +773,61 @@ fn own_scan(bytes: &[u8]) -> scan::ScanOutput {
     scan::scan(bytes, &adult_contract(), &dir.path().join("x.parquet")).unwrap()
 }
 
-/// Databricks end to end: the upload is delegated, a second submission of the same
-/// delegation is the same run (its idempotency token), the run's result in the store
-/// becomes version 1 with Sluice's identity and its parts copied into the version's
-/// folder; a cancelled run ends its delegation as failed, with Databricks' reason.
-#[tokio::test]
-async fn contract_databricks_scans_a_delegated_upload_into_a_version() {
+/// The stand-in serving over a store with Adult's `adult.data` uploaded, and an
+/// ingestor that delegates every upload to the engine `engine` makes for the stand-in.
+struct Delegating<E> {
+    store: Arc<dyn ObjectStore>,
+    service: Arc<Service>,
+    engine: Arc<E>,
+    ingestor: Ingestor,
+    upload: Upload,
+    bytes: Vec<u8>,
+    _dirs: [tempfile::TempDir; 2],
+}
+
+async fn delegating<E: ScanEngine + 'static>(
+    engine: impl FnOnce(&str, Arc<dyn ObjectStore>) -> E,
+) -> Delegating<E> {
     let root = tempfile::tempdir().unwrap();
     let (store, key, bytes) = adult_store(root.path()).await;
     let service = Service::new(root.path());
     let endpoint = serve(service.clone()).await;
-    let engine = Arc::new(databricks_engine(&endpoint, store.clone(), new_cluster()));
+    let engine = Arc::new(engine(&endpoint, store.clone()));
     let scratch = tempfile::tempdir().unwrap();
     let ingestor = Ingestor::new(store.clone(), scratch.path().to_path_buf())
         .with_delegation(0, engine.clone());
     let upload = Upload {
         key,
         etag: None,
-        uploader: Some("someone".into()),
+        uploader: None,
     };
+    Delegating {
+        store,
+        service,
+        engine,
+        ingestor,
+        upload,
+        bytes,
+        _dirs: [root, scratch],
+    }
+}
+
+/// Databricks end to end: the upload is delegated, a second submission of the same
+/// delegation is the same run (its idempotency token), the run's result in the store
+/// becomes version 1 with Sluice's identity and its parts copied into the version's
+/// folder; a cancelled run ends its delegation as failed, with Databricks' reason.
+#[tokio::test]
+async fn contract_databricks_scans_a_delegated_upload_into_a_version() {
+    let Delegating {
+        store,
+        service,
+        engine,
+        ingestor,
+        mut upload,
+        bytes,
+        _dirs,
+    } = delegating(|endpoint, store| databricks_engine(endpoint, store, new_cluster())).await;
+    upload.uploader = Some("someone".into());
     let IngestOutcome::Delegated {
         delegation,
         duplicate: false,
@@ -1217,25 +1263,17 @@ const JOB_ERROR: &str = "Traceback (most recent call last):\n  File \"scan.py\",
 /// starts nothing new.
 #[tokio::test]
 async fn contract_databricks_scans_survive_throttling_and_outages_and_a_failed_run_says_why() {
-    let root = tempfile::tempdir().unwrap();
-    let (store, key, _) = adult_store(root.path()).await;
-    let service = Service::new(root.path());
-    let endpoint = serve(service.clone()).await;
-    let engine = Arc::new(databricks_engine(&endpoint, store.clone(), new_cluster()));
-    let scratch = tempfile::tempdir().unwrap();
-    let ingestor =
-        Ingestor::new(store.clone(), scratch.path().to_path_buf()).with_delegation(0, engine);
-    let upload = Upload {
-        key: key.clone(),
-        etag: None,
-        uploader: None,
-    };
+    let Delegating {
+        store,
+        service,
+        ingestor,
+        upload,
+        // Bound, so the store's folders live as long as the test.
+        _dirs,
+        ..
+    } = delegating(|endpoint, store| databricks_engine(endpoint, store, new_cluster())).await;
 
-    service
-        .faults
-        .lock()
-        .unwrap()
-        .push_back(Fault::Throttled(7));
+    service.answer_next(Fault::Throttled(7));
     let err = ingestor.ingest(upload.clone(), None).await.unwrap_err();
     assert!(err.is_transient(), "{err}");
     assert!(err.to_string().contains("429"), "{err}");
@@ -1244,12 +1282,12 @@ async fn contract_databricks_scans_survive_throttling_and_outages_and_a_failed_r
     assert_eq!(claimed[0].state, DelegationState::Claimed);
     assert_eq!(claimed[0].job, None);
 
-    service.faults.lock().unwrap().push_back(Fault::Unavailable);
+    service.answer_next(Fault::Unavailable);
     let followed = ingestor.follow_delegations().await.unwrap();
     assert_eq!(followed[0].delegation.state, DelegationState::Claimed);
     assert!(followed[0].event.is_none());
 
-    *service.fail_next.lock().unwrap() = Some(JOB_ERROR.into());
+    service.fail_next_job(JOB_ERROR);
     let followed = ingestor.follow_delegations().await.unwrap();
     match &followed[0].delegation.state {
         DelegationState::Failed { reason } => {
@@ -1268,7 +1306,7 @@ async fn contract_databricks_scans_survive_throttling_and_outages_and_a_failed_r
     assert!(followed[0].event.is_none());
     assert!(ingestor.follow_delegations().await.unwrap().is_empty());
 
-    match ingestor.ingest(upload, None).await.unwrap() {
+    match ingestor.ingest(upload.clone(), None).await.unwrap() {
         IngestOutcome::Delegated {
             delegation,
             duplicate: true,
@@ -1282,7 +1320,7 @@ async fn contract_databricks_scans_survive_throttling_and_outages_and_a_failed_r
         "only the answered submission started a run: {seen:?}"
     );
     assert_eq!(seen.iter().filter(|r| r.starts_with("fault")).count(), 2);
-    store.head(&key).await.expect("the upload is kept");
+    store.head(&upload.key).await.expect("the upload is kept");
 }
 
 /// Azure ML throttling registering the script (429) and an outage creating the job
@@ -1290,35 +1328,27 @@ async fn contract_databricks_scans_survive_throttling_and_outages_and_a_failed_r
 /// a pointer to the job's logs in studio (Azure ML's job resource carries no message).
 #[tokio::test]
 async fn contract_azureml_spark_scans_survive_throttling_and_a_failed_job_points_to_its_logs() {
-    let root = tempfile::tempdir().unwrap();
-    let (store, key, _) = adult_store(root.path()).await;
-    let service = Service::new(root.path());
-    let endpoint = serve(service.clone()).await;
-    let engine = Arc::new(azureml_engine(&endpoint, store.clone()));
-    let scratch = tempfile::tempdir().unwrap();
-    let ingestor =
-        Ingestor::new(store.clone(), scratch.path().to_path_buf()).with_delegation(0, engine);
-    let upload = Upload {
-        key: key.clone(),
-        etag: None,
-        uploader: None,
-    };
+    let Delegating {
+        store,
+        service,
+        ingestor,
+        upload,
+        // Bound, so the store's folders live as long as the test.
+        _dirs,
+        ..
+    } = delegating(azureml_engine).await;
 
-    service
-        .faults
-        .lock()
-        .unwrap()
-        .push_back(Fault::Throttled(30));
+    service.answer_next(Fault::Throttled(30));
     let err = ingestor.ingest(upload.clone(), None).await.unwrap_err();
     assert!(
         err.is_transient() && err.to_string().contains("429"),
         "{err}"
     );
-    service.faults.lock().unwrap().extend([Fault::Unavailable]);
+    service.answer_next(Fault::Unavailable);
     let followed = ingestor.follow_delegations().await.unwrap();
     assert_eq!(followed[0].delegation.state, DelegationState::Claimed);
 
-    *service.fail_next.lock().unwrap() = Some(JOB_ERROR.into());
+    service.fail_next_job(JOB_ERROR);
     let followed = ingestor.follow_delegations().await.unwrap();
     let job = followed[0].delegation.job.clone().unwrap();
     match &followed[0].delegation.state {
@@ -1338,7 +1368,7 @@ async fn contract_azureml_spark_scans_survive_throttling_and_a_failed_job_points
         1,
         "{seen:?}"
     );
-    store.head(&key).await.expect("the upload is kept");
+    store.head(&upload.key).await.expect("the upload is kept");
 }
 
 /// Training on Databricks: a throttled submission is a 503 to the caller with the
@@ -1350,11 +1380,7 @@ async fn contract_databricks_training_survives_throttling_and_a_failed_run_says_
     let (app, service) = databricks_loop_app().await;
     let request = json!({"model": "adult-income"});
 
-    service
-        .faults
-        .lock()
-        .unwrap()
-        .push_back(Fault::Throttled(7));
+    service.answer_next(Fault::Throttled(7));
     let response = app
         .client
         .post(format!("{}/api/retrain", app.base))
@@ -1368,13 +1394,13 @@ async fn contract_databricks_training_survives_throttling_and_a_failed_run_says_
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unavailable", "{body}");
 
-    service.faults.lock().unwrap().push_back(Fault::Unavailable);
+    service.answer_next(Fault::Unavailable);
     let (status, answer) = app
         .api(reqwest::Method::POST, "/api/retrain", Some(request.clone()))
         .await;
     assert_eq!(status, 503, "{answer}");
 
-    *service.fail_next.lock().unwrap() = Some(JOB_ERROR.into());
+    service.fail_next_job(JOB_ERROR);
     let (status, accepted) = app
         .api(reqwest::Method::POST, "/api/retrain", Some(request))
         .await;

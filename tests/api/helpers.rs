@@ -269,13 +269,19 @@ impl TestApp {
         self.follow(accepted["run_id"].as_str().unwrap()).await
     }
 
+    /// Invokes the timer function `function` as the host's timer does; its answer.
+    pub(crate) async fn timer(&self, function: &str) -> Value {
+        let timer = json!({"Data": {"timer": {"IsPastDue": false}}, "Metadata": {}});
+        let (status, body) = self.invoke(function, &timer).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
     /// Ticks `RunsTimer` until `run` is over; returns its last report entry.
     pub(crate) async fn follow(&self, run: &str) -> Value {
         let started = Instant::now();
         loop {
-            let timer = json!({"Data": {"timer": {"IsPastDue": false}}, "Metadata": {}});
-            let (status, body) = self.invoke("RunsTimer", &timer).await;
-            assert_eq!(status, 200, "{body}");
+            let body = self.timer("RunsTimer").await;
             let entry = body["ReturnValue"]["runs"]
                 .as_array()
                 .unwrap()

@@ -7,7 +7,7 @@ use sluice_shared::monitoring::stats;
 use sluice_shared::registry::{ModelName, Registry};
 use sluice_shared::scoring::{Scorer, Target};
 
-use crate::helpers::{adult_in_production, loop_app_with_eval_data, put_config, records};
+use crate::helpers::{TestApp, adult_in_production, loop_app_with_eval_data, put_config, records};
 
 /// A deterministic pseudo-random stream (SplitMix64), so the samples are the same on
 /// every run without a dependency.
@@ -201,7 +201,7 @@ fn shifted(records: &[Value], years: i64) -> Vec<Value> {
 }
 
 /// A scorer over the app's registry, as `Score` has (one session, batches of 100).
-fn scorer(app: &crate::helpers::TestApp) -> Scorer {
+fn scorer(app: &TestApp) -> Scorer {
     Scorer::new(
         Registry::new(app.store.clone()),
         sluice_tests::onnxruntime(),
@@ -223,6 +223,29 @@ async fn traffic(scorer: &Scorer, records: &[Value], tag: &str) {
             .unwrap();
     }
     assert!(!scorer.flush_log().await.unwrap().is_empty());
+}
+
+/// The runs the monitor requested.
+async fn monitor_runs(app: &TestApp) -> Vec<Value> {
+    let (_, runs) = app.api(reqwest::Method::GET, "/api/runs", None).await;
+    runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["trigger"] == "monitor")
+        .cloned()
+        .collect()
+}
+
+/// The audit trail's drift decisions.
+async fn drift_decisions(app: &TestApp) -> Vec<sluice_shared::audit::Record> {
+    sluice_shared::audit::AuditLog::new(app.store.clone())
+        .records()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.entry.action == sluice_shared::audit::Action::DriftDetected)
+        .collect()
 }
 
 /// Production watched end to end: traffic drawn from the training distribution is a
@@ -249,12 +272,7 @@ async fn production_drift_is_judged_once_per_window_and_retrains_once() {
     let scorer = scorer(&app);
     let rows: Vec<usize> = (0..3000).collect();
     let (records, _) = records(&app, &rows);
-    let timer = json!({"Data": {"timer": {"IsPastDue": false}}, "Metadata": {}});
-    let tick = || async {
-        let (status, answer) = app.invoke("MonitorTimer", &timer).await;
-        assert_eq!(status, 200, "{answer}");
-        answer
-    };
+    let tick = || app.timer("MonitorTimer");
 
     // A damaged batch (a write cut off) is left out of the window and named in it.
     let now = chrono::Utc::now();
@@ -337,28 +355,15 @@ async fn production_drift_is_judged_once_per_window_and_retrains_once() {
     for later in &answers[1..] {
         assert_eq!(later["ReturnValue"]["windows"], json!([]), "{later}");
     }
-    let (_, runs) = app.api(reqwest::Method::GET, "/api/runs", None).await;
-    let from_monitor: Vec<&Value> = runs["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["trigger"] == "monitor")
-        .collect();
-    assert_eq!(from_monitor.len(), 1, "{runs}");
+    let from_monitor = monitor_runs(&app).await;
+    assert_eq!(from_monitor.len(), 1, "{from_monitor:?}");
     assert_eq!(from_monitor[0]["id"], run);
     assert_eq!(from_monitor[0]["dataset_version"], 2, "the newest version");
     let reason = from_monitor[0]["reason"].as_str().unwrap();
     assert!(reason.contains("age, workclass"), "{reason}");
 
     // The decision is in the audit trail once, with the window it rests on.
-    let audit = sluice_shared::audit::AuditLog::new(app.store.clone());
-    let decisions: Vec<_> = audit
-        .records()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.entry.action == sluice_shared::audit::Action::DriftDetected)
-        .collect();
+    let decisions = drift_decisions(&app).await;
     assert_eq!(decisions.len(), 1);
     assert_eq!(decisions[0].entry.subject, "model:adult-income@1");
     assert!(
@@ -369,7 +374,10 @@ async fn production_drift_is_judged_once_per_window_and_retrains_once() {
         "{}",
         decisions[0].entry.reason
     );
-    audit.verify().await.unwrap();
+    sluice_shared::audit::AuditLog::new(app.store.clone())
+        .verify()
+        .await
+        .unwrap();
 
     let (status, reports) = app
         .api(
@@ -432,9 +440,7 @@ async fn versions_registered_before_references_are_judged_against_their_dataset(
     traffic(&scorer, &records, "kept").await;
     // What an older version's store holds: no reference beside the model.
     std::fs::remove_file(&kept).unwrap();
-    let timer = json!({"Data": {"timer": {"IsPastDue": false}}, "Metadata": {}});
-    let (status, answer) = app.invoke("MonitorTimer", &timer).await;
-    assert_eq!(status, 200, "{answer}");
+    let answer = app.timer("MonitorTimer").await;
     let report = &answer["ReturnValue"]["windows"][0]["report"];
     assert_eq!(report["verdict"], "stable", "{answer}");
     assert_eq!(
@@ -516,23 +522,9 @@ async fn contract_azureml_dataset_drift_detected_is_acted_on_once() {
         assert_eq!(again["decided_now"], false, "{later}");
         assert_eq!(again["report"]["retrain_run"], run);
     }
-    let (_, runs) = app.api(reqwest::Method::GET, "/api/runs", None).await;
-    let from_monitor = runs["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["trigger"] == "monitor")
-        .count();
-    assert_eq!(from_monitor, 1, "{runs}");
-    let audit = sluice_shared::audit::AuditLog::new(app.store.clone());
-    let decisions = audit
-        .records()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.entry.action == sluice_shared::audit::Action::DriftDetected)
-        .count();
-    assert_eq!(decisions, 1);
+    let from_monitor = monitor_runs(&app).await;
+    assert_eq!(from_monitor.len(), 1, "{from_monitor:?}");
+    assert_eq!(drift_decisions(&app).await.len(), 1);
 
     let mut other = event.clone();
     other["data"]["DataDriftName"] = json!("someone-elses-monitor");

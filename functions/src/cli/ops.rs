@@ -455,7 +455,10 @@ pub async fn monitor_show(
     if let Some(report) = reports.iter().find(|r| r.verdict != Verdict::TooFewRows) {
         println!(
             "\nwindow {} of {} against {}@{}:",
-            report.window, report.release, report.reference.dataset, report.reference.version
+            report.window_name(),
+            report.release,
+            report.reference.dataset,
+            report.reference.version
         );
         println!(
             "  {:<24} {:<24} {:>8} {:>9} {:>8}",
@@ -486,6 +489,11 @@ fn print_window(r: &sluice_shared::monitoring::Report) {
     };
     println!(
         "{}@{} {} window {} [{} – {}]: {verdict}",
-        r.model, r.model_version, r.release, r.window, r.from, r.to
+        r.model,
+        r.model_version,
+        r.release,
+        r.window_name(),
+        r.from,
+        r.to
     );
 }

@@ -22,86 +22,78 @@ pub struct AppError {
 }
 
 impl AppError {
-    pub fn bad_request(field: impl Into<String>, message: impl Into<String>) -> Self {
+    fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+        field: Option<String>,
+    ) -> Self {
         Self {
-            status: StatusCode::BAD_REQUEST,
-            code: "bad_request",
+            status,
+            code,
             message: message.into(),
-            field: Some(field.into()),
+            field,
             retry_after: None,
         }
+    }
+
+    pub fn bad_request(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            message,
+            Some(field.into()),
+        )
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::NOT_FOUND,
-            code: "not_found",
-            message: message.into(),
-            field: None,
-            retry_after: None,
-        }
+        Self::new(StatusCode::NOT_FOUND, "not_found", message, None)
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::UNAUTHORIZED,
-            code: "unauthorized",
-            message: message.into(),
-            field: None,
-            retry_after: None,
-        }
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message, None)
     }
 
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            code: "unsupported_media_type",
-            message: message.into(),
-            field: Some("content-type".into()),
-            retry_after: None,
-        }
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+            Some("content-type".into()),
+        )
     }
 
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::CONFLICT,
-            code: "conflict",
-            message: message.into(),
-            field: None,
-            retry_after: None,
-        }
+        Self::new(StatusCode::CONFLICT, "conflict", message, None)
     }
 
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::METHOD_NOT_ALLOWED,
-            code: "method_not_allowed",
-            message: message.into(),
-            field: None,
-            retry_after: None,
-        }
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            message,
+            None,
+        )
     }
 
     pub fn too_large(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: "payload_too_large",
-            message: message.into(),
-            field: Some(field.into()),
-            retry_after: None,
-        }
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            message,
+            Some(field.into()),
+        )
     }
 
     /// A failure that may pass on retry: the host should redeliver.
     pub fn unavailable(cause: impl std::fmt::Display) -> Self {
         tracing::warn!(%cause, "transient failure; asking the host to retry");
-        Self {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "unavailable",
-            message: "a dependency is temporarily unavailable; retry later".into(),
-            field: None,
-            retry_after: None,
-        }
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "a dependency is temporarily unavailable; retry later",
+            None,
+        )
     }
 
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
@@ -113,13 +105,12 @@ impl AppError {
             source = s.source();
         }
         tracing::error!(cause = %chain, "internal error");
-        Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "internal",
-            message: "internal error".into(),
-            field: None,
-            retry_after: None,
-        }
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+            None,
+        )
     }
 
     pub fn status(&self) -> StatusCode {

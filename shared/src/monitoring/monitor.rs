@@ -288,12 +288,6 @@ impl Monitor {
             return Ok(None);
         };
         let release = alias.release;
-        let version = self.registry.version(model, release.version).await?;
-        let config = match self.configs.get(model).await {
-            Ok(c) => c.monitoring.unwrap_or_default(),
-            Err(ConfigStoreError::Missing(_)) => MonitoringConfig::default(),
-            Err(e) => return Err(e.into()),
-        };
         // This release's windows so far: the batches they judged, and the open one.
         let mut judged_batches = BTreeSet::new();
         let mut last = 0;
@@ -327,6 +321,13 @@ impl Monitor {
                     decided_now: false,
                 }));
         }
+        // Only a window with something new needs the version, its settings and reference.
+        let version = self.registry.version(model, release.version).await?;
+        let config = match self.configs.get(model).await {
+            Ok(c) => c.monitoring.unwrap_or_default(),
+            Err(ConfigStoreError::Missing(_)) => MonitoringConfig::default(),
+            Err(e) => return Err(e.into()),
+        };
         let reference = self
             .reference(model, &version.lineage, release.version)
             .await?;
