@@ -38,6 +38,12 @@ pub enum Action {
     ConfigStored,
     /// A window of production's traffic drifted from the model's training data.
     DriftDetected,
+    /// A batch of ground truth was kept.
+    FeedbackReceived,
+    /// A feedback file was quarantined.
+    FeedbackRejected,
+    /// Production's live metric broke its guard's bound.
+    Degraded,
 }
 
 /// A record as appended: the caller's part.

@@ -353,6 +353,16 @@ pub(crate) async fn adult_in_production() -> TestApp {
     app
 }
 
+/// A scorer over the app's registry, as `Score` has (one session, batches of 100).
+pub(crate) fn scorer(app: &TestApp) -> sluice_shared::scoring::Scorer {
+    sluice_shared::scoring::Scorer::new(
+        sluice_shared::registry::Registry::new(app.store.clone()),
+        sluice_tests::onnxruntime(),
+        1,
+        100,
+    )
+}
+
 /// Rows of adult.test as a scoring client would send them (raw values, records).
 pub(crate) fn records(app: &TestApp, rows: &[usize]) -> (Vec<Value>, Table) {
     let registry_signature = std::fs::read(

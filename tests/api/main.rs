@@ -10,6 +10,7 @@ mod binary;
 mod cloud;
 mod concurrency;
 mod deploy;
+mod feedback;
 mod helpers;
 mod host_contract;
 mod mlops_loop;

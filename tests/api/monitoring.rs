@@ -4,10 +4,12 @@
 
 use serde_json::{Value, json};
 use sluice_shared::monitoring::stats;
-use sluice_shared::registry::{ModelName, Registry};
+use sluice_shared::registry::ModelName;
 use sluice_shared::scoring::{Scorer, Target};
 
-use crate::helpers::{TestApp, adult_in_production, loop_app_with_eval_data, put_config, records};
+use crate::helpers::{
+    TestApp, adult_in_production, loop_app_with_eval_data, put_config, records, scorer,
+};
 
 /// A deterministic pseudo-random stream (SplitMix64), so the samples are the same on
 /// every run without a dependency.
@@ -198,16 +200,6 @@ fn shifted(records: &[Value], years: i64) -> Vec<Value> {
             r
         })
         .collect()
-}
-
-/// A scorer over the app's registry, as `Score` has (one session, batches of 100).
-fn scorer(app: &TestApp) -> Scorer {
-    Scorer::new(
-        Registry::new(app.store.clone()),
-        sluice_tests::onnxruntime(),
-        1,
-        100,
-    )
 }
 
 /// Scores `records` against production in requests of 100 (each logged), then writes

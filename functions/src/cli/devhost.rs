@@ -197,7 +197,7 @@ impl DevHost {
     }
 
     /// Ticks `MonitorTimer` (as Azure's timer does every five minutes): prints each
-    /// window it judged and each drift notification it publishes.
+    /// window it judged, the feedback it matched, and each notification it publishes.
     async fn monitor(&self) -> anyhow::Result<()> {
         let timer = json!({"Data": {"timer": {"IsPastDue": false}}, "Metadata": {"sys": {"MethodName": "MonitorTimer"}}});
         let (status, answer) = self.invoke("MonitorTimer", &timer).await?;
@@ -215,6 +215,23 @@ impl DevHost {
                 "◉ {} v{} window {}: {} ({} rows)",
                 r["model"], r["model_version"], r["window"], r["verdict"], r["rows"]
             );
+        }
+        for checked in answer["ReturnValue"]["ground_truth"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            for batch in checked["feedback"].as_array().into_iter().flatten() {
+                println!(
+                    "◉ {} feedback {}: {} matched, {} pending, {} unknown, {} already labelled",
+                    checked["model"],
+                    batch["batch"],
+                    batch["matched"],
+                    batch["pending"],
+                    batch["unknown"],
+                    batch["already_labelled"]
+                );
+            }
         }
         let events = answer.pointer(&format!("/Outputs/{MONITOR_EVENTS_BINDING}"));
         for event in events.and_then(Value::as_array).into_iter().flatten() {
@@ -511,6 +528,28 @@ fn print_outcome(r: &Value) {
             r["engine"].as_str().unwrap_or("?"),
             r["job"].as_str().unwrap_or("?")
         ),
+        Some("accepted") => println!(
+            "✓ feedback for {}: {} label(s), batch {}{dup}",
+            r["model"].as_str().unwrap_or("?"),
+            r["labels"],
+            r["batch"].as_str().unwrap_or("?")
+        ),
+        // A feedback file's quarantine names its model; a dataset's, its dataset.
+        Some("quarantined") if r["report"]["model"].is_string() => {
+            println!(
+                "✗ feedback file {} quarantined → {}{dup}",
+                r["report"]["upload"].as_str().unwrap_or("?"),
+                r["key"].as_str().unwrap_or("?")
+            );
+            for p in r["report"]["problems"].as_array().into_iter().flatten() {
+                println!(
+                    "    line {} {}: {}",
+                    p["line"],
+                    p["field"].as_str().unwrap_or("?"),
+                    p["message"].as_str().unwrap_or("")
+                );
+            }
+        }
         Some("quarantined") => {
             println!(
                 "✗ {} quarantined → {}{dup}",

@@ -420,21 +420,53 @@ pub async fn score_file(
     Ok(())
 }
 
-/// `sluice monitor run`: one pass, each judged window on a line.
+/// `sluice monitor run`: one pass, each judged window and each model's ground truth on
+/// a line.
 pub async fn monitor_run(state: &crate::host::state::AppState) -> anyhow::Result<()> {
-    let watched =
+    let pass =
         sluice_shared::runs::lifecycle::monitor(&state.runs, &state.monitor, chrono::Utc::now())
             .await?;
-    if watched.is_empty() {
-        println!("nothing new logged by a production model");
+    if pass.windows.is_empty() && pass.ground_truth.is_empty() {
+        println!("nothing new logged by a production model, and no new feedback");
     }
-    for w in &watched {
+    for w in &pass.windows {
         print_window(&w.report);
         if let Some(run) = &w.report.retrain_run {
             println!("  retrain requested: {run}");
         }
     }
+    for checked in &pass.ground_truth {
+        let p = &checked.pass;
+        for b in &p.feedback {
+            println!(
+                "{} feedback {}: {} matched, {} pending, {} unknown, {} already labelled",
+                p.model, b.batch, b.matched, b.pending, b.unknown, b.already_labelled
+            );
+        }
+        if let Some(status) = p.live.as_ref().and_then(|l| l.guard.as_ref()) {
+            print_guard(&p.model, status);
+        }
+        if let Some(release) = &checked.rolled_back {
+            println!(
+                "  ROLLED BACK: {} now serves v{} ({})",
+                release.id, release.version, release.reason
+            );
+        }
+    }
     Ok(())
+}
+
+fn print_guard(model: &ModelName, g: &sluice_shared::monitoring::live::GuardStatus) {
+    println!(
+        "{model} guard {} on {} (v{}): {} over {} of {} labelled{}",
+        g.bound,
+        g.release,
+        g.model_version,
+        g.value.map_or("—".to_owned(), |v| format!("{v:.4}")),
+        g.labelled,
+        g.min_labelled,
+        if g.breached { " — BREACHED" } else { "" }
+    );
 }
 
 /// `sluice monitor show <model>`.
@@ -445,9 +477,18 @@ pub async fn monitor_show(
 ) -> anyhow::Result<()> {
     use sluice_shared::monitoring::{Monitor, Verdict};
     let model = ModelName::parse(model)?;
-    let reports = Monitor::new(store).reports(&model).await?;
+    let monitor = Monitor::new(store);
+    let reports = monitor.reports(&model).await?;
     if reports.is_empty() {
         println!("no drift reports for {model} yet");
+    }
+    if let Some(live) = monitor.live(&model).await? {
+        for v in &live.versions {
+            println!("{model}@{} live: {}", v.model_version, v.metrics.summary());
+        }
+        if let Some(g) = &live.guard {
+            print_guard(&model, g);
+        }
     }
     for report in reports.iter().take(last) {
         print_window(report);

@@ -164,6 +164,25 @@ impl From<sluice_shared::monitoring::MonitorError> for AppError {
     }
 }
 
+impl From<sluice_shared::monitoring::feedback::FeedbackError> for AppError {
+    fn from(e: sluice_shared::monitoring::feedback::FeedbackError) -> Self {
+        use sluice_shared::monitoring::feedback::FeedbackError;
+        match &e {
+            FeedbackError::UnknownModel(_) => Self::not_found(e.to_string()),
+            FeedbackError::Invalid { first, count } => Self::bad_request(
+                first.field.clone(),
+                format!(
+                    "{} ({count} problem(s) in the batch; none of it was kept)",
+                    first.message
+                ),
+            ),
+            FeedbackError::TooMany { .. } => Self::too_large("body", e.to_string()),
+            _ if e.is_transient() => Self::unavailable(&e),
+            _ => Self::internal(&e),
+        }
+    }
+}
+
 impl From<sluice_shared::training::configs::ConfigStoreError> for AppError {
     fn from(e: sluice_shared::training::configs::ConfigStoreError) -> Self {
         use sluice_shared::training::configs::ConfigStoreError;

@@ -1,4 +1,6 @@
-//! The functions: decode the host's invocation, call the domain, encode the result.
+//! The functions: decode the host's invocation, call the domain, encode the result. An
+//! upload under `landing/feedback/<model>/` is ground truth, not a dataset: it goes to
+//! the feedback use case.
 
 use axum::extract::State;
 use serde_json::{Value, json};
@@ -57,6 +59,9 @@ pub async fn dataset_ingest(
                 .and_then(Value::as_str)
                 .map(str::to_owned),
         };
+        if is_feedback(&upload) {
+            return feedback(&state, &upload, None).await;
+        }
         respond(state.ingestor.ingest(upload, None).await?)
     }
     .instrument(span)
@@ -103,10 +108,46 @@ pub async fn dataset_ingest_blob(
             etag: inv.meta_str("Properties.ETag"),
             uploader: None,
         };
+        if is_feedback(&upload) {
+            return feedback(&state, &upload, Some(bytes.clone().into())).await;
+        }
         respond(state.ingestor.ingest(upload, Some(bytes.into())).await?)
     }
     .instrument(span)
     .await
+}
+
+fn is_feedback(upload: &Upload) -> bool {
+    sluice_shared::monitoring::layout::model_of_feedback_upload(&upload.key).is_some()
+}
+
+/// A feedback file: kept as a batch, or quarantined with its report.
+async fn feedback(
+    state: &AppState,
+    upload: &Upload,
+    bytes: Option<axum::body::Bytes>,
+) -> Result<axum::Json<InvocationResponse>, AppError> {
+    use sluice_shared::monitoring::feedback::UploadOutcome;
+    let outcome = state
+        .feedback
+        .ingest_upload(upload, bytes, chrono::Utc::now())
+        .await?;
+    let log = match &outcome {
+        UploadOutcome::Ignored { reason } => return Ok(ignored(reason.clone())),
+        UploadOutcome::Accepted(a) => format!(
+            "feedback for {}: {} label(s) kept as batch {} (duplicate: {})",
+            a.model, a.labels, a.batch, a.duplicate
+        ),
+        UploadOutcome::Quarantined { report, .. } => format!(
+            "feedback file {} quarantined: {} problem(s)",
+            report.upload, report.problem_count
+        ),
+    };
+    Ok(axum::Json(
+        InvocationResponse::default()
+            .log(log)
+            .returning(json!(outcome)),
+    ))
 }
 
 fn too_large(len: usize) -> AppError {

@@ -1,13 +1,16 @@
 //! Watching production: `MonitorTimer` judges each production model's logged predictions
 //! against its training data and publishes `model.drift_detected`, as does Azure ML's
-//! `DatasetDriftDetected` for the models subscribed to its monitor; `GET
-//! /api/models/{name}/monitoring` reads the reports. Both call `shared`'s monitoring use
-//! cases; this file only decodes and encodes.
+//! `DatasetDriftDetected` for the models subscribed to its monitor; it also matches
+//! ground truth with the predictions and publishes `model.degraded` (and
+//! `model.rolled_back` when the guard rolls back). `POST /api/feedback/{model}` takes
+//! ground truth; `GET /api/models/{name}/monitoring` reads the reports and live metrics.
+//! All call `shared`'s monitoring use cases; this file only decodes and encodes.
 
 use axum::extract::State;
+use axum::response::IntoResponse;
 use serde_json::{Value, json};
 use sluice_shared::monitoring::{AzureMlDrift, Verdict};
-use sluice_shared::runs::lifecycle::{self, Watched};
+use sluice_shared::runs::lifecycle::{self, Checked, MonitorPass, Watched};
 use tracing::Instrument;
 
 use crate::host::error::AppError;
@@ -47,10 +50,61 @@ pub fn drift_event(watched: &Watched) -> Option<Value> {
     }))
 }
 
-/// The windows judged, and a `model.drift_detected` for each one decided drifted now.
-fn answer(watched: &[Watched]) -> InvocationResponse {
-    let events: Vec<Value> = watched.iter().filter_map(drift_event).collect();
-    let response = InvocationResponse::default().returning(json!({ "windows": watched }));
+/// `model.degraded` for a breach decided on this pass, and `model.rolled_back` for the
+/// rollback it made; ids name the release, so a redelivery is dropped.
+pub fn guard_events(checked: &Checked) -> Vec<Value> {
+    let mut events = Vec::new();
+    let Some(guarded) = &checked.pass.degraded else {
+        return events;
+    };
+    let d = &guarded.degradation;
+    if guarded.decided_now {
+        events.push(json!({
+            "specversion": "1.0",
+            "id": format!("model.degraded:{}:{}", d.model, d.release),
+            "source": "/sluice/monitoring",
+            "type": "model.degraded",
+            "subject": format!("models/{}/versions/{}", d.model, d.model_version),
+            "time": d.judged_at,
+            "datacontenttype": "application/json",
+            "data": {
+                "model": d.model,
+                "model_version": d.model_version,
+                "release": d.release,
+                "metric": d.metric,
+                "value": d.value,
+                "bound": d.bound,
+                "labelled": d.labelled,
+                "report": d.key().as_str(),
+                "rollback": guarded.rollback,
+            },
+        }));
+    }
+    if let Some(release) = &checked.rolled_back {
+        events.push(json!({
+            "specversion": "1.0",
+            "id": format!("model.rolled_back:{}:{}", release.model, release.id),
+            "source": "/sluice/monitoring",
+            "type": "model.rolled_back",
+            "subject": format!("models/{}/versions/{}", release.model, release.version),
+            "time": release.at,
+            "datacontenttype": "application/json",
+            "data": {
+                "model": release.model,
+                "model_version": release.version,
+                "release": release.id,
+                "rolls_back": release.rolls_back,
+                "actor": release.actor,
+                "reason": release.reason,
+            },
+        }));
+    }
+    events
+}
+
+/// What a pass returns, with its events on the `monitorEvents` output.
+fn respond(returning: Value, events: Vec<Value>) -> InvocationResponse {
+    let response = InvocationResponse::default().returning(returning);
     if events.is_empty() {
         response
     } else {
@@ -58,15 +112,29 @@ fn answer(watched: &[Watched]) -> InvocationResponse {
     }
 }
 
+/// The windows judged, and a `model.drift_detected` for each one decided drifted now.
+fn answer(watched: &[Watched]) -> InvocationResponse {
+    let events = watched.iter().filter_map(drift_event).collect();
+    respond(json!({ "windows": watched }), events)
+}
+
+/// A whole pass: windows and ground truth, with every event either decided.
+fn answer_pass(pass: &MonitorPass) -> InvocationResponse {
+    let events = (pass.windows.iter().filter_map(drift_event))
+        .chain(pass.ground_truth.iter().flat_map(guard_events))
+        .collect();
+    respond(json!(pass), events)
+}
+
 /// `MonitorTimer`: one pass of the monitor.
 pub async fn monitor_timer(
     State(state): State<AppState>,
     Trigger { span, .. }: Trigger,
 ) -> Result<axum::Json<InvocationResponse>, AppError> {
-    let watched = lifecycle::monitor(&state.runs, &state.monitor, chrono::Utc::now())
+    let pass = lifecycle::monitor(&state.runs, &state.monitor, chrono::Utc::now())
         .instrument(span)
         .await?;
-    Ok(axum::Json(answer(&watched)))
+    Ok(axum::Json(answer_pass(&pass)))
 }
 
 /// Azure ML's `DatasetDriftDetected` (delivered to `MlJobEvents`): the drift of every
@@ -86,7 +154,8 @@ pub async fn azureml_drift(
     Ok(axum::Json(answer(&watched)))
 }
 
-/// `GET /api/models/{name}/monitoring`: the model's reports, newest first.
+/// `GET /api/models/{name}/monitoring`: the drift reports (newest first), the live
+/// metrics and guard as the last pass left them, and what became of each feedback batch.
 pub async fn reports(
     State(state): State<AppState>,
     _: Admin,
@@ -96,5 +165,51 @@ pub async fn reports(
     if reports.is_empty() && state.runs.registry().versions(&model).await?.is_empty() {
         return Err(AppError::not_found(format!("no model {model}")));
     }
-    Ok(axum::Json(json!({"model": model, "reports": reports})))
+    let live = state.monitor.live(&model).await?;
+    let feedback = state.monitor.feedback(&model).await?;
+    Ok(axum::Json(json!({
+        "model": model,
+        "reports": reports,
+        "live": live,
+        "feedback": feedback,
+    })))
+}
+
+/// The largest feedback body `POST /api/feedback/{model}` reads.
+pub const MAX_FEEDBACK_BYTES: usize = 4 << 20;
+
+/// `POST /api/feedback/{model}` (admin key): a JSON array of `{request_id, row?, label}`
+/// or `{request_id, row?, value}`. 202 with the batch's id; what became of each label
+/// (matched, unknown, already labelled) is in `GET …/monitoring` after the next pass.
+pub async fn submit_feedback(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    axum::extract::Path(model): axum::extract::Path<String>,
+    request: axum::extract::Request,
+) -> Result<axum::response::Response, AppError> {
+    let model = sluice_shared::registry::ModelName::parse(&model)
+        .map_err(|_| AppError::not_found(format!("no model {model:?}")))?;
+    let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_FEEDBACK_BYTES).await else {
+        // The rest of the body is never read, so the connection cannot carry another
+        // request: say so, as `Score` does.
+        let mut response = AppError::too_large(
+            "body",
+            format!("the body is larger than {MAX_FEEDBACK_BYTES} bytes; send smaller batches"),
+        )
+        .into_response();
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        return Ok(response);
+    };
+    let accepted = state
+        .feedback
+        .submit(&model, &body, &actor, chrono::Utc::now())
+        .await?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        axum::Json(json!(accepted)),
+    )
+        .into_response())
 }

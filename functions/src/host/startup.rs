@@ -39,6 +39,7 @@ functions!(
     "RegistryEvents",
     "Models",
     "Score",
+    "Feedback",
     "Health",
 );
 
@@ -91,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/models/{name}/releases", get(models::releases))
         .route("/api/models/{name}/monitoring", get(monitoring::reports))
         .route("/api/models/{name}/rollback", post(models::rollback))
+        .route("/api/feedback/{model}", post(monitoring::submit_feedback))
         .route("/api/models/{name}/config", put(models::put_config))
         .route(
             "/api/score/{model}",

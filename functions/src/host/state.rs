@@ -44,8 +44,10 @@ pub struct Services {
     pub scorer: Option<Arc<Scorer>>,
     /// Keys for `Score`, separate from the admin keys.
     pub scoring_keys: Arc<Keys>,
-    /// Production's drift windows.
+    /// Production's drift windows, live metrics and guard.
     pub monitor: Monitor,
+    /// Ground truth taken in (the API's and the landing folder's).
+    pub feedback: sluice_shared::monitoring::feedback::Feedback,
     scratch: std::path::PathBuf,
 }
 
@@ -80,6 +82,7 @@ impl AppState {
             scorer: None,
             scoring_keys: Arc::new(Keys::default()),
             monitor: Monitor::new(store.clone()),
+            feedback: sluice_shared::monitoring::feedback::Feedback::new(store.clone()),
             store,
             scratch,
         }))

@@ -38,10 +38,16 @@ pub fn scan_output(d: &DatasetName, delegation: &str) -> String {
     format!("{SCANS}{d}/{delegation}/out/")
 }
 
-/// `landing/<dataset>/<file…>` → the dataset the upload belongs to.
+/// `landing/<dataset>/<file…>` → the dataset the upload belongs to; `None` outside
+/// `landing/` and under `landing/feedback/`, which holds ground truth for models.
 pub fn dataset_of_landing_key(
     k: &ObjectKey,
 ) -> Option<Result<DatasetName, super::InvalidDatasetName>> {
+    if k.as_str()
+        .starts_with(crate::monitoring::layout::FEEDBACK_LANDING)
+    {
+        return None;
+    }
     let rest = k.as_str().strip_prefix(LANDING)?;
     let (dataset, file) = rest.split_once('/')?;
     (!file.is_empty()).then(|| DatasetName::parse(dataset))
@@ -206,6 +212,10 @@ mod tests {
         assert_eq!(parse_contract_key(&d, &contract(&d, 7)), Some(7));
         let up = ObjectKey::parse("landing/adult/2026/part-1.csv").unwrap();
         assert_eq!(dataset_of_landing_key(&up), Some(Ok(d)));
+        assert_eq!(
+            dataset_of_landing_key(&ObjectKey::parse("landing/feedback/m/labels.csv").unwrap()),
+            None
+        );
         assert_eq!(
             dataset_of_landing_key(&ObjectKey::parse("landing/loose.csv").unwrap()),
             None

@@ -18,8 +18,9 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::drift::{self, ColumnDrift, Distribution, Tally};
+use super::layout;
 use crate::dataset::profile::ColumnProfile;
-use crate::dataset::{DatasetName, Manifest, layout};
+use crate::dataset::{self, DatasetName, Manifest};
 use crate::model::{Signature, Task};
 use crate::registry::{ModelName, PRODUCTION, Registry, RegistryError};
 use crate::scoring::log;
@@ -201,7 +202,7 @@ impl Report {
             // Zero-padded, so a listing is in window order.
             None => format!("{:06}", self.window),
         };
-        report_key(&self.model, &self.release, &file)
+        layout::window(&self.model, &self.release, &file)
     }
 }
 
@@ -213,21 +214,12 @@ pub struct Judged {
     pub decided_now: bool,
 }
 
-fn report_key(model: &ModelName, release: &str, window: &str) -> ObjectKey {
-    ObjectKey::parse(format!("{}{release}/{window}.json", reports_prefix(model)))
-        .expect("model names and release ids are valid key segments")
-}
-
-fn reports_prefix(model: &ModelName) -> String {
-    format!("monitoring/{model}/")
-}
-
 /// Reads and judges prediction logs; writes reports.
 #[derive(Clone)]
 pub struct Monitor {
-    store: Arc<dyn ObjectStore>,
-    registry: Registry,
-    configs: Configs,
+    pub(super) store: Arc<dyn ObjectStore>,
+    pub(super) registry: Registry,
+    pub(super) configs: Configs,
 }
 
 impl Monitor {
@@ -253,7 +245,10 @@ impl Monitor {
     /// `model`'s reports, newest first.
     pub async fn reports(&self, model: &ModelName) -> Result<Vec<Report>, MonitorError> {
         let mut reports = Vec::new();
-        for meta in self.store.list(&reports_prefix(model)).await? {
+        for meta in self.store.list(&layout::model_prefix(model)).await? {
+            if !is_window(model, &meta.key) {
+                continue;
+            }
             reports.push(get_json::<Report>(self.store.as_ref(), &meta.key).await?.0);
         }
         reports.sort_by_key(|r| std::cmp::Reverse((r.judged_at, r.window)));
@@ -293,8 +288,11 @@ impl Monitor {
         let mut last = 0;
         let mut open = None;
         let mut latest: Option<Report> = None;
-        let prefix = format!("{}{}/", reports_prefix(model), release.id);
+        let prefix = layout::release_prefix(model, &release.id);
         for meta in self.store.list(&prefix).await? {
+            if !is_window(model, &meta.key) {
+                continue;
+            }
             let (report, etag): (Report, _) = get_json(self.store.as_ref(), &meta.key).await?;
             last = last.max(report.window);
             if report.verdict == Verdict::TooFewRows {
@@ -479,7 +477,7 @@ impl Monitor {
         if let Some(kept) = self.registry.reference(model, version).await? {
             return Ok(kept);
         }
-        let key = layout::manifest(&lineage.dataset, lineage.dataset_version);
+        let key = dataset::layout::manifest(&lineage.dataset, lineage.dataset_version);
         let (manifest, _): (Manifest, _) = get_json(self.store.as_ref(), &key).await?;
         Ok(manifest.profile)
     }
@@ -570,6 +568,19 @@ impl Monitor {
             unreadable,
         })
     }
+}
+
+/// Whether a key under `monitoring/<model>/` is a drift window (`<release>/<name>.json`),
+/// not the live metrics, a feedback report or a guard's breach.
+fn is_window(model: &ModelName, key: &ObjectKey) -> bool {
+    key.as_str()
+        .strip_prefix(&layout::model_prefix(model))
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(release, file)| {
+            release != "feedback"
+                && !file.contains('/')
+                && file != format!("{}.json", layout::DEGRADED)
+        })
 }
 
 /// What a window's batches say, before it is placed in its release.

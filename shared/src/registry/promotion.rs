@@ -250,10 +250,17 @@ async fn rollback_once(
     registry: &Registry,
     model: &ModelName,
     alias: &str,
+    expected: Option<&str>,
     actor: &str,
     reason: &str,
 ) -> Result<Release, RegistryError> {
     let (current, etag) = registry.require_alias(model, alias).await?;
+    if expected.is_some_and(|e| e != current.release.id) {
+        return Err(RegistryError::Conflict {
+            model: model.to_string(),
+            alias: alias.to_owned(),
+        });
+    }
     let history: Vec<Release> = registry
         .releases(model)
         .await?
@@ -407,10 +414,23 @@ impl Releases {
         model: &ModelName,
         change: Change<'_>,
     ) -> Result<Release, ReleaseError> {
+        self.rollback_from(model, None, change).await
+    }
+
+    /// [`Self::rollback`], only while production is still the release `expected` (else
+    /// [`RegistryError::Conflict`]): what an automatic rollback does, so that acting on
+    /// one breach twice cannot go back two releases.
+    pub async fn rollback_from(
+        &self,
+        model: &ModelName,
+        expected: Option<&str>,
+        change: Change<'_>,
+    ) -> Result<Release, ReleaseError> {
         let release = rollback_once(
             &self.registry,
             model,
             PRODUCTION,
+            expected,
             change.actor,
             change.reason,
         )
@@ -542,7 +562,7 @@ mod tests {
             instants.push((pause().await, Some(v)));
         }
         for expected in [3, 2, 1] {
-            let back = rollback_once(&reg, &m, "production", "bob", "undo")
+            let back = rollback_once(&reg, &m, "production", None, "bob", "undo")
                 .await
                 .unwrap();
             assert_eq!(back.version, expected);
@@ -552,7 +572,7 @@ mod tests {
             );
             instants.push((pause().await, Some(expected)));
         }
-        let err = rollback_once(&reg, &m, "production", "bob", "undo").await;
+        let err = rollback_once(&reg, &m, "production", None, "bob", "undo").await;
         assert!(matches!(err, Err(RegistryError::Invalid(_))), "{err:?}");
         for (at, version) in instants {
             let release = reg.release_at(&m, "production", at).await.unwrap();
@@ -562,11 +582,11 @@ mod tests {
         // what was under it, never to an older entry of the same version.
         release(&reg, &m, 4).await;
         release(&reg, &m, 2).await;
-        let back = rollback_once(&reg, &m, "production", "bob", "undo")
+        let back = rollback_once(&reg, &m, "production", None, "bob", "undo")
             .await
             .unwrap();
         assert_eq!(back.version, 4);
-        let back = rollback_once(&reg, &m, "production", "bob", "undo")
+        let back = rollback_once(&reg, &m, "production", None, "bob", "undo")
             .await
             .unwrap();
         assert_eq!(back.version, 1);
@@ -577,14 +597,24 @@ mod tests {
         let (_dir, reg, m) = registry_with(&["a", "b"]).await;
         release(&reg, &m, 1).await;
         release(&reg, &m, 2).await;
-        let back = rollback_once(&reg, &m, "production", "bob", "v2 misbehaves")
-            .await
-            .unwrap();
+        // A rollback meant for another release than production's is refused.
+        let stale = rollback_once(&reg, &m, "production", Some("production.1"), "bob", "x");
+        assert!(matches!(stale.await, Err(RegistryError::Conflict { .. })));
+        let back = rollback_once(
+            &reg,
+            &m,
+            "production",
+            Some("production.2"),
+            "bob",
+            "v2 misbehaves",
+        )
+        .await
+        .unwrap();
         assert_eq!(back.version, 1);
         assert_eq!(back.id, "production.3");
         assert_eq!(back.rolls_back.as_deref(), Some("production.2"));
         assert_eq!(reg.resolve(&m, "production").await.unwrap().version, 1);
-        let err = rollback_once(&reg, &m, "production", "bob", "again").await;
+        let err = rollback_once(&reg, &m, "production", None, "bob", "again").await;
         assert!(
             matches!(&err, Err(RegistryError::Invalid(e)) if e.contains("no earlier release")),
             "{err:?}"
@@ -593,6 +623,7 @@ mod tests {
             &reg,
             &ModelName::parse("none").unwrap(),
             "production",
+            None,
             "bob",
             "x",
         )

@@ -87,18 +87,115 @@ pub struct Watched {
     pub retrain: Option<Requested>,
 }
 
+/// What one pass of the monitor did.
+#[derive(Clone, Debug, Serialize)]
+pub struct MonitorPass {
+    pub windows: Vec<Watched>,
+    pub ground_truth: Vec<Checked>,
+}
+
+/// One model's ground truth taken, and what its guard did.
+#[derive(Clone, Debug, Serialize)]
+pub struct Checked {
+    #[serde(flatten)]
+    pub pass: crate::monitoring::live::LivePass,
+    /// The release that rolled production back on this call (`rollback: auto`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<crate::registry::Release>,
+}
+
 /// The monitor's pass (the monitoring timer, `sluice monitor run`): judges each
-/// production model's open window and acts on the drifted ones ([`act_on_drift`]).
+/// production model's open window and acts on the drifted ones ([`act_on_drift`]), then
+/// matches new ground truth with the predictions and acts on a breached guard
+/// ([`act_on_degradation`]).
 pub async fn monitor(
     runs: &Runs,
     monitor: &crate::monitoring::Monitor,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<Watched>, RunError> {
-    let mut watched = Vec::new();
+) -> Result<MonitorPass, RunError> {
+    let mut windows = Vec::new();
     for judged in monitor.run(now).await? {
-        watched.push(act_on_drift(runs, monitor, judged).await?);
+        windows.push(act_on_drift(runs, monitor, judged).await?);
     }
-    Ok(watched)
+    let mut ground_truth = Vec::new();
+    for pass in monitor.ground_truth(now).await? {
+        ground_truth.push(act_on_degradation(runs, monitor, pass).await?);
+    }
+    Ok(MonitorPass {
+        windows,
+        ground_truth,
+    })
+}
+
+/// A breached guard is audited when it is decided and, under `rollback: auto`, rolls
+/// production back through the same audited rollback a person makes, with the breach as
+/// its reason — once: only while production is still the breached release, and the
+/// breach records the release that undid it.
+async fn act_on_degradation(
+    runs: &Runs,
+    monitor: &crate::monitoring::Monitor,
+    pass: crate::monitoring::live::LivePass,
+) -> Result<Checked, RunError> {
+    use crate::registry::RegistryError;
+    use crate::registry::promotion::{Change, ReleaseError, Releases};
+    use crate::training::config::RollbackPolicy;
+    let mut pass = pass;
+    let mut rolled_back = None;
+    let Some(guarded) = pass.degraded.as_mut() else {
+        return Ok(Checked { pass, rolled_back });
+    };
+    let d = guarded.degradation.clone();
+    let correlation = format!("monitor:{}", d.key());
+    if guarded.decided_now {
+        warn!(model = %d.model, model_version = d.model_version, release = %d.release, value = d.value, bound = %d.bound, "production degraded");
+        runs.audit()
+            .append(crate::audit::Entry {
+                action: crate::audit::Action::Degraded,
+                actor: "sluice:monitor".into(),
+                subject: format!("model:{}@{}", d.model, d.model_version),
+                reason: d.reason(),
+                correlation_id: correlation.clone(),
+                details: serde_json::json!({
+                    "report": d.key().as_str(),
+                    "metric": d.metric,
+                    "value": d.value,
+                    "bound": d.bound,
+                    "labelled": d.labelled,
+                    "release": d.release,
+                }),
+            })
+            .await?;
+    }
+    if guarded.rollback == RollbackPolicy::Auto && d.rolled_back_by.is_none() {
+        let releases = Releases::new(runs.registry().store().clone());
+        let reason = d.reason();
+        let change = Change {
+            actor: "sluice:monitor",
+            reason: &reason,
+            correlation_id: &correlation,
+        };
+        match releases
+            .rollback_from(&d.model, Some(&d.release), change)
+            .await
+        {
+            Ok(release) => {
+                guarded.degradation = monitor.record_rollback(&d, &release.id).await?;
+                info!(model = %d.model, release = %release.id, "production rolled back for its live metric");
+                rolled_back = Some(release);
+            }
+            // Production moved on (a person rolled back or promoted): nothing to undo.
+            Err(ReleaseError::Registry(RegistryError::Conflict { .. })) => {}
+            // Nothing earlier to return to: the breach stands, reported and audited.
+            Err(ReleaseError::Registry(RegistryError::Invalid(why))) => {
+                warn!(model = %d.model, %why, "production degraded and cannot be rolled back");
+            }
+            Err(ReleaseError::Registry(e)) => return Err(e.into()),
+            Err(ReleaseError::Storage(e)) => return Err(e.into()),
+            Err(ReleaseError::Audit(e)) => return Err(e.into()),
+            Err(ReleaseError::Refused(why)) => return Err(RunError::Conflict(why)),
+        }
+    }
+    Ok(Checked { pass, rolled_back })
 }
 
 /// Azure ML's `DatasetDriftDetected`: a drifted report for each model subscribed to the

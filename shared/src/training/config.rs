@@ -78,6 +78,77 @@ pub struct MonitoringConfig {
     /// count as this model's drift.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub azureml_monitors: Vec<String>,
+    /// A bound on a live metric (from ground-truth feedback) that production must keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<GuardConfig>,
+    /// How far before a feedback batch its predictions may have been made: the monitor
+    /// reads this many days of the prediction log to find them.
+    /// (Left out of the stored config at its default, so configs written before it
+    /// keep their identity.)
+    #[serde(
+        default = "default_lookback_days",
+        skip_serializing_if = "is_default_lookback"
+    )]
+    pub feedback_lookback_days: u32,
+}
+
+/// The live-metric guard: production's labelled predictions must keep `metric` at least
+/// (or, for an error metric, at most) the bound, once there are `min_labelled` of them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardConfig {
+    pub metric: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_least: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_most: Option<f64>,
+    #[serde(default = "default_min_labelled")]
+    pub min_labelled: u64,
+    /// `auto`: a breach rolls production back (audited, with the report as its reason);
+    /// `manual` (the default): it is reported and a person decides.
+    #[serde(default)]
+    pub rollback: RollbackPolicy,
+}
+
+impl GuardConfig {
+    /// Whether `value` breaks the bound.
+    pub fn breached(&self, value: f64) -> bool {
+        match (self.at_least, self.at_most) {
+            (Some(floor), _) => value.is_nan() || value < floor,
+            (None, Some(ceiling)) => value.is_nan() || value > ceiling,
+            (None, None) => false,
+        }
+    }
+
+    /// The bound as people read it: `accuracy >= 0.8`.
+    pub fn bound(&self) -> String {
+        match (self.at_least, self.at_most) {
+            (Some(floor), _) => format!("{} >= {floor}", self.metric),
+            (None, Some(ceiling)) => format!("{} <= {ceiling}", self.metric),
+            (None, None) => self.metric.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackPolicy {
+    #[default]
+    Manual,
+    Auto,
+}
+
+/// A few hundred labels put a rate's standard error near 2 percentage points.
+fn default_min_labelled() -> u64 {
+    500
+}
+
+fn default_lookback_days() -> u32 {
+    30
+}
+
+fn is_default_lookback(days: &u32) -> bool {
+    *days == default_lookback_days()
 }
 
 impl Default for MonitoringConfig {
@@ -88,6 +159,8 @@ impl Default for MonitoringConfig {
             categorical_threshold: default_drift_threshold(),
             thresholds: BTreeMap::new(),
             azureml_monitors: Vec::new(),
+            guard: None,
+            feedback_lookback_days: default_lookback_days(),
         }
     }
 }
@@ -359,6 +432,37 @@ impl TrainingConfig {
                 ));
             }
             _ => {}
+        }
+        if let Some(guard) = self.monitoring.as_ref().and_then(|m| m.guard.as_ref()) {
+            let metric = guard.metric.as_str();
+            let fits = match self.task() {
+                Some(task) => task.metrics().contains(&metric),
+                None => Task::ALL.iter().any(|t| t.metrics().contains(&metric)),
+            };
+            if !fits {
+                return bad(format!(
+                    "monitoring.guard.metric: {metric:?} is not a live metric of this model; use one of {}",
+                    self.task().unwrap_or_default().metrics().join(", ")
+                ));
+            }
+            let higher = crate::model::task::higher_is_better(metric);
+            match (guard.at_least, guard.at_most) {
+                (Some(_), None) if higher => {}
+                (None, Some(_)) if !higher => {}
+                (Some(_), Some(_)) | (None, None) => {
+                    return bad("monitoring.guard: give one of at_least or at_most".into());
+                }
+                _ => {
+                    return bad(format!(
+                        "monitoring.guard: {metric} is better {}, so bound it with {}",
+                        if higher { "higher" } else { "lower" },
+                        if higher { "at_least" } else { "at_most" }
+                    ));
+                }
+            }
+            if guard.min_labelled == 0 {
+                return bad("monitoring.guard.min_labelled must be at least 1".into());
+            }
         }
         if self.task() == Some(Task::Binary) && self.promotion.floor.is_none() {
             self.promotion.floor = Some(0.7);
