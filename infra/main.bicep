@@ -49,6 +49,8 @@ param databricksWorkspaceName string = ''
 param databricksAccessConnectorPrincipalId string = ''
 @description('Give Sluice\'s identity Contributor on the Databricks workspace (it then signs in as a workspace admin).')
 param databricksGrantAdmin bool = true
+@description('Webhooks told every lifecycle event: [{name, url, secretName (in the Key Vault), models?: "a,b", events?: "model.,run.failed"}].')
+param webhooks array = []
 
 var tags = {
   application: 'sluice'
@@ -133,6 +135,7 @@ module app 'modules/functionapp.bicep' = {
     delegate: delegate
     delegateAboveBytes: delegateAboveBytes
     databricksHost: empty(databricksWorkspaceName) ? '' : databricks!.outputs.host
+    webhooks: webhooks
   }
 }
 

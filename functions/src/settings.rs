@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
+use sluice_shared::registry::ModelName;
 use sluice_shared::storage::ObjectStore;
 use sluice_shared::storage::azure::{AzureAuth, AzureBlobStore, ConnectionString};
 use sluice_shared::storage::local::LocalStore;
@@ -475,9 +476,122 @@ impl DelegationSettings {
     }
 }
 
+/// The webhooks the app settings register: `SLUICE_WEBHOOK__<NAME>__URL` and
+/// `__SECRET` (a Key Vault reference in Azure), optionally `__MODELS` (comma-separated
+/// model names: only their events) and `__EVENTS` (comma-separated types, or prefixes
+/// ending in `.`). Settings rather than an API, so a secret never reaches the store.
+pub fn webhooks() -> anyhow::Result<Vec<sluice_shared::notify::Webhook>> {
+    webhooks_in(std::env::vars())
+}
+
+fn webhooks_in(
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> anyhow::Result<Vec<sluice_shared::notify::Webhook>> {
+    use sluice_shared::notify::webhook::Secret;
+    let mut found: std::collections::BTreeMap<String, std::collections::HashMap<String, String>> =
+        Default::default();
+    for (name, value) in vars {
+        let Some(rest) = name.strip_prefix("SLUICE_WEBHOOK__") else {
+            continue;
+        };
+        let Some((hook, field)) = rest.split_once("__") else {
+            anyhow::bail!("{name}: expected SLUICE_WEBHOOK__<NAME>__<URL|SECRET|MODELS|EVENTS>");
+        };
+        found
+            .entry(hook.to_ascii_lowercase().replace('_', "-"))
+            .or_default()
+            .insert(field.to_ascii_uppercase(), value);
+    }
+    let list = |v: Option<&String>| -> Vec<String> {
+        v.map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    let mut hooks = Vec::new();
+    for (name, fields) in found {
+        let setting = |field: &str| {
+            format!(
+                "SLUICE_WEBHOOK__{}__{field}",
+                name.to_ascii_uppercase().replace('-', "_")
+            )
+        };
+        if let Some(unknown) = fields
+            .keys()
+            .find(|k| !["URL", "SECRET", "MODELS", "EVENTS"].contains(&k.as_str()))
+        {
+            anyhow::bail!("{}: unknown webhook setting", setting(unknown));
+        }
+        let url = fields
+            .get("URL")
+            .ok_or_else(|| anyhow::anyhow!("{} is missing", setting("URL")))?;
+        let secret = fields
+            .get("SECRET")
+            .ok_or_else(|| anyhow::anyhow!("{} is missing", setting("SECRET")))?;
+        let models = list(fields.get("MODELS"))
+            .into_iter()
+            .map(|m| {
+                ModelName::parse(&m).map_err(|e| anyhow::anyhow!("{}: {e}", setting("MODELS")))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        hooks.push(sluice_shared::notify::Webhook::new(
+            &name,
+            url,
+            Secret::new(secret.clone()),
+            models,
+            list(fields.get("EVENTS")),
+        )?);
+    }
+    Ok(hooks)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+
+    #[test]
+    fn webhooks_come_from_their_settings() {
+        let vars = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let hooks = super::webhooks_in(vars(&[
+            (
+                "SLUICE_WEBHOOK__OPS_TEAM__URL",
+                "https://ops.example.com/sluice",
+            ),
+            (
+                "SLUICE_WEBHOOK__OPS_TEAM__SECRET",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
+            ("SLUICE_WEBHOOK__OPS_TEAM__MODELS", "adult-income, iris"),
+            ("SLUICE_WEBHOOK__OPS_TEAM__EVENTS", "model.,run.failed"),
+            ("SLUICE_STORAGE__KIND", "local"),
+        ]))
+        .unwrap();
+        assert_eq!(hooks.len(), 1);
+        assert_eq!(hooks[0].name, "ops-team");
+        assert_eq!(hooks[0].models.len(), 2);
+        assert_eq!(hooks[0].events, ["model.", "run.failed"]);
+        let missing = super::webhooks_in(vars(&[("SLUICE_WEBHOOK__OPS__URL", "https://x.io")]));
+        assert!(
+            missing
+                .unwrap_err()
+                .to_string()
+                .contains("SLUICE_WEBHOOK__OPS__SECRET is missing")
+        );
+        let plain = super::webhooks_in(vars(&[
+            ("SLUICE_WEBHOOK__OPS__URL", "http://example.com/x"),
+            ("SLUICE_WEBHOOK__OPS__SECRET", "a-secret-of-some-length"),
+        ]));
+        assert!(plain.unwrap_err().to_string().contains("use https"));
+    }
 
     #[test]
     fn the_command_line_is_well_formed() {

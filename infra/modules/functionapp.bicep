@@ -32,6 +32,8 @@ param delegate string
 param delegateAboveBytes int
 @description('The Databricks workspace URL, when one is referenced.')
 param databricksHost string
+@description('Webhooks for lifecycle events: {name, url, secretName (a Key Vault secret), models?, events?}.')
+param webhooks array
 
 var flex = hosting == 'FlexConsumption'
 var identitySettings = [
@@ -77,6 +79,17 @@ var databricksSettings = empty(databricksHost) ? [] : [
   { name: 'SLUICE_DATABRICKS__STORAGE_ROOT', value: 'abfss://${dataContainer}@${dataAccountName}.dfs.${environment().suffixes.storage}/' }
   { name: 'SLUICE_DATABRICKS__CLIENT_ID', value: identityClientId }
 ]
+// Each webhook's settings (README "Notifications"); its secret is a Key Vault reference,
+// so no setting holds it.
+var webhookNames = [for w in webhooks: replace(toUpper(w.name), '-', '_')]
+var webhookUrls = [for (w, i) in webhooks: { name: 'SLUICE_WEBHOOK__${webhookNames[i]}__URL', value: w.url }]
+var webhookSecrets = [for (w, i) in webhooks: {
+  name: 'SLUICE_WEBHOOK__${webhookNames[i]}__SECRET'
+  value: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${w.secretName})'
+}]
+var webhookModels = [for (w, i) in webhooks: { name: 'SLUICE_WEBHOOK__${webhookNames[i]}__MODELS', value: contains(w, 'models') ? w.models : '' }]
+var webhookEvents = [for (w, i) in webhooks: { name: 'SLUICE_WEBHOOK__${webhookNames[i]}__EVENTS', value: contains(w, 'events') ? w.events : '' }]
+var webhookSettings = concat(webhookUrls, webhookSecrets, webhookModels, webhookEvents)
 // Flex Consumption sets the runtime in functionAppConfig and refuses these two.
 var premiumSettings = [
   { name: 'FUNCTIONS_EXTENSION_VERSION', value: '~4' }
@@ -131,7 +144,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       ftpsState: 'Disabled'
       http20Enabled: true
       healthCheckPath: flex ? null : '/api/health'
-      appSettings: concat(identitySettings, sluiceSettings, databricksSettings, flex ? [] : premiumSettings)
+      appSettings: concat(identitySettings, sluiceSettings, databricksSettings, webhookSettings, flex ? [] : premiumSettings)
     }
   }
 }

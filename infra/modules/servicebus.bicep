@@ -1,7 +1,8 @@
 // Service Bus: `retrain-requests` (other systems ask for a retrain; RetrainQueue) and the
-// `sluice-events` topic (dataset.versioned, published by the ingest functions; its
-// `retrain` subscription feeds DatasetEvents). Local (SAS) auth is off: the Functions
-// host connects with the managed identity.
+// `sluice-events` topic: every lifecycle event, published by Notify. Its `retrain`
+// subscription feeds DatasetEvents (which acts on dataset.versioned); `notifications` is
+// for other systems to read (or copy: add a subscription per consumer). Local (SAS)
+// auth is off: the Functions host connects with the managed identity.
 //
 // Sluice answers a message that can never succeed with 2xx and keeps it under
 // rejected/ with its reason, so the only redeliveries are transient failures; after
@@ -50,6 +51,18 @@ resource retrain 'Microsoft.ServiceBus/namespaces/topics/subscriptions@2022-10-0
   properties: {
     maxDeliveryCount: maxDeliveryCount
     deadLetteringOnMessageExpiration: true
+    lockDuration: 'PT1M'
+  }
+}
+
+// Kept two weeks for whoever reads it; nothing in Sluice depends on it being read.
+resource notifications 'Microsoft.ServiceBus/namespaces/topics/subscriptions@2022-10-01-preview' = {
+  parent: events
+  name: 'notifications'
+  properties: {
+    maxDeliveryCount: maxDeliveryCount
+    defaultMessageTimeToLive: 'P14D'
+    deadLetteringOnMessageExpiration: false
     lockDuration: 'PT1M'
   }
 }

@@ -44,6 +44,10 @@ pub enum Action {
     FeedbackRejected,
     /// Production's live metric broke its guard's bound.
     Degraded,
+    /// A dataset's contract was stored (a new version of it).
+    ContractStored,
+    /// A version passed the gate and waits in staging for a person's approval.
+    AwaitingApproval,
 }
 
 /// A record as appended: the caller's part.
@@ -120,6 +124,19 @@ fn head_key() -> ObjectKey {
     ObjectKey::parse("audit/head.json").expect("valid key")
 }
 
+/// The marker that says the record named `once` was appended (see
+/// [`AuditLog::append_once`]).
+fn once_key(once: &str) -> Result<ObjectKey, StorageError> {
+    ObjectKey::parse(format!("audit/once/{once}.json"))
+}
+
+/// What an [`AuditLog::append_once`] marker holds: the record it stands for.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Once {
+    seq: u64,
+    hash: String,
+}
+
 impl AuditLog {
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
         Self { store }
@@ -188,6 +205,49 @@ impl AuditLog {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Appends `entry` unless the record named `once` (a path, e.g.
+    /// `dataset.versioned/adult/v3`) was appended before; for steps that run again after
+    /// a failure and must be recorded exactly when they first happened. The marker is
+    /// written after the record, so a crash between the two records the step twice,
+    /// never not at all; both records carry `once` in their details as `event_id`, which
+    /// is what consumers of the events deduplicate on.
+    pub async fn append_once(
+        &self,
+        once: &str,
+        mut entry: Entry,
+    ) -> Result<Option<Record>, AuditError> {
+        let marker = once_key(once)?;
+        match self.store.head(&marker).await {
+            Ok(_) => return Ok(None),
+            Err(StorageError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if let serde_json::Value::Object(details) = &mut entry.details {
+            details.insert("event_id".into(), once.replace('/', ":").into());
+        } else {
+            entry.details = serde_json::json!({"event_id": once.replace('/', ":")});
+        }
+        let record = self.append(entry).await?;
+        let written = Once {
+            seq: record.seq,
+            hash: record.hash.clone(),
+        };
+        match put_json(self.store.as_ref(), &marker, &written, PutMode::Create).await {
+            Ok(_) | Err(StorageError::AlreadyExists { .. }) => Ok(Some(record)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The record numbered `seq`, if the trail reaches it.
+    pub async fn record(&self, seq: u64) -> Result<Option<Record>, AuditError> {
+        self.read(seq).await
+    }
+
+    /// The number of the last record (0 for an empty trail).
+    pub async fn last_seq(&self) -> Result<u64, AuditError> {
+        Ok(self.end().await?.0)
     }
 
     /// Best effort: the head is a hint, so losing this race costs nothing.
@@ -281,6 +341,30 @@ mod tests {
     fn the_audit_layout_is_pinned() {
         assert_eq!(record_key(7).as_str(), "audit/records/000000000007.json");
         assert_eq!(head_key().as_str(), "audit/head.json");
+        assert_eq!(
+            once_key("dataset.versioned/adult/v3").unwrap().as_str(),
+            "audit/once/dataset.versioned/adult/v3.json"
+        );
+    }
+
+    /// A step recorded once stays recorded once, however often it runs again; its
+    /// record names the event it stands for.
+    #[tokio::test]
+    async fn a_step_appended_once_is_recorded_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()).unwrap());
+        let log = AuditLog::new(store);
+        let first = log.append_once("x.happened/a/1", entry(1)).await.unwrap();
+        assert_eq!(first.unwrap().entry.details["event_id"], "x.happened:a:1");
+        assert!(
+            log.append_once("x.happened/a/1", entry(1))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        log.append_once("x.happened/a/2", entry(2)).await.unwrap();
+        assert_eq!(log.last_seq().await.unwrap(), 2);
+        assert_eq!(log.record(2).await.unwrap().unwrap().entry.subject, "run:2");
     }
 
     fn entry(n: u32) -> Entry {

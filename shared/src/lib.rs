@@ -9,6 +9,7 @@ pub mod dataset;
 pub mod model;
 pub mod monitoring;
 pub mod name;
+pub mod notify;
 pub mod registry;
 pub mod runs;
 pub mod scoring;

@@ -190,7 +190,7 @@ fn dev_runs_the_whole_loop_in_each_store() {
         assert_eq!(shown["releases"][1]["id"], "production.1");
         let verified = sluice_tests::sluice_cli(&root, &["audit", "verify"]);
         assert!(
-            String::from_utf8_lossy(&verified.stdout).contains("audit trail verified: 8 records"),
+            String::from_utf8_lossy(&verified.stdout).contains("audit trail verified: 12 records"),
             "{}",
             String::from_utf8_lossy(&verified.stdout)
         );
@@ -394,12 +394,14 @@ async fn serve_and_dev_end_on_sigterm() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let lines = BufReader::new(dev.stdout.take().unwrap()).lines();
-    for line in lines {
+    let mut lines = BufReader::new(dev.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
         if line.unwrap().starts_with("watching") {
             break;
         }
     }
+    // Keep reading what it prints (the events it tells), as a terminal would.
+    std::thread::spawn(move || lines.for_each(drop));
     let mut dev = ChildGuard(dev);
     assert!(terminate(&mut dev.0).success());
 }

@@ -31,9 +31,7 @@ use sluice_shared::dataset::delegation::{
     Delegation, DelegationState, JobState, ScanEngine, stage,
 };
 use sluice_shared::dataset::spark::LocalSpark;
-use sluice_shared::dataset::{
-    Contracts, DatasetEvent, DatasetName, IngestOutcome, Ingestor, Upload, scan,
-};
+use sluice_shared::dataset::{Contracts, DatasetName, IngestOutcome, Ingestor, Upload, scan};
 use sluice_shared::registry::{ModelName, PRODUCTION, Registry};
 use sluice_shared::runs::JobSpec;
 use sluice_shared::runs::databricks::{DatabricksCompute, TaskPaths, submit_body as training_body};
@@ -755,7 +753,7 @@ fn contract_every_databricks_run_state_maps_to_a_phase() {
 async fn adult_store(root: &FsPath) -> (Arc<dyn ObjectStore>, ObjectKey, Vec<u8>) {
     let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(root).unwrap());
     Contracts::new(store.clone())
-        .put(adult_contract())
+        .put(adult_contract(), "test")
         .await
         .unwrap();
     let bytes = std::fs::read(sluice_tests::adult("adult.data")).unwrap();
@@ -847,14 +845,7 @@ async fn contract_databricks_scans_a_delegated_upload_into_a_version() {
     assert_eq!(service.outcome(&run), Some(Some(Ok(()))));
     let followed = ingestor.follow_delegations().await.unwrap();
     assert_eq!(followed.len(), 1);
-    let event = followed[0]
-        .event
-        .clone()
-        .expect("the tick that finished it publishes");
-    assert_eq!(
-        followed[0].delegation.state,
-        DelegationState::Versioned { version: 1 }
-    );
+    assert_eq!(followed[0].state, DelegationState::Versioned { version: 1 });
     assert!(
         ingestor.follow_delegations().await.unwrap().is_empty(),
         "nothing left to follow"
@@ -872,9 +863,18 @@ async fn contract_databricks_scans_a_delegated_upload_into_a_version() {
         (&manifest.content_sha256, manifest.rows),
         (&ours.sha256, ours.rows)
     );
-    assert!(
-        matches!(event, DatasetEvent::Versioned { version: 1, .. }),
-        "{event:?}"
+    let versioned: Vec<_> = sluice_shared::audit::AuditLog::new(store.clone())
+        .records()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.entry.action == sluice_shared::audit::Action::DatasetVersioned)
+        .map(|r| r.entry.subject)
+        .collect();
+    assert_eq!(
+        versioned,
+        ["dataset:adult@1"],
+        "recorded (and so told) once"
     );
     assert!(!manifest.data_parts.is_empty());
     for part in &manifest.data_parts {
@@ -917,7 +917,7 @@ async fn contract_databricks_scans_a_delegated_upload_into_a_version() {
         "over when the run says so"
     );
     let followed = ingestor.follow_delegations().await.unwrap();
-    match &followed[0].delegation.state {
+    match &followed[0].state {
         DelegationState::Failed { reason } => {
             assert!(
                 reason.starts_with("canceled by ops: wrong file"),
@@ -931,7 +931,6 @@ async fn contract_databricks_scans_a_delegated_upload_into_a_version() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(followed[0].event.is_none());
     assert!(
         service
             .requests
@@ -1012,7 +1011,6 @@ async fn contract_azureml_spark_job_completion_versions_the_upload_once() {
     completed["data"]["runId"] = json!(job);
     completed["data"]["runTags"] = json!({"sluice.delegation": id, "sluice.dataset": "adult"});
     let invocation = json!({"Data": {"event": completed}, "Metadata": {}});
-    let mut events = Vec::new();
     for _ in 0..2 {
         let (status, answer) = app.invoke("MlJobEvents", &invocation).await;
         assert_eq!(status, 200, "{answer}");
@@ -1020,14 +1018,10 @@ async fn contract_azureml_spark_job_completion_versions_the_upload_once() {
             answer["ReturnValue"]["delegations"][0]["state"]["state"], "versioned",
             "{answer}"
         );
-        if let Some(Value::Array(out)) = answer["Outputs"].get("datasetEvents") {
-            events.extend(out.iter().cloned());
-        }
     }
-    let timer = json!({"Data": {"timer": {"IsPastDue": false}}, "Metadata": {}});
-    let (_, tick) = app.invoke("RunsTimer", &timer).await;
-    assert!(tick["Outputs"].get("datasetEvents").is_none(), "{tick}");
-    assert_eq!(events.len(), 1, "{events:?}");
+    app.timer("RunsTimer").await;
+    let events = app.events("dataset.").await;
+    assert_eq!(events.len(), 1, "told once: {events:?}");
     assert_eq!(events[0]["type"], "dataset.versioned");
     let manifest = app.manifest("adult", 1).await;
     let ours = own_scan(&bytes);
@@ -1050,7 +1044,7 @@ async fn contract_azureml_spark_job_completion_versions_the_upload_once() {
         )
         .await;
     assert_eq!(status, 200, "{answer}");
-    assert!(answer["Outputs"].get("datasetEvents").is_none(), "{answer}");
+    assert!(app.events("dataset.").await.is_empty());
 }
 
 fn databricks_training(endpoint: &str, store: Arc<dyn ObjectStore>) -> DatabricksCompute {
@@ -1284,12 +1278,11 @@ async fn contract_databricks_scans_survive_throttling_and_outages_and_a_failed_r
 
     service.answer_next(Fault::Unavailable);
     let followed = ingestor.follow_delegations().await.unwrap();
-    assert_eq!(followed[0].delegation.state, DelegationState::Claimed);
-    assert!(followed[0].event.is_none());
+    assert_eq!(followed[0].state, DelegationState::Claimed);
 
     service.fail_next_job(JOB_ERROR);
     let followed = ingestor.follow_delegations().await.unwrap();
-    match &followed[0].delegation.state {
+    match &followed[0].state {
         DelegationState::Failed { reason } => {
             assert!(
                 reason.contains("RUN_EXECUTION_ERROR")
@@ -1303,7 +1296,6 @@ async fn contract_databricks_scans_survive_throttling_and_outages_and_a_failed_r
         }
         other => panic!("{other:?}"),
     }
-    assert!(followed[0].event.is_none());
     assert!(ingestor.follow_delegations().await.unwrap().is_empty());
 
     match ingestor.ingest(upload.clone(), None).await.unwrap() {
@@ -1346,12 +1338,12 @@ async fn contract_azureml_spark_scans_survive_throttling_and_a_failed_job_points
     );
     service.answer_next(Fault::Unavailable);
     let followed = ingestor.follow_delegations().await.unwrap();
-    assert_eq!(followed[0].delegation.state, DelegationState::Claimed);
+    assert_eq!(followed[0].state, DelegationState::Claimed);
 
     service.fail_next_job(JOB_ERROR);
     let followed = ingestor.follow_delegations().await.unwrap();
-    let job = followed[0].delegation.job.clone().unwrap();
-    match &followed[0].delegation.state {
+    let job = followed[0].job.clone().unwrap();
+    match &followed[0].state {
         DelegationState::Failed { reason } => {
             assert!(reason.contains("Failed"), "{reason}");
             assert!(
@@ -1361,7 +1353,6 @@ async fn contract_azureml_spark_scans_survive_throttling_and_a_failed_job_points
         }
         other => panic!("{other:?}"),
     }
-    assert!(followed[0].event.is_none());
     let seen = service.requests.lock().unwrap().clone();
     assert_eq!(
         seen.iter().filter(|r| r.starts_with("PUT job")).count(),

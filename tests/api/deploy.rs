@@ -309,7 +309,16 @@ fn the_template_readme_and_local_settings_name_the_settings_sluice_reads() {
         .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
         .filter(|e| e.starts_with("SLUICE_"))
         .collect();
-    read.extend(["SLUICE_LOG_FORMAT", "SLUICE_PYTHON", sluice::otlp::ENDPOINT].map(String::from));
+    // …and the webhooks' settings, `SLUICE_WEBHOOK__<NAME>__…`, found by their prefix.
+    read.extend(
+        [
+            "SLUICE_LOG_FORMAT",
+            "SLUICE_PYTHON",
+            "SLUICE_WEBHOOK",
+            sluice::otlp::ENDPOINT,
+        ]
+        .map(String::from),
+    );
 
     let template = sluice_names(
         &std::fs::read_to_string(repo().join("infra/modules/functionapp.bicep")).unwrap(),
@@ -379,6 +388,8 @@ fn the_template_readme_and_local_settings_name_the_settings_sluice_reads() {
         "SLUICE_DATABRICKS__HOST",
         "SLUICE_DATABRICKS__STORAGE_ROOT",
         "SLUICE_DATABRICKS__CLIENT_ID",
+        // One group per webhook, and none unless some are registered.
+        "SLUICE_WEBHOOK",
     ];
     for name in &template {
         assert!(

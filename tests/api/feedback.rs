@@ -181,7 +181,10 @@ async fn feedback_gives_live_metrics_and_a_breach_rolls_production_back() {
         "too few labels yet: {live}"
     );
     assert_eq!(live["guard"]["labelled"], 300);
-    assert!(pass["Outputs"].get("monitorEvents").is_none(), "{pass}");
+    assert!(
+        app.events("model.degraded").await.is_empty(),
+        "nothing breached yet"
+    );
 
     // The other 300 as a file, every label wrong: live accuracy falls below the floor.
     let flipped = labels(&truth, 300, 600, "f", true);
@@ -222,9 +225,7 @@ async fn feedback_gives_live_metrics_and_a_breach_rolls_production_back() {
     let mut passes = Vec::new();
     for _ in 0..3 {
         let pass = app.timer("MonitorTimer").await;
-        if let Some(Value::Array(out)) = pass["Outputs"].get("monitorEvents") {
-            events.extend(out.iter().cloned());
-        }
+        events.extend(app.events("model.").await);
         passes.push(pass);
     }
     let checked = &passes[0]["ReturnValue"]["ground_truth"][0];

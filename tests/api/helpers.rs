@@ -65,14 +65,7 @@ pub const SCORING_KEY: &str = "test-scoring-key";
 pub async fn spawn_loop_app() -> TestApp {
     let root = tempfile::tempdir().unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(root.path()).unwrap());
-    spawn_loop_app_on(store, root, |store, scratch| {
-        Arc::new(sluice_shared::runs::local::LocalCompute::new(
-            store,
-            scratch.join("jobs"),
-            sluice_tests::sluice_bin().to_path_buf(),
-        ))
-    })
-    .await
+    spawn_configured(store, Some(root), loop_state).await
 }
 
 /// The loop's app on a local store at `root`, training on the backend `compute` makes
@@ -87,13 +80,88 @@ pub async fn spawn_loop_app_on(
 ) -> TestApp {
     spawn_configured(store, Some(root), |state, scratch| {
         let compute = compute(state.store.clone(), scratch);
-        state
-            .with_compute(compute)
-            .with_runtime(sluice_tests::onnxruntime())
-            .with_admin_keys(&[ADMIN_KEY.parse().unwrap()])
-            .with_scoring_keys(&[SCORING_KEY.parse().unwrap()])
+        with_loop_parts(state.with_compute(compute))
     })
     .await
+}
+
+/// The loop's state: local compute with the real `sluice` binary, ONNX Runtime, keys.
+fn loop_state(state: AppState, scratch: &std::path::Path) -> AppState {
+    let compute = Arc::new(sluice_shared::runs::local::LocalCompute::new(
+        state.store.clone(),
+        scratch.join("jobs"),
+        sluice_tests::sluice_bin().to_path_buf(),
+    ));
+    with_loop_parts(state.with_compute(compute))
+}
+
+fn with_loop_parts(state: AppState) -> AppState {
+    state
+        .with_runtime(sluice_tests::onnxruntime())
+        .with_admin_keys(&[ADMIN_KEY.parse().unwrap()])
+        .with_scoring_keys(&[SCORING_KEY.parse().unwrap()])
+}
+
+/// What a [`Receiver`] was sent: each request's headers and body.
+pub(crate) type Received = Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
+
+/// A webhook receiver on 127.0.0.1: answers each request with the next of `statuses`
+/// (200 once they run out) and keeps what it received.
+pub(crate) struct Receiver {
+    pub url: String,
+    pub received: Received,
+}
+
+impl Receiver {
+    pub(crate) async fn start(statuses: Vec<u16>) -> Self {
+        let received: Received = Arc::default();
+        let script = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
+            statuses,
+        )));
+        let kept = received.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let (kept, script) = (kept.clone(), script.clone());
+                    async move {
+                        kept.lock().unwrap().push((headers, body.to_vec()));
+                        let status = script.lock().unwrap().pop_front().unwrap_or(200);
+                        axum::http::StatusCode::from_u16(status).unwrap()
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, received }
+    }
+
+    /// The bodies received, as JSON.
+    pub(crate) fn events(&self) -> Vec<Value> {
+        let received = self.received.lock().unwrap();
+        received
+            .iter()
+            .map(|(_, body)| serde_json::from_slice(body).unwrap())
+            .collect()
+    }
+}
+
+/// Checks a received webhook's signature as a receiver would (Standard Webhooks: HMAC-
+/// SHA256 of `<id>.<timestamp>.<body>` under the secret), independently of Sluice's code.
+pub(crate) fn signed_by(secret: &[u8], headers: &axum::http::HeaderMap, body: &[u8]) -> bool {
+    use base64::Engine;
+    use hmac::Mac;
+    let header = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_owned();
+    let (id, timestamp) = (header("webhook-id"), header("webhook-timestamp"));
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    header("webhook-signature")
+        .split(' ')
+        .any(|s| s.strip_prefix("v1,") == Some(expected.as_str()))
 }
 
 pub async fn spawn_configured(
@@ -153,7 +221,10 @@ impl TestApp {
 
     pub async fn put_contract(&self, contract: Value) -> Contract {
         let c = Contract::from_json(contract.to_string().as_bytes()).unwrap();
-        Contracts::new(self.store.clone()).put(c).await.unwrap()
+        Contracts::new(self.store.clone())
+            .put(c, "test")
+            .await
+            .unwrap()
     }
 
     pub async fn adult_contract(&self) -> Contract {
@@ -161,7 +232,10 @@ impl TestApp {
             &std::fs::read(sluice_tests::repo_root().join("contracts/adult.json")).unwrap(),
         )
         .unwrap();
-        Contracts::new(self.store.clone()).put(c).await.unwrap()
+        Contracts::new(self.store.clone())
+            .put(c, "test")
+            .await
+            .unwrap()
     }
 
     /// The invocation the Functions host sends for an Event Grid BlobCreated event
@@ -277,6 +351,31 @@ impl TestApp {
         body
     }
 
+    /// Ticks `Notify`: the lifecycle events it hands to the `sluice-events` topic since
+    /// the last tick whose type starts with `kind` (`""` for all).
+    pub(crate) async fn events(&self, kind: &str) -> Vec<Value> {
+        let answer = self.timer("Notify").await;
+        answer["Outputs"]["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["type"].as_str().unwrap().starts_with(kind))
+            .cloned()
+            .collect()
+    }
+
+    /// The newest `dataset.versioned` event of `dataset` that `Notify` tells now.
+    pub(crate) async fn versioned_event(&self, dataset: &str) -> Value {
+        let events = self.events("dataset.versioned").await;
+        let found = events
+            .iter()
+            .rev()
+            .find(|e| e["data"]["dataset"] == dataset);
+        found
+            .unwrap_or_else(|| panic!("no dataset.versioned for {dataset} in {events:?}"))
+            .clone()
+    }
+
     /// Ticks `RunsTimer` until `run` is over; returns its last report entry.
     pub(crate) async fn follow(&self, run: &str) -> Value {
         let started = Instant::now();
@@ -338,7 +437,20 @@ pub(crate) fn workspace(endpoint: &str) -> sluice_shared::cloud::azureml::Worksp
 
 /// An app whose `adult-income` v1 is in production (through the whole loop).
 pub(crate) async fn adult_in_production() -> TestApp {
-    let app = loop_app_with_eval_data().await;
+    adult_in_production_notifying(vec![]).await
+}
+
+/// [`adult_in_production`], telling its events to `webhooks` too.
+pub(crate) async fn adult_in_production_notifying(
+    webhooks: Vec<sluice_shared::notify::Webhook>,
+) -> TestApp {
+    let root = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(root.path()).unwrap());
+    let app = spawn_configured(store, Some(root), |state, scratch| {
+        loop_state(state, scratch).with_webhooks(webhooks)
+    })
+    .await;
+    let app = with_eval_data(app).await;
     let data = std::fs::read(sluice_tests::adult("adult.data")).unwrap();
     assert_eq!(
         app.ingest("adult", "adult.data", data).await["status"],

@@ -191,12 +191,12 @@ async fn contract_both_blob_created_schemas_ingest_and_other_events_are_acknowle
             "{fixture}: {body}"
         );
         assert_eq!(body["ReturnValue"]["version"], 1);
-        assert!(
-            body["Outputs"]["datasetEvents"].is_object(),
-            "outputs are objects, never bare strings"
-        );
         assert!(body["Logs"].is_array());
     }
+    // Told once each, as objects (never bare strings): the inferred contract, the version.
+    let told = app.events("").await;
+    let kinds: Vec<&str> = told.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["contract.stored", "dataset.versioned"], "{told:?}");
     let ignored = [
         sluice_tests::fixture("functions-host/eventGridTrigger.json"),
         json!({"Data": {"event": sluice_tests::fixture("eventgrid/SubscriptionValidationEvent.json")[0].clone()}}),

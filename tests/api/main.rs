@@ -15,6 +15,7 @@ mod helpers;
 mod host_contract;
 mod mlops_loop;
 mod monitoring;
+mod notifications;
 mod score;
 mod spark;
 mod tasks;

@@ -38,8 +38,7 @@ async fn adult_goes_from_upload_to_production_and_back() {
         .invoke("DatasetIngest", &app.blob_created(&key).await)
         .await;
     assert_eq!(status, 200, "{ingested}");
-    let event = ingested["Outputs"]["datasetEvents"].clone();
-    assert_eq!(event["type"], "dataset.versioned");
+    let event = app.versioned_event("adult").await;
     let message = json!({"Data": {"message": event}, "Metadata": {"MessageId": "\"m-1\"", "DeliveryCount": "1"}});
     let (_, first) = app.invoke("DatasetEvents", &message).await;
     let (_, second) = app.invoke("DatasetEvents", &message).await;

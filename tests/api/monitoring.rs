@@ -151,7 +151,7 @@ async fn a_drift_policy_retrains_only_when_a_version_drifted_from_production_s_d
                 .invoke("DatasetIngest", &app.blob_created(&key).await)
                 .await;
             assert_eq!(status, 200, "{body}");
-            body["Outputs"]["datasetEvents"].clone()
+            app.versioned_event("adult").await
         }
     };
 
@@ -168,13 +168,13 @@ async fn a_drift_policy_retrains_only_when_a_version_drifted_from_production_s_d
     assert_eq!(app.follow(run).await["status"], "succeeded");
 
     let event = ingest("every-third.data", adult_rows(3, 0)).await;
-    assert_eq!(event["version"], 2, "{event}");
+    assert_eq!(event["data"]["version"], 2, "{event}");
     let (status, same) = app.invoke("DatasetEvents", &deliver(event, 2)).await;
     assert_eq!(status, 200, "{same}");
     assert_eq!(same["ReturnValue"]["runs"], json!([]), "{same}");
 
     let event = ingest("older.data", adult_rows(2, 10)).await;
-    assert_eq!(event["version"], 3, "{event}");
+    assert_eq!(event["data"]["version"], 3, "{event}");
     let (_, drifted) = app.invoke("DatasetEvents", &deliver(event, 3)).await;
     let runs = drifted["ReturnValue"]["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 1, "{drifted}");
@@ -244,10 +244,21 @@ async fn drift_decisions(app: &TestApp) -> Vec<sluice_shared::audit::Record> {
 /// window too small to judge, then stable; traffic with `age` and `workclass` shifted
 /// drifts in exactly those two inputs, publishes one `model.drift_detected` (a
 /// CloudEvent naming the window) and requests one retrain on the newest dataset
-/// version, although the monitor runs three times; the reports read back over HTTP.
+/// version, although the monitor runs three times; a webhook receiver on 127.0.0.1 gets
+/// the event once, signed, and verifies it; the reports read back over HTTP.
 #[tokio::test]
 async fn production_drift_is_judged_once_per_window_and_retrains_once() {
-    let app = adult_in_production().await;
+    let receiver = crate::helpers::Receiver::start(vec![]).await;
+    let secret = "drift-webhook-secret-for-tests";
+    let hook = sluice_shared::notify::Webhook::new(
+        "drift",
+        &receiver.url,
+        sluice_shared::notify::webhook::Secret::new(secret),
+        vec![ModelName::parse("adult-income").unwrap()],
+        vec!["model.drift_detected".into()],
+    )
+    .unwrap();
+    let app = crate::helpers::adult_in_production_notifying(vec![hook]).await;
     let mut watched = crate::helpers::config();
     watched["prediction_log"] = json!({"sample": 1.0});
     watched["retrain"] = json!({"on": "drift"});
@@ -294,16 +305,17 @@ async fn production_drift_is_judged_once_per_window_and_retrains_once() {
         (window["rows"].as_u64(), window["window"].as_u64()),
         (Some(1500), Some(1))
     );
-    assert!(second["Outputs"].get("monitorEvents").is_none(), "{second}");
+    assert!(
+        app.events("model.drift_detected").await.is_empty(),
+        "a stable window tells nothing"
+    );
 
     traffic(&scorer, &shifted(&records[1500..3000], 20), "c").await;
     let mut events = Vec::new();
     let mut answers = Vec::new();
     for _ in 0..3 {
         let answer = tick().await;
-        if let Some(Value::Array(out)) = answer["Outputs"].get("monitorEvents") {
-            events.extend(out.iter().cloned());
-        }
+        events.extend(app.events("model.drift_detected").await);
         answers.push(answer);
     }
     let window = &answers[0]["ReturnValue"]["windows"][0]["report"];
@@ -340,6 +352,12 @@ async fn production_drift_is_judged_once_per_window_and_retrains_once() {
         .as_str()
         .expect("a retrain was requested");
     assert_eq!(event["data"]["retrain_run"], run);
+    // The webhook got the same event, once, signed.
+    let received = receiver.received.lock().unwrap().clone();
+    assert_eq!(receiver.events(), std::slice::from_ref(event));
+    let (headers, body) = &received[0];
+    assert!(crate::helpers::signed_by(secret.as_bytes(), headers, body));
+    assert!(crate::notifications::readme_verifies(secret, headers, body));
     assert_eq!(
         answers[0]["ReturnValue"]["windows"][0]["retrain"]["duplicate"],
         false
@@ -484,9 +502,7 @@ async fn contract_azureml_dataset_drift_detected_is_acted_on_once() {
     for e in [&event, &event, &camel] {
         let (status, answer) = app.invoke("MlJobEvents", &deliver(e)).await;
         assert_eq!(status, 200, "{answer}");
-        if let Some(Value::Array(out)) = answer["Outputs"].get("monitorEvents") {
-            published.extend(out.iter().cloned());
-        }
+        published.extend(app.events("model.drift_detected").await);
         answers.push(answer);
     }
     let run_id = event["data"]["RunId"].as_str().unwrap();

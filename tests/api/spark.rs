@@ -323,8 +323,11 @@ async fn a_large_upload_is_delegated_once_and_versioned_once() {
         let ret = &answer["ReturnValue"];
         assert_eq!(ret["status"], "delegated", "{answer}");
         assert_eq!(ret["duplicate"], duplicate, "{answer}");
-        assert!(answer["Outputs"].get("datasetEvents").is_none(), "{answer}");
     }
+    assert!(
+        app.events("dataset.").await.is_empty(),
+        "nothing to tell yet"
+    );
     assert_eq!(
         first["ReturnValue"]["delegation"],
         second["ReturnValue"]["delegation"]
@@ -342,9 +345,7 @@ async fn a_large_upload_is_delegated_once_and_versioned_once() {
     while ticks_after < 2 {
         let (status, answer) = app.invoke("RunsTimer", &timer).await;
         assert_eq!(status, 200, "{answer}");
-        if let Some(Value::Array(out)) = answer["Outputs"].get("datasetEvents") {
-            events.extend(out.iter().cloned());
-        }
+        events.extend(app.events("dataset.").await);
         let states: Vec<_> = answer["ReturnValue"]["delegations"]
             .as_array()
             .unwrap()
@@ -362,7 +363,7 @@ async fn a_large_upload_is_delegated_once_and_versioned_once() {
     }
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["type"], "dataset.versioned");
-    assert_eq!(events[0]["version"], 1);
+    assert_eq!(events[0]["data"]["version"], 1);
     let manifest = app.manifest("adult", 1).await;
     assert!(!manifest.data_parts.is_empty());
     let ours = scan::scan(
@@ -375,7 +376,7 @@ async fn a_large_upload_is_delegated_once_and_versioned_once() {
         (&manifest.content_sha256, manifest.rows),
         (&ours.sha256, ours.rows)
     );
-    assert_eq!(events[0]["content_sha256"], ours.sha256);
+    assert_eq!(events[0]["data"]["content_sha256"], ours.sha256);
 }
 
 /// `sluice dev` with a low threshold: Adult's training file goes through local Spark,
@@ -416,9 +417,7 @@ fn dev_hands_a_large_upload_to_local_spark_and_runs_the_loop_on_it() {
     assert!(stdout.contains("delegated scan of"), "{stdout}");
     let versioned = stdout
         .lines()
-        .filter(|l| {
-            l.contains("\"type\":\"dataset.versioned\"") && l.contains("\"dataset\":\"adult\"")
-        })
+        .filter(|l| l.contains("event dataset.versioned datasets/adult/versions/1"))
         .count();
     assert_eq!(versioned, 1, "{stdout}");
     assert!(stdout.contains("registered model version 1"), "{stdout}");
@@ -455,7 +454,10 @@ async fn a_failed_delegated_scan_is_recorded_with_its_reason_and_nothing_is_lost
     let failed = loop {
         let (status, answer) = app.invoke("RunsTimer", &timer).await;
         assert_eq!(status, 200, "{answer}");
-        assert!(answer["Outputs"].get("datasetEvents").is_none(), "{answer}");
+        assert!(
+            app.events("dataset.").await.is_empty(),
+            "a failed scan makes nothing"
+        );
         let state = answer["ReturnValue"]["delegations"][0]["state"].clone();
         if state["state"] == "failed" {
             break state;
@@ -489,7 +491,7 @@ async fn a_delegated_scan_is_cancelled_from_the_command_line() {
     let store: std::sync::Arc<dyn ObjectStore> =
         std::sync::Arc::new(sluice_shared::storage::local::LocalStore::new(root.path()).unwrap());
     Contracts::new(store.clone())
-        .put(adult_contract())
+        .put(adult_contract(), "test")
         .await
         .unwrap();
     let key = ObjectKey::parse("landing/adult/adult.data").unwrap();
@@ -537,10 +539,7 @@ async fn a_delegated_scan_is_cancelled_from_the_command_line() {
     let started = std::time::Instant::now();
     let reason = loop {
         let followed = ingestor.follow_delegations().await.unwrap();
-        assert!(followed.iter().all(|f| f.event.is_none()));
-        if let Some(DelegationState::Failed { reason }) =
-            followed.first().map(|f| &f.delegation.state)
-        {
+        if let Some(DelegationState::Failed { reason }) = followed.first().map(|f| &f.state) {
             break reason.clone();
         }
         if followed.is_empty() {

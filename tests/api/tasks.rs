@@ -34,7 +34,7 @@ async fn upload_and_train(app: &TestApp, dataset: &str, name: &str, bytes: Vec<u
         .await;
     assert_eq!(status, 200, "{ingested}");
     assert_eq!(ingested["ReturnValue"]["status"], "versioned", "{ingested}");
-    let event = ingested["Outputs"]["datasetEvents"].clone();
+    let event = app.versioned_event(dataset).await;
     let message = json!({"Data": {"message": event}, "Metadata": {"MessageId": "\"m-1\"", "DeliveryCount": "1"}});
     let (status, delivered) = app.invoke("DatasetEvents", &message).await;
     assert_eq!(status, 200, "{delivered}");

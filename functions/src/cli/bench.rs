@@ -116,7 +116,9 @@ fn peak_rss() -> u64 {
 pub async fn run_sluice_side(file: &Path, scratch: &Path) -> anyhow::Result<()> {
     let root = tempfile::tempdir_in(scratch)?;
     let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(root.path())?);
-    Contracts::new(store.clone()).put(contract()).await?;
+    Contracts::new(store.clone())
+        .put(contract(), "sluice:bench")
+        .await?;
     // The upload is linked into landing/ rather than copied: copying is not ingesting.
     let key = ObjectKey::parse("landing/bench/data.csv")?;
     std::fs::create_dir_all(root.path().join("landing/bench"))?;

@@ -5,11 +5,12 @@
 //! and sends it through the same router `sluice serve` uses (in-process, no port).
 //! Deliveries go through the embedded durable queue: a 5xx answer is retried with
 //! backoff and dead-lettered after too many attempts, a 4xx answer is dead-lettered at
-//! once with its reason, and `datasetEvents` outputs are published to a second queue,
-//! delivered to `DatasetEvents` as Service Bus would. A third queue stands in for the
-//! `retrain-requests` Service Bus queue (`RetrainQueue`), and a timer ticks `RunsTimer`
-//! while runs are unfinished, so training, registration, the gate and promotion happen
-//! here exactly as in Azure.
+//! once with its reason. `Notify` is ticked after each step: the lifecycle events it
+//! outputs are published to a second queue, delivered to `DatasetEvents` as Service Bus
+//! would, and it delivers to the registered webhooks itself. A third queue stands in for
+//! the `retrain-requests` Service Bus queue (`RetrainQueue`), and a timer ticks
+//! `RunsTimer` while runs are unfinished, so training, registration, the gate and
+//! promotion happen here exactly as in Azure.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,15 +22,14 @@ use axum::body::Body;
 use axum::http::Request;
 use serde_json::{Value, json};
 use sluice_shared::dataset::contract::Contract;
-use sluice_shared::dataset::{Contracts, DatasetEvent, DatasetName, layout};
+use sluice_shared::dataset::{Contracts, DatasetName, layout};
 use sluice_shared::storage::{ObjectKey, ObjectMeta, ObjectStore, Payload, PutMode};
 use sluice_shared::training::TrainingConfig;
 use sluice_shared::training::configs::ConfigStoreError;
 use tower::ServiceExt;
 
 use crate::cli::queue::{Delivery, EmbeddedQueue};
-use crate::host::ingest::DATASET_EVENTS_BINDING;
-use crate::host::monitoring::MONITOR_EVENTS_BINDING;
+use crate::host::notify::EVENTS_BINDING;
 use crate::host::startup::router;
 use crate::host::state::AppState;
 
@@ -86,6 +86,8 @@ impl DevHost {
     }
 
     pub async fn run(&self, options: DevOptions) -> anyhow::Result<()> {
+        // Events are told from here on (a store's history is not replayed).
+        self.state.notifier.start().await?;
         let recovered = self.blob_events.recover()?
             + self.dataset_events.recover()?
             + self.retrain_requests.recover()?;
@@ -124,18 +126,19 @@ impl DevHost {
                 worked = true;
                 self.dispatch(delivery).await?;
             }
-            while let Some(delivery) = self.dataset_events.receive()? {
-                worked = true;
-                println!("  event {}", delivery.message.body);
-                self.deliver(&self.dataset_events, "DatasetEvents", delivery)
-                    .await?;
-            }
             while let Some(delivery) = self.retrain_requests.receive()? {
                 worked = true;
                 self.deliver(&self.retrain_requests, "RetrainQueue", delivery)
                     .await?;
             }
             let running = self.tick().await?;
+            // Last, so what every step above recorded is told before dev may stop.
+            worked |= self.notify().await? > 0;
+            while let Some(delivery) = self.dataset_events.receive()? {
+                worked = true;
+                self.deliver(&self.dataset_events, "DatasetEvents", delivery)
+                    .await?;
+            }
             let waiting = !self.blob_events.messages("ready")?.is_empty()
                 || !self.dataset_events.messages("ready")?.is_empty()
                 || !self.retrain_requests.messages("ready")?.is_empty();
@@ -155,7 +158,7 @@ impl DevHost {
                 .with_context(|| format!("contract {}", path.display()))?;
             let contracts = Contracts::new(self.store.clone());
             if contracts.current(&contract.dataset).await?.is_none() {
-                let stored = contracts.put(contract).await?;
+                let stored = contracts.put(contract, "sluice:dev").await?;
                 println!(
                     "✎ stored contract {} v{} from {}",
                     stored.dataset,
@@ -233,16 +236,62 @@ impl DevHost {
                 );
             }
         }
-        let events = answer.pointer(&format!("/Outputs/{MONITOR_EVENTS_BINDING}"));
-        for event in events.and_then(Value::as_array).into_iter().flatten() {
-            println!("  event {event}");
-        }
         Ok(())
     }
 
+    /// Ticks `Notify` (as Azure's timer does every minute): publishes the lifecycle
+    /// events it outputs on the embedded topic and prints them, with the webhook
+    /// deliveries it made. Returns how many events it published.
+    async fn notify(&self) -> anyhow::Result<usize> {
+        let timer = json!({"Data": {"timer": {"IsPastDue": false}}, "Metadata": {"sys": {"MethodName": "Notify"}}});
+        let (status, answer) = self.invoke("Notify", &timer).await?;
+        if !status.is_success() {
+            println!("… Notify: {status} {answer}");
+            return Ok(0);
+        }
+        let events = answer.pointer(&format!("/Outputs/{EVENTS_BINDING}"));
+        let events = events
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for event in &events {
+            println!(
+                "  event {} {}",
+                event["type"].as_str().unwrap_or("?"),
+                event["subject"].as_str().unwrap_or("")
+            );
+            // The event's id makes a redelivered event collapse into one message.
+            let id = event["id"]
+                .as_str()
+                .map_or_else(|| event.to_string(), str::to_owned);
+            self.dataset_events.enqueue(&id, event.clone())?;
+        }
+        for hook in answer["ReturnValue"]["webhooks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let name = hook["webhook"].as_str().unwrap_or("?");
+            for d in hook["deliveries"].as_array().into_iter().flatten() {
+                println!(
+                    "  ↗ webhook {name}: {} {} ({})",
+                    d["type"].as_str().unwrap_or("?"),
+                    d["outcome"].as_str().unwrap_or("?"),
+                    d["status"]
+                );
+            }
+            if let Some(at) = hook["retry_at"].as_str() {
+                println!(
+                    "  … webhook {name}: {}; next attempt at {at}",
+                    hook["last_error"].as_str().unwrap_or("failed")
+                );
+            }
+        }
+        Ok(events.len())
+    }
+
     /// Ticks `RunsTimer` while runs or delegated scans are unfinished; prints what
-    /// changed and publishes the dataset events it outputs. True while some run or scan
-    /// is still going.
+    /// changed. True while some run or scan is still going.
     async fn tick(&self) -> anyhow::Result<bool> {
         let runs = self.state.runs.list().await?;
         let seen = self.reported.lock().expect("reported runs").clone();
@@ -259,13 +308,6 @@ impl DevHost {
         if !status.is_success() {
             println!("… RunsTimer: {status} {answer}");
             return Ok(true);
-        }
-        if let Some(Value::Array(events)) =
-            answer.pointer(&format!("/Outputs/{DATASET_EVENTS_BINDING}"))
-        {
-            for event in events {
-                self.publish_dataset_event(event)?;
-            }
         }
         let mut running = false;
         for delegation in answer["ReturnValue"]["delegations"]
@@ -426,21 +468,9 @@ impl DevHost {
         })
     }
 
-    /// Puts a `datasetEvents` output on the embedded topic; the event's own id makes
-    /// redelivered events collapse into one message.
-    fn publish_dataset_event(&self, event: &Value) -> anyhow::Result<()> {
-        let id = serde_json::from_value::<DatasetEvent>(event.clone())
-            .map_or_else(|_| event.to_string(), |e| e.id());
-        self.dataset_events.enqueue(&id, event.clone())?;
-        Ok(())
-    }
-
     async fn dispatch(&self, delivery: Delivery) -> anyhow::Result<()> {
         let (status, answer) = self.invoke("DatasetIngest", &delivery.message.body).await?;
         if status.is_success() {
-            if let Some(event) = answer.pointer(&format!("/Outputs/{DATASET_EVENTS_BINDING}")) {
-                self.publish_dataset_event(event)?;
-            }
             print_outcome(&answer["ReturnValue"]);
             self.blob_events.complete(delivery)?;
         } else if status.is_client_error() {

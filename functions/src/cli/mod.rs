@@ -274,7 +274,11 @@ pub enum DatasetsCommand {
 #[derive(Debug, Subcommand)]
 pub enum ContractsCommand {
     /// Store a contract file as its dataset's next contract version.
-    Put { file: PathBuf },
+    Put {
+        file: PathBuf,
+        #[arg(long, env = "USER", default_value = "operator")]
+        actor: String,
+    },
 }
 
 fn parse_push(s: &str) -> Result<(String, PathBuf), String> {
@@ -353,7 +357,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let compute = cli.compute.build(store.clone())?;
             let mut state = AppState::new(store.clone(), cli.storage.scratch())
                 .with_admin_keys(&cli.admin_keys)
-                .with_scoring_keys(&cli.scoring_keys);
+                .with_scoring_keys(&cli.scoring_keys)
+                .with_webhooks(crate::settings::webhooks()?);
             if let Some(compute) = compute {
                 state = state.with_compute(compute);
             }
@@ -408,7 +413,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let mut state = AppState::new(store.clone(), cli.storage.scratch())
                 .with_admin_keys(&admin)
-                .with_scoring_keys(&scoring);
+                .with_scoring_keys(&scoring)
+                .with_webhooks(crate::settings::webhooks()?);
             let delegation =
                 cli.delegation
                     .build(store.clone(), &cli.storage.scratch(), &cli.compute)?;
@@ -567,10 +573,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Monitor(MonitorCommand::Show { model, last }) => {
             crate::cli::ops::monitor_show(store, &model, last).await?
         }
-        Command::Contracts(ContractsCommand::Put { file }) => {
+        Command::Contracts(ContractsCommand::Put { file, actor }) => {
             let contract = Contract::from_json(&std::fs::read(&file)?)
                 .with_context(|| format!("{}", file.display()))?;
-            let stored = Contracts::new(store.clone()).put(contract).await?;
+            let stored = Contracts::new(store.clone()).put(contract, &actor).await?;
             println!("contract {} v{}", stored.dataset, stored.version);
         }
     }

@@ -183,6 +183,16 @@ impl From<sluice_shared::monitoring::feedback::FeedbackError> for AppError {
     }
 }
 
+impl From<sluice_shared::notify::outbox::NotifyError> for AppError {
+    fn from(e: sluice_shared::notify::outbox::NotifyError) -> Self {
+        if e.is_transient() {
+            Self::unavailable(&e)
+        } else {
+            Self::internal(&e)
+        }
+    }
+}
+
 impl From<sluice_shared::training::configs::ConfigStoreError> for AppError {
     fn from(e: sluice_shared::training::configs::ConfigStoreError) -> Self {
         use sluice_shared::training::configs::ConfigStoreError;

@@ -12,9 +12,6 @@ use crate::host::invocation::{InvocationError, InvocationResponse, event_data, e
 use crate::host::state::{AppState, BLOB_TRIGGER_MAX_BYTES};
 use crate::host::trigger::{Trigger, ignored};
 
-/// The output binding that carries `dataset.versioned` / `dataset.rejected` events.
-pub const DATASET_EVENTS_BINDING: &str = "datasetEvents";
-
 /// Storage operations that create blob content; others (e.g. CopyBlob metadata-only
 /// events, directory renames) are ignored.
 const BLOB_CREATED_APIS: &[&str] = &["PutBlob", "PutBlockList", "FlushWithClose"];
@@ -163,9 +160,8 @@ fn too_large(len: usize) -> AppError {
 fn respond(outcome: IngestOutcome) -> Result<axum::Json<InvocationResponse>, AppError> {
     let response = match outcome {
         IngestOutcome::Ignored { reason } => return Ok(ignored(reason)),
-        IngestOutcome::Versioned { manifest, duplicate, event } => InvocationResponse::default()
+        IngestOutcome::Versioned { manifest, duplicate } => InvocationResponse::default()
             .log(format!("{} v{}: {} rows (duplicate: {duplicate})", manifest.dataset, manifest.version, manifest.rows))
-            .output(DATASET_EVENTS_BINDING, &event)
             .returning(json!({
                 "status": "versioned",
                 "duplicate": duplicate,
@@ -188,9 +184,8 @@ fn respond(outcome: IngestOutcome) -> Result<axum::Json<InvocationResponse>, App
                 "job": delegation.job,
                 "bytes": delegation.bytes,
             })),
-        IngestOutcome::Quarantined { report, duplicate, event } => InvocationResponse::default()
+        IngestOutcome::Quarantined { report, duplicate } => InvocationResponse::default()
             .log(format!("{} quarantined: {} rule(s) broken (duplicate: {duplicate})", report.dataset, report.validation.violations.len()))
-            .output(DATASET_EVENTS_BINDING, &event)
             .returning(json!({
                 "status": "quarantined",
                 "duplicate": duplicate,

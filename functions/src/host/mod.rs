@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod invocation;
 pub mod models;
 pub mod monitoring;
+pub mod notify;
 pub mod retrain;
 pub mod score;
 pub mod shards;

@@ -9,13 +9,12 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
-use sluice_shared::dataset::{DatasetEvent, DatasetName};
+use sluice_shared::dataset::DatasetName;
 use sluice_shared::runs::lifecycle::{self, Requested};
 use sluice_shared::runs::{RetrainRequest, RunError};
 use tracing::{Instrument, info, info_span};
 
 use crate::host::error::AppError;
-use crate::host::ingest::DATASET_EVENTS_BINDING;
 use crate::host::invocation::{InvocationError, InvocationResponse, event_data, event_type};
 use crate::host::state::{Admin, AppState, Reason};
 use crate::host::trigger::{Trigger, ignored};
@@ -78,25 +77,28 @@ pub async fn retrain_queue(
     .await
 }
 
-/// `DatasetEvents`: `dataset.versioned` retrains every model subscribed to the dataset,
-/// as its retrain policy says.
+/// `DatasetEvents` (the `retrain` subscription of `sluice-events`): `dataset.versioned`
+/// retrains every model subscribed to the dataset, as its retrain policy says; every
+/// other lifecycle event on the topic is acknowledged and ignored.
 pub async fn dataset_events(
     State(state): State<AppState>,
     Trigger { inv, span }: Trigger,
 ) -> Result<axum::Json<InvocationResponse>, AppError> {
     async move {
         let message = inv.data_json("message")?;
-        let event: DatasetEvent = serde_json::from_value(message).map_err(|e| {
-            InvocationError::new("Data.message", format!("not a dataset event: {e}"))
-        })?;
-        let DatasetEvent::Versioned {
-            dataset, version, ..
-        } = &event
+        let event = sluice_shared::dataset::versioned_of(&message)
+            .map_err(|e| InvocationError::new("Data.message", e))?;
+        let Some(sluice_shared::dataset::Versioned {
+            dataset,
+            version,
+            event_id,
+        }) = event
         else {
-            return Ok(ignored("rejected uploads retrain nothing".into()));
+            let kind = message["type"].as_str().unwrap_or_default();
+            return Ok(ignored(format!("{kind} retrains nothing")));
         };
         let started =
-            lifecycle::on_dataset_versioned(&state.runs, dataset, *version, &event.id()).await?;
+            lifecycle::on_dataset_versioned(&state.runs, &dataset, version, &event_id).await?;
         Ok(axum::Json(
             InvocationResponse::default()
                 .log(format!("{} run(s) for {dataset} v{version}", started.len()))
@@ -204,17 +206,12 @@ pub async fn runs_timer(
     let report = lifecycle::advance(&state.runs, state.gate.as_deref(), None)
         .instrument(span.clone())
         .await?;
-    // The same timer follows delegated uploads' scans; each finished one's event is
-    // published once, on the topic DatasetIngest publishes to.
-    let followed = state.ingestor.follow_delegations().instrument(span).await?;
-    let events: Vec<_> = followed.iter().filter_map(|f| f.event.as_ref()).collect();
-    let delegations: Vec<_> = followed.iter().map(|f| &f.delegation).collect();
-    let mut response = InvocationResponse::default()
-        .returning(json!({"runs": report, "delegations": delegations}));
-    if !events.is_empty() {
-        response = response.output(DATASET_EVENTS_BINDING, &events);
-    }
-    Ok(axum::Json(response))
+    // The same timer follows delegated uploads' scans; a finished one's version or
+    // quarantine is told by Notify, as any other.
+    let delegations = state.ingestor.follow_delegations().instrument(span).await?;
+    Ok(axum::Json(InvocationResponse::default().returning(
+        json!({"runs": report, "delegations": delegations}),
+    )))
 }
 
 /// `MlJobEvents`: Azure ML `RunCompleted` / `RunStatusChanged` events for Sluice's jobs:
@@ -245,15 +242,12 @@ pub async fn ml_job_events(
             let dataset = DatasetName::parse(dataset).map_err(|e| {
                 InvocationError::new("Data.event.data.runTags.sluice.dataset", e.to_string())
             })?;
-            let Some(followed) = state.ingestor.follow_delegation(&dataset, id).await? else {
+            let Some(delegation) = state.ingestor.follow_delegation(&dataset, id).await? else {
                 return Ok(ignored(format!("{id} is not a Sluice delegation")));
             };
-            let mut response = InvocationResponse::default()
-                .returning(json!({"delegations": [&followed.delegation]}));
-            if let Some(event) = &followed.event {
-                response = response.output(DATASET_EVENTS_BINDING, [event]);
-            }
-            return Ok(axum::Json(response));
+            return Ok(axum::Json(
+                InvocationResponse::default().returning(json!({"delegations": [delegation]})),
+            ));
         }
         let run_id = data
             .pointer("/runTags/sluice.run_id")

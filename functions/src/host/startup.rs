@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::host::error::AppError;
 use crate::host::state::AppState;
-use crate::host::{ingest, models, monitoring, retrain, score, trigger};
+use crate::host::{ingest, models, monitoring, notify, retrain, score, trigger};
 
 /// Declares the functions once: their names, and each one's `function.json` compiled in
 /// (for `sluice package`, so a package always matches the executable inside it).
@@ -35,6 +35,7 @@ functions!(
     "Runs",
     "RunsTimer",
     "MonitorTimer",
+    "Notify",
     "MlJobEvents",
     "RegistryEvents",
     "Models",
@@ -52,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/RetrainQueue", post(retrain::retrain_queue))
         .route("/RunsTimer", post(retrain::runs_timer))
         .route("/MonitorTimer", post(monitoring::monitor_timer))
+        .route("/Notify", post(notify::notify_timer))
         .route("/MlJobEvents", post(retrain::ml_job_events))
         .route("/RegistryEvents", post(models::registry_events))
         .route(
@@ -134,6 +136,12 @@ impl Application {
     /// Binds `127.0.0.1:port` (0 picks a free port, as tests do).
     pub async fn build(state: AppState, port: u16) -> std::io::Result<Self> {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+        // Notifications start with what happens from now on. Best effort: with storage
+        // down the server still starts (and says so through Health), and the first drain
+        // then starts from the beginning of the trail, skipping nothing.
+        if let Err(e) = state.notifier.start().await {
+            tracing::warn!(error = %e, "could not place the notification cursors");
+        }
         Ok(Self {
             listener,
             scorer: state.scorer.clone(),

@@ -48,6 +48,8 @@ pub struct Services {
     pub monitor: Monitor,
     /// Ground truth taken in (the API's and the landing folder's).
     pub feedback: sluice_shared::monitoring::feedback::Feedback,
+    /// Tells the audit trail's records to the topic and the webhooks.
+    pub notifier: sluice_shared::notify::Notifier,
     scratch: std::path::PathBuf,
 }
 
@@ -83,6 +85,7 @@ impl AppState {
             scoring_keys: Arc::new(Keys::default()),
             monitor: Monitor::new(store.clone()),
             feedback: sluice_shared::monitoring::feedback::Feedback::new(store.clone()),
+            notifier: sluice_shared::notify::Notifier::new(store.clone(), vec![]),
             store,
             scratch,
         }))
@@ -133,6 +136,13 @@ impl AppState {
 
     pub fn with_scoring_keys(mut self, keys: &[crate::settings::Secret]) -> Self {
         self.edit().scoring_keys = Arc::new(Keys::new(keys));
+        self
+    }
+
+    /// Events also go to these webhooks.
+    pub fn with_webhooks(mut self, webhooks: Vec<sluice_shared::notify::Webhook>) -> Self {
+        let services = self.edit();
+        services.notifier = sluice_shared::notify::Notifier::new(services.store.clone(), webhooks);
         self
     }
 

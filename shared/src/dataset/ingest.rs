@@ -110,41 +110,49 @@ pub struct QuarantineReport {
     pub quarantined_at: DateTime<Utc>,
 }
 
-/// What downstream systems hear (a Service Bus topic in Azure, the embedded queue locally).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type")]
-pub enum DatasetEvent {
-    #[serde(rename = "dataset.versioned")]
-    Versioned {
-        dataset: DatasetName,
-        version: u32,
-        content_sha256: String,
-        manifest_uri: String,
-        rows: u64,
-    },
-    #[serde(rename = "dataset.rejected")]
-    Rejected {
-        dataset: DatasetName,
-        content_sha256: String,
-        report_uri: String,
-        rules: Vec<String>,
-    },
+/// A new dataset version, as `DatasetEvents` hears of it on `sluice-events`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Versioned {
+    pub dataset: DatasetName,
+    pub version: u32,
+    /// The event's id (the flow the retrains it asks for belong to).
+    pub event_id: String,
 }
 
-impl DatasetEvent {
-    /// A stable id, so consumers can drop the duplicates at-least-once delivery brings.
-    pub fn id(&self) -> String {
-        match self {
-            DatasetEvent::Versioned {
-                dataset, version, ..
-            } => format!("dataset.versioned:{dataset}:v{version}"),
-            DatasetEvent::Rejected {
-                dataset,
-                content_sha256,
-                ..
-            } => format!("dataset.rejected:{dataset}:{content_sha256}"),
-        }
+/// Reads a `sluice-events` message for `DatasetEvents`: `Ok(None)` for any event but
+/// `dataset.versioned`. The message is a CloudEvent (what [`crate::notify`] publishes),
+/// or the flat `{"type": "dataset.versioned", "dataset", "version", …}` that versions
+/// before notifications published, which may still be in flight after an upgrade.
+pub fn versioned_of(message: &serde_json::Value) -> Result<Option<Versioned>, String> {
+    let kind = message["type"]
+        .as_str()
+        .ok_or("no `type`: not a Sluice event")?;
+    if kind != "dataset.versioned" {
+        return Ok(None);
     }
+    let cloud_event = message.get("specversion").is_some();
+    let fields = if cloud_event {
+        &message["data"]
+    } else {
+        message
+    };
+    let dataset = fields["dataset"]
+        .as_str()
+        .ok_or("`dataset` is missing")
+        .and_then(|d| DatasetName::parse(d).map_err(|_| "`dataset` is not a dataset name"))?;
+    let version = fields["version"]
+        .as_u64()
+        .and_then(|v| u32::try_from(v).ok())
+        .ok_or("`version` is missing or not a version number")?;
+    let event_id = match message["id"].as_str() {
+        Some(id) if cloud_event => id.to_owned(),
+        _ => format!("dataset.versioned:{dataset}:v{version}"),
+    };
+    Ok(Some(Versioned {
+        dataset,
+        version,
+        event_id,
+    }))
 }
 
 #[derive(Debug)]
@@ -152,12 +160,10 @@ pub enum IngestOutcome {
     Versioned {
         manifest: Box<Manifest>,
         duplicate: bool,
-        event: DatasetEvent,
     },
     Quarantined {
         report: Box<QuarantineReport>,
         duplicate: bool,
-        event: DatasetEvent,
     },
     /// Too large to read here: handed to a scan engine (see [`super::delegation`]); its
     /// version or quarantine comes when the job is done.
@@ -168,14 +174,6 @@ pub enum IngestOutcome {
     },
     /// Nothing to do, and retrying will not change that (said why).
     Ignored { reason: String },
-}
-
-/// A delegated upload as the timer left it, with the event to publish when this tick
-/// made it a version or a quarantine.
-#[derive(Debug)]
-pub struct Followed {
-    pub delegation: Delegation,
-    pub event: Option<DatasetEvent>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +191,8 @@ pub enum IngestError {
     /// A bug: the scan thread panicked. Reported, never retried in a loop.
     #[error("the scan crashed: {0}")]
     Crashed(String),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 impl IngestError {
@@ -203,7 +203,10 @@ impl IngestError {
             IngestError::Contract(e) => e.is_transient(),
             IngestError::Engine(e) => matches!(e, EngineError::Unavailable(_)),
             IngestError::Scan(ScanError::Read(_)) | IngestError::Contention(_) => true,
-            IngestError::Scan(ScanError::Parquet(_)) | IngestError::Crashed(_) => false,
+            IngestError::Audit(crate::audit::AuditError::Storage(e)) => e.is_transient(),
+            IngestError::Scan(ScanError::Parquet(_))
+            | IngestError::Crashed(_)
+            | IngestError::Audit(_) => false,
         }
     }
 }
@@ -240,6 +243,7 @@ struct IndexEntry {
 pub struct Ingestor {
     store: Arc<dyn ObjectStore>,
     contracts: Contracts,
+    audit: crate::audit::AuditLog,
     scratch: PathBuf,
     delegation: Option<Delegating>,
 }
@@ -254,6 +258,7 @@ impl Ingestor {
     pub fn new(store: Arc<dyn ObjectStore>, scratch: PathBuf) -> Self {
         Self {
             contracts: Contracts::new(store.clone()),
+            audit: crate::audit::AuditLog::new(store.clone()),
             store,
             scratch,
             delegation: None,
@@ -514,7 +519,7 @@ impl Ingestor {
     /// Follows every unfinished delegation (what the runs timer does on each tick): a
     /// job that is done makes its upload a version or a quarantine, and the one caller
     /// that records that gets the event to publish, so it is published once.
-    pub async fn follow_delegations(&self) -> Result<Vec<Followed>, IngestError> {
+    pub async fn follow_delegations(&self) -> Result<Vec<Delegation>, IngestError> {
         let Some(delegating) = &self.delegation else {
             return Ok(Vec::new());
         };
@@ -531,7 +536,7 @@ impl Ingestor {
         &self,
         dataset: &DatasetName,
         id: &str,
-    ) -> Result<Option<Followed>, IngestError> {
+    ) -> Result<Option<Delegation>, IngestError> {
         let Some(delegating) = &self.delegation else {
             return Ok(None);
         };
@@ -542,10 +547,7 @@ impl Ingestor {
             Err(e) => return Err(e.into()),
         };
         if delegation.state.is_final() {
-            return Ok(Some(Followed {
-                delegation,
-                event: None,
-            }));
+            return Ok(Some(delegation));
         }
         Ok(Some(
             self.follow_guarded(delegating, delegation, etag).await?,
@@ -560,7 +562,7 @@ impl Ingestor {
         delegating: &Delegating,
         delegation: Delegation,
         etag: crate::storage::ETag,
-    ) -> Result<Followed, IngestError> {
+    ) -> Result<Delegation, IngestError> {
         let span =
             tracing::info_span!("delegation", id = %delegation.id, dataset = %delegation.dataset);
         let (kept, kept_etag) = (delegation.clone(), etag.clone());
@@ -572,10 +574,7 @@ impl Ingestor {
             Ok(f) => Ok(f),
             Err(e) if e.is_transient() => {
                 warn!(id = %kept.id, error = %e, "following a delegation failed; next tick tries again");
-                Ok(Followed {
-                    delegation: kept,
-                    event: None,
-                })
+                Ok(kept)
             }
             Err(e) => {
                 let mut failed = kept;
@@ -584,10 +583,7 @@ impl Ingestor {
                 };
                 failed.finished_at = Some(Utc::now());
                 let (delegation, _) = self.update(failed, kept_etag).await?;
-                Ok(Followed {
-                    delegation,
-                    event: None,
-                })
+                Ok(delegation)
             }
         }
     }
@@ -597,23 +593,17 @@ impl Ingestor {
         delegating: &Delegating,
         delegation: Delegation,
         etag: crate::storage::ETag,
-    ) -> Result<Followed, IngestError> {
+    ) -> Result<Delegation, IngestError> {
         let (mut delegation, etag) = match delegation.state {
             DelegationState::Claimed => self.submit(delegating, delegation, etag).await?,
             _ => (delegation, etag),
         };
         let Some(job) = delegation.job.clone() else {
-            return Ok(Followed {
-                delegation,
-                event: None,
-            });
+            return Ok(delegation);
         };
-        let (state, event) = match delegating.engine.poll(&delegation, &job).await? {
+        let state = match delegating.engine.poll(&delegation, &job).await? {
             JobState::Running => {
-                return Ok(Followed {
-                    delegation,
-                    event: None,
-                });
+                return Ok(delegation);
             }
             JobState::Failed(reason) => {
                 let reason = match &delegation.canceled {
@@ -621,7 +611,7 @@ impl Ingestor {
                     None => reason,
                 };
                 warn!(%reason, "the delegated scan failed");
-                (DelegationState::Failed { reason }, None)
+                DelegationState::Failed { reason }
             }
             JobState::Succeeded { scan, snapshot } => {
                 let upload = Upload {
@@ -635,35 +625,23 @@ impl Ingestor {
                     .finish(upload, contract, inferred, scan, snapshot)
                     .await?
                 {
-                    IngestOutcome::Versioned {
-                        manifest, event, ..
-                    } => (
-                        DelegationState::Versioned {
-                            version: manifest.version,
-                        },
-                        Some(event),
-                    ),
-                    IngestOutcome::Quarantined { report, event, .. } => (
-                        DelegationState::Quarantined {
-                            report_key: report.report_key,
-                        },
-                        Some(event),
-                    ),
-                    IngestOutcome::Ignored { reason } => (DelegationState::Failed { reason }, None),
+                    IngestOutcome::Versioned { manifest, .. } => DelegationState::Versioned {
+                        version: manifest.version,
+                    },
+                    IngestOutcome::Quarantined { report, .. } => DelegationState::Quarantined {
+                        report_key: report.report_key,
+                    },
+                    IngestOutcome::Ignored { reason } => DelegationState::Failed { reason },
                     IngestOutcome::Delegated { .. } => unreachable!("finish never delegates"),
                 }
             }
         };
         delegation.state = state;
         delegation.finished_at = Some(Utc::now());
-        let mine = delegation.clone();
+        // The version or quarantine tells itself (its audit record, once); another tick
+        // may have recorded the delegation's end first, and its record stands.
         let (recorded, _) = self.update(delegation, etag).await?;
-        // Another tick recorded it first: it publishes the event, not this one.
-        let event = event.filter(|_| recorded == mine);
-        Ok(Followed {
-            delegation: recorded,
-            event,
-        })
+        Ok(recorded)
     }
 
     /// Finishes an upload another engine scanned (the Spark job): `scanned` is its result
@@ -716,7 +694,10 @@ impl Ingestor {
             return self.quarantine(checked).await;
         }
         if checked.inferred {
-            checked.contract = self.contracts.put(checked.contract).await?;
+            checked.contract = self
+                .contracts
+                .put(checked.contract, "sluice:DatasetIngest (inferred)")
+                .await?;
         }
         self.version(checked, snapshot).await
     }
@@ -758,11 +739,10 @@ impl Ingestor {
         if let Some(manifest) = self.indexed_manifest(&index).await? {
             tracing::Span::current().record("dataset_version", manifest.version);
             info!(version = manifest.version, "same content already versioned");
-            let event = versioned_event(store, &manifest);
+            self.audit_versioned(&manifest).await?;
             return Ok(IngestOutcome::Versioned {
                 manifest: Box::new(manifest),
                 duplicate: true,
-                event,
             });
         }
         let claim = Claim {
@@ -844,12 +824,68 @@ impl Ingestor {
             };
         create_or_keep(store, &index, &IndexEntry { key: manifest_key }).await?;
         info!(version, duplicate, "dataset versioned");
-        let event = versioned_event(store, &manifest);
+        self.audit_versioned(&manifest).await?;
         Ok(IngestOutcome::Versioned {
             manifest: Box::new(manifest),
             duplicate,
-            event,
         })
+    }
+
+    /// Records the version in the audit trail, once however often its upload arrives.
+    async fn audit_versioned(&self, m: &Manifest) -> Result<(), IngestError> {
+        let entry = crate::audit::Entry {
+            action: crate::audit::Action::DatasetVersioned,
+            actor: m
+                .source
+                .uploader
+                .clone()
+                .unwrap_or_else(|| "sluice:DatasetIngest".into()),
+            subject: format!("dataset:{}@{}", m.dataset, m.version),
+            reason: format!("{} rows from {}", m.rows, m.source.key),
+            correlation_id: m.source.key.to_string(),
+            details: serde_json::json!({
+                "dataset": m.dataset,
+                "version": m.version,
+                "content_sha256": m.content_sha256,
+                "contract_version": m.contract_version,
+                "rows": m.rows,
+                "manifest_uri": self.store.uri(&layout::manifest(&m.dataset, m.version)),
+                "upload": m.source.key,
+            }),
+        };
+        let once = format!("dataset.versioned/{}/v{}", m.dataset, m.version);
+        self.audit.append_once(&once, entry).await?;
+        Ok(())
+    }
+
+    /// Records the quarantine in the audit trail, once per content and contract version.
+    async fn audit_quarantined(&self, r: &QuarantineReport) -> Result<(), IngestError> {
+        let rules = rule_names(r);
+        let entry = crate::audit::Entry {
+            action: crate::audit::Action::DatasetRejected,
+            actor: r
+                .source
+                .uploader
+                .clone()
+                .unwrap_or_else(|| "sluice:DatasetIngest".into()),
+            subject: format!("dataset:{}", r.dataset),
+            reason: format!("{} quarantined: {}", r.source.key, rules.join(", ")),
+            correlation_id: r.source.key.to_string(),
+            details: serde_json::json!({
+                "dataset": r.dataset,
+                "content_sha256": r.content_sha256,
+                "contract_version": r.contract_version,
+                "report_uri": self.store.uri(&r.report_key),
+                "rules": rules,
+                "upload": r.source.key,
+            }),
+        };
+        let once = format!(
+            "dataset.quarantined/{}/{}-c{}",
+            r.dataset, r.content_sha256, r.contract_version
+        );
+        self.audit.append_once(&once, entry).await?;
+        Ok(())
     }
 
     async fn indexed_manifest(&self, index: &ObjectKey) -> Result<Option<Manifest>, IngestError> {
@@ -926,11 +962,10 @@ impl Ingestor {
         if duplicate && let Ok((report, _)) = get_json::<QuarantineReport>(store, &report_key).await
         {
             info!(report = %report_key, "same content already quarantined");
-            let event = rejected_event(store, &report);
+            self.audit_quarantined(&report).await?;
             return Ok(IngestOutcome::Quarantined {
                 report: Box::new(report),
                 duplicate: true,
-                event,
             });
         }
         let copy_key = ObjectKey::parse(report_key.as_str().trim_end_matches(".report.json"))?;
@@ -969,11 +1004,10 @@ impl Ingestor {
             .map(|v| format!("{:?}", v.rule))
             .collect();
         info!(report = %report_key, ?rules, "upload quarantined");
-        let event = rejected_event(store, &report);
+        self.audit_quarantined(&report).await?;
         Ok(IngestOutcome::Quarantined {
             report: Box::new(report),
             duplicate,
-            event,
         })
     }
 }
@@ -1022,17 +1056,8 @@ fn gone(upload: &Upload) -> IngestOutcome {
     }
 }
 
-fn versioned_event(store: &dyn ObjectStore, m: &Manifest) -> DatasetEvent {
-    DatasetEvent::Versioned {
-        dataset: m.dataset.clone(),
-        version: m.version,
-        content_sha256: m.content_sha256.clone(),
-        manifest_uri: store.uri(&layout::manifest(&m.dataset, m.version)),
-        rows: m.rows,
-    }
-}
-
-fn rejected_event(store: &dyn ObjectStore, r: &QuarantineReport) -> DatasetEvent {
+/// The rules a quarantined upload broke, by name, each once.
+fn rule_names(r: &QuarantineReport) -> Vec<String> {
     let mut rules: Vec<String> = r
         .validation
         .violations
@@ -1045,12 +1070,7 @@ fn rejected_event(store: &dyn ObjectStore, r: &QuarantineReport) -> DatasetEvent
         })
         .collect();
     rules.dedup();
-    DatasetEvent::Rejected {
-        dataset: r.dataset.clone(),
-        content_sha256: r.content_sha256.clone(),
-        report_uri: store.uri(&r.report_key),
-        rules,
-    }
+    rules
 }
 
 async fn create_or_keep<T: Serialize>(
@@ -1078,4 +1098,30 @@ pub async fn latest_version(
         .filter(|(_, file)| *file == "manifest.json")
         .map(|(v, _)| v)
         .max())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::versioned_of;
+
+    /// `DatasetEvents` reads what Notify publishes, and what earlier versions published
+    /// (still in flight after an upgrade), alike.
+    #[test]
+    fn dataset_events_read_as_cloud_events_and_as_before() {
+        let cloud = serde_json::json!({
+            "specversion": "1.0", "id": "dataset.versioned:adult:v3", "type": "dataset.versioned",
+            "source": "/sluice", "subject": "datasets/adult/versions/3",
+            "data": {"dataset": "adult", "version": 3}
+        });
+        let flat = serde_json::json!({"type": "dataset.versioned", "dataset": "adult", "version": 3,
+            "content_sha256": "ab", "manifest_uri": "x", "rows": 1});
+        let a = versioned_of(&cloud).unwrap().unwrap();
+        assert_eq!(a, versioned_of(&flat).unwrap().unwrap());
+        assert_eq!((a.dataset.as_str(), a.version), ("adult", 3));
+        let other = serde_json::json!({"type": "run.started"});
+        assert_eq!(versioned_of(&other).unwrap(), None);
+        let partial = serde_json::json!({"type": "dataset.versioned", "dataset": "adult"});
+        assert!(versioned_of(&partial).is_err());
+        assert!(versioned_of(&serde_json::json!([1])).is_err());
+    }
 }

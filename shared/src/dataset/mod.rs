@@ -13,7 +13,8 @@ pub mod validation;
 
 pub use contract::{Contract, Contracts};
 pub use ingest::{
-    DatasetEvent, IngestError, IngestOutcome, Ingestor, Manifest, QuarantineReport, Upload,
+    IngestError, IngestOutcome, Ingestor, Manifest, QuarantineReport, Upload, Versioned,
+    versioned_of,
 };
 
 pub use crate::name::{DatasetName, InvalidDatasetName};

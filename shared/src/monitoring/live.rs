@@ -569,13 +569,15 @@ impl Monitor {
         }
     }
 
-    /// Production's recorded breach that an automatic rollback has not finished.
+    /// Production's recorded breach, while its actions may be unfinished: an automatic
+    /// rollback not yet made, or (for any policy) its audit record, which the caller
+    /// appends once.
     async fn unfinished_breach(
         &self,
         model: &ModelName,
         config: &MonitoringConfig,
     ) -> Result<Option<Guarded>, MonitorError> {
-        let Some(guard) = config.guard.as_ref().filter(|g| g.rollback == Auto) else {
+        let Some(guard) = config.guard.as_ref() else {
             return Ok(None);
         };
         let Some((alias, _)) = self.registry.alias(model, PRODUCTION).await? else {
@@ -587,11 +589,13 @@ impl Monitor {
         )
         .await
         {
-            Ok((d, _)) if d.rolled_back_by.is_none() => Ok(Some(Guarded {
-                degradation: d,
-                decided_now: false,
-                rollback: guard.rollback,
-            })),
+            Ok((d, _)) if guard.rollback != Auto || d.rolled_back_by.is_none() => {
+                Ok(Some(Guarded {
+                    degradation: d,
+                    decided_now: false,
+                    rollback: guard.rollback,
+                }))
+            }
             Ok(_) | Err(StorageError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }

@@ -268,6 +268,16 @@ impl Gate {
                 outcome.releases.push(released);
             } else {
                 outcome.awaiting_approval = true;
+                self.audit
+                    .append(Entry {
+                        action: Action::AwaitingApproval,
+                        actor: "sluice:gate".into(),
+                        subject: subject.clone(),
+                        reason: format!("{model}@{version} waits in staging for approval"),
+                        correlation_id: correlation_id.to_owned(),
+                        details: serde_json::json!({"model": model, "version": version}),
+                    })
+                    .await?;
             }
         }
         match put_json(

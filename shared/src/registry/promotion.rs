@@ -349,16 +349,16 @@ impl Releases {
             gate,
         )
         .await?;
-        self.audit
-            .append(Entry {
-                action: Action::Promoted,
-                actor: change.actor.to_owned(),
-                subject: format!("model:{model}@{version}"),
-                reason: format!("{} → {alias}: {}", release.id, change.reason),
-                correlation_id: change.correlation_id.to_owned(),
-                details: serde_json::json!({"release": release.id, "previous": release.previous}),
-            })
-            .await?;
+        let entry = Entry {
+            action: Action::Promoted,
+            actor: change.actor.to_owned(),
+            subject: format!("model:{model}@{version}"),
+            reason: format!("{} → {alias}: {}", release.id, change.reason),
+            correlation_id: change.correlation_id.to_owned(),
+            details: serde_json::json!({"alias": alias, "release": release.id, "previous": release.previous}),
+        };
+        let once = format!("model.promoted/{model}/{}", release.id);
+        self.audit.append_once(&once, entry).await?;
         Ok(release)
     }
 
@@ -435,21 +435,21 @@ impl Releases {
             change.reason,
         )
         .await?;
-        self.audit
-            .append(Entry {
-                action: Action::RolledBack,
-                actor: change.actor.to_owned(),
-                subject: format!("model:{model}@{}", release.version),
-                reason: format!(
-                    "{} rolls back {}: {}",
-                    release.id,
-                    release.rolls_back.clone().unwrap_or_default(),
-                    change.reason
-                ),
-                correlation_id: change.correlation_id.to_owned(),
-                details: serde_json::json!({"release": release.id}),
-            })
-            .await?;
+        let entry = Entry {
+            action: Action::RolledBack,
+            actor: change.actor.to_owned(),
+            subject: format!("model:{model}@{}", release.version),
+            reason: format!(
+                "{} rolls back {}: {}",
+                release.id,
+                release.rolls_back.clone().unwrap_or_default(),
+                change.reason
+            ),
+            correlation_id: change.correlation_id.to_owned(),
+            details: serde_json::json!({"release": release.id, "rolls_back": release.rolls_back}),
+        };
+        let once = format!("model.rolled_back/{model}/{}", release.id);
+        self.audit.append_once(&once, entry).await?;
         Ok(release)
     }
 

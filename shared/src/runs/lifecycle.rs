@@ -148,23 +148,27 @@ async fn act_on_degradation(
     let correlation = format!("monitor:{}", d.key());
     if guarded.decided_now {
         warn!(model = %d.model, model_version = d.model_version, release = %d.release, value = d.value, bound = %d.bound, "production degraded");
-        runs.audit()
-            .append(crate::audit::Entry {
-                action: crate::audit::Action::Degraded,
-                actor: "sluice:monitor".into(),
-                subject: format!("model:{}@{}", d.model, d.model_version),
-                reason: d.reason(),
-                correlation_id: correlation.clone(),
-                details: serde_json::json!({
-                    "report": d.key().as_str(),
-                    "metric": d.metric,
-                    "value": d.value,
-                    "bound": d.bound,
-                    "labelled": d.labelled,
-                    "release": d.release,
-                }),
-            })
-            .await?;
+    }
+    // Recorded once, also when the pass that decided it stopped before recording it.
+    {
+        let once = format!("model.degraded/{}/{}", d.model, d.release);
+        let entry = crate::audit::Entry {
+            action: crate::audit::Action::Degraded,
+            actor: "sluice:monitor".into(),
+            subject: format!("model:{}@{}", d.model, d.model_version),
+            reason: d.reason(),
+            correlation_id: correlation.clone(),
+            details: serde_json::json!({
+                "report": d.key().as_str(),
+                "metric": d.metric,
+                "value": d.value,
+                "bound": d.bound,
+                "labelled": d.labelled,
+                "release": d.release,
+                "rollback": guarded.rollback,
+            }),
+        };
+        runs.audit().append_once(&once, entry).await?;
     }
     if guarded.rollback == RollbackPolicy::Auto && d.rolled_back_by.is_none() {
         let releases = Releases::new(runs.registry().store().clone());
@@ -259,29 +263,40 @@ async fn act_on_drift(
     if judged.decided_now {
         info!(model = %report.model, model_version = report.model_version, verdict = ?report.verdict, window = %report.window_name(), "window judged");
     }
-    if judged.decided_now && report.verdict == Verdict::Drifted {
+    // Recorded once per window, also when the pass that decided it stopped before
+    // recording it (the monitor hands such a window back).
+    if report.verdict == Verdict::Drifted {
         let drifted: Vec<_> = report.columns.iter().filter(|c| c.drifted).collect();
+        let once = format!(
+            "model.drift_detected/{}/{}/{}",
+            report.model,
+            report.release,
+            report.window_name()
+        );
         runs.audit()
-            .append(crate::audit::Entry {
-                action: crate::audit::Action::DriftDetected,
-                actor: "sluice:monitor".into(),
-                subject: format!("model:{}@{}", report.model, report.model_version),
-                reason: format!(
-                    "{} drifted from {} v{} in window {} of {}",
-                    report.drifted().join(", "),
-                    report.reference.dataset,
-                    report.reference.version,
-                    report.window_name(),
-                    report.release
-                ),
-                correlation_id: format!("monitor:{}", report.key()),
-                details: serde_json::json!({
-                    "report": report.key().as_str(),
-                    "rows": report.rows,
-                    "columns": drifted,
-                    "retrain_run": report.retrain_run,
-                }),
-            })
+            .append_once(
+                &once,
+                crate::audit::Entry {
+                    action: crate::audit::Action::DriftDetected,
+                    actor: "sluice:monitor".into(),
+                    subject: format!("model:{}@{}", report.model, report.model_version),
+                    reason: format!(
+                        "{} drifted from {} v{} in window {} of {}",
+                        report.drifted().join(", "),
+                        report.reference.dataset,
+                        report.reference.version,
+                        report.window_name(),
+                        report.release
+                    ),
+                    correlation_id: format!("monitor:{}", report.key()),
+                    details: serde_json::json!({
+                        "report": report.key().as_str(),
+                        "rows": report.rows,
+                        "columns": drifted,
+                        "retrain_run": report.retrain_run,
+                    }),
+                },
+            )
             .await?;
     }
     Ok(Watched {

@@ -630,7 +630,7 @@ impl Runs {
                     subject: format!("run:{id}"),
                     reason: error.map_or_else(|| name.to_owned(), |e| format!("{name}: {e}")),
                     correlation_id: run.correlation_id.clone(),
-                    details: serde_json::json!({"model_version": run.model_version}),
+                    details: serde_json::json!({"model": run.model, "model_version": run.model_version, "status": name}),
                 })
                 .await?;
         }
@@ -696,7 +696,7 @@ impl Runs {
                 subject: format!("run:{id}"),
                 reason: format!("submitted as job {job}"),
                 correlation_id: run.correlation_id.clone(),
-                details: serde_json::json!({"job": job, "compute": run.compute}),
+                details: serde_json::json!({"model": run.model, "job": job, "compute": run.compute}),
             })
             .await?;
         Ok(run)
@@ -936,7 +936,7 @@ impl Runs {
                     reason.to_owned()
                 },
                 correlation_id: correlation_id.to_owned(),
-                details: serde_json::json!({"attempt": run.attempt}),
+                details: serde_json::json!({"model": run.model, "attempt": run.attempt}),
             })
             .await?;
         Ok(run)

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::Contract;
+use crate::audit::{Action, AuditLog, Entry};
 use crate::dataset::{DatasetName, layout};
 use crate::storage::{ObjectKey, ObjectStore, PutMode, StorageError, put_json};
 
@@ -22,13 +23,17 @@ pub enum ContractStoreError {
     Contention(DatasetName),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 impl ContractStoreError {
     /// Whether the same call may succeed later.
     pub fn is_transient(&self) -> bool {
         match self {
-            ContractStoreError::Storage(e) => e.is_transient(),
+            ContractStoreError::Storage(e)
+            | ContractStoreError::Audit(crate::audit::AuditError::Storage(e)) => e.is_transient(),
+            ContractStoreError::Audit(_) => false,
             ContractStoreError::Contention(_) => true,
             ContractStoreError::Invalid { .. } | ContractStoreError::Corrupt { .. } => false,
         }
@@ -39,11 +44,15 @@ impl ContractStoreError {
 #[derive(Clone)]
 pub struct Contracts {
     store: Arc<dyn ObjectStore>,
+    audit: AuditLog,
 }
 
 impl Contracts {
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
-        Self { store }
+        Self {
+            audit: AuditLog::new(store.clone()),
+            store,
+        }
     }
 
     /// The newest stored contract of a dataset, if any.
@@ -72,9 +81,14 @@ impl Contracts {
         Ok(Some(contract))
     }
 
-    /// Stores `contract` as its dataset's next contract version and returns it numbered.
-    /// Storing a contract equal to the current one is a no-op (idempotent).
-    pub async fn put(&self, mut contract: Contract) -> Result<Contract, ContractStoreError> {
+    /// Stores `contract` as its dataset's next contract version and returns it numbered,
+    /// audited as `actor`'s. Storing a contract equal to the current one is a no-op
+    /// (idempotent).
+    pub async fn put(
+        &self,
+        mut contract: Contract,
+        actor: &str,
+    ) -> Result<Contract, ContractStoreError> {
         contract.check().map_err(|e| ContractStoreError::Invalid {
             dataset: contract.dataset.clone(),
             reason: e.to_string(),
@@ -85,17 +99,42 @@ impl Contracts {
                 let mut same = contract.clone();
                 same.version = current.version;
                 if &same == current {
+                    // Recorded already, unless storing it was cut short before.
+                    self.audited(current, actor).await?;
                     return Ok(current.clone());
                 }
             }
             contract.version = current.map_or(1, |c| c.version + 1);
             let key = layout::contract(&contract.dataset, contract.version);
             match put_json(self.store.as_ref(), &key, &contract, PutMode::Create).await {
-                Ok(_) => return Ok(contract),
+                Ok(_) => {
+                    self.audited(&contract, actor).await?;
+                    return Ok(contract);
+                }
                 Err(StorageError::AlreadyExists { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
         Err(ContractStoreError::Contention(contract.dataset))
+    }
+
+    async fn audited(&self, contract: &Contract, actor: &str) -> Result<(), ContractStoreError> {
+        let (dataset, version) = (&contract.dataset, contract.version);
+        let entry = Entry {
+            action: Action::ContractStored,
+            actor: actor.to_owned(),
+            subject: format!("dataset:{dataset}"),
+            reason: format!("contract v{version} of {dataset}"),
+            correlation_id: format!("contract:{dataset}:v{version}"),
+            details: serde_json::json!({
+                "dataset": dataset,
+                "contract_version": version,
+                "contract": layout::contract(dataset, version).as_str(),
+            }),
+        };
+        self.audit
+            .append_once(&format!("contract.stored/{dataset}/v{version}"), entry)
+            .await?;
+        Ok(())
     }
 }
