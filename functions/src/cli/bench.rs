@@ -100,7 +100,7 @@ pub fn generate(path: &Path, mib: u64) -> anyhow::Result<u64> {
 }
 
 /// Peak resident memory of this process, in bytes (Linux `VmHWM`).
-fn peak_rss() -> u64 {
+pub(super) fn peak_rss() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -286,7 +286,7 @@ pub fn run(mib: u64, dir: &Path, python: &str, spark_submit: Option<&Path>) -> a
     Ok(())
 }
 
-fn child_json(cmd: &mut Command) -> anyhow::Result<Value> {
+pub(super) fn child_json(cmd: &mut Command) -> anyhow::Result<Value> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
         bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));

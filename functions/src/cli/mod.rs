@@ -3,6 +3,7 @@
 //! (`devhost`, `queue`), and the package and benchmark tools.
 
 pub mod bench;
+pub mod bench_monitor;
 pub mod devhost;
 pub mod ops;
 pub mod package;
@@ -208,6 +209,22 @@ pub enum Command {
         #[arg(long, hide = true)]
         sluice_side: Option<PathBuf>,
     },
+    /// Benchmark one monitor pass on a window of logged predictions, and the ground-truth
+    /// pass, against pandas + SciPy (see tests/bench/monitor.sh).
+    BenchMonitor {
+        /// Logged predictions in the window.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// Where the benchmark's store is made and kept between runs.
+        #[arg(long, default_value = ".sluice-bench")]
+        dir: PathBuf,
+        /// The Python with pandas, pyarrow and SciPy installed.
+        #[arg(long, default_value = "python3")]
+        python: String,
+        /// Internal: run only Sluice's side on this prepared store and print JSON.
+        #[arg(long, hide = true)]
+        sluice_side: Option<PathBuf>,
+    },
     /// Benchmark baseline: a bare axum route on 127.0.0.1:PORT answering any POST with
     /// a fixed JSON body of `bytes` bytes (the limit of the HTTP path; see
     /// tests/bench/score.sh).
@@ -317,6 +334,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             None => crate::cli::bench::run(*mib, dir, python, with_spark.as_deref()),
         };
     }
+    if let Command::BenchMonitor {
+        rows,
+        dir,
+        python,
+        sluice_side,
+    } = &cli.command
+    {
+        return match sluice_side {
+            Some(root) => crate::cli::bench_monitor::run_sluice_side(root).await,
+            None => crate::cli::bench_monitor::run(*rows, dir, python).await,
+        };
+    }
     match &cli.command {
         Command::Setup => {
             let path = crate::onnxruntime::setup(&crate::onnxruntime::setup_dir())?;
@@ -347,6 +376,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let store = cli.storage.build().await?;
     match cli.command {
         Command::Bench { .. }
+        | Command::BenchMonitor { .. }
         | Command::BenchEcho { .. }
         | Command::Setup
         | Command::Package { .. }

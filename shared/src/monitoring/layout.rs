@@ -5,6 +5,7 @@
 //! monitoring/<model>/<release>/degraded.json      the live-metric guard's breach
 //! monitoring/<model>/live.json                    live metrics, rewritten each pass
 //! monitoring/<model>/feedback/<batch>.json        what became of a feedback batch
+//! monitoring/<model>/feedback-pending.json        the batches still waiting, per last pass
 //! feedback/<model>/batches/<batch>.json           ground truth as received
 //! feedback/<model>/quarantine/<batch>.json        a feedback file that was refused
 //! landing/feedback/<model>/<file>                 feedback dropped as a file
@@ -52,6 +53,16 @@ pub fn feedback_reports(model: &ModelName) -> String {
 
 pub fn feedback_report(model: &ModelName, batch: &str) -> ObjectKey {
     key(format!("{}{batch}.json", feedback_reports(model)))
+}
+
+pub fn feedback_pending(model: &ModelName) -> ObjectKey {
+    key(format!("monitoring/{model}/feedback-pending.json"))
+}
+
+/// A report's or batch's id: its file name without `.json`.
+pub fn file_stem(key: &ObjectKey) -> Option<String> {
+    let name = key.as_str().rsplit('/').next()?;
+    name.strip_suffix(".json").map(str::to_owned)
 }
 
 pub fn feedback_batches(model: &ModelName) -> String {
@@ -106,7 +117,15 @@ mod tests {
                 feedback_quarantine(&m, "ab12"),
                 "feedback/adult-income/quarantine/ab12.json",
             ),
+            (
+                feedback_pending(&m),
+                "monitoring/adult-income/feedback-pending.json",
+            ),
         ];
+        assert_eq!(
+            file_stem(&feedback_batch(&m, "ab12")).as_deref(),
+            Some("ab12")
+        );
         for (key, path) in pinned {
             assert_eq!(key.as_str(), path);
         }

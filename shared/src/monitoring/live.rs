@@ -290,6 +290,18 @@ impl Monitor {
         Ok(reports)
     }
 
+    /// Whether some batch of `model` waits for predictions, as the last pass left it
+    /// (unknown, so yes, before any pass wrote it). Two passes at once may leave it
+    /// stale; the next new batch makes a pass read every report again.
+    async fn has_pending(&self, model: &ModelName) -> Result<bool, MonitorError> {
+        let marker = layout::feedback_pending(model);
+        match get_json::<Vec<String>>(self.store.as_ref(), &marker).await {
+            Ok((ids, _)) => Ok(!ids.is_empty()),
+            Err(StorageError::NotFound { .. }) => Ok(true),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn monitoring_config(&self, model: &ModelName) -> Result<MonitoringConfig, MonitorError> {
         match self.configs.get(model).await {
             Ok(c) => Ok(c.monitoring.unwrap_or_default()),
@@ -303,21 +315,38 @@ impl Monitor {
         model: &ModelName,
         now: DateTime<Utc>,
     ) -> Result<Option<LivePass>, MonitorError> {
-        let mut reports = self.feedback_reports(model).await?;
-        // The batches to take: new ones, and those still waiting for predictions.
+        // Listings first: a pass with no new batch and nothing pending reads no report.
+        let reported: HashSet<String> = self
+            .store
+            .list(&layout::feedback_reports(model))
+            .await?
+            .iter()
+            .filter_map(|m| layout::file_stem(&m.key))
+            .collect();
+        let new: Vec<ObjectKey> = self
+            .store
+            .list(&layout::feedback_batches(model))
+            .await?
+            .into_iter()
+            .filter(|m| layout::file_stem(&m.key).is_some_and(|id| !reported.contains(&id)))
+            .map(|m| m.key)
+            .collect();
+        let config = self.monitoring_config(model).await?;
         let mut todo: Vec<(FeedbackReport, Option<ETag>)> = Vec::new();
-        for meta in self.store.list(&layout::feedback_batches(model)).await? {
-            let (batch, _): (Batch, _) = get_json(self.store.as_ref(), &meta.key).await?;
-            if !reports.contains_key(&batch.id) {
+        let mut reports = HashMap::new();
+        if !new.is_empty() || self.has_pending(model).await? {
+            reports = self.feedback_reports(model).await?;
+            // The batches to take: new ones, and those still waiting for predictions.
+            for key in &new {
+                let (batch, _): (Batch, _) = get_json(self.store.as_ref(), key).await?;
                 todo.push((fresh_report(batch, now), None));
             }
-        }
-        for (report, etag) in reports.values() {
-            if !report.pending.is_empty() {
-                todo.push((report.clone(), Some(etag.clone())));
+            for (report, etag) in reports.values() {
+                if !report.pending.is_empty() {
+                    todo.push((report.clone(), Some(etag.clone())));
+                }
             }
         }
-        let config = self.monitoring_config(model).await?;
         if todo.is_empty() {
             // A breach whose rollback was never recorded (its monitor stopped between
             // the two) is handed back, so the caller can finish acting on it.
@@ -386,6 +415,13 @@ impl Monitor {
                 Err(e) => return Err(e.into()),
             }
         }
+        let pending: Vec<&String> = reports
+            .iter()
+            .filter(|(_, (r, _))| !r.pending.is_empty())
+            .map(|(id, _)| id)
+            .collect();
+        let marker = layout::feedback_pending(model);
+        put_json(self.store.as_ref(), &marker, &pending, PutMode::Overwrite).await?;
         let live = self.compute_live(model, &reports, &config, now).await?;
         put_json(
             self.store.as_ref(),
@@ -424,7 +460,7 @@ impl Monitor {
                 }
                 let bytes = self.store.get(&meta.key).await?.bytes().await?;
                 // A damaged batch is the drift monitor's to report; here it has nothing.
-                let Ok(frame) = ParquetReader::new(std::io::Cursor::new(bytes)).finish() else {
+                let Ok(frame) = prediction_columns(bytes) else {
                     continue;
                 };
                 predictions_in(&frame, &meta.key, wanted, &mut found).map_err(|e| {
@@ -620,6 +656,29 @@ fn fresh_report(batch: Batch, now: DateTime<Utc>) -> FeedbackReport {
         pending: batch.labels,
         updated_at: now,
     }
+}
+
+/// A prediction-log batch's columns that matching needs (not the inputs): the request,
+/// row, version, time and the prediction.
+fn prediction_columns(bytes: bytes::Bytes) -> PolarsResult<DataFrame> {
+    let mut reader = ParquetReader::new(std::io::Cursor::new(bytes));
+    let wanted: Vec<String> = reader
+        .schema()?
+        .iter_names()
+        .filter(|n| {
+            [
+                "request_id",
+                "row",
+                "model_version",
+                "scored_at",
+                "predicted_value",
+            ]
+            .contains(&n.as_str())
+                || n.starts_with("p_")
+        })
+        .map(|n| n.to_string())
+        .collect();
+    reader.with_columns(Some(wanted)).finish()
 }
 
 /// Adds the `wanted` rows of one prediction-log batch to `found`.
