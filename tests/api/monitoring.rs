@@ -217,6 +217,15 @@ async fn traffic(scorer: &Scorer, records: &[Value], tag: &str) {
     assert!(!scorer.flush_log().await.unwrap().is_empty());
 }
 
+/// The batches window `n` of production.1 judged.
+fn reports_batches(app: &TestApp, n: u32) -> Value {
+    let report = app
+        .root()
+        .join(format!("monitoring/adult-income/production.1/{n:06}.json"));
+    let report: Value = serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+    report["batches"].clone()
+}
+
 /// The runs the monitor requested.
 async fn monitor_runs(app: &TestApp) -> Vec<Value> {
     let (_, runs) = app.api(reqwest::Method::GET, "/api/runs", None).await;
@@ -365,6 +374,36 @@ async fn production_drift_is_judged_once_per_window_and_retrains_once() {
     for later in &answers[1..] {
         assert_eq!(later["ReturnValue"]["windows"], json!([]), "{later}");
     }
+    // The release's cursor spares a pass reading every report. A store from before
+    // cursors (none), or one a pass left behind (stale: from before window 2), is rebuilt
+    // from the reports, and nothing is judged or acted on twice.
+    let cursor = app
+        .root()
+        .join("monitoring/adult-income/production.1/cursor.json");
+    let current: Value = serde_json::from_slice(&std::fs::read(&cursor).unwrap()).unwrap();
+    assert_eq!(
+        (current["last"].as_u64(), current["latest"].as_u64()),
+        (Some(2), Some(2))
+    );
+    std::fs::remove_file(&cursor).unwrap();
+    let answer = tick().await;
+    assert_eq!(answer["ReturnValue"]["windows"], json!([]), "{answer}");
+    let mut stale = current.clone();
+    stale["last"] = json!(1);
+    stale["latest"] = json!(1);
+    stale["settled_before"] = Value::Null;
+    stale["recent"] = reports_batches(&app, 1);
+    std::fs::write(&cursor, serde_json::to_vec(&stale).unwrap()).unwrap();
+    let answer = tick().await;
+    assert_eq!(
+        answer["ReturnValue"]["windows"][0]["decided_now"], false,
+        "{answer}"
+    );
+    let repaired: Value = serde_json::from_slice(&std::fs::read(&cursor).unwrap()).unwrap();
+    assert_eq!(repaired["last"], 2, "{repaired}");
+    let answer = tick().await;
+    assert_eq!(answer["ReturnValue"]["windows"], json!([]), "{answer}");
+
     let from_monitor = monitor_runs(&app).await;
     assert_eq!(from_monitor.len(), 1, "{from_monitor:?}");
     assert_eq!(from_monitor[0]["id"], run);

@@ -3,6 +3,7 @@
 //! ```text
 //! monitoring/<model>/<release>/<000001>.json      a drift window (or azureml-<run>.json)
 //! monitoring/<model>/<release>/degraded.json      the live-metric guard's breach
+//! monitoring/<model>/<release>/cursor.json        where the release's windows stand
 //! monitoring/<model>/live.json                    live metrics, rewritten each pass
 //! monitoring/<model>/feedback/<batch>.json        what became of a feedback batch
 //! monitoring/<model>/feedback-pending.json        the batches still waiting, per last pass
@@ -42,6 +43,13 @@ pub fn degraded(model: &ModelName, release: &str) -> ObjectKey {
 
 /// The name of the guard's record among a release's windows.
 pub const DEGRADED: &str = "degraded";
+
+/// The name of the windows' cursor among a release's windows.
+pub const CURSOR: &str = "cursor";
+
+pub fn cursor(model: &ModelName, release: &str) -> ObjectKey {
+    key(format!("{}{CURSOR}.json", release_prefix(model, release)))
+}
 
 pub fn live(model: &ModelName) -> ObjectKey {
     key(format!("monitoring/{model}/live.json"))
@@ -116,6 +124,10 @@ mod tests {
             (
                 feedback_quarantine(&m, "ab12"),
                 "feedback/adult-income/quarantine/ab12.json",
+            ),
+            (
+                cursor(&m, "production.3"),
+                "monitoring/adult-income/production.3/cursor.json",
             ),
             (
                 feedback_pending(&m),

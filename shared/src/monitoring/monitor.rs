@@ -283,41 +283,26 @@ impl Monitor {
             return Ok(None);
         };
         let release = alias.release;
-        // This release's windows so far: the batches they judged, and the open one.
-        let mut judged_batches = BTreeSet::new();
-        let mut last = 0;
-        let mut open = None;
-        let mut latest: Option<Report> = None;
-        let prefix = layout::release_prefix(model, &release.id);
-        for meta in self.store.list(&prefix).await? {
-            if !is_window(model, &meta.key) {
-                continue;
-            }
-            let (report, etag): (Report, _) = get_json(self.store.as_ref(), &meta.key).await?;
-            last = last.max(report.window);
-            if report.verdict == Verdict::TooFewRows {
-                open = Some((report.window, etag));
-            } else {
-                judged_batches.extend(report.batches.iter().cloned());
-                if report.azureml.is_none()
-                    && latest.as_ref().is_none_or(|l| l.window < report.window)
-                {
-                    latest = Some(report);
-                }
-            }
-        }
+        let (cursor, cursor_etag) = self.cursor(model, &release.id).await?;
         let batches = self
-            .new_batches(model, release.version, release.at, now, &judged_batches)
+            .new_batches(model, release.version, release.at, now, &cursor)
             .await?;
         if batches.is_empty() {
             // A drifted window whose retrain was never recorded (its monitor stopped
             // between the two) is handed back, so the caller can finish acting on it.
-            return Ok(latest
-                .filter(|r| r.verdict == Verdict::Drifted && r.retrain_run.is_none())
-                .map(|report| Judged {
-                    report,
-                    decided_now: false,
-                }));
+            let Some(latest) = cursor.latest else {
+                return Ok(None);
+            };
+            let key = layout::window(model, &release.id, &format!("{latest:06}"));
+            let (report, _): (Report, _) = get_json(self.store.as_ref(), &key).await?;
+            return Ok(
+                (report.verdict == Verdict::Drifted && report.retrain_run.is_none()).then_some(
+                    Judged {
+                        report,
+                        decided_now: false,
+                    },
+                ),
+            );
         }
         // Only a window with something new needs the version, its settings and reference.
         let version = self.registry.version(model, release.version).await?;
@@ -332,9 +317,12 @@ impl Monitor {
         let assessed = self
             .assess(&version.signature, &reference, &config, &batches)
             .await?;
-        let (window, mode) = match open {
-            Some((window, etag)) => (window, PutMode::Update(etag)),
-            None => (last + 1, PutMode::Create),
+        let (window, mode) = match cursor.open {
+            Some(window) => {
+                let key = layout::window(model, &release.id, &format!("{window:06}"));
+                (window, PutMode::Update(self.store.head(&key).await?.etag))
+            }
+            None => (cursor.last + 1, PutMode::Create),
         };
         let report = Report {
             model: model.clone(),
@@ -357,7 +345,80 @@ impl Monitor {
             retrain_run: None,
             azureml: None,
         };
-        Ok(Some(self.write(report, mode).await?))
+        let ours = report.batches.clone();
+        let judged = self.write(report, mode).await?;
+        if judged.report.batches == ours {
+            let mut cursor = cursor;
+            cursor.record(&judged.report);
+            self.save_cursor(model, &release.id, &cursor, cursor_etag)
+                .await?;
+        } else {
+            // Another monitor judged this window first, or the cursor was behind (a pass
+            // stopped between its report and its cursor): rebuilt from the reports.
+            let rebuilt = self.rebuild_cursor(model, &release.id).await?;
+            self.save_cursor(model, &release.id, &rebuilt, None).await?;
+        }
+        Ok(Some(judged))
+    }
+
+    /// Where `release`'s windows stand: the cursor, or, for a store written before
+    /// cursors (or one a pass left behind), rebuilt from the reports once.
+    async fn cursor(
+        &self,
+        model: &ModelName,
+        release: &str,
+    ) -> Result<(Cursor, Option<crate::storage::ETag>), MonitorError> {
+        match get_json(self.store.as_ref(), &layout::cursor(model, release)).await {
+            Ok((cursor, etag)) => Ok((cursor, Some(etag))),
+            Err(StorageError::NotFound { .. }) => {
+                Ok((self.rebuild_cursor(model, release).await?, None))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The cursor the release's reports imply (reads every one of them).
+    async fn rebuild_cursor(
+        &self,
+        model: &ModelName,
+        release: &str,
+    ) -> Result<Cursor, MonitorError> {
+        let mut cursor = Cursor::default();
+        let mut reports = Vec::new();
+        for meta in self
+            .store
+            .list(&layout::release_prefix(model, release))
+            .await?
+        {
+            if is_window(model, &meta.key) {
+                reports.push(get_json::<Report>(self.store.as_ref(), &meta.key).await?.0);
+            }
+        }
+        reports.sort_by_key(|r| r.window);
+        for report in reports.iter().filter(|r| r.azureml.is_none()) {
+            cursor.record(report);
+        }
+        Ok(cursor)
+    }
+
+    /// Writes the cursor (If-Match its ETag, or create-only); losing a race leaves the
+    /// winner's, which the next pass reads (or rebuilds, if it is behind).
+    async fn save_cursor(
+        &self,
+        model: &ModelName,
+        release: &str,
+        cursor: &Cursor,
+        etag: Option<crate::storage::ETag>,
+    ) -> Result<(), MonitorError> {
+        let key = layout::cursor(model, release);
+        let mode = match etag {
+            Some(etag) => PutMode::Update(etag),
+            None => PutMode::Overwrite,
+        };
+        match put_json(self.store.as_ref(), &key, cursor, mode).await {
+            Ok(_) | Err(StorageError::Precondition { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Writes a window's report; if another monitor wrote it first, its report stands,
@@ -439,24 +500,25 @@ impl Monitor {
         Ok(judged)
     }
 
-    /// The batches of `version` written since `since` that no window judged yet, oldest
-    /// first.
+    /// The batches of `version` written since `since` that no window judged yet (by the
+    /// cursor), oldest first. Days before the cursor's settled time are not listed.
     async fn new_batches(
         &self,
         model: &ModelName,
         version: u32,
         since: DateTime<Utc>,
         now: DateTime<Utc>,
-        judged: &BTreeSet<ObjectKey>,
+        cursor: &Cursor,
     ) -> Result<Vec<(DateTime<Utc>, ObjectKey)>, MonitorError> {
         let mut found = Vec::new();
+        let since = cursor.settled_before.map_or(since, |s| s.max(since));
         let mut day = since.date_naive();
         while day <= now.date_naive() {
             for meta in self.store.list(&log::day_prefix(model, day)).await? {
                 let Some((at, v)) = log::parse_batch_key(meta.key.as_str()) else {
                     continue;
                 };
-                if v == version && !judged.contains(&meta.key) {
+                if v == version && !cursor.judged(at, &meta.key) {
                     found.push((at, meta.key));
                 }
             }
@@ -570,6 +632,59 @@ impl Monitor {
     }
 }
 
+/// How far behind the newest judged batch a batch may still show up: the log writes a
+/// batch seconds after naming it, so an hour is far more than a write takes.
+const SETTLE: chrono::Duration = chrono::Duration::hours(1);
+
+/// Where a release's windows stand (`monitoring/<model>/<release>/cursor.json`), so a
+/// pass reads one object, not every report of the release. Derived from the reports,
+/// which stay the truth: a missing or stale cursor is rebuilt from them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Cursor {
+    /// The highest window number taken.
+    last: u32,
+    /// The window left open (too few rows so far).
+    open: Option<u32>,
+    /// The newest decided window.
+    latest: Option<u32>,
+    /// Every batch named before this was judged.
+    settled_before: Option<DateTime<Utc>>,
+    /// The judged batches named since.
+    recent: BTreeSet<ObjectKey>,
+}
+
+impl Cursor {
+    /// Takes a report (of Sluice's own windows) into account.
+    fn record(&mut self, report: &Report) {
+        self.last = self.last.max(report.window);
+        if report.verdict == Verdict::TooFewRows {
+            self.open = Some(report.window);
+            return;
+        }
+        if self.open == Some(report.window) {
+            self.open = None;
+        }
+        self.latest = self.latest.max(Some(report.window));
+        self.recent.extend(report.batches.iter().cloned());
+        let newest = self
+            .recent
+            .iter()
+            .filter_map(|k| log::parse_batch_key(k.as_str()).map(|(at, _)| at))
+            .max();
+        if let Some(newest) = newest {
+            let settled = newest - SETTLE;
+            self.settled_before = self.settled_before.max(Some(settled));
+            self.recent
+                .retain(|k| log::parse_batch_key(k.as_str()).is_none_or(|(at, _)| at >= settled));
+        }
+    }
+
+    /// Whether the batch named `key` (written at `at`) was judged.
+    fn judged(&self, at: DateTime<Utc>, key: &ObjectKey) -> bool {
+        self.settled_before.is_some_and(|s| at < s) || self.recent.contains(key)
+    }
+}
+
 /// Whether a key under `monitoring/<model>/` is a drift window (`<release>/<name>.json`),
 /// not the live metrics, a feedback report or a guard's breach.
 fn is_window(model: &ModelName, key: &ObjectKey) -> bool {
@@ -580,6 +695,7 @@ fn is_window(model: &ModelName, key: &ObjectKey) -> bool {
             release != "feedback"
                 && !file.contains('/')
                 && file != format!("{}.json", layout::DEGRADED)
+                && file != format!("{}.json", layout::CURSOR)
         })
 }
 
