@@ -56,7 +56,8 @@ pub struct DevHost {
     state: AppState,
     router: Router,
     blob_events: EmbeddedQueue,
-    dataset_events: EmbeddedQueue,
+    /// The embedded `sluice-events` topic (its `retrain` subscription: `DatasetEvents`).
+    sluice_events: EmbeddedQueue,
     retrain_requests: EmbeddedQueue,
     /// Finished runs already printed (each is reported once per `sluice dev`).
     reported: std::sync::Mutex<std::collections::HashSet<String>>,
@@ -79,7 +80,7 @@ impl DevHost {
             router: router(state.clone()),
             state,
             blob_events: open("blob-created")?,
-            dataset_events: open("sluice-events")?,
+            sluice_events: open("sluice-events")?,
             retrain_requests: retrain_queue(queue_dir)?,
             reported: Default::default(),
         })
@@ -89,7 +90,7 @@ impl DevHost {
         // Events are told from here on (a store's history is not replayed).
         self.state.notifier.start().await?;
         let recovered = self.blob_events.recover()?
-            + self.dataset_events.recover()?
+            + self.sluice_events.recover()?
             + self.retrain_requests.recover()?;
         if recovered > 0 {
             println!("↻ redelivering {recovered} message(s) left in flight by the last run");
@@ -134,13 +135,13 @@ impl DevHost {
             let running = self.tick().await?;
             // Last, so what every step above recorded is told before dev may stop.
             worked |= self.notify().await? > 0;
-            while let Some(delivery) = self.dataset_events.receive()? {
+            while let Some(delivery) = self.sluice_events.receive()? {
                 worked = true;
-                self.deliver(&self.dataset_events, "DatasetEvents", delivery)
+                self.deliver(&self.sluice_events, "DatasetEvents", delivery)
                     .await?;
             }
             let waiting = !self.blob_events.messages("ready")?.is_empty()
-                || !self.dataset_events.messages("ready")?.is_empty()
+                || !self.sluice_events.messages("ready")?.is_empty()
                 || !self.retrain_requests.messages("ready")?.is_empty();
             if options.exit_when_idle && !worked && !running && !waiting {
                 return Ok(());
@@ -264,7 +265,7 @@ impl DevHost {
             let id = event["id"]
                 .as_str()
                 .map_or_else(|| event.to_string(), str::to_owned);
-            self.dataset_events.enqueue(&id, event.clone())?;
+            self.sluice_events.enqueue(&id, event.clone())?;
         }
         for hook in answer["ReturnValue"]["webhooks"]
             .as_array()

@@ -30,7 +30,7 @@ use crate::registry::{ModelName, PRODUCTION};
 use crate::scoring::log;
 use crate::storage::{ETag, ObjectKey, PutMode, StorageError, get_json, put_json};
 use crate::training::config::MonitoringConfig;
-use crate::training::configs::ConfigStoreError;
+use crate::training::config::RollbackPolicy::Auto;
 use crate::training::metrics::{self, Metrics};
 
 /// How long a label waits for its prediction to show up in the log before it counts as
@@ -298,14 +298,6 @@ impl Monitor {
         match get_json::<Vec<String>>(self.store.as_ref(), &marker).await {
             Ok((ids, _)) => Ok(!ids.is_empty()),
             Err(StorageError::NotFound { .. }) => Ok(true),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    async fn monitoring_config(&self, model: &ModelName) -> Result<MonitoringConfig, MonitorError> {
-        match self.configs.get(model).await {
-            Ok(c) => Ok(c.monitoring.unwrap_or_default()),
-            Err(ConfigStoreError::Missing(_)) => Ok(MonitoringConfig::default()),
             Err(e) => Err(e.into()),
         }
     }
@@ -637,8 +629,6 @@ impl Monitor {
         }
     }
 }
-
-use crate::training::config::RollbackPolicy::Auto;
 
 /// A new batch's report: every label waiting to be matched.
 fn fresh_report(batch: Batch, now: DateTime<Utc>) -> FeedbackReport {

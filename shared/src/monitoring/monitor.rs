@@ -306,11 +306,7 @@ impl Monitor {
         }
         // Only a window with something new needs the version, its settings and reference.
         let version = self.registry.version(model, release.version).await?;
-        let config = match self.configs.get(model).await {
-            Ok(c) => c.monitoring.unwrap_or_default(),
-            Err(ConfigStoreError::Missing(_)) => MonitoringConfig::default(),
-            Err(e) => return Err(e.into()),
-        };
+        let config = self.monitoring_config(model).await?;
         let reference = self
             .reference(model, &version.lineage, release.version)
             .await?;
@@ -373,6 +369,18 @@ impl Monitor {
             Err(StorageError::NotFound { .. }) => {
                 Ok((self.rebuild_cursor(model, release).await?, None))
             }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// How `model` is watched (the defaults without a config).
+    pub(super) async fn monitoring_config(
+        &self,
+        model: &ModelName,
+    ) -> Result<MonitoringConfig, MonitorError> {
+        match self.configs.get(model).await {
+            Ok(c) => Ok(c.monitoring.unwrap_or_default()),
+            Err(ConfigStoreError::Missing(_)) => Ok(MonitoringConfig::default()),
             Err(e) => Err(e.into()),
         }
     }
