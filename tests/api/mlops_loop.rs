@@ -601,3 +601,59 @@ async fn health_reports_storage_by_kind_and_answers_503_while_it_fails() {
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(body["production_models"], json!([]));
 }
+
+/// A viewer key (`SLUICE_VIEWER_KEYS`) reads what an admin key reads and changes
+/// nothing: every read answers as for an admin, every change is a 403 that says why;
+/// a wrong key is still a 401.
+#[tokio::test]
+async fn a_viewer_key_reads_and_changes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let store: std::sync::Arc<dyn sluice_shared::storage::ObjectStore> =
+        std::sync::Arc::new(sluice_shared::storage::local::LocalStore::new(root.path()).unwrap());
+    let app = crate::helpers::spawn_configured(store, Some(root), |state, _| {
+        state
+            .with_admin_keys(&[crate::helpers::ADMIN_KEY.parse().unwrap()])
+            .with_viewer_keys(&["a-viewer-key".parse().unwrap()])
+    })
+    .await;
+    let send = |method: reqwest::Method, path: &str, key: &str| {
+        app.client
+            .request(method, format!("{}{path}", app.base))
+            .header("x-functions-key", key)
+            .json(&json!({"model": "adult-income", "reason": "x"}))
+            .send()
+    };
+    for path in ["/api/models", "/api/runs", "/api/models/m/monitoring"] {
+        let admin = send(reqwest::Method::GET, path, crate::helpers::ADMIN_KEY)
+            .await
+            .unwrap();
+        let viewer = send(reqwest::Method::GET, path, "a-viewer-key")
+            .await
+            .unwrap();
+        assert_eq!(viewer.status(), admin.status(), "{path}");
+        assert_eq!(
+            viewer.text().await.unwrap(),
+            admin.text().await.unwrap(),
+            "{path}"
+        );
+    }
+    for (method, path) in [
+        (reqwest::Method::POST, "/api/retrain"),
+        (reqwest::Method::POST, "/api/models/m/rollback"),
+        (reqwest::Method::POST, "/api/models/m/versions/1/approve"),
+        (reqwest::Method::PUT, "/api/models/m/config"),
+        (reqwest::Method::POST, "/api/runs/r/retry"),
+        (reqwest::Method::POST, "/api/feedback/m"),
+    ] {
+        let refused = send(method.clone(), path, "a-viewer-key").await.unwrap();
+        assert_eq!(refused.status(), 403, "{method} {path}");
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "forbidden", "{body}");
+        let wrong = send(method.clone(), path, "not-a-key").await.unwrap();
+        assert_eq!(wrong.status(), 401, "{method} {path}");
+    }
+    let wrong = send(reqwest::Method::GET, "/api/models", "not-a-key")
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+}

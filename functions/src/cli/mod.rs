@@ -63,6 +63,15 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub scoring_keys: Vec<Secret>,
+    /// Keys that read the API but change nothing (comma-separated).
+    #[arg(
+        long,
+        env = "SLUICE_VIEWER_KEYS",
+        value_delimiter = ',',
+        global = true,
+        hide_env_values = true
+    )]
+    pub viewer_keys: Vec<Secret>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -387,6 +396,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let compute = cli.compute.build(store.clone())?;
             let mut state = AppState::new(store.clone(), cli.storage.scratch())
                 .with_admin_keys(&cli.admin_keys)
+                .with_viewer_keys(&cli.viewer_keys)
                 .with_scoring_keys(&cli.scoring_keys)
                 .with_webhooks(crate::settings::webhooks()?);
             if let Some(compute) = compute {
@@ -443,6 +453,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let mut state = AppState::new(store.clone(), cli.storage.scratch())
                 .with_admin_keys(&admin)
+                .with_viewer_keys(&cli.viewer_keys)
                 .with_scoring_keys(&scoring)
                 .with_webhooks(crate::settings::webhooks()?);
             let delegation =

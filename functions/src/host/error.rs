@@ -54,6 +54,10 @@ impl AppError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message, None)
     }
 
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message, None)
+    }
+
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -19,7 +19,7 @@ use tracing::{Instrument, info_span};
 
 use crate::host::error::AppError;
 use crate::host::invocation::{InvocationError, InvocationResponse, event_data, event_type};
-use crate::host::state::{Admin, AppState, Reason};
+use crate::host::state::{Admin, AppState, Reader, Reason};
 use crate::host::trigger::{Trigger, ignored};
 
 /// The model a route's path names (`{name}`), parsed: a JSON 400 naming `model` when it
@@ -167,7 +167,7 @@ pub async fn registry_events(
 }
 
 /// `GET /api/models`: every model, its task, versions, production and staging.
-pub async fn list(State(state): State<AppState>, _: Admin) -> Result<axum::Json<Value>, AppError> {
+pub async fn list(State(state): State<AppState>, _: Reader) -> Result<axum::Json<Value>, AppError> {
     let models = catalog::models(state.runs.registry()).await?;
     Ok(axum::Json(json!({"models": models})))
 }
@@ -175,7 +175,7 @@ pub async fn list(State(state): State<AppState>, _: Admin) -> Result<axum::Json<
 /// `GET /api/models/{name}`: its versions and releases.
 pub async fn show(
     State(state): State<AppState>,
-    _: Admin,
+    _: Reader,
     ModelPath(model): ModelPath,
 ) -> Result<axum::Json<Value>, AppError> {
     let history = catalog::history(state.runs.registry(), &model).await?;
@@ -191,7 +191,7 @@ pub async fn show(
 
 pub async fn version(
     State(state): State<AppState>,
-    _: Admin,
+    _: Reader,
     VersionPath(model, v): VersionPath,
 ) -> Result<axum::Json<Value>, AppError> {
     let manifest = state.runs.registry().version(&model, v).await?;
@@ -203,7 +203,7 @@ pub async fn version(
 /// and every release of this version.
 pub async fn lineage(
     State(state): State<AppState>,
-    _: Admin,
+    _: Reader,
     VersionPath(model, v): VersionPath,
 ) -> Result<axum::Json<Value>, AppError> {
     let found = catalog::lineage(&state.runs, &model, v).await?;
@@ -235,7 +235,7 @@ pub struct ReleasesQuery {
 /// `GET /api/models/{name}/releases[?at=<RFC 3339>&alias=production]`.
 pub async fn releases(
     State(state): State<AppState>,
-    _: Admin,
+    _: Reader,
     ModelPath(model): ModelPath,
     Query(q): Query<ReleasesQuery>,
 ) -> Result<axum::Json<Value>, AppError> {

@@ -17,7 +17,7 @@ use tracing::Instrument;
 use crate::host::error::AppError;
 use crate::host::invocation::{InvocationError, InvocationResponse, event_data};
 use crate::host::models::ModelPath;
-use crate::host::state::{Admin, AppState};
+use crate::host::state::{Admin, AppState, Reader};
 use crate::host::trigger::Trigger;
 
 /// `MonitorTimer`: one pass of the monitor.
@@ -56,7 +56,7 @@ pub async fn azureml_drift(
 /// metrics and guard as the last pass left them, and what became of each feedback batch.
 pub async fn reports(
     State(state): State<AppState>,
-    _: Admin,
+    _: Reader,
     ModelPath(model): ModelPath,
 ) -> Result<axum::Json<Value>, AppError> {
     let reports = state.monitor.reports(&model).await?;

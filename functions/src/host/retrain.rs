@@ -16,7 +16,7 @@ use tracing::{Instrument, info, info_span};
 
 use crate::host::error::AppError;
 use crate::host::invocation::{InvocationError, InvocationResponse, event_data, event_type};
-use crate::host::state::{Admin, AppState, Reason};
+use crate::host::state::{Admin, AppState, Reader, Reason};
 use crate::host::trigger::{Trigger, ignored};
 
 /// Decodes a request, naming the field that is wrong.
@@ -161,14 +161,14 @@ pub async fn retrain_http(
 /// `POST /api/runs/{id}/retry`.
 pub async fn runs_list(
     State(state): State<AppState>,
-    _: Admin,
+    _: Reader,
 ) -> Result<axum::Json<Value>, AppError> {
     Ok(axum::Json(json!({"runs": state.runs.list().await?})))
 }
 
 pub async fn run_get(
     State(state): State<AppState>,
-    _: Admin,
+    _: Reader,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, AppError> {
     let (run, _) = state.runs.get(&id).await?;

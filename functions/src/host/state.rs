@@ -40,6 +40,8 @@ pub struct Services {
     /// that need it answer 503 and say why).
     pub gate: Option<Arc<Gate>>,
     pub admin_keys: Arc<Keys>,
+    /// Keys that only read (`Reader`, never `Admin`).
+    pub viewer_keys: Arc<Keys>,
     /// Scoring; `None` without ONNX Runtime (`Score` then answers 503).
     pub scorer: Option<Arc<Scorer>>,
     /// Keys for `Score`, separate from the admin keys.
@@ -81,6 +83,7 @@ impl AppState {
             releases: Releases::new(store.clone()),
             gate: None,
             admin_keys: Arc::new(Keys::default()),
+            viewer_keys: Arc::new(Keys::default()),
             scorer: None,
             scoring_keys: Arc::new(Keys::default()),
             monitor: Monitor::new(store.clone()),
@@ -146,6 +149,12 @@ impl AppState {
         self
     }
 
+    /// Keys that read the API (and, later, the console) but change nothing.
+    pub fn with_viewer_keys(mut self, keys: &[crate::settings::Secret]) -> Self {
+        self.edit().viewer_keys = Arc::new(Keys::new(keys));
+        self
+    }
+
     pub fn with_admin_keys(mut self, keys: &[crate::settings::Secret]) -> Self {
         self.edit().admin_keys = Arc::new(Keys::new(keys));
         self
@@ -153,14 +162,40 @@ impl AppState {
 }
 
 /// A request with an admin key: extracting it checks the key (a JSON 401 without a good
-/// one, before anything else is read) and yields who acted, for the audit trail.
+/// one, before anything else is read) and yields who acted, for the audit trail. A
+/// viewer key is a 403: it is a key, but one that only reads.
 pub struct Admin(pub String);
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        state.admin_keys.check(&parts.headers).map(Admin)
+        match state.admin_keys.check(&parts.headers) {
+            Ok(actor) => Ok(Admin(actor)),
+            Err(_) if state.viewer_keys.check(&parts.headers).is_ok() => Err(AppError::forbidden(
+                "a viewer key reads; changing anything takes an admin key",
+            )),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A request that only reads: an admin key or a viewer key (`SLUICE_VIEWER_KEYS`, for
+/// people and dashboards that look but do not change anything).
+pub struct Reader(pub String);
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        match state.admin_keys.check(&parts.headers) {
+            Ok(actor) => Ok(Reader(actor)),
+            Err(e) => state
+                .viewer_keys
+                .check(&parts.headers)
+                .map(|actor| Reader(format!("viewer {actor}")))
+                .map_err(|_| e),
+        }
     }
 }
 
