@@ -245,6 +245,18 @@ impl AuditLog {
         self.read(seq).await
     }
 
+    /// The newest `n` records, newest first.
+    pub async fn recent(&self, n: usize) -> Result<Vec<Record>, AuditError> {
+        let last = self.last_seq().await?;
+        let mut out = Vec::new();
+        for seq in (1..=last).rev().take(n) {
+            if let Some(r) = self.read(seq).await? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
     /// The number of the last record (0 for an empty trail).
     pub async fn last_seq(&self) -> Result<u64, AuditError> {
         Ok(self.end().await?.0)

@@ -444,10 +444,17 @@ pub(crate) async fn adult_in_production() -> TestApp {
 pub(crate) async fn adult_in_production_notifying(
     webhooks: Vec<sluice_shared::notify::Webhook>,
 ) -> TestApp {
+    adult_in_production_with(|state| state.with_webhooks(webhooks)).await
+}
+
+/// [`adult_in_production`], its state changed by `configure` (keys, webhooks).
+pub(crate) async fn adult_in_production_with(
+    configure: impl FnOnce(AppState) -> AppState,
+) -> TestApp {
     let root = tempfile::tempdir().unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(root.path()).unwrap());
     let app = spawn_configured(store, Some(root), |state, scratch| {
-        loop_state(state, scratch).with_webhooks(webhooks)
+        configure(loop_state(state, scratch))
     })
     .await;
     let app = with_eval_data(app).await;

@@ -9,6 +9,7 @@ mod bad_input;
 mod binary;
 mod cloud;
 mod concurrency;
+mod console;
 mod deploy;
 mod feedback;
 mod helpers;

@@ -478,6 +478,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let http = match Application::build(state.clone(), port).await {
                 Ok(app) => {
                     println!("HTTP functions on http://127.0.0.1:{}/api/", app.port());
+                    println!(
+                        "console on http://127.0.0.1:{}{}/ (sign in with an admin key)",
+                        app.port(),
+                        crate::host::console::ROOT
+                    );
                     Some(tokio::spawn(app.run_until(async {
                         let _ = http_stopped.await;
                     })))

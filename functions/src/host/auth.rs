@@ -50,6 +50,14 @@ impl Keys {
         }
     }
 
+    /// The configured keys' digests, sorted: what a signing key is derived from (so every
+    /// instance with the same keys derives the same one).
+    pub fn fingerprints_for_signing(&self) -> Vec<[u8; 32]> {
+        let mut digests = self.digests.clone();
+        digests.sort_unstable();
+        digests
+    }
+
     /// Checks the request's key (`x-functions-key`, or `Authorization: Bearer`) and
     /// returns who acted: the `x-sluice-actor` header if sent, and the key's fingerprint.
     pub fn check(&self, headers: &HeaderMap) -> Result<String, AppError> {

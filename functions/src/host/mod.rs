@@ -5,6 +5,7 @@
 //! and the scoring shards.
 
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod health;
 pub mod ingest;

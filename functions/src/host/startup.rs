@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::host::error::AppError;
 use crate::host::state::AppState;
-use crate::host::{ingest, models, monitoring, notify, retrain, score, trigger};
+use crate::host::{console, ingest, models, monitoring, notify, retrain, score, trigger};
 
 /// Declares the functions once: their names, and each one's `function.json` compiled in
 /// (for `sluice package`, so a package always matches the executable inside it).
@@ -41,6 +41,7 @@ functions!(
     "Models",
     "Score",
     "Feedback",
+    "Console",
     "Health",
 );
 
@@ -95,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/models/{name}/monitoring", get(monitoring::reports))
         .route("/api/models/{name}/rollback", post(models::rollback))
         .route("/api/feedback/{model}", post(monitoring::submit_feedback))
+        .merge(console::router())
         .route("/api/models/{name}/config", put(models::put_config))
         .route(
             "/api/score/{model}",
