@@ -1,12 +1,14 @@
 //! Answers to the questions people ask of the registry, one function each, so the HTTP
 //! API and the CLI give the same answer however they render it: which models there are
-//! and where their aliases point, a model's versions and releases, and a version's
-//! lineage (model → run → dataset version → upload, and its releases).
+//! and where their aliases point, a model's versions (with the gate's verdicts) and
+//! releases, and a version's lineage (model → run → dataset version → upload, and its
+//! releases). The web console renders the same answers.
 
 use serde::Serialize;
 
 use crate::dataset::{Manifest, layout};
 use crate::model::Task;
+use crate::registry::promotion::{GateRecord, ReleaseError, Releases};
 use crate::registry::{
     ModelName, ModelVersion, PRODUCTION, Registry, RegistryError, Release, STAGING,
 };
@@ -63,6 +65,30 @@ pub async fn history(
         versions: registry.versions(model).await?,
         releases: registry.releases(model).await?,
     })
+}
+
+/// A version as a model's page lists it: its metrics and what the gate made of it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VersionSummary {
+    pub version: ModelVersion,
+    /// The gate's record (None for a version that never went through it).
+    pub gate: Option<GateRecord>,
+}
+
+/// Every version of `model`, newest first, with its gate record.
+pub async fn versions(
+    registry: &Registry,
+    model: &ModelName,
+) -> Result<Vec<VersionSummary>, ReleaseError> {
+    let releases = Releases::new(registry.store().clone());
+    let mut out = Vec::new();
+    for v in registry.versions(model).await?.into_iter().rev() {
+        out.push(VersionSummary {
+            version: registry.version(model, v).await?,
+            gate: releases.gate_record(model, v).await?,
+        });
+    }
+    Ok(out)
 }
 
 /// Where a model version came from, as far as the store still knows it.

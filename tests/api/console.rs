@@ -108,7 +108,7 @@ async fn the_console_needs_a_session_and_shows_production_and_the_latest_events(
     let (_, models) = app.api(reqwest::Method::GET, "/api/models", None).await;
     let production = &models["models"][0]["production"];
     assert!(
-        text.contains(r#"<th scope="row">adult-income</th>"#),
+        text.contains(r#"<a href="/api/console/models/adult-income">adult-income</a>"#),
         "{text}"
     );
     assert!(
@@ -170,6 +170,73 @@ async fn the_console_needs_a_session_and_shows_production_and_the_latest_events(
     assert_eq!(out.status(), 303);
     let cleared = out.headers()[SET_COOKIE].to_str().unwrap();
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
+
+    // A model's page: every version with its metrics and the gate's verdict, and every
+    // release, the rollback marked.
+    let mut config = crate::helpers::config();
+    config["promotion"]["min_improvement"] = serde_json::json!(-0.02);
+    config["promotion"]["max_regression"] = serde_json::json!(0.02);
+    crate::helpers::put_config(&app, &config).await;
+    let done = app
+        .retrain(serde_json::json!({"model": "adult-income", "config_overrides": {"seed": 7}}))
+        .await;
+    assert_eq!(done["gate"]["passed"], true, "{done}");
+    let (status, _) = app
+        .api(
+            reqwest::Method::POST,
+            "/api/models/adult-income/rollback",
+            Some(serde_json::json!({"reason": "complaints"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (cookie, _) = sign_in(&app, VIEWER_KEY).await;
+    let model = page(&app, "/api/console/models/adult-income", Some(&cookie)).await;
+    assert_eq!(model.status(), 200);
+    let text = model.text().await.unwrap();
+    for metric in ["roc_auc", "accuracy", "log_loss"] {
+        assert!(
+            text.contains(&format!(r#"<th scope="col">{metric}</th>"#)),
+            "{text}"
+        );
+    }
+    for v in [1, 2] {
+        let (_, answer) = app
+            .api(
+                reqwest::Method::GET,
+                &format!("/api/models/adult-income/versions/{v}"),
+                None,
+            )
+            .await;
+        let auc = answer["version"]["metrics"]["roc_auc"].as_f64().unwrap();
+        assert!(
+            text.contains(&format!(r#"<th scope="row">v{v}</th>"#)),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("<td>{auc:.4}</td>")),
+            "v{v} roc_auc {auc} in {text}"
+        );
+    }
+    let (_, history) = app
+        .api(reqwest::Method::GET, "/api/models/adult-income", None)
+        .await;
+    let releases = history["releases"].as_array().unwrap();
+    assert_eq!(releases.len(), 5, "{history}");
+    for r in releases {
+        let id = r["id"].as_str().unwrap();
+        assert!(
+            text.contains(&format!("<strong>{id}</strong>")),
+            "{id} in {text}"
+        );
+    }
+    assert!(
+        text.contains(r#"<li class="rollback"><strong>production.3</strong>"#)
+            && text.contains("(rolls back production.2)"),
+        "{text}"
+    );
+    assert!(text.contains(">passed<"), "{text}");
+    let missing = page(&app, "/api/console/models/no-such-model", Some(&cookie)).await;
+    assert_eq!(missing.status(), 404);
 
     // An admin key signs in as admin.
     let (admin, _) = sign_in(&app, ADMIN_KEY).await;

@@ -44,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .route(&at("/sign-in"), get(sign_in_page).post(sign_in))
         .route(&at("/sign-out"), post(sign_out))
         .route(&at("/style.css"), get(style))
+        .route(&at("/models/{name}"), get(model_page))
         .route(&at("/{*rest}"), any(not_found))
 }
 
@@ -53,6 +54,15 @@ pub fn router() -> Router<AppState> {
 pub enum Role {
     Admin,
     Viewer,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+        }
+    }
 }
 
 /// A signed-in session, as its cookie carries it.
@@ -322,10 +332,7 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
     };
     let page = OverviewPage {
         root: ROOT,
-        role: match session.role {
-            Role::Admin => "admin",
-            Role::Viewer => "viewer",
-        },
+        role: session.role.name(),
         actor: &session.actor,
         csrf: &session.csrf,
         models: models
@@ -351,6 +358,131 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
                 }
             })
             .collect(),
+    };
+    html(StatusCode::OK, page)
+}
+
+/// One version on a model's page.
+struct VersionRow {
+    version: u32,
+    registered: String,
+    run: String,
+    dataset: String,
+    /// The task's metrics, in the task's order.
+    metrics: Vec<(String, String)>,
+    /// `passed`, `failed`, `awaiting approval`, or `—` (never gated).
+    gate: String,
+    reasons: String,
+}
+
+/// One release on a model's page (its timeline, newest first).
+struct ReleaseRow {
+    id: String,
+    alias: String,
+    version: u32,
+    at: String,
+    actor: String,
+    reason: String,
+    /// The release it rolled back, for a rollback.
+    rolls_back: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/model.html")]
+struct ModelPage<'a> {
+    root: &'a str,
+    role: &'a str,
+    actor: &'a str,
+    csrf: &'a str,
+    model: String,
+    metric_names: Vec<String>,
+    versions: Vec<VersionRow>,
+    releases: Vec<ReleaseRow>,
+}
+
+/// A model: its versions with their metrics and the gate's verdicts, and every release
+/// (rollbacks marked), from the catalog's answers.
+async fn model_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    let Some(session) = Session::from_request(&state, &headers) else {
+        return to_sign_in();
+    };
+    let Ok(model) = sluice_shared::registry::ModelName::parse(&name) else {
+        return (StatusCode::NOT_FOUND, "no such model").into_response();
+    };
+    let registry = state.runs.registry();
+    let (versions, history) = match (
+        sluice_shared::catalog::versions(registry, &model).await,
+        sluice_shared::catalog::history(registry, &model).await,
+    ) {
+        (Ok(v), Ok(h)) => (v, h),
+        (Err(e), _) => return crate::host::error::AppError::from(e).into_response(),
+        (_, Err(e)) => return crate::host::error::AppError::from(e).into_response(),
+    };
+    if versions.is_empty() {
+        return (StatusCode::NOT_FOUND, "no such model").into_response();
+    }
+    let task = versions[0].version.signature.task;
+    let metric_names: Vec<String> = task.metrics().iter().map(|m| (*m).to_owned()).collect();
+    let time = |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    let page = ModelPage {
+        root: ROOT,
+        role: session.role.name(),
+        actor: &session.actor,
+        csrf: &session.csrf,
+        model: model.to_string(),
+        versions: versions
+            .iter()
+            .map(|v| {
+                let m = &v.version;
+                let (gate, reasons) = match &v.gate {
+                    None => ("—".to_owned(), String::new()),
+                    Some(g) if !g.verdict.passed => {
+                        ("failed".to_owned(), g.verdict.reasons.join("; "))
+                    }
+                    Some(g) if g.awaiting_approval => {
+                        ("awaiting approval".to_owned(), String::new())
+                    }
+                    Some(_) => ("passed".to_owned(), String::new()),
+                };
+                VersionRow {
+                    version: m.version,
+                    registered: time(&m.registered_at),
+                    run: m.lineage.run_id.clone(),
+                    dataset: format!("{}@{}", m.lineage.dataset, m.lineage.dataset_version),
+                    metrics: metric_names
+                        .iter()
+                        .map(|n| {
+                            let value = m
+                                .metrics
+                                .get(n)
+                                .map_or("—".to_owned(), |x| format!("{x:.4}"));
+                            (n.clone(), value)
+                        })
+                        .collect(),
+                    gate,
+                    reasons,
+                }
+            })
+            .collect(),
+        releases: history
+            .releases
+            .iter()
+            .rev()
+            .map(|r| ReleaseRow {
+                id: r.id.clone(),
+                alias: r.alias.clone(),
+                version: r.version,
+                at: time(&r.at),
+                actor: r.actor.clone(),
+                reason: r.reason.clone(),
+                rolls_back: r.rolls_back.clone(),
+            })
+            .collect(),
+        metric_names,
     };
     html(StatusCode::OK, page)
 }
