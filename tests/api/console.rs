@@ -136,7 +136,8 @@ async fn the_console_needs_a_session_and_shows_production_and_the_latest_events(
     assert!(session.contains(r#""role":"viewer""#), "{session}");
     let promoted =
         URL_SAFE_NO_PAD.encode(session.replace(r#""role":"viewer""#, r#""role":"admin""#));
-    let flipped = format!("{}A", &signature[..signature.len() - 1]);
+    let last = if signature.ends_with('A') { "B" } else { "A" };
+    let flipped = format!("{}{last}", &signature[..signature.len() - 1]);
     for forged in [
         format!("{name}={promoted}.{signature}"),
         format!("{name}={payload}.{flipped}"),
@@ -246,4 +247,37 @@ async fn the_console_needs_a_session_and_shows_production_and_the_latest_events(
         .await
         .unwrap();
     assert!(text.contains("· admin"), "{text}");
+
+    // The audit trail, newest first, with the chain's verification; an edited record
+    // shows as a broken chain, not as a page that fails.
+    let verified = sluice_shared::audit::AuditLog::new(app.store.clone())
+        .verify()
+        .await
+        .unwrap();
+    let audit = page(&app, "/api/console/audit", Some(&admin)).await;
+    assert_eq!(audit.status(), 200);
+    let text = audit.text().await.unwrap();
+    assert!(
+        text.contains(&format!("The chain verifies: {} records", verified.records)),
+        "{text}"
+    );
+    let first_row = text.split(r#"<tr><th scope="row">"#).nth(1).unwrap();
+    assert!(
+        first_row.starts_with(&format!("{}<", verified.records)),
+        "newest first: {first_row}"
+    );
+    let record = app.root().join("audit/records/000000000002.json");
+    let original = std::fs::read_to_string(&record).unwrap();
+    let edited = original.replacen("\"reason\": \"", "\"reason\": \"edited: ", 1);
+    assert_ne!(edited, original);
+    std::fs::write(&record, edited).unwrap();
+    let text = page(&app, "/api/console/audit", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("The chain does not verify: audit record 2 is broken"),
+        "{text}"
+    );
 }

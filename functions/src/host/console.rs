@@ -45,6 +45,7 @@ pub fn router() -> Router<AppState> {
         .route(&at("/sign-out"), post(sign_out))
         .route(&at("/style.css"), get(style))
         .route(&at("/models/{name}"), get(model_page))
+        .route(&at("/audit"), get(audit_page))
         .route(&at("/{*rest}"), any(not_found))
 }
 
@@ -483,6 +484,77 @@ async fn model_page(
             })
             .collect(),
         metric_names,
+    };
+    html(StatusCode::OK, page)
+}
+
+/// How many records the audit page shows.
+const AUDIT_SHOWN: usize = 200;
+
+/// One audit record on its page.
+struct RecordRow {
+    seq: u64,
+    time: String,
+    action: String,
+    actor: String,
+    subject: String,
+    reason: String,
+    hash: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/audit.html")]
+struct AuditPage<'a> {
+    root: &'a str,
+    role: &'a str,
+    actor: &'a str,
+    csrf: &'a str,
+    /// The chain's verification: `Ok(records)` or where it breaks.
+    verified: Result<u64, String>,
+    shown: usize,
+    records: Vec<RecordRow>,
+}
+
+/// The audit trail, newest first, with the chain's verification (what `sluice audit
+/// verify` checks).
+async fn audit_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(session) = Session::from_request(&state, &headers) else {
+        return to_sign_in();
+    };
+    let audit = sluice_shared::audit::AuditLog::new(state.store.clone());
+    let verified = match audit.verify().await {
+        Ok(v) => Ok(v.records),
+        Err(sluice_shared::audit::AuditError::Storage(e)) => {
+            return crate::host::error::AppError::unavailable(e).into_response();
+        }
+        Err(broken) => Err(broken.to_string()),
+    };
+    let records = match audit.recent(AUDIT_SHOWN).await {
+        Ok(records) => records,
+        Err(e) => return crate::host::error::AppError::unavailable(e).into_response(),
+    };
+    let page = AuditPage {
+        root: ROOT,
+        role: session.role.name(),
+        actor: &session.actor,
+        csrf: &session.csrf,
+        verified,
+        shown: AUDIT_SHOWN,
+        records: records
+            .into_iter()
+            .map(|r| RecordRow {
+                seq: r.seq,
+                time: r.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                action: serde_json::to_value(r.entry.action)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                actor: r.entry.actor,
+                subject: r.entry.subject,
+                reason: r.entry.reason,
+                hash: r.hash.chars().take(12).collect(),
+            })
+            .collect(),
     };
     html(StatusCode::OK, page)
 }
