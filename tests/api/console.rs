@@ -248,6 +248,39 @@ async fn the_console_needs_a_session_and_shows_production_and_the_latest_events(
         .unwrap();
     assert!(text.contains("· admin"), "{text}");
 
+    // Every run, newest first, as the API lists them.
+    let (_, runs) = app.api(reqwest::Method::GET, "/api/runs", None).await;
+    let runs = runs["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let text = page(&app, "/api/console/runs", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    for run in runs {
+        let id = run["id"].as_str().unwrap();
+        assert!(
+            text.contains(&format!(r#"<tr id="{id}">"#)),
+            "{id} in {text}"
+        );
+        assert_eq!(run["status"], "succeeded");
+    }
+    let newest = runs
+        .iter()
+        .max_by_key(|r| r["created_at"].as_str().unwrap().to_owned())
+        .unwrap();
+    let first = text.split("<tr id=\"").nth(1).unwrap();
+    assert!(
+        first.starts_with(newest["id"].as_str().unwrap()),
+        "newest first: {first}"
+    );
+    assert_eq!(
+        text.matches(r#"class="status-succeeded">succeeded<"#)
+            .count(),
+        2,
+        "{text}"
+    );
+
     // The audit trail, newest first, with the chain's verification; an edited record
     // shows as a broken chain, not as a page that fails.
     let verified = sluice_shared::audit::AuditLog::new(app.store.clone())

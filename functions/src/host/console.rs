@@ -46,6 +46,7 @@ pub fn router() -> Router<AppState> {
         .route(&at("/style.css"), get(style))
         .route(&at("/models/{name}"), get(model_page))
         .route(&at("/audit"), get(audit_page))
+        .route(&at("/runs"), get(runs_page))
         .route(&at("/{*rest}"), any(not_found))
 }
 
@@ -484,6 +485,77 @@ async fn model_page(
             })
             .collect(),
         metric_names,
+    };
+    html(StatusCode::OK, page)
+}
+
+/// One run on the runs page.
+struct RunRow {
+    id: String,
+    model: String,
+    status: String,
+    trigger: String,
+    requested_by: String,
+    reason: String,
+    data: String,
+    created: String,
+    /// Seconds from start to finish, once finished.
+    took: String,
+    attempt: u32,
+    model_version: Option<u32>,
+    error: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/runs.html")]
+struct RunsPage<'a> {
+    root: &'a str,
+    role: &'a str,
+    actor: &'a str,
+    csrf: &'a str,
+    runs: Vec<RunRow>,
+}
+
+/// Every run, newest first: what the API's `GET /api/runs` answers.
+async fn runs_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(session) = Session::from_request(&state, &headers) else {
+        return to_sign_in();
+    };
+    let mut runs = match state.runs.list().await {
+        Ok(runs) => runs,
+        Err(e) => return crate::host::error::AppError::from(e).into_response(),
+    };
+    runs.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+    let page = RunsPage {
+        root: ROOT,
+        role: session.role.name(),
+        actor: &session.actor,
+        csrf: &session.csrf,
+        runs: runs
+            .into_iter()
+            .map(|r| RunRow {
+                status: serde_json::to_value(r.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                took: match (r.started_at, r.finished_at) {
+                    (Some(s), Some(f)) => {
+                        format!("{:.1} s", (f - s).num_milliseconds() as f64 / 1000.0)
+                    }
+                    _ => "—".to_owned(),
+                },
+                created: r.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                data: format!("{}@{}", r.dataset, r.dataset_version),
+                model: r.model.to_string(),
+                id: r.id,
+                trigger: r.trigger,
+                requested_by: r.requested_by,
+                reason: r.reason,
+                attempt: r.attempt,
+                model_version: r.model_version,
+                error: r.error.unwrap_or_default(),
+            })
+            .collect(),
     };
     html(StatusCode::OK, page)
 }
