@@ -128,6 +128,18 @@ impl Session {
     }
 }
 
+/// A page's session: without one, the request is sent to the sign-in page.
+impl axum::extract::FromRequestParts<AppState> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Response> {
+        Session::from_request(state, &parts.headers).ok_or_else(to_sign_in)
+    }
+}
+
 /// Whether the request came to this machine (then the cookie may go without `Secure`,
 /// as `sluice dev` serves plain HTTP).
 fn local(headers: &HeaderMap) -> bool {
@@ -257,13 +269,10 @@ struct CsrfForm {
 /// Ends the session: only with the session's own CSRF token (a forged cross-site form
 /// has no way to know it).
 async fn sign_out(
-    State(state): State<AppState>,
+    session: Session,
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    let Some(session) = Session::from_request(&state, &headers) else {
-        return to_sign_in();
-    };
     let token = form.map(|Form(f)| f.csrf).unwrap_or_default();
     if !bool::from(token.as_bytes().ct_eq(session.csrf.as_bytes())) {
         return (
@@ -310,10 +319,7 @@ struct OverviewPage<'a> {
 
 /// The overview: every model with its production and staging release, and the latest
 /// events (the audit trail, told as the notifications tell it).
-async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(session) = Session::from_request(&state, &headers) else {
-        return to_sign_in();
-    };
+async fn overview(State(state): State<AppState>, session: Session) -> Response {
     let release = |r: &Option<sluice_shared::registry::Release>| {
         r.as_ref()
             .map_or("—".to_owned(), |r| format!("v{} ({})", r.version, r.id))
@@ -406,12 +412,9 @@ struct ModelPage<'a> {
 /// (rollbacks marked), from the catalog's answers.
 async fn model_page(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    session: Session,
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Response {
-    let Some(session) = Session::from_request(&state, &headers) else {
-        return to_sign_in();
-    };
     let Ok(model) = sluice_shared::registry::ModelName::parse(&name) else {
         return (StatusCode::NOT_FOUND, "no such model").into_response();
     };
@@ -517,10 +520,7 @@ struct RunsPage<'a> {
 }
 
 /// Every run, newest first: what the API's `GET /api/runs` answers.
-async fn runs_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(session) = Session::from_request(&state, &headers) else {
-        return to_sign_in();
-    };
+async fn runs_page(State(state): State<AppState>, session: Session) -> Response {
     let mut runs = match state.runs.list().await {
         Ok(runs) => runs,
         Err(e) => return crate::host::error::AppError::from(e).into_response(),
@@ -589,10 +589,7 @@ struct AuditPage<'a> {
 
 /// The audit trail, newest first, with the chain's verification (what `sluice audit
 /// verify` checks).
-async fn audit_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(session) = Session::from_request(&state, &headers) else {
-        return to_sign_in();
-    };
+async fn audit_page(State(state): State<AppState>, session: Session) -> Response {
     let audit = sluice_shared::audit::AuditLog::new(state.store.clone());
     let verified = match audit.verify().await {
         Ok(v) => Ok(v.records),

@@ -32,7 +32,10 @@ use super::layout;
 use super::profile::ColumnProfile;
 use super::scan::{self, ScanError, ScanOutput, SourceFormat};
 use super::validation::ValidationResult;
-use crate::storage::{ObjectKey, ObjectStore, Payload, PutMode, StorageError, get_json, put_json};
+use crate::storage::{
+    ObjectKey, ObjectStore, Payload, PutMode, StorageError, create_or_keep, create_or_read,
+    get_json, put_json,
+};
 
 /// An upload to ingest, as the trigger describes it.
 #[derive(Clone, Debug)]
@@ -814,14 +817,8 @@ impl Ingestor {
             created_at: Utc::now(),
         };
         let manifest_key = layout::manifest(dataset, version);
-        let (manifest, duplicate) =
-            match put_json(store, &manifest_key, &manifest, PutMode::Create).await {
-                Ok(_) => (manifest, false),
-                Err(StorageError::AlreadyExists { .. }) => {
-                    (get_json(store, &manifest_key).await?.0, true)
-                }
-                Err(e) => return Err(e.into()),
-            };
+        let (manifest, created) = create_or_read(store, &manifest_key, manifest).await?;
+        let duplicate = !created;
         create_or_keep(store, &index, &IndexEntry { key: manifest_key }).await?;
         info!(version, duplicate, "dataset versioned");
         self.audit_versioned(&manifest).await?;
@@ -1071,17 +1068,6 @@ fn rule_names(r: &QuarantineReport) -> Vec<String> {
         .collect();
     rules.dedup();
     rules
-}
-
-async fn create_or_keep<T: Serialize>(
-    store: &dyn ObjectStore,
-    key: &ObjectKey,
-    value: &T,
-) -> Result<(), StorageError> {
-    match put_json(store, key, value, PutMode::Create).await {
-        Ok(_) | Err(StorageError::AlreadyExists { .. }) => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
 /// The newest version of a dataset, from its manifests (None before the first).

@@ -24,7 +24,7 @@ use crate::audit::{Action, AuditLog, Entry};
 use crate::dataset::ingest::Upload;
 use crate::model::Task;
 use crate::registry::{ModelName, PRODUCTION, Registry, RegistryError};
-use crate::storage::{ObjectKey, ObjectStore, PutMode, StorageError, get_json, put_json};
+use crate::storage::{ObjectKey, ObjectStore, StorageError, create_or_read};
 
 /// The most labels one batch may hold (a larger set is sent as several batches).
 pub const MAX_LABELS: usize = 10_000;
@@ -339,14 +339,8 @@ impl Feedback {
             repeated,
         };
         let key = layout::feedback_batch(model, &id);
-        let (batch, duplicate) =
-            match put_json(self.store.as_ref(), &key, &batch, PutMode::Create).await {
-                Ok(_) => (batch, false),
-                Err(StorageError::AlreadyExists { .. }) => {
-                    (get_json::<Batch>(self.store.as_ref(), &key).await?.0, true)
-                }
-                Err(e) => return Err(e.into()),
-            };
+        let (batch, created) = create_or_read(self.store.as_ref(), &key, batch).await?;
+        let duplicate = !created;
         if !duplicate {
             let actor = match &batch.source {
                 Source::Api { actor } => actor.clone(),
@@ -398,15 +392,8 @@ impl Feedback {
             problems: problems.into_iter().take(PROBLEMS_LISTED).collect(),
         };
         let key = layout::feedback_quarantine(model, &id);
-        let (report, duplicate) =
-            match put_json(self.store.as_ref(), &key, &report, PutMode::Create).await {
-                Ok(_) => (report, false),
-                Err(StorageError::AlreadyExists { .. }) => (
-                    get_json::<Quarantine>(self.store.as_ref(), &key).await?.0,
-                    true,
-                ),
-                Err(e) => return Err(e.into()),
-            };
+        let (report, created) = create_or_read(self.store.as_ref(), &key, report).await?;
+        let duplicate = !created;
         if !duplicate {
             let first = &report.problems[0];
             self.audit

@@ -28,7 +28,9 @@ use super::monitor::{Monitor, MonitorError};
 use crate::model::{Signature, Task};
 use crate::registry::{ModelName, PRODUCTION};
 use crate::scoring::log;
-use crate::storage::{ETag, ObjectKey, PutMode, StorageError, get_json, put_json};
+use crate::storage::{
+    ETag, ObjectKey, PutMode, StorageError, create_or_read, get_json, put_json, update_json,
+};
 use crate::training::config::MonitoringConfig;
 use crate::training::config::RollbackPolicy::Auto;
 use crate::training::metrics::{self, Metrics};
@@ -262,19 +264,14 @@ impl Monitor {
         degradation: &Degradation,
         release: &str,
     ) -> Result<Degradation, MonitorError> {
-        let key = degradation.key();
-        loop {
-            let (mut stored, etag): (Degradation, _) = get_json(self.store.as_ref(), &key).await?;
-            if stored.rolled_back_by.is_some() {
-                return Ok(stored);
+        let record = |d: &mut Degradation| {
+            let first = d.rolled_back_by.is_none();
+            if first {
+                d.rolled_back_by = Some(release.to_owned());
             }
-            stored.rolled_back_by = Some(release.to_owned());
-            match put_json(self.store.as_ref(), &key, &stored, PutMode::Update(etag)).await {
-                Ok(_) => return Ok(stored),
-                Err(StorageError::Precondition { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
+            first
+        };
+        Ok(update_json(self.store.as_ref(), &degradation.key(), record).await?)
     }
 
     async fn feedback_reports(
@@ -578,23 +575,15 @@ impl Monitor {
             judged_at: now,
             rolled_back_by: None,
         };
+        // Once per release: a breach recorded before stands, and was acted on then.
         let key = degradation.key();
-        match put_json(self.store.as_ref(), &key, &degradation, PutMode::Create).await {
-            Ok(_) => Ok(Some(Guarded {
-                degradation,
-                decided_now: true,
-                rollback: guard.rollback,
-            })),
-            Err(StorageError::AlreadyExists { .. }) => {
-                let (theirs, _): (Degradation, _) = get_json(self.store.as_ref(), &key).await?;
-                Ok(Some(Guarded {
-                    degradation: theirs,
-                    decided_now: false,
-                    rollback: guard.rollback,
-                }))
-            }
-            Err(e) => Err(e.into()),
-        }
+        let (degradation, decided_now) =
+            create_or_read(self.store.as_ref(), &key, degradation).await?;
+        Ok(Some(Guarded {
+            degradation,
+            decided_now,
+            rollback: guard.rollback,
+        }))
     }
 
     /// Production's recorded breach, while its actions may be unfinished: an automatic

@@ -24,7 +24,9 @@ use crate::dataset::{self, DatasetName, Manifest};
 use crate::model::{Signature, Task};
 use crate::registry::{ModelName, PRODUCTION, Registry, RegistryError};
 use crate::scoring::log;
-use crate::storage::{ObjectKey, ObjectStore, PutMode, StorageError, get_json, put_json};
+use crate::storage::{
+    ObjectKey, ObjectStore, PutMode, StorageError, get_json, put_json, update_json,
+};
 use crate::training::config::MonitoringConfig;
 use crate::training::configs::{ConfigStoreError, Configs};
 
@@ -257,19 +259,14 @@ impl Monitor {
 
     /// Records the run a drifted window asked for (once; a later call keeps the first).
     pub async fn record_retrain(&self, report: &Report, run: &str) -> Result<Report, MonitorError> {
-        let key = report.key();
-        loop {
-            let (mut stored, etag): (Report, _) = get_json(self.store.as_ref(), &key).await?;
-            if stored.retrain_run.is_some() {
-                return Ok(stored);
+        let record = |r: &mut Report| {
+            let first = r.retrain_run.is_none();
+            if first {
+                r.retrain_run = Some(run.to_owned());
             }
-            stored.retrain_run = Some(run.to_owned());
-            match put_json(self.store.as_ref(), &key, &stored, PutMode::Update(etag)).await {
-                Ok(_) => return Ok(stored),
-                Err(StorageError::Precondition { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
+            first
+        };
+        Ok(update_json(self.store.as_ref(), &report.key(), record).await?)
     }
 
     /// The open window of `model`'s production release, judged; `None` when nothing new

@@ -29,7 +29,9 @@ use serde::{Deserialize, Serialize};
 use super::Event;
 use super::webhook::{self, Attempt, Webhook};
 use crate::audit::{AuditError, AuditLog};
-use crate::storage::{ObjectKey, ObjectStore, PutMode, StorageError, get_json, put_json};
+use crate::storage::{
+    ObjectKey, ObjectStore, PutMode, StorageError, create_or_keep, get_json, put_json,
+};
 
 /// The most records one drain hands to the topic.
 pub const TOPIC_BATCH: usize = 500;
@@ -191,9 +193,9 @@ impl Notifier {
             next_seq,
             claim: None,
         };
-        create_if_missing(self.store.as_ref(), &topic_key(), &topic).await?;
+        create_or_keep(self.store.as_ref(), &topic_key(), &topic).await?;
         for hook in &self.webhooks {
-            create_if_missing(
+            create_or_keep(
                 self.store.as_ref(),
                 &cursor_key(&hook.name),
                 &fresh_cursor(next_seq),
@@ -306,7 +308,7 @@ impl Notifier {
             Err(StorageError::NotFound { .. }) => {
                 // Registered after the server started: from now on.
                 let fresh = fresh_cursor(self.audit.last_seq().await? + 1);
-                create_if_missing(store, &key, &fresh).await?;
+                create_or_keep(store, &key, &fresh).await?;
                 get_json(store, &key).await?
             }
             Err(e) => return Err(e.into()),
@@ -415,17 +417,6 @@ fn fresh_cursor(next_seq: u64) -> WebhookCursor {
         retry_at: None,
         last_error: None,
         leased_until: None,
-    }
-}
-
-async fn create_if_missing<T: Serialize>(
-    store: &dyn ObjectStore,
-    key: &ObjectKey,
-    value: &T,
-) -> Result<(), StorageError> {
-    match put_json(store, key, value, PutMode::Create).await {
-        Ok(_) | Err(StorageError::AlreadyExists { .. }) => Ok(()),
-        Err(e) => Err(e),
     }
 }
 

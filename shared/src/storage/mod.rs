@@ -266,6 +266,53 @@ pub async fn put_json<T: Serialize>(
     store.put(key, body.into(), mode).await
 }
 
+/// Writes `value` create-only; if the key is taken (a retry, or a concurrent writer of
+/// the same thing), what is there stays.
+pub async fn create_or_keep<T: Serialize>(
+    store: &dyn ObjectStore,
+    key: &ObjectKey,
+    value: &T,
+) -> Result<()> {
+    match put_json(store, key, value, PutMode::Create).await {
+        Ok(_) | Err(StorageError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `value` create-only and returns it with `true`; if the key is taken, returns
+/// what is stored there with `false` (the first writer's stands).
+pub async fn create_or_read<T: Serialize + serde::de::DeserializeOwned>(
+    store: &dyn ObjectStore,
+    key: &ObjectKey,
+    value: T,
+) -> Result<(T, bool)> {
+    match put_json(store, key, &value, PutMode::Create).await {
+        Ok(_) => Ok((value, true)),
+        Err(StorageError::AlreadyExists { .. }) => Ok((get_json(store, key).await?.0, false)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Applies `change` to the stored value with If-Match, re-reading on a conflict, and
+/// returns the value as stored (`change` returns false to leave it as it is).
+pub async fn update_json<T: Serialize + serde::de::DeserializeOwned>(
+    store: &dyn ObjectStore,
+    key: &ObjectKey,
+    change: impl Fn(&mut T) -> bool,
+) -> Result<T> {
+    loop {
+        let (mut value, etag) = get_json::<T>(store, key).await?;
+        if !change(&mut value) {
+            return Ok(value);
+        }
+        match put_json(store, key, &value, PutMode::Update(etag)).await {
+            Ok(_) => return Ok(value),
+            Err(StorageError::Precondition { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Collects a byte stream into memory up to `limit` bytes.
 pub async fn read_to_vec(mut body: ByteStream, limit: usize) -> Result<Vec<u8>> {
     let mut out = Vec::new();
