@@ -195,10 +195,7 @@ async fn the_console_needs_a_session_and_shows_production_and_the_latest_events(
     assert_eq!(model.status(), 200);
     let text = model.text().await.unwrap();
     for metric in ["roc_auc", "accuracy", "log_loss"] {
-        assert!(
-            text.contains(&format!(r#"<th scope="col">{metric}</th>"#)),
-            "{text}"
-        );
+        assert!(text.contains(&format!(">{metric}</a></th>")), "{text}");
     }
     for v in [1, 2] {
         let (_, answer) = app
@@ -210,11 +207,13 @@ async fn the_console_needs_a_session_and_shows_production_and_the_latest_events(
             .await;
         let auc = answer["version"]["metrics"]["roc_auc"].as_f64().unwrap();
         assert!(
-            text.contains(&format!(r#"<th scope="row">v{v}</th>"#)),
+            text.contains(&format!(
+                r#"<th scope="row"><a href="/api/console/models/adult-income/versions/{v}">v{v}</a></th>"#
+            )),
             "{text}"
         );
         assert!(
-            text.contains(&format!("<td>{auc:.4}</td>")),
+            text.contains(&format!(r#"<td class="number">{auc:.4}</td>"#)),
             "v{v} roc_auc {auc} in {text}"
         );
     }
@@ -231,7 +230,9 @@ async fn the_console_needs_a_session_and_shows_production_and_the_latest_events(
         );
     }
     assert!(
-        text.contains(r#"<li class="rollback"><strong>production.3</strong>"#)
+        text.contains(
+            r#"<li id="production.3" class="release production rollback"><strong>production.3</strong>"#
+        )
             && text.contains("(rolls back production.2)"),
         "{text}"
     );
@@ -313,4 +314,387 @@ async fn the_console_needs_a_session_and_shows_production_and_the_latest_events(
         text.contains("The chain does not verify: audit record 2 is broken"),
         "{text}"
     );
+}
+
+/// A form's fields, as a browser sends them.
+fn form(fields: &[(&str, &str)]) -> String {
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in fields {
+        out.append_pair(k, v);
+    }
+    out.finish()
+}
+
+/// Text as the templates escape it.
+fn escaped(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;")
+}
+
+/// The CSRF token a page's forms carry.
+fn csrf_of(page: &str) -> String {
+    page.split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned()
+}
+
+async fn text_of(app: &TestApp, path: &str, cookie: &str) -> (u16, String) {
+    let answer = page(app, path, Some(cookie)).await;
+    let status = answer.status().as_u16();
+    (status, answer.text().await.unwrap())
+}
+
+async fn post_form(app: &TestApp, path: &str, cookie: &str, body: String) -> reqwest::Response {
+    browser()
+        .post(format!("{}{path}", app.base))
+        .header(COOKIE, cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Each page renders a use case's answer: datasets with their profiles drawn bar for
+/// bin, a quarantine report with its rules and lines, versions compared, production at
+/// a time, lineage from a version and from a prediction's request id, a run's logs,
+/// monitoring; approve and rollback go through the API's use cases and into the audit
+/// trail, for admins only and only with the session's CSRF token and a reason.
+#[tokio::test]
+async fn every_page_renders_the_use_cases_answer_and_changes_go_through_them() {
+    let app =
+        adult_in_production_with(|state| state.with_viewer_keys(&[VIEWER_KEY.parse().unwrap()]))
+            .await;
+    let bad = app
+        .ingest(
+            "adult",
+            "broken.csv",
+            b"39, State-gov, 77516\nnot a row\n".to_vec(),
+        )
+        .await;
+    assert_eq!(bad["status"], "quarantined", "{bad}");
+    let report = app.report(&bad).await;
+    let (admin, _) = sign_in(&app, ADMIN_KEY).await;
+
+    // Datasets: each with its versions and quarantined uploads.
+    let (status, text) = text_of(&app, "/api/console/datasets", &admin).await;
+    assert_eq!(status, 200, "{text}");
+    for dataset in ["adult", "adult-eval"] {
+        assert!(
+            text.contains(&format!(
+                r#"<a href="/api/console/datasets/{dataset}">{dataset}</a>"#
+            )),
+            "{dataset} in {text}"
+        );
+    }
+    let (status, text) = text_of(&app, "/api/console/datasets/adult", &admin).await;
+    assert_eq!(status, 200, "{text}");
+    let versions = app.versions("adult").await;
+    for v in &versions {
+        assert!(
+            text.contains(&format!(
+                r#"/api/console/datasets/adult/versions/{v}">v{v}</a>"#
+            )),
+            "v{v} in {text}"
+        );
+    }
+    let id = report
+        .copy
+        .key
+        .as_str()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        text.contains(&format!("/api/console/datasets/adult/quarantine/{id}")),
+        "{id} in {text}"
+    );
+
+    // The quarantine report: every broken rule with its count and example lines.
+    let (status, text) = text_of(
+        &app,
+        &format!("/api/console/datasets/adult/quarantine/{id}"),
+        &admin,
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(!report.validation.violations.is_empty());
+    for v in &report.validation.violations {
+        let rule = serde_json::to_value(v.rule).unwrap();
+        assert!(
+            text.contains(&format!("<code>{}</code>", rule.as_str().unwrap())),
+            "{rule} in {text}"
+        );
+        assert!(text.contains(&format!(": {} value", v.count)), "{text}");
+        for e in &v.examples {
+            assert!(
+                text.contains(&format!(r#"<tr><th scope="row">{}</th>"#, e.row)),
+                "line {} in {text}",
+                e.row
+            );
+        }
+    }
+
+    // A version: its profile drawn bar for bin, and the model trained on it.
+    let (_, lineage) = app
+        .api(
+            reqwest::Method::GET,
+            "/api/models/adult-income/versions/1/lineage",
+            None,
+        )
+        .await;
+    let trained_on = lineage["dataset"]["version"].as_u64().unwrap() as u32;
+    let manifest = app.manifest("adult", trained_on).await;
+    let (status, text) = text_of(
+        &app,
+        &format!("/api/console/datasets/adult/versions/{trained_on}"),
+        &admin,
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains(&manifest.content_sha256), "{text}");
+    assert!(
+        text.contains(
+            r#"<a href="/api/console/models/adult-income/versions/1">adult-income@v1</a>"#
+        ),
+        "{text}"
+    );
+    for column in &manifest.profile {
+        let figure = text
+            .split(&format!(r#"data-column="{}">"#, column.name))
+            .nth(1)
+            .and_then(|rest| rest.split("</figure>").next())
+            .unwrap_or_else(|| panic!("no figure for {}", column.name));
+        let bars = figure.matches(r##"fill="#0B6BCB""##).count();
+        let expected = column
+            .numeric
+            .as_ref()
+            .map_or(column.top_values.len(), |n| n.histogram.len());
+        assert!(expected > 0, "{}", column.name);
+        assert_eq!(bars, expected, "bars of {}", column.name);
+    }
+
+    // Versions compared, and production at a time.
+    let (status, text) = text_of(
+        &app,
+        "/api/console/models/adult-income/compare?a=1&b=1",
+        &admin,
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("The same inputs, outputs and classes."),
+        "{text}"
+    );
+    assert_eq!(text.matches(r#"<tr class="metric">"#).count(), 3, "{text}");
+    let (status, text) = text_of(
+        &app,
+        "/api/console/models/adult-income/compare?a=one&b=1",
+        &admin,
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains(&escaped(r#"a: "one" is not a version number"#)),
+        "{text}"
+    );
+    let (_, history) = app
+        .api(reqwest::Method::GET, "/api/models/adult-income", None)
+        .await;
+    let released: chrono::DateTime<chrono::Utc> = history["releases"][0]["at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let before = (released - chrono::Duration::seconds(5)).format("%Y-%m-%dT%H:%M:%S");
+    let after = (released + chrono::Duration::seconds(1)).to_rfc3339();
+    let (_, text) = text_of(
+        &app,
+        &format!("/api/console/models/adult-income?at={before}"),
+        &admin,
+    )
+    .await;
+    assert!(text.contains("nothing was in production"), "{text}");
+    let (_, text) = text_of(
+        &app,
+        &format!(
+            "/api/console/models/adult-income?at={}",
+            url::form_urlencoded::byte_serialize(after.as_bytes()).collect::<String>()
+        ),
+        &admin,
+    )
+    .await;
+    assert!(
+        text.contains(
+            "production was <a href=\"/api/console/models/adult-income/versions/1\">v1</a>"
+        ),
+        "{text}"
+    );
+    let (status, text) = text_of(
+        &app,
+        "/api/console/models/adult-income?at=yesterday",
+        &admin,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        text.contains(&escaped(r#"at: "yesterday" is not a time"#)),
+        "{text}"
+    );
+
+    // Lineage from the version, and from a prediction's request id.
+    let (status, text) = text_of(&app, "/api/console/models/adult-income/versions/1", &admin).await;
+    assert_eq!(status, 200, "{text}");
+    let run = lineage["run"]["id"].as_str().unwrap();
+    for link in [
+        format!("/api/console/datasets/adult/versions/{trained_on}"),
+        format!("/api/console/runs/{run}"),
+    ] {
+        assert!(text.contains(&link), "{link} in {text}");
+    }
+    assert!(
+        text.contains(r#"<svg role="img" aria-label="Lineage of adult-income@v1""#),
+        "{text}"
+    );
+    let mut config = crate::helpers::config();
+    config["prediction_log"] = serde_json::json!({"sample": 1.0});
+    crate::helpers::put_config(&app, &config).await;
+    let (records, _) = crate::helpers::records(&app, &[0, 1, 2]);
+    let scorer = crate::helpers::scorer(&app);
+    let body = serde_json::json!({ "data": records }).to_string();
+    scorer
+        .score(
+            &sluice_shared::registry::ModelName::parse("adult-income").unwrap(),
+            &sluice_shared::scoring::Target::Alias("production".into()),
+            body.as_bytes(),
+            "console-request-1",
+        )
+        .await
+        .unwrap();
+    assert!(!scorer.flush_log().await.unwrap().is_empty());
+    let (status, text) = text_of(
+        &app,
+        "/api/console/models/adult-income/predictions?request_id=console-request-1",
+        &admin,
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("3 row(s) at"), "{text}");
+    assert!(text.contains("served by production.1"), "{text}");
+    let (status, _) = text_of(
+        &app,
+        "/api/console/models/adult-income/predictions?request_id=never-sent",
+        &admin,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // A run's page shows its training logs; monitoring renders.
+    let (status, text) = text_of(&app, &format!("/api/console/runs/{run}"), &admin).await;
+    assert_eq!(status, 200, "{text}");
+    let logs = std::fs::read_to_string(
+        app.root()
+            .join(sluice_shared::runs::logs_key(run, 1).unwrap().as_str()),
+    )
+    .expect("local compute keeps the logs");
+    let line = logs.lines().find(|l| !l.trim().is_empty()).unwrap();
+    assert!(text.contains(&escaped(line)), "{line} in {text}");
+    let (status, text) = text_of(&app, "/api/console/models/adult-income/monitoring", &admin).await;
+    assert_eq!(status, 200, "{text}");
+
+    // Approve and rollback: through the API's use cases, for admins, with the session's
+    // token and a reason.
+    let mut manual = crate::helpers::config();
+    manual["promotion"]["approval"] = serde_json::json!("manual");
+    manual["promotion"]["min_improvement"] = serde_json::json!(-0.02);
+    manual["promotion"]["max_regression"] = serde_json::json!(0.02);
+    crate::helpers::put_config(&app, &manual).await;
+    let done = app
+        .retrain(serde_json::json!({"model": "adult-income", "config_overrides": {"seed": 9}}))
+        .await;
+    assert_eq!(done["gate"]["awaiting_approval"], true, "{done}");
+    let (_, text) = text_of(&app, "/api/console/models/adult-income", &admin).await;
+    assert!(text.contains("Approve v2 for production"), "{text}");
+    let csrf = csrf_of(&text);
+    let approve = "/api/console/models/adult-income/versions/2/approve";
+    let (viewer, _) = sign_in(&app, VIEWER_KEY).await;
+    let (_, viewer_page) = text_of(&app, "/api/console/models/adult-income", &viewer).await;
+    assert!(
+        !viewer_page.contains("Approve v2"),
+        "no button for a viewer"
+    );
+    for (cookie, body, status) in [
+        (&admin, form(&[("reason", "looks good")]), 403),
+        (
+            &admin,
+            form(&[("csrf", &"0".repeat(32)), ("reason", "looks good")]),
+            403,
+        ),
+        (&admin, form(&[("csrf", &csrf), ("reason", " ")]), 400),
+        (
+            &viewer,
+            form(&[("csrf", &csrf_of(&viewer_page)), ("reason", "looks good")]),
+            403,
+        ),
+    ] {
+        let answer = post_form(&app, approve, cookie, body).await;
+        assert_eq!(answer.status(), status);
+    }
+    let production = || async {
+        let (_, models) = app.api(reqwest::Method::GET, "/api/models", None).await;
+        models["models"][0]["production"]["version"].clone()
+    };
+    assert_eq!(production().await, 1, "nothing changed");
+    let answer = post_form(
+        &app,
+        approve,
+        &admin,
+        form(&[("csrf", &csrf), ("reason", "reviewed the slices")]),
+    )
+    .await;
+    assert_eq!(answer.status(), 303);
+    assert_eq!(production().await, 2);
+    let answer = post_form(
+        &app,
+        "/api/console/models/adult-income/rollback",
+        &admin,
+        form(&[
+            ("csrf", &csrf),
+            ("reason", "complaints from the call centre"),
+        ]),
+    )
+    .await;
+    assert_eq!(answer.status(), 303);
+    assert_eq!(production().await, 1);
+    let records = sluice_shared::audit::AuditLog::new(app.store.clone())
+        .recent(10)
+        .await
+        .unwrap();
+    let actor = {
+        use sha2::Digest;
+        format!("key:{}", &hex::encode(sha2::Sha256::digest(ADMIN_KEY))[..8])
+    };
+    for (action, reason) in [
+        (
+            sluice_shared::audit::Action::Approved,
+            "reviewed the slices",
+        ),
+        (
+            sluice_shared::audit::Action::RolledBack,
+            "complaints from the call centre",
+        ),
+    ] {
+        assert!(
+            records.iter().any(|r| r.entry.action == action
+                && r.entry.reason.ends_with(reason)
+                && r.entry.actor == actor),
+            "{action:?} by {actor}: {reason}"
+        );
+    }
 }

@@ -136,6 +136,8 @@ pub enum Command {
     Approve {
         model: String,
         version: u32,
+        #[arg(long, default_value = sluice_shared::registry::promotion::APPROVED)]
+        reason: String,
         #[arg(long, env = "USER", default_value = "operator")]
         actor: String,
     },
@@ -577,8 +579,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Approve {
             model,
             version,
+            reason,
             actor,
-        } => crate::cli::ops::approve(store, &model, version, &actor).await?,
+        } => crate::cli::ops::approve(store, &model, version, &actor, &reason).await?,
         Command::Rollback {
             model,
             reason,

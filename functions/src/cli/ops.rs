@@ -220,11 +220,11 @@ pub async fn runs(
                 Some(n) => n,
                 None => runs.get(&id).await?.0.attempt,
             };
-            let logs = store
-                .get(&sluice_shared::runs::logs_key(&id, attempt)?)
-                .await
+            let logs = runs
+                .logs(&id, attempt)
+                .await?
                 .with_context(|| format!("no logs for attempt {attempt} of {id} (yet)"))?;
-            print!("{}", String::from_utf8_lossy(&logs.bytes().await?));
+            print!("{logs}");
         }
         RunsCommand::Retry {
             id,
@@ -295,10 +295,16 @@ pub async fn approve(
     model: &str,
     version: u32,
     actor: &str,
+    reason: &str,
 ) -> anyhow::Result<()> {
     let model = ModelName::parse(model)?;
+    let change = Change {
+        actor,
+        reason,
+        correlation_id: &correlation(),
+    };
     let release = Releases::new(store)
-        .approve(&model, version, actor, &correlation())
+        .approve(&model, version, change)
         .await?;
     println!("{model}@{version} is in production ({})", release.id);
     Ok(())

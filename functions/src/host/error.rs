@@ -22,6 +22,11 @@ pub struct AppError {
 }
 
 impl AppError {
+    /// What it says, as its JSON body's `message`.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     fn new(
         status: StatusCode,
         code: &'static str,

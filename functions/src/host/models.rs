@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_shared::catalog;
 use sluice_shared::registry::gate::Gate;
-use sluice_shared::registry::promotion::Change;
+use sluice_shared::registry::promotion::{APPROVED, Change, ROLLBACK_REQUESTED};
 use sluice_shared::registry::{ModelName, RegistryError};
 use sluice_shared::training::configs::ConfigStoreError;
 use tracing::{Instrument, info_span};
@@ -303,17 +303,20 @@ pub async fn put_config(
     })))
 }
 
-/// `POST /api/models/{name}/versions/{v}/approve`.
+/// `POST /api/models/{name}/versions/{v}/approve` (body `{"reason": …}`, optional).
 pub async fn approve(
     State(state): State<AppState>,
     Admin(actor): Admin,
     VersionPath(model, v): VersionPath,
+    why: Reason,
 ) -> Result<axum::Json<Value>, AppError> {
+    let change = Change {
+        actor: &actor,
+        reason: why.or(APPROVED),
+        correlation_id: &uuid::Uuid::new_v4().to_string(),
+    };
     // Approving needs no ONNX Runtime: the verdict is stored.
-    let release = state
-        .releases
-        .approve(&model, v, &actor, &uuid::Uuid::new_v4().to_string())
-        .await?;
+    let release = state.releases.approve(&model, v, change).await?;
     Ok(axum::Json(json!({"release": release})))
 }
 
@@ -326,7 +329,7 @@ pub async fn rollback(
 ) -> Result<axum::Json<Value>, AppError> {
     let change = Change {
         actor: &actor,
-        reason: why.or("rollback requested"),
+        reason: why.or(ROLLBACK_REQUESTED),
         correlation_id: &uuid::Uuid::new_v4().to_string(),
     };
     // A rollback needs no ONNX Runtime, so it works when scoring cannot.

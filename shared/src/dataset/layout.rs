@@ -139,6 +139,39 @@ pub fn quarantine_report(copy: &ObjectKey) -> ObjectKey {
     key(format!("{copy}.report.json"))
 }
 
+/// Where the report of the quarantined upload `id` (its copy's name, as
+/// [`parse_quarantine_report_key`] gives it) is; refused if `id` cannot be a key.
+pub fn quarantine_report_of(
+    d: &DatasetName,
+    id: &str,
+) -> Result<ObjectKey, crate::storage::StorageError> {
+    if id.contains('/') {
+        return Err(crate::storage::StorageError::InvalidKey {
+            key: id.to_owned(),
+            reason: "a quarantine id is one path segment",
+        });
+    }
+    ObjectKey::parse(format!("quarantine/{d}/{id}.report.json"))
+}
+
+/// Parses `quarantine/<d>/<id>.report.json` into `(d, id)`.
+pub fn parse_quarantine_report_key(k: &ObjectKey) -> Option<(DatasetName, &str)> {
+    let rest = k.as_str().strip_prefix("quarantine/")?;
+    let (d, file) = rest.split_once('/')?;
+    let id = file.strip_suffix(".report.json")?;
+    (!id.contains('/')).then_some(())?;
+    Some((DatasetName::parse(d).ok()?, id))
+}
+
+/// Parses `datasets/<d>/v<N>/manifest.json` into `(d, N)`.
+pub fn parse_manifest_key(k: &ObjectKey) -> Option<(DatasetName, u32)> {
+    let rest = k.as_str().strip_prefix("datasets/")?;
+    let (d, rest) = rest.split_once("/v")?;
+    let (n, file) = rest.split_once('/')?;
+    (file == "manifest.json").then_some(())?;
+    Some((DatasetName::parse(d).ok()?, n.parse().ok()?))
+}
+
 /// Parses `datasets/<d>/v<N>/<file>` into `(N, file)`.
 pub fn parse_version_key<'k>(d: &DatasetName, k: &'k ObjectKey) -> Option<(u32, &'k str)> {
     let rest = k.as_str().strip_prefix(&versions_prefix(d))?;
@@ -210,6 +243,18 @@ mod tests {
             Some((12, "manifest.json"))
         );
         assert_eq!(parse_contract_key(&d, &contract(&d, 7)), Some(7));
+        assert_eq!(parse_manifest_key(&manifest(&d, 12)), Some((d.clone(), 12)));
+        assert_eq!(parse_manifest_key(&data(&d, 12)), None);
+        let report = quarantine_report(&copy);
+        assert_eq!(
+            parse_quarantine_report_key(&report),
+            Some((d.clone(), "20261124T010203.456Z-adult.test"))
+        );
+        assert_eq!(
+            quarantine_report_of(&d, "20261124T010203.456Z-adult.test").unwrap(),
+            report
+        );
+        assert!(quarantine_report_of(&d, "../x").is_err());
         let up = ObjectKey::parse("landing/adult/2026/part-1.csv").unwrap();
         assert_eq!(dataset_of_landing_key(&up), Some(Ok(d)));
         assert_eq!(

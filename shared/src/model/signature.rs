@@ -123,6 +123,44 @@ impl Signature {
         }
         problems
     }
+
+    /// How `other` differs from `self`, in words, both ways (what a comparison of two
+    /// versions shows): task, label, classes, and each input added, removed, retyped or
+    /// given other categories.
+    pub fn differences(&self, other: &Signature) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.task != other.task {
+            out.push(format!("task: {} → {}", self.task, other.task));
+        }
+        if self.label != other.label {
+            out.push(format!("label: {:?} → {:?}", self.label, other.label));
+        }
+        if self.classes != other.classes {
+            out.push(format!("classes: {:?} → {:?}", self.classes, other.classes));
+        }
+        for input in &self.inputs {
+            match other.inputs.iter().find(|o| o.name == input.name) {
+                None => out.push(format!("input {:?} removed", input.name)),
+                Some(o) if o.kind != input.kind => out.push(format!(
+                    "input {:?}: {:?} → {:?}",
+                    input.name, input.kind, o.kind
+                )),
+                Some(o) if o.categories != input.categories => out.push(format!(
+                    "input {:?}: {} → {} categories",
+                    input.name,
+                    input.categories.as_ref().map_or(0, Vec::len),
+                    o.categories.as_ref().map_or(0, Vec::len)
+                )),
+                Some(_) => {}
+            }
+        }
+        for o in &other.inputs {
+            if !self.inputs.iter().any(|i| i.name == o.name) {
+                out.push(format!("input {:?} added ({:?})", o.name, o.kind));
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -168,6 +206,29 @@ mod tests {
         let mut regression = fewer.clone();
         regression.task = Task::Regression;
         assert!(regression.incompatibilities(&production)[0].contains("regression"));
+    }
+
+    #[test]
+    fn differences_name_each_change_both_ways() {
+        let a = signature(vec![
+            input("age", ColumnType::Integer),
+            input("sex", ColumnType::String),
+        ]);
+        assert!(a.differences(&a).is_empty());
+        let mut b = signature(vec![
+            input("age", ColumnType::Float),
+            input("zip", ColumnType::String),
+        ]);
+        b.classes = vec!["no".into(), "yes".into()];
+        assert_eq!(
+            a.differences(&b),
+            [
+                r#"classes: ["<=50K", ">50K"] → ["no", "yes"]"#,
+                r#"input "age": Integer → Float"#,
+                r#"input "sex" removed"#,
+                r#"input "zip" added (String)"#,
+            ]
+        );
     }
 
     #[test]

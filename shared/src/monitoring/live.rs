@@ -246,6 +246,43 @@ impl Monitor {
         }
     }
 
+    /// The prediction the log kept for `request_id`, looked for from `now` back
+    /// `lookback_days` (newest batches first); `None` if the log does not have it (only
+    /// a sample of requests is logged).
+    pub async fn logged_prediction(
+        &self,
+        model: &ModelName,
+        request_id: &str,
+        now: DateTime<Utc>,
+        lookback_days: i64,
+    ) -> Result<Option<Logged>, MonitorError> {
+        let first = (now - Duration::days(lookback_days)).date_naive();
+        let mut day = now.date_naive();
+        while day >= first {
+            let mut batches = self.store.list(&log::day_prefix(model, day)).await?;
+            batches.sort_by(|a, b| b.key.as_str().cmp(a.key.as_str()));
+            for meta in batches {
+                if log::parse_batch_key(meta.key.as_str()).is_none() {
+                    continue;
+                }
+                let bytes = self.store.get(&meta.key).await?.bytes().await?;
+                let Ok(frame) = prediction_columns(bytes) else {
+                    continue;
+                };
+                let found =
+                    rows_of(&frame, &meta.key, request_id).map_err(|e| MonitorError::Batch {
+                        key: meta.key.to_string(),
+                        message: e.to_string(),
+                    })?;
+                if let Some(logged) = found {
+                    return Ok(Some(logged));
+                }
+            }
+            day = day.pred_opt().expect("dates in range");
+        }
+        Ok(None)
+    }
+
     /// What became of `model`'s feedback batches, newest first.
     pub async fn feedback(&self, model: &ModelName) -> Result<Vec<FeedbackSummary>, MonitorError> {
         let mut out: Vec<FeedbackSummary> = self
@@ -658,6 +695,46 @@ fn prediction_columns(bytes: bytes::Bytes) -> PolarsResult<DataFrame> {
         .map(|n| n.to_string())
         .collect();
     reader.with_columns(Some(wanted)).finish()
+}
+
+/// A logged request: which version answered it, when, and each row's prediction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Logged {
+    pub request_id: String,
+    pub model_version: u32,
+    pub scored_at: DateTime<Utc>,
+    pub batch: ObjectKey,
+    pub rows: Vec<(u32, Predicted)>,
+}
+
+/// `request_id`'s rows in one prediction-log batch, if it has any.
+fn rows_of(frame: &DataFrame, batch: &ObjectKey, request_id: &str) -> PolarsResult<Option<Logged>> {
+    let ids = frame.column("request_id")?.str()?;
+    let rows = frame.column("row")?.cast(&DataType::UInt32)?;
+    let wanted: HashSet<RowId> = (0..frame.height())
+        .filter(|&i| ids.get(i) == Some(request_id))
+        .filter_map(|i| Some((request_id.to_owned(), rows.u32().ok()?.get(i)?)))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(None);
+    }
+    let mut found = HashMap::new();
+    predictions_in(frame, batch, &wanted, &mut found)?;
+    let mut rows: Vec<(u32, Found)> = found.into_iter().map(|((_, row), f)| (row, f)).collect();
+    rows.sort_by_key(|(row, _)| *row);
+    let Some((_, first)) = rows.first() else {
+        return Ok(None);
+    };
+    Ok(Some(Logged {
+        request_id: request_id.to_owned(),
+        model_version: first.model_version,
+        scored_at: first.scored_at,
+        batch: batch.clone(),
+        rows: rows
+            .into_iter()
+            .map(|(row, f)| (row, f.predicted))
+            .collect(),
+    }))
 }
 
 /// Adds the `wanted` rows of one prediction-log batch to `found`.

@@ -125,7 +125,7 @@ fn event_type(record: &Record) -> String {
 }
 
 /// An audit subject (`model:adult-income@3`) as a path (`models/adult-income/versions/3`).
-fn subject_path(subject: &str) -> String {
+pub fn subject_path(subject: &str) -> String {
     let Some((kind, rest)) = subject.split_once(':') else {
         return subject.to_owned();
     };

@@ -291,6 +291,11 @@ async fn rollback_once(
         .await
 }
 
+/// The reason an approval records when its caller gives none.
+pub const APPROVED: &str = "approved for production";
+/// The reason a rollback records when its caller gives none.
+pub const ROLLBACK_REQUESTED: &str = "rollback requested";
+
 /// Who changes an alias, why, and in which flow.
 #[derive(Clone, Copy, Debug)]
 pub struct Change<'a> {
@@ -368,8 +373,7 @@ impl Releases {
         &self,
         model: &ModelName,
         version: u32,
-        actor: &str,
-        correlation_id: &str,
+        change: Change<'_>,
     ) -> Result<Release, ReleaseError> {
         let Some(outcome) = self.gate_record(model, version).await? else {
             return Err(ReleaseError::Refused(format!(
@@ -392,19 +396,14 @@ impl Releases {
         self.audit
             .append(Entry {
                 action: Action::Approved,
-                actor: actor.to_owned(),
+                actor: change.actor.to_owned(),
                 subject: format!("model:{model}@{version}"),
-                reason: "approved for production".into(),
-                correlation_id: correlation_id.to_owned(),
+                reason: change.reason.to_owned(),
+                correlation_id: change.correlation_id.to_owned(),
                 details: serde_json::Value::Null,
             })
             .await?;
         let gate = serde_json::to_value(&outcome.verdict).unwrap_or_default();
-        let change = Change {
-            actor,
-            reason: "approved",
-            correlation_id,
-        };
         self.release(model, PRODUCTION, version, gate, change).await
     }
 
@@ -471,6 +470,14 @@ impl Releases {
 mod tests {
     use super::*;
     use crate::training::metrics::binary;
+
+    fn approval<'a>(actor: &'a str, correlation_id: &'a str) -> Change<'a> {
+        Change {
+            actor,
+            reason: APPROVED,
+            correlation_id,
+        }
+    }
 
     fn metrics(p: &[f64]) -> Metrics {
         binary(p, &[0.0, 1.0, 0.0, 1.0], &["n".into(), "y".into()])
@@ -651,7 +658,10 @@ mod tests {
             .release(&m, STAGING, 2, null, change)
             .await
             .unwrap();
-        let refused = releases.approve(&m, 2, "bob", "c2").await.unwrap_err();
+        let refused = releases
+            .approve(&m, 2, approval("bob", "c2"))
+            .await
+            .unwrap_err();
         assert!(
             refused
                 .to_string()
@@ -678,7 +688,10 @@ mod tests {
         crate::storage::put_json(store, &key, &passed, crate::storage::PutMode::Create)
             .await
             .unwrap();
-        let approved = releases.approve(&m, 2, "bob", "c2").await.unwrap();
+        let approved = releases
+            .approve(&m, 2, approval("bob", "c2"))
+            .await
+            .unwrap();
         assert_eq!(
             (approved.version, approved.id.as_str()),
             (2, "production.2")

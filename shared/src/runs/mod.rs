@@ -25,7 +25,9 @@ use sha2::{Digest, Sha256};
 use crate::audit::{Action, AuditLog, Entry};
 use crate::dataset::{DatasetName, Manifest, layout};
 use crate::registry::{Artifacts, HoldoutRef, Lineage, ModelName, ModelVersion, Registry};
-use crate::storage::{ETag, ObjectKey, ObjectStore, PutMode, StorageError, get_json, put_json};
+use crate::storage::{
+    ETag, ObjectKey, ObjectStore, PutMode, StorageError, create_or_keep, get_json, put_json,
+};
 use crate::training::TrainingConfig;
 use crate::training::configs::{ConfigStoreError, Configs};
 use crate::training::trainer::{HOLDOUT_FILE, Holdout};
@@ -235,6 +237,11 @@ fn record_key(id: &str) -> Result<ObjectKey, StorageError> {
     ObjectKey::parse(format!("{RUNS}{id}.json"))
 }
 
+/// Whether a key under `runs/` is a run's record (not one of its files).
+fn is_record(key: &ObjectKey) -> bool {
+    key.as_str().matches('/').count() == 1 && key.as_str().ends_with(".json")
+}
+
 /// The training config a remote job reads, beside its run.
 pub fn job_config_key(id: &str) -> Result<ObjectKey, StorageError> {
     ObjectKey::parse(format!("{RUNS}{id}/config.json"))
@@ -269,6 +276,24 @@ pub fn output_prefix(id: &str, attempt: u32) -> String {
 pub fn logs_key(id: &str, attempt: u32) -> Result<ObjectKey, StorageError> {
     ObjectKey::parse(format!("{}logs.txt", attempt_prefix(id, attempt)))
 }
+
+/// Where the runs of one dataset version are indexed, one small record per run, so the
+/// question "what was trained on this data" reads those runs and no other.
+fn trained_on_prefix(dataset: &DatasetName, version: u32) -> String {
+    format!("index/runs/{dataset}/v{version}/")
+}
+
+fn trained_on_key(run: &Run) -> ObjectKey {
+    ObjectKey::parse(format!(
+        "{}{}.json",
+        trained_on_prefix(&run.dataset, run.dataset_version),
+        run.id
+    ))
+    .expect("run ids are valid key segments")
+}
+
+/// Written once every run of a store that predates the index is indexed.
+const TRAINED_ON_BACKFILLED: &str = "index/runs.backfilled.json";
 
 /// The backend's job name for an attempt: the run id, then `-a<n>` for retries, so a
 /// resubmitted attempt addresses the same job and a retry a new one.
@@ -513,6 +538,13 @@ impl Runs {
     }
 
     async fn create(&self, run: Run) -> Result<RequestOutcome, RunError> {
+        // Indexed first: an index entry without its run is skipped when read.
+        create_or_keep(
+            self.store.as_ref(),
+            &trained_on_key(&run),
+            &serde_json::json!({}),
+        )
+        .await?;
         match put_json(
             self.store.as_ref(),
             &run_key(&run.id),
@@ -560,10 +592,100 @@ impl Runs {
         }
     }
 
+    /// Up to `limit` runs, newest first: those whose records changed last (a listing's
+    /// dates, so only they are read), ordered by when they were created.
+    pub async fn recent(&self, limit: usize) -> Result<Vec<Run>, RunError> {
+        let mut records: Vec<_> = self
+            .store
+            .list(RUNS)
+            .await?
+            .into_iter()
+            .filter(|m| is_record(&m.key))
+            .collect();
+        records.sort_by_key(|m| std::cmp::Reverse(m.last_modified));
+        let mut out = Vec::new();
+        for meta in records.into_iter().take(limit) {
+            match get_json::<Run>(self.store.as_ref(), &meta.key).await {
+                Ok((run, _)) => out.push(run),
+                Err(StorageError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        out.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+        Ok(out)
+    }
+
+    /// Every run of `dataset`'s version `version`, oldest first. A store written before
+    /// the index is indexed the first time it is asked (once).
+    pub async fn trained_on(
+        &self,
+        dataset: &DatasetName,
+        version: u32,
+    ) -> Result<Vec<Run>, RunError> {
+        let marker = ObjectKey::parse(TRAINED_ON_BACKFILLED.to_owned()).expect("valid key");
+        match self.store.head(&marker).await {
+            Ok(_) => {}
+            Err(StorageError::NotFound { .. }) => {
+                for run in self.list().await? {
+                    create_or_keep(
+                        self.store.as_ref(),
+                        &trained_on_key(&run),
+                        &serde_json::json!({}),
+                    )
+                    .await?;
+                }
+                create_or_keep(
+                    self.store.as_ref(),
+                    &marker,
+                    &serde_json::json!({"at": Utc::now()}),
+                )
+                .await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let mut out = Vec::new();
+        for meta in self
+            .store
+            .list(&trained_on_prefix(dataset, version))
+            .await?
+        {
+            let Some(id) = meta
+                .key
+                .as_str()
+                .rsplit('/')
+                .next()
+                .and_then(|f| f.strip_suffix(".json"))
+            else {
+                continue;
+            };
+            match self.get(id).await {
+                Ok((run, _)) => out.push(run),
+                // Indexed before its record was written, by a request cut short.
+                Err(RunError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by_key(|r| r.created_at);
+        Ok(out)
+    }
+
+    /// The training command's output for an attempt of a run (`None` until a backend
+    /// has copied it).
+    pub async fn logs(&self, id: &str, attempt: u32) -> Result<Option<String>, RunError> {
+        let key = logs_key(id, attempt)?;
+        match self.store.get(&key).await {
+            Ok(got) => Ok(Some(
+                String::from_utf8_lossy(&got.bytes().await?).into_owned(),
+            )),
+            Err(StorageError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub async fn list(&self) -> Result<Vec<Run>, RunError> {
         let mut out = Vec::new();
         for meta in self.store.list(RUNS).await? {
-            if meta.key.as_str().matches('/').count() == 1 && meta.key.as_str().ends_with(".json") {
+            if is_record(&meta.key) {
                 out.push(get_json::<Run>(self.store.as_ref(), &meta.key).await?.0);
             }
         }

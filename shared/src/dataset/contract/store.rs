@@ -70,8 +70,21 @@ impl Contracts {
         let Some(version) = latest else {
             return Ok(None);
         };
+        self.get(dataset, version).await
+    }
+
+    /// A dataset's contract version `version`, if it is stored.
+    pub async fn get(
+        &self,
+        dataset: &DatasetName,
+        version: u32,
+    ) -> Result<Option<Contract>, ContractStoreError> {
         let key = layout::contract(dataset, version);
-        let bytes = self.store.get(&key).await?.bytes().await?;
+        let bytes = match self.store.get(&key).await {
+            Ok(got) => got.bytes().await?,
+            Err(StorageError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
         let mut contract =
             Contract::from_json(&bytes).map_err(|e| ContractStoreError::Corrupt {
                 key: key.clone(),

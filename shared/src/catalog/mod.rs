@@ -6,8 +6,12 @@
 
 use serde::Serialize;
 
+pub mod datasets;
+
 use crate::dataset::{Manifest, layout};
 use crate::model::Task;
+use crate::monitoring::Monitor;
+use crate::monitoring::live::Logged;
 use crate::registry::promotion::{GateRecord, ReleaseError, Releases};
 use crate::registry::{
     ModelName, ModelVersion, PRODUCTION, Registry, RegistryError, Release, STAGING,
@@ -75,20 +79,63 @@ pub struct VersionSummary {
     pub gate: Option<GateRecord>,
 }
 
-/// Every version of `model`, newest first, with its gate record.
+/// The newest `limit` versions of `model`, newest first, with their gate records (only
+/// those are read), and how many versions it has in all.
 pub async fn versions(
     registry: &Registry,
     model: &ModelName,
-) -> Result<Vec<VersionSummary>, ReleaseError> {
+    limit: usize,
+) -> Result<(Vec<VersionSummary>, usize), ReleaseError> {
     let releases = Releases::new(registry.store().clone());
+    let all = registry.versions(model).await?;
     let mut out = Vec::new();
-    for v in registry.versions(model).await?.into_iter().rev() {
+    for &v in all.iter().rev().take(limit) {
         out.push(VersionSummary {
             version: registry.version(model, v).await?,
             gate: releases.gate_record(model, v).await?,
         });
     }
-    Ok(out)
+    Ok((out, all.len()))
+}
+
+/// Two versions of a model side by side: each one's metrics, and how the second's
+/// signature differs from the first's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comparison {
+    pub a: ModelVersion,
+    pub b: ModelVersion,
+    /// The metrics of either's task, in the task's order: (a's, b's).
+    pub metrics: Vec<(String, Option<f64>, Option<f64>)>,
+    pub signature: Vec<String>,
+}
+
+pub async fn compare(
+    registry: &Registry,
+    model: &ModelName,
+    a: u32,
+    b: u32,
+) -> Result<Comparison, RegistryError> {
+    let (a, b) = (
+        registry.version(model, a).await?,
+        registry.version(model, b).await?,
+    );
+    let mut names: Vec<&str> = a.signature.task.metrics().to_vec();
+    for n in b.signature.task.metrics() {
+        if !names.contains(n) {
+            names.push(n);
+        }
+    }
+    let metrics = names
+        .into_iter()
+        .map(|n| (n.to_owned(), a.metrics.get(n), b.metrics.get(n)))
+        .collect();
+    let signature = a.signature.differences(&b.signature);
+    Ok(Comparison {
+        a,
+        b,
+        metrics,
+        signature,
+    })
 }
 
 /// Where a model version came from, as far as the store still knows it.
@@ -136,6 +183,46 @@ pub async fn lineage(
         dataset,
         releases,
     })
+}
+
+/// Where a logged prediction came from: the version that made it, that version's
+/// lineage, and the production release that served it when it was made.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PredictionLineage {
+    pub prediction: Logged,
+    pub lineage: VersionLineage,
+    /// Production's release at the time (None if the version answered as another alias,
+    /// or before any release).
+    pub served_by: Option<Release>,
+}
+
+/// The lineage of the prediction logged for `request_id` (looked for from `now` back
+/// `lookback_days`); `None` when the prediction log does not have it.
+pub async fn prediction_lineage(
+    runs: &Runs,
+    model: &ModelName,
+    request_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    lookback_days: i64,
+) -> Result<Option<PredictionLineage>, RunError> {
+    let monitor = Monitor::new(runs.registry().store().clone());
+    let Some(prediction) = monitor
+        .logged_prediction(model, request_id, now, lookback_days)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let lineage = lineage(runs, model, prediction.model_version).await?;
+    let served_by = runs
+        .registry()
+        .release_at(model, PRODUCTION, prediction.scored_at)
+        .await?
+        .filter(|r| r.version == prediction.model_version);
+    Ok(Some(PredictionLineage {
+        prediction,
+        lineage,
+        served_by,
+    }))
 }
 
 #[cfg(test)]
