@@ -7,6 +7,7 @@ mod azureml;
 mod azurite;
 mod bad_input;
 mod binary;
+mod browser;
 mod cloud;
 mod concurrency;
 mod console;

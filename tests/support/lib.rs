@@ -115,6 +115,49 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Debian's Chromium, installed with apt-get when the machine has none (once per
+/// machine; parallel test processes wait on a lock).
+pub fn chromium() -> PathBuf {
+    let find = || {
+        ["chromium", "chromium-browser"].iter().find_map(|name| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|dir| dir.join(name))
+                    .find(|p| p.is_file())
+            })
+        })
+    };
+    if let Some(found) = find() {
+        return found;
+    }
+    let lock =
+        std::fs::File::create(std::env::temp_dir().join("sluice-chromium-install.lock")).unwrap();
+    lock.lock().unwrap();
+    if let Some(found) = find() {
+        return found;
+    }
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends", "chromium"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .expect("apt-get must be installed to install Chromium")
+            .success()
+    };
+    // Package lists may be stale on a fresh machine: refresh them once if needed.
+    if !install() {
+        let updated = Command::new("apt-get")
+            .args(["update", "-q"])
+            .status()
+            .expect("apt-get update");
+        assert!(
+            updated.success() && install(),
+            "apt-get install chromium failed"
+        );
+    }
+    find().expect("chromium on PATH after installing it")
+}
+
 /// Azurite's blob service on 127.0.0.1 (a free port), storing in a temp directory.
 pub struct Azurite {
     pub endpoint: String,

@@ -320,6 +320,44 @@ async fn runs_written_before_attempts_read_as_their_first() {
     assert_eq!((old.attempt, old.earlier_attempts.len()), (1, 0));
 }
 
+/// "What was trained on this data" reads the runs of that version only; a store written
+/// before the index (runs without their index entries) is indexed the first time it is
+/// asked, once, and answers the same.
+#[tokio::test]
+async fn the_runs_of_a_dataset_version_come_from_its_index_and_older_stores_are_indexed() {
+    let (dir, store, runs, _) = setup().await;
+    let d = DatasetName::parse("d").unwrap();
+    let mut ids = Vec::new();
+    for seed in [1, 2] {
+        let req = request(serde_json::json!({
+            "model": "m", "dataset_version": 1, "requested_by": "ci",
+            "config_overrides": {"seed": seed},
+        }));
+        let RequestOutcome::Accepted { run, .. } =
+            runs.request(&req, "Retrain", "c").await.unwrap()
+        else {
+            panic!("rejected")
+        };
+        ids.push(run.id);
+    }
+    let found = |runs: Vec<Run>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(found(runs.trained_on(&d, 1).await.unwrap()), ids);
+    assert!(runs.trained_on(&d, 2).await.unwrap().is_empty());
+    // As an older version left it: the runs, and no index.
+    for meta in store.list("index/").await.unwrap() {
+        let path = dir.path().join(meta.key.as_str());
+        std::fs::remove_file(path).unwrap();
+    }
+    assert!(store.list("index/").await.unwrap().is_empty());
+    assert_eq!(found(runs.trained_on(&d, 1).await.unwrap()), ids);
+    let indexed = store.list("index/runs/d/v1/").await.unwrap();
+    assert_eq!(indexed.len(), 2, "indexed once asked");
+    // The newest first, as the runs page lists them.
+    let recent = found(runs.recent(1).await.unwrap());
+    assert_eq!(recent.len(), 1);
+    assert_eq!(found(runs.recent(10).await.unwrap()).len(), 2);
+}
+
 /// Stores written by older versions must keep reading: every run path, byte for byte
 /// (attempt 1 keeps the paths runs had before attempts existed).
 #[test]
