@@ -720,30 +720,30 @@ fn print_scan(d: &sluice_shared::dataset::delegation::Delegation) {
     );
 }
 
+/// Every dataset's versions (and how many uploads are in quarantine), as the console's
+/// datasets pages list them.
 async fn list(store: &dyn ObjectStore) -> anyhow::Result<()> {
+    use sluice_shared::catalog::datasets;
     let mut any = false;
-    for meta in store.list("datasets/").await? {
-        if !meta.key.as_str().ends_with("/manifest.json") {
+    let mut quarantined = 0;
+    for summary in datasets::datasets(store).await? {
+        quarantined += summary.quarantined;
+        let Some(detail) = datasets::dataset(store, &summary.dataset, usize::MAX).await? else {
             continue;
+        };
+        for v in detail.versions.iter().rev() {
+            any = true;
+            println!(
+                "{:<20} v{:<4} {:>10} rows  {:>12} bytes  sha256 {}…  {}",
+                summary.dataset.as_str(),
+                v.version,
+                v.rows,
+                v.bytes,
+                &v.content_sha256[..12],
+                v.created_at.format("%Y-%m-%d %H:%M:%S")
+            );
         }
-        let (m, _): (Manifest, _) = get_json(store, &meta.key).await?;
-        any = true;
-        println!(
-            "{:<20} v{:<4} {:>10} rows  {:>12} bytes  sha256 {}…  {}",
-            m.dataset.as_str(),
-            m.version,
-            m.rows,
-            m.bytes,
-            &m.content_sha256[..12],
-            m.created_at.format("%Y-%m-%d %H:%M:%S")
-        );
     }
-    let quarantined = store
-        .list("quarantine/")
-        .await?
-        .iter()
-        .filter(|m| m.key.as_str().ends_with(".report.json"))
-        .count();
     if !any {
         println!("no dataset versions yet");
     }
