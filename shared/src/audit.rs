@@ -257,6 +257,41 @@ impl AuditLog {
         Ok(out)
     }
 
+    /// The newest `n` records, newest first, and whether they verify: each one's hash
+    /// recomputed and each linked to the record before it (the one before the window
+    /// too). What a glance at the trail costs stays bounded by `n`; [`AuditLog::verify`]
+    /// checks the whole chain.
+    pub async fn recent_verified(
+        &self,
+        n: usize,
+    ) -> Result<(Vec<Record>, Result<(), AuditError>), AuditError> {
+        let mut records = self.recent(n + 1).await?;
+        let broken = |seq: u64, problem: &str| {
+            Err(AuditError::Broken {
+                seq,
+                problem: problem.to_owned(),
+            })
+        };
+        let mut verdict = Ok(());
+        for (i, r) in records.iter().enumerate().take(n) {
+            let older = records.get(i + 1);
+            verdict = if r.compute_hash() != r.hash {
+                broken(r.seq, "its content does not match its hash (edited?)")
+            } else if older.is_some_and(|o| o.seq + 1 != r.seq) {
+                broken(r.seq, "its number is out of sequence")
+            } else if older.map_or(r.seq == 1 && !r.prev_hash.is_empty(), |o| {
+                o.hash != r.prev_hash
+            }) {
+                broken(r.seq, "it does not chain onto the record before it")
+            } else {
+                continue;
+            };
+            break;
+        }
+        records.truncate(n);
+        Ok((records, verdict))
+    }
+
     /// The number of the last record (0 for an empty trail).
     pub async fn last_seq(&self) -> Result<u64, AuditError> {
         Ok(self.end().await?.0)
@@ -430,7 +465,32 @@ mod tests {
         std::fs::write(&path, original.replace("because", "no reason")).unwrap();
         let err = log.verify().await.unwrap_err().to_string();
         assert!(err.contains("record 2") && err.contains("hash"), "{err}");
+        let (shown, verdict) = log.recent_verified(2).await.unwrap();
+        assert_eq!(shown.iter().map(|r| r.seq).collect::<Vec<_>>(), [3, 2]);
+        assert!(
+            matches!(verdict, Err(AuditError::Broken { seq: 2, .. })),
+            "{verdict:?}"
+        );
+        // A window that only reaches past the edit still sees it: its newest record's
+        // link to the edited one no longer holds once the edit re-hashes it.
+        let forged = {
+            let mut r: Record = serde_json::from_str(&original).unwrap();
+            r.entry.reason = "no reason".into();
+            r.hash = r.compute_hash();
+            r
+        };
+        std::fs::write(&path, serde_json::to_string(&forged).unwrap()).unwrap();
+        let (_, verdict) = log.recent_verified(1).await.unwrap();
+        assert!(
+            matches!(verdict, Err(AuditError::Broken { seq: 3, .. })),
+            "{verdict:?}"
+        );
         std::fs::write(&path, &original).unwrap();
+        assert!(log.recent_verified(2).await.unwrap().1.is_ok());
+        assert!(
+            log.recent_verified(10).await.unwrap().1.is_ok(),
+            "down to the first"
+        );
         assert_eq!(log.verify().await.unwrap().records, 3);
         std::fs::remove_file(dir.path().join("audit/records/000000000003.json")).unwrap();
         let err = log.verify().await.unwrap_err().to_string();

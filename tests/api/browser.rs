@@ -313,6 +313,7 @@ async fn the_console_in_chromium_after_the_readme_loop() {
         ("runs", "/api/console/runs".to_owned()),
         ("run", format!("/api/console/runs/{run}")),
         ("audit", "/api/console/audit".to_owned()),
+        ("audit-verified", "/api/console/audit?verify=all".to_owned()),
     ];
     for (name, path) in &pages {
         let (status, at) = visit(&page, base, path).await;
@@ -377,6 +378,12 @@ async fn the_console_in_chromium_after_the_readme_loop() {
     )
     .await;
     assert_eq!(forged, 403);
+    // The browser's log of it arrives as an event of its own, soon after.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while errors.lock().unwrap().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let logged = std::mem::take(&mut *errors.lock().unwrap());
     assert!(
         logged.len() == 1 && logged[0].contains("403 (Forbidden)"),

@@ -3,6 +3,7 @@
 //! (`devhost`, `queue`), and the package and benchmark tools.
 
 pub mod bench;
+pub mod bench_console;
 pub mod bench_monitor;
 pub mod devhost;
 pub mod ops;
@@ -236,6 +237,19 @@ pub enum Command {
         #[arg(long, hide = true)]
         sluice_side: Option<PathBuf>,
     },
+    /// Each console page's server time on a large store (made once under --dir), beside
+    /// what listing its folders costs (see tests/bench/console.sh).
+    BenchConsole {
+        #[arg(long, default_value_t = 1000)]
+        versions: u32,
+        #[arg(long, default_value_t = 10_000)]
+        runs: u32,
+        #[arg(long, default_value_t = 500)]
+        dataset_versions: u32,
+        /// Where the benchmark's store is made and kept between runs.
+        #[arg(long, default_value = ".sluice-bench")]
+        dir: PathBuf,
+    },
     /// Benchmark baseline: a bare axum route on 127.0.0.1:PORT answering any POST with
     /// a fixed JSON body of `bytes` bytes (the limit of the HTTP path; see
     /// tests/bench/score.sh).
@@ -345,6 +359,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             None => crate::cli::bench::run(*mib, dir, python, with_spark.as_deref()),
         };
     }
+    if let Command::BenchConsole {
+        versions,
+        runs,
+        dataset_versions,
+        dir,
+    } = &cli.command
+    {
+        let size = crate::cli::bench_console::Size {
+            versions: *versions,
+            runs: *runs,
+            dataset_versions: *dataset_versions,
+        };
+        return crate::cli::bench_console::run(size, dir).await;
+    }
     if let Command::BenchMonitor {
         rows,
         dir,
@@ -388,6 +416,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Bench { .. }
         | Command::BenchMonitor { .. }
+        | Command::BenchConsole { .. }
         | Command::BenchEcho { .. }
         | Command::Setup
         | Command::Package { .. }

@@ -30,10 +30,10 @@ pub struct ModelSummary {
     pub staging: Option<Release>,
 }
 
-/// Every model in the registry, by name.
+/// Every model in the registry, by name (one listing of the registry for all of them).
 pub async fn models(registry: &Registry) -> Result<Vec<ModelSummary>, RegistryError> {
     let mut out = Vec::new();
-    for model in registry.models().await? {
+    for (model, versions) in registry.all_versions().await? {
         let release = |alias: &'static str| {
             let (registry, model) = (registry.clone(), model.clone());
             async move {
@@ -41,9 +41,13 @@ pub async fn models(registry: &Registry) -> Result<Vec<ModelSummary>, RegistryEr
                 Ok::<_, RegistryError>(alias.map(|(a, _)| a.release))
             }
         };
+        let task = match versions.last() {
+            Some(&newest) => Some(registry.version(&model, newest).await?.signature.task),
+            None => None,
+        };
         out.push(ModelSummary {
-            task: registry.task(&model).await?,
-            versions: registry.versions(&model).await?,
+            task,
+            versions,
             production: release(PRODUCTION).await?,
             staging: release(STAGING).await?,
             model,

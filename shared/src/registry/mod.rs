@@ -504,6 +504,37 @@ impl Registry {
         Ok(names)
     }
 
+    /// Every model (with a file in the registry) and its registered versions, ascending,
+    /// from one listing: what a glance at all models needs, for the cost of listing once.
+    pub async fn all_versions(
+        &self,
+    ) -> Result<std::collections::BTreeMap<ModelName, Vec<u32>>, RegistryError> {
+        let mut out: std::collections::BTreeMap<ModelName, Vec<u32>> = Default::default();
+        for meta in self.store.list("registry/models/").await? {
+            let Some(rest) = meta.key.as_str().strip_prefix("registry/models/") else {
+                continue;
+            };
+            let Some((name, rest)) = rest.split_once('/') else {
+                continue;
+            };
+            let Ok(model) = ModelName::parse(name) else {
+                continue;
+            };
+            let versions = out.entry(model).or_default();
+            let version = rest
+                .strip_prefix("versions/v")
+                .and_then(|r| r.strip_suffix("/manifest.json"))
+                .and_then(|v| v.parse().ok());
+            if let Some(v) = version {
+                versions.push(v);
+            }
+        }
+        for versions in out.values_mut() {
+            versions.sort_unstable();
+        }
+        Ok(out)
+    }
+
     pub async fn alias(
         &self,
         model: &ModelName,

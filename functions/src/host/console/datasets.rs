@@ -15,7 +15,7 @@ use super::{Frame, Page, Problem, chart, html, missing, serde_name, unavailable,
 use crate::host::state::AppState;
 
 /// How many versions and quarantined uploads a dataset's page lists (the newest).
-const SHOWN: usize = 100;
+const SHOWN: usize = 50;
 
 struct DatasetRow {
     name: String,

@@ -25,7 +25,7 @@ use crate::host::state::AppState;
 
 /// How many versions a model's page lists (the newest; any version can still be
 /// compared or traced).
-const SHOWN: usize = 100;
+const SHOWN: usize = 50;
 
 fn parse(session: &Session, name: &str) -> Result<ModelName, Problem> {
     ModelName::parse(name).map_err(|_| missing(session, format!("There is no model {name:?}.")))
@@ -131,14 +131,14 @@ pub async fn page(
 ) -> Page {
     let model = parse(&session, &name)?;
     let registry = state.runs.registry();
-    let ((versions, total), history) = match (
-        catalog::versions(registry, &model, SHOWN).await,
-        catalog::history(registry, &model).await,
-    ) {
-        (Ok(v), Ok(h)) => (v, h),
-        (Err(e), _) => return Err(failed(&session, e)),
-        (_, Err(e)) => return Err(failed(&session, e)),
-    };
+    let (versions, total) = catalog::versions(registry, &model, SHOWN)
+        .await
+        .map_err(|e| failed(&session, e))?;
+    // The releases only: the versions were listed just above.
+    let releases = registry
+        .releases(&model)
+        .await
+        .map_err(|e| failed(&session, e))?;
     if versions.is_empty() {
         return Err(missing(&session, format!("There is no model {model}.")));
     }
@@ -148,11 +148,10 @@ pub async fn page(
         .sort
         .filter(|s| metric_names.contains(s))
         .unwrap_or_default();
-    let staging = history
-        .releases
+    let staging = releases
         .iter()
         .rfind(|r| r.alias == sluice_shared::registry::STAGING);
-    let production = history.releases.iter().rfind(|r| r.alias == PRODUCTION);
+    let production = releases.iter().rfind(|r| r.alias == PRODUCTION);
     let mut rows: Vec<VersionRow> = versions
         .iter()
         .map(|v| {
@@ -197,8 +196,7 @@ pub async fn page(
             (None, None) => b.version.cmp(&a.version),
         });
     }
-    let releases: Vec<ReleaseRow> = history
-        .releases
+    let timeline: Vec<ReleaseRow> = releases
         .iter()
         .enumerate()
         .rev()
@@ -207,7 +205,7 @@ pub async fn page(
             alias: r.alias.clone(),
             version: r.version,
             at: when(&r.at),
-            until: history.releases[i + 1..]
+            until: releases[i + 1..]
                 .iter()
                 .find(|n| n.alias == r.alias)
                 .map(|n| when(&n.at)),
@@ -242,7 +240,7 @@ pub async fn page(
             sort,
             versions: rows,
             total_versions: total,
-            releases,
+            releases: timeline,
             production: production.map(|p| p.version),
             at,
         },
@@ -585,6 +583,9 @@ struct MonitoringPage {
     events: Vec<EventRow>,
 }
 
+/// How many of the latest events the monitoring page looks through for the model's.
+const EVENTS_SEARCHED: usize = 100;
+
 /// How many drift reports, deliveries and events the monitoring page lists.
 const MONITORING_SHOWN: usize = 50;
 
@@ -600,11 +601,22 @@ pub async fn monitoring(
         Ok(r) => r,
         Err(e) => return Err(unavailable(&session, e)),
     };
-    let task = match state.runs.registry().task(&model).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return Err(missing(&session, format!("There is no model {model}."))),
-        Err(e) => return Err(failed(&session, e)),
-    };
+    // The task of what is monitored: production's version (two reads), or, before a
+    // release, the newest version's (a listing of every version).
+    let registry = state.runs.registry();
+    let production = registry
+        .alias(&model, PRODUCTION)
+        .await
+        .map_err(|e| failed(&session, e))?;
+    let task = match production {
+        Some((alias, _)) => registry
+            .version(&model, alias.release.version)
+            .await
+            .map(|v| Some(v.signature.task)),
+        None => registry.task(&model).await,
+    }
+    .map_err(|e| failed(&session, e))?
+    .ok_or_else(|| missing(&session, format!("There is no model {model}.")))?;
     let (live, feedback) = match (
         state.monitor.live(&model).await,
         state.monitor.feedback(&model).await,
@@ -681,7 +693,7 @@ pub async fn monitoring(
     }
     deliveries.sort_by(|a, b| b.finished.cmp(&a.finished));
     deliveries.truncate(MONITORING_SHOWN);
-    let events = match state.runs.audit().recent(1000).await {
+    let events = match state.runs.audit().recent(EVENTS_SEARCHED).await {
         Ok(records) => records
             .iter()
             .map(EventRow::of)

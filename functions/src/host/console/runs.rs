@@ -11,7 +11,7 @@ use super::{Frame, Page, html, missing, serde_name, unavailable, when};
 use crate::host::state::AppState;
 
 /// How many runs the list shows (the newest).
-const SHOWN: usize = 200;
+const SHOWN: usize = 100;
 
 /// One run as the pages show it.
 pub struct RunRow {
