@@ -27,7 +27,6 @@ use super::layout;
 use super::monitor::{Monitor, MonitorError};
 use crate::model::{Signature, Task};
 use crate::registry::{ModelName, PRODUCTION};
-use crate::scoring::log;
 use crate::storage::{
     ETag, ObjectKey, PutMode, StorageError, create_or_read, get_json, put_json, update_json,
 };
@@ -259,21 +258,16 @@ impl Monitor {
         let first = (now - Duration::days(lookback_days)).date_naive();
         let mut day = now.date_naive();
         while day >= first {
-            let mut batches = self.store.list(&log::day_prefix(model, day)).await?;
-            batches.sort_by(|a, b| b.key.as_str().cmp(a.key.as_str()));
-            for meta in batches {
-                if log::parse_batch_key(meta.key.as_str()).is_none() {
-                    continue;
-                }
-                let bytes = self.store.get(&meta.key).await?.bytes().await?;
-                let Ok(frame) = prediction_columns(bytes) else {
+            let mut batches = self.batches_on(model, day).await?;
+            batches.sort_by(|a, b| b.0.as_str().cmp(a.0.as_str()));
+            for (key, ..) in batches {
+                let Some(frame) = self.prediction_frame(&key).await? else {
                     continue;
                 };
-                let found =
-                    rows_of(&frame, &meta.key, request_id).map_err(|e| MonitorError::Batch {
-                        key: meta.key.to_string(),
-                        message: e.to_string(),
-                    })?;
+                let found = rows_of(&frame, &key, request_id).map_err(|e| MonitorError::Batch {
+                    key: key.to_string(),
+                    message: e.to_string(),
+                })?;
                 if let Some(logged) = found {
                     return Ok(Some(logged));
                 }
@@ -480,18 +474,13 @@ impl Monitor {
         }
         let mut day = since.date_naive();
         while day <= now.date_naive() && found.len() < wanted.len() {
-            for meta in self.store.list(&log::day_prefix(model, day)).await? {
-                if log::parse_batch_key(meta.key.as_str()).is_none() {
-                    continue;
-                }
-                let bytes = self.store.get(&meta.key).await?.bytes().await?;
-                // A damaged batch is the drift monitor's to report; here it has nothing.
-                let Ok(frame) = prediction_columns(bytes) else {
+            for (key, ..) in self.batches_on(model, day).await? {
+                let Some(frame) = self.prediction_frame(&key).await? else {
                     continue;
                 };
-                predictions_in(&frame, &meta.key, wanted, &mut found).map_err(|e| {
+                predictions_in(&frame, &key, wanted, &mut found).map_err(|e| {
                     MonitorError::Batch {
-                        key: meta.key.to_string(),
+                        key: key.to_string(),
                         message: e.to_string(),
                     }
                 })?;
@@ -499,6 +488,13 @@ impl Monitor {
             day = day.succ_opt().expect("dates in range");
         }
         Ok(found)
+    }
+
+    /// A prediction-log batch's columns that matching needs; `None` for a damaged batch
+    /// (the drift monitor's to report: here it has nothing).
+    async fn prediction_frame(&self, key: &ObjectKey) -> Result<Option<DataFrame>, MonitorError> {
+        let bytes = self.store.get(key).await?.bytes().await?;
+        Ok(prediction_columns(bytes).ok())
     }
 
     async fn compute_live(

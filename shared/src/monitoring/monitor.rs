@@ -519,18 +519,34 @@ impl Monitor {
         let since = cursor.settled_before.map_or(since, |s| s.max(since));
         let mut day = since.date_naive();
         while day <= now.date_naive() {
-            for meta in self.store.list(&log::day_prefix(model, day)).await? {
-                let Some((at, v)) = log::parse_batch_key(meta.key.as_str()) else {
-                    continue;
-                };
-                if v == version && !cursor.judged(at, &meta.key) {
-                    found.push((at, meta.key));
+            for (key, at, v) in self.batches_on(model, day).await? {
+                if v == version && !cursor.judged(at, &key) {
+                    found.push((at, key));
                 }
             }
             day = day.succ_opt().expect("dates in range");
         }
         found.sort();
         Ok(found)
+    }
+
+    /// `model`'s prediction-log batches written on `day`, each with its write time and
+    /// model version (other objects under the day are not batches).
+    pub(super) async fn batches_on(
+        &self,
+        model: &ModelName,
+        day: chrono::NaiveDate,
+    ) -> Result<Vec<(ObjectKey, DateTime<Utc>, u32)>, MonitorError> {
+        Ok(self
+            .store
+            .list(&log::day_prefix(model, day))
+            .await?
+            .into_iter()
+            .filter_map(|meta| {
+                let (at, version) = log::parse_batch_key(meta.key.as_str())?;
+                Some((meta.key, at, version))
+            })
+            .collect())
     }
 
     /// The training data's profile: kept with the version, or, for versions registered
