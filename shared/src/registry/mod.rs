@@ -676,12 +676,18 @@ impl Registry {
         alias: &str,
         at: DateTime<Utc>,
     ) -> Result<Option<Release>, RegistryError> {
-        Ok(self
-            .releases(model)
-            .await?
-            .into_iter()
-            .rfind(|r| r.alias == alias && r.at <= at))
+        Ok(release_at(&self.releases(model).await?, alias, at).cloned())
     }
+}
+
+/// What `alias` pointed at, at time `at`, among `releases` (oldest first, as
+/// [`Registry::releases`] gives them): for a caller that has read them already.
+pub fn release_at<'r>(
+    releases: &'r [Release],
+    alias: &str,
+    at: DateTime<Utc>,
+) -> Option<&'r Release> {
+    releases.iter().rfind(|r| r.alias == alias && r.at <= at)
 }
 
 pub mod gate;

@@ -214,19 +214,12 @@ pub async fn page(
             rolls_back: r.rolls_back.clone(),
         })
         .collect();
-    let at = match q.at.filter(|s| !s.trim().is_empty()) {
-        None => None,
-        Some(asked) => Some(AtAnswer {
-            answer: match parse_time(&asked) {
-                Ok(t) => match registry.release_at(&model, PRODUCTION, t).await {
-                    Ok(r) => Ok(r),
-                    Err(e) => return Err(failed(&session, e)),
-                },
-                Err(problem) => Err(problem),
-            },
-            asked,
-        }),
-    };
+    let at = q.at.filter(|s| !s.trim().is_empty()).map(|asked| AtAnswer {
+        // From the releases read above, not a second read of them.
+        answer: parse_time(&asked)
+            .map(|t| sluice_shared::registry::release_at(&releases, PRODUCTION, t).cloned()),
+        asked,
+    });
     let status = match &at {
         Some(AtAnswer { answer: Err(_), .. }) => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
@@ -669,25 +662,28 @@ pub async fn monitoring(
         })
         .collect();
     let metric_names: Vec<String> = task.metrics().iter().map(|m| (*m).to_owned()).collect();
+    // An event's subject path names the model, or something of it.
+    let path = format!("models/{model}");
+    let about = |subject: &str| {
+        subject
+            .strip_prefix(&path)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
     let mut deliveries = Vec::new();
     for webhook in state.notifier.webhooks() {
         match state.notifier.deliveries(&webhook.name).await {
-            Ok(found) => deliveries.extend(
-                found
-                    .into_iter()
-                    .filter(|d| {
-                        d.subject == format!("models/{model}")
-                            || d.subject.starts_with(&format!("models/{model}/"))
-                    })
-                    .map(|d| DeliveryRow {
+            Ok(found) => {
+                deliveries.extend(found.into_iter().filter(|d| about(&d.subject)).map(|d| {
+                    DeliveryRow {
                         webhook: d.webhook,
                         kind: d.kind,
                         outcome: serde_name(d.outcome),
                         status: d.status.map_or("—".into(), |s| s.to_string()),
                         attempts: d.attempts,
                         finished: when(&d.finished_at),
-                    }),
-            ),
+                    }
+                }))
+            }
             Err(e) => return Err(unavailable(&session, e)),
         }
     }
@@ -697,10 +693,7 @@ pub async fn monitoring(
         Ok(records) => records
             .iter()
             .map(EventRow::of)
-            .filter(|e| {
-                e.subject == format!("models/{model}")
-                    || e.subject.starts_with(&format!("models/{model}/"))
-            })
+            .filter(|e| about(&e.subject))
             .take(MONITORING_SHOWN)
             .collect(),
         Err(e) => return Err(unavailable(&session, e)),
@@ -771,7 +764,7 @@ pub async fn monitoring(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 pub struct ChangeForm {
     #[serde(default)]
     csrf: String,
@@ -781,25 +774,14 @@ pub struct ChangeForm {
 
 /// Checks a change's form: the session's CSRF token, an admin session, and a reason
 /// (the console asks for one; `default` is what the API records without one).
-fn change_form<'f>(
+fn change_form(
     session: &Session,
-    form: &'f Result<Form<ChangeForm>, FormRejection>,
-    default: &'f str,
-) -> Result<&'f str, Problem> {
-    let forged = || {
-        Problem::new(
-            session,
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            "The form's CSRF token is missing or wrong.",
-        )
-    };
-    let Ok(Form(form)) = form else {
-        return Err(forged());
-    };
-    if !session.csrf_matches(&form.csrf) {
-        return Err(forged());
-    }
+    form: Result<Form<ChangeForm>, FormRejection>,
+    default: &str,
+) -> Result<String, Problem> {
+    // A form that cannot be read carries no token.
+    let form = form.map_or_else(|_| ChangeForm::default(), |Form(f)| f);
+    session.check_csrf(&form.csrf)?;
     if session.role != Role::Admin {
         return Err(Problem::new(
             session,
@@ -814,7 +796,7 @@ fn change_form<'f>(
             session,
             format!("reason: say why ({default}, …); the audit trail records it"),
         )),
-        reason => Ok(reason),
+        reason => Ok(reason.to_owned()),
     }
 }
 
@@ -826,12 +808,12 @@ pub async fn approve(
     Path((name, version)): Path<(String, String)>,
     form: Result<Form<ChangeForm>, FormRejection>,
 ) -> Page {
-    let reason = change_form(&session, &form, APPROVED)?;
+    let reason = change_form(&session, form, APPROVED)?;
     let model = parse(&session, &name)?;
     let version = number(&session, &model, &version)?;
     let change = Change {
         actor: &session.actor,
-        reason,
+        reason: &reason,
         correlation_id: &uuid::Uuid::new_v4().to_string(),
     };
     match state.releases.approve(&model, version, change).await {
@@ -850,11 +832,11 @@ pub async fn rollback(
     Path(name): Path<String>,
     form: Result<Form<ChangeForm>, FormRejection>,
 ) -> Page {
-    let reason = change_form(&session, &form, ROLLBACK_REQUESTED)?;
+    let reason = change_form(&session, form, ROLLBACK_REQUESTED)?;
     let model = parse(&session, &name)?;
     let change = Change {
         actor: &session.actor,
-        reason,
+        reason: &reason,
         correlation_id: &uuid::Uuid::new_v4().to_string(),
     };
     match state.releases.rollback(&model, change).await {

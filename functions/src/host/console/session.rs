@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{Frame, ROOT, html};
+use super::{Frame, Problem, ROOT, html};
 use crate::host::state::AppState;
 
 const COOKIE: &str = "sluice_session";
@@ -104,10 +104,19 @@ impl Session {
         (session.expires > chrono::Utc::now().timestamp()).then_some(session)
     }
 
-    /// Whether a form carries this session's CSRF token (a forged cross-site form has
-    /// no way to know it), compared in constant time.
-    pub fn csrf_matches(&self, token: &str) -> bool {
-        bool::from(token.as_bytes().ct_eq(self.csrf.as_bytes()))
+    /// Refuses (403) a form without this session's CSRF token (a forged cross-site form
+    /// has no way to know it); compared in constant time.
+    pub fn check_csrf(&self, token: &str) -> Result<(), Problem> {
+        if bool::from(token.as_bytes().ct_eq(self.csrf.as_bytes())) {
+            Ok(())
+        } else {
+            Err(Problem::new(
+                self,
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "The form's CSRF token is missing or wrong.",
+            ))
+        }
     }
 }
 
@@ -226,15 +235,6 @@ pub struct CsrfForm {
     csrf: String,
 }
 
-/// The refusal of a sign-out without the session's CSRF token.
-fn forged() -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        "the form's CSRF token is missing or wrong",
-    )
-        .into_response()
-}
-
 /// Ends the session: only with the session's own CSRF token.
 pub async fn sign_out(
     session: Session,
@@ -242,8 +242,8 @@ pub async fn sign_out(
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
     let token = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    if !session.csrf_matches(&token) {
-        return forged();
+    if let Err(forged) = session.check_csrf(&token) {
+        return forged.into_response();
     }
     let mut response = to_sign_in();
     response
