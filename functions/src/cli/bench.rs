@@ -51,6 +51,76 @@ pub fn contract() -> Contract {
     .expect("the bench contract is valid")
 }
 
+/// A benchmark's store at `root`, made afresh: its scratch folder, and the store with
+/// the benchmark dataset's contract in it.
+pub async fn fresh_store(root: &Path) -> anyhow::Result<(PathBuf, Arc<dyn ObjectStore>)> {
+    let _ = std::fs::remove_dir_all(root);
+    let scratch = root.join("scratch");
+    std::fs::create_dir_all(&scratch)?;
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(root.join("store"))?);
+    eprintln!("preparing {} …", root.display());
+    Contracts::new(store.clone())
+        .put(contract(), "sluice:bench")
+        .await?;
+    Ok((scratch, store))
+}
+
+/// Drops `file` under the benchmark dataset's landing folder as `name` and ingests it as
+/// any upload is.
+pub async fn ingest_upload(
+    store: &Arc<dyn ObjectStore>,
+    scratch: &Path,
+    file: PathBuf,
+    name: &str,
+) -> anyhow::Result<IngestOutcome> {
+    let dataset = sluice_shared::dataset::DatasetName::parse("bench")?;
+    let key = sluice_shared::dataset::layout::landing(&dataset, name)?;
+    store
+        .put(
+            &key,
+            sluice_shared::storage::Payload::File(file),
+            sluice_shared::storage::PutMode::Create,
+        )
+        .await?;
+    let upload = Upload {
+        key,
+        etag: None,
+        uploader: None,
+    };
+    Ok(Ingestor::new(store.clone(), scratch.to_path_buf())
+        .ingest(upload, None)
+        .await?)
+}
+
+/// The lineage a benchmark's model version records: trained by `run` on `manifest`'s
+/// dataset version, now, by nothing in particular.
+pub fn lineage_of(
+    manifest: &sluice_shared::dataset::Manifest,
+    run: &str,
+) -> sluice_shared::registry::Lineage {
+    let now = chrono::Utc::now();
+    sluice_shared::registry::Lineage {
+        run_id: run.to_owned(),
+        run_attempt: 1,
+        requested_by: "sluice:bench".into(),
+        trigger: "bench".into(),
+        dataset: manifest.dataset.clone(),
+        dataset_version: manifest.version,
+        dataset_sha256: manifest.content_sha256.clone(),
+        source_uri: manifest.source.uri.clone(),
+        algorithm: "none".into(),
+        hyperparameters: json!({}),
+        seed: 0,
+        config_sha256: String::new(),
+        code_version: env!("CARGO_PKG_VERSION").into(),
+        compute: "none".into(),
+        started_at: now,
+        finished_at: now,
+        holdout: None,
+        job: None,
+    }
+}
+
 /// Writes a deterministic CSV of about `mib` MiB: mixed numeric and categorical columns,
 /// about 3% nulls in `income` and `city`.
 pub fn generate(path: &Path, mib: u64) -> anyhow::Result<u64> {

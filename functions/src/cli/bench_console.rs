@@ -20,14 +20,14 @@ use axum::http::{Request, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sluice_shared::dataset::ingest::QuarantineReport;
-use sluice_shared::dataset::{Contracts, IngestOutcome, Ingestor, Manifest, Upload, layout};
+use sluice_shared::dataset::{IngestOutcome, Manifest, layout};
 use sluice_shared::registry::{Artifacts, Lineage, ModelName, NewRelease, PRODUCTION, STAGING};
 use sluice_shared::runs::{RetrainRequest, Runs};
 use sluice_shared::storage::local::LocalStore;
-use sluice_shared::storage::{ObjectKey, ObjectStore, Payload, PutMode, put_json};
+use sluice_shared::storage::{ObjectStore, PutMode, put_json};
 use tower::ServiceExt;
 
-use super::bench::{contract, generate};
+use super::bench::{fresh_store, generate, ingest_upload, lineage_of};
 use crate::host::state::AppState;
 
 const MODEL: &str = "bench-churn";
@@ -198,27 +198,6 @@ fn no_compute(
     sluice_shared::runs::local::LocalCompute::new(store, root.join("jobs"), PathBuf::from("sluice"))
 }
 
-/// Ingests `file` as an upload of the bench dataset.
-async fn ingest(
-    store: &Arc<dyn ObjectStore>,
-    scratch: &Path,
-    file: PathBuf,
-    name: &str,
-) -> anyhow::Result<IngestOutcome> {
-    let key = ObjectKey::parse(format!("landing/bench/{name}"))?;
-    store
-        .put(&key, Payload::File(file), PutMode::Create)
-        .await?;
-    let upload = Upload {
-        key,
-        etag: None,
-        uploader: Some("bench".into()),
-    };
-    Ok(Ingestor::new(store.clone(), scratch.to_path_buf())
-        .ingest(upload, None)
-        .await?)
-}
-
 /// The store for `size` under `dir` (made once).
 async fn prepare(size: Size, dir: &Path) -> anyhow::Result<PathBuf> {
     let root = dir.join(format!(
@@ -228,20 +207,13 @@ async fn prepare(size: Size, dir: &Path) -> anyhow::Result<PathBuf> {
     if root.join("ready").exists() {
         return Ok(root);
     }
-    let _ = std::fs::remove_dir_all(&root);
-    let scratch = root.join("scratch");
-    std::fs::create_dir_all(&scratch)?;
-    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(root.join("store"))?);
-    eprintln!("preparing {} …", root.display());
-    Contracts::new(store.clone())
-        .put(contract(), "sluice:bench")
-        .await?;
+    let (scratch, store) = fresh_store(&root).await?;
 
     // Dataset versions: one ingested, the others its manifest under new numbers.
     let train = scratch.join("train.csv");
     generate(&train, 1)?;
     let IngestOutcome::Versioned { manifest, .. } =
-        ingest(&store, &scratch, train, "train.csv").await?
+        ingest_upload(&store, &scratch, train, "train.csv").await?
     else {
         bail!("the bench upload did not version")
     };
@@ -267,7 +239,7 @@ async fn prepare(size: Size, dir: &Path) -> anyhow::Result<PathBuf> {
         "id,age,income,score,city,segment,visits,churned\n1,300,x,0.5,Nowhere,a,1,maybe\n",
     )?;
     let IngestOutcome::Quarantined { report, .. } =
-        ingest(&store, &scratch, bad, "bad.csv").await?
+        ingest_upload(&store, &scratch, bad, "bad.csv").await?
     else {
         bail!("the bad upload was not quarantined")
     };
@@ -297,7 +269,6 @@ async fn prepare(size: Size, dir: &Path) -> anyhow::Result<PathBuf> {
                    {"name": "city", "type": "string", "tensor": "string"}],
         "task": "binary", "label": "churned", "classes": ["no", "yes"], "outputs": [],
     }))?;
-    let now = chrono::Utc::now();
     for i in 1..=size.versions {
         let wobble = (i as f64 * 0.618).fract();
         let metrics = serde_json::from_value(json!({
@@ -307,24 +278,11 @@ async fn prepare(size: Size, dir: &Path) -> anyhow::Result<PathBuf> {
         }))?;
         let dataset_version = (i - 1) % size.dataset_versions + 1;
         let lineage = Lineage {
-            run_id: format!("bench-run-{i}"),
-            run_attempt: 1,
-            requested_by: "sluice:bench".into(),
-            trigger: "bench".into(),
-            dataset: manifest.dataset.clone(),
             dataset_version,
             dataset_sha256: format!("{dataset_version:064x}"),
-            source_uri: manifest.source.uri.clone(),
             algorithm: "logistic_regression".into(),
-            hyperparameters: json!({}),
             seed: i as u64,
-            config_sha256: String::new(),
-            code_version: env!("CARGO_PKG_VERSION").into(),
-            compute: "none".into(),
-            started_at: now,
-            finished_at: now,
-            holdout: None,
-            job: None,
+            ..lineage_of(&manifest, &format!("bench-run-{i}"))
         };
         let artifacts = Artifacts {
             model_onnx: axum::body::Bytes::from_static(b"not a model: pages never load one"),

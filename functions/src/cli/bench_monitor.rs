@@ -18,15 +18,15 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use sluice_shared::dataset::{Contracts, IngestOutcome, Ingestor, Manifest, Upload};
+use sluice_shared::dataset::{IngestOutcome, Manifest};
 use sluice_shared::model::{Table, Values};
-use sluice_shared::registry::{Artifacts, Lineage, ModelName, NewRelease, PRODUCTION, Registry};
+use sluice_shared::registry::{Artifacts, ModelName, NewRelease, PRODUCTION, Registry};
 use sluice_shared::scoring::log::PredictionLog;
 use sluice_shared::scoring::{RowPrediction, Scored};
+use sluice_shared::storage::ObjectStore;
 use sluice_shared::storage::local::LocalStore;
-use sluice_shared::storage::{ObjectKey, ObjectStore};
 
-use super::bench::{child_json, contract, generate, peak_rss};
+use super::bench::{child_json, fresh_store, generate, ingest_upload, lineage_of, peak_rss};
 
 /// The benchmark's model.
 const MODEL: &str = "bench-churn";
@@ -124,35 +124,12 @@ async fn prepare(rows: usize, dir: &Path) -> anyhow::Result<PathBuf> {
     if root.join("ready").exists() {
         return Ok(root);
     }
-    let _ = std::fs::remove_dir_all(&root);
-    let scratch = root.join("scratch");
-    std::fs::create_dir_all(&scratch)?;
-    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(root.join("store"))?);
-    eprintln!("preparing {} …", root.display());
+    let (scratch, store) = fresh_store(&root).await?;
 
     // The training data: an upload like any other, and its profile the reference.
-    Contracts::new(store.clone())
-        .put(contract(), "sluice:bench")
-        .await?;
     let train = scratch.join("train.csv");
     generate(&train, 16)?;
-    let key = ObjectKey::parse("landing/bench/train.csv")?;
-    store
-        .put(
-            &key,
-            sluice_shared::storage::Payload::File(train),
-            sluice_shared::storage::PutMode::Create,
-        )
-        .await?;
-    let upload = Upload {
-        key,
-        etag: None,
-        uploader: None,
-    };
-    let manifest: Manifest = match Ingestor::new(store.clone(), scratch.clone())
-        .ingest(upload, None)
-        .await?
-    {
+    let manifest: Manifest = match ingest_upload(&store, &scratch, train, "train.csv").await? {
         IngestOutcome::Versioned { manifest, .. } => *manifest,
         other => bail!("the training data did not version: {other:?}"),
     };
@@ -174,26 +151,7 @@ async fn prepare(rows: usize, dir: &Path) -> anyhow::Result<PathBuf> {
         .cloned()
         .collect();
     let now = chrono::Utc::now();
-    let lineage = Lineage {
-        run_id: "bench-run".into(),
-        run_attempt: 1,
-        requested_by: "sluice:bench".into(),
-        trigger: "bench".into(),
-        dataset: manifest.dataset.clone(),
-        dataset_version: manifest.version,
-        dataset_sha256: manifest.content_sha256.clone(),
-        source_uri: manifest.source.uri.clone(),
-        algorithm: "none".into(),
-        hyperparameters: json!({}),
-        seed: 0,
-        config_sha256: String::new(),
-        code_version: env!("CARGO_PKG_VERSION").into(),
-        compute: "none".into(),
-        started_at: now,
-        finished_at: now,
-        holdout: None,
-        job: None,
-    };
+    let lineage = lineage_of(&manifest, "bench-run");
     let artifacts = Artifacts {
         model_onnx: axum::body::Bytes::from_static(b"not a model: the monitor never loads one"),
         signature,
