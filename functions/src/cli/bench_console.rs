@@ -162,7 +162,7 @@ pub async fn run(size: Size, dir: &Path) -> anyhow::Result<()> {
     for prefix in [
         "runs/".to_owned(),
         format!("registry/models/{MODEL}/"),
-        "datasets/".to_owned(),
+        layout::DATASETS.to_owned(),
         "audit/records/".to_owned(),
     ] {
         let mut times = Vec::new();

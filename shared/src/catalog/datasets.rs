@@ -90,12 +90,12 @@ pub struct DatasetSummary {
 pub async fn datasets(store: &dyn ObjectStore) -> Result<Vec<DatasetSummary>, DatasetQueryError> {
     let mut by_name: std::collections::BTreeMap<DatasetName, (Vec<u32>, usize)> =
         Default::default();
-    for meta in store.list("datasets/").await? {
+    for meta in store.list(layout::DATASETS).await? {
         if let Some((d, v)) = layout::parse_manifest_key(&meta.key) {
             by_name.entry(d).or_default().0.push(v);
         }
     }
-    for meta in store.list("quarantine/").await? {
+    for meta in store.list(layout::QUARANTINE).await? {
         if let Some((d, _)) = layout::parse_quarantine_report_key(&meta.key) {
             by_name.entry(d).or_default().1 += 1;
         }

@@ -7,6 +7,12 @@ use crate::storage::ObjectKey;
 
 pub const LANDING: &str = "landing/";
 
+/// Where every dataset's versions are (`datasets/<dataset>/v<N>/…`).
+pub const DATASETS: &str = "datasets/";
+
+/// Where every quarantined upload and its report are (`quarantine/<dataset>/…`).
+pub const QUARANTINE: &str = "quarantine/";
+
 /// Where delegated uploads are recorded (see [`delegation`]).
 pub const DELEGATIONS: &str = "delegations/";
 
@@ -156,7 +162,7 @@ pub fn quarantine_report_of(
 
 /// Parses `quarantine/<d>/<id>.report.json` into `(d, id)`.
 pub fn parse_quarantine_report_key(k: &ObjectKey) -> Option<(DatasetName, &str)> {
-    let rest = k.as_str().strip_prefix("quarantine/")?;
+    let rest = k.as_str().strip_prefix(QUARANTINE)?;
     let (d, file) = rest.split_once('/')?;
     let id = file.strip_suffix(".report.json")?;
     (!id.contains('/')).then_some(())?;
@@ -165,7 +171,7 @@ pub fn parse_quarantine_report_key(k: &ObjectKey) -> Option<(DatasetName, &str)>
 
 /// Parses `datasets/<d>/v<N>/manifest.json` into `(d, N)`.
 pub fn parse_manifest_key(k: &ObjectKey) -> Option<(DatasetName, u32)> {
-    let rest = k.as_str().strip_prefix("datasets/")?;
+    let rest = k.as_str().strip_prefix(DATASETS)?;
     let (d, rest) = rest.split_once("/v")?;
     let (n, file) = rest.split_once('/')?;
     (file == "manifest.json").then_some(())?;

@@ -293,7 +293,9 @@ fn trained_on_key(run: &Run) -> ObjectKey {
 }
 
 /// Written once every run of a store that predates the index is indexed.
-const TRAINED_ON_BACKFILLED: &str = "index/runs.backfilled.json";
+fn trained_on_backfilled() -> ObjectKey {
+    ObjectKey::parse("index/runs.backfilled.json").expect("valid key")
+}
 
 /// The backend's job name for an attempt: the run id, then `-a<n>` for retries, so a
 /// resubmitted attempt addresses the same job and a retry a new one.
@@ -622,7 +624,7 @@ impl Runs {
         dataset: &DatasetName,
         version: u32,
     ) -> Result<Vec<Run>, RunError> {
-        let marker = ObjectKey::parse(TRAINED_ON_BACKFILLED.to_owned()).expect("valid key");
+        let marker = trained_on_backfilled();
         match self.store.head(&marker).await {
             Ok(_) => {}
             Err(StorageError::NotFound { .. }) => {

@@ -367,12 +367,17 @@ fn the_runs_layout_is_pinned() {
         (job_config_key("r1").unwrap(), "runs/r1/config.json"),
         (logs_key("r1", 1).unwrap(), "runs/r1/logs.txt"),
         (logs_key("r1", 3).unwrap(), "runs/r1/attempts/3/logs.txt"),
+        (trained_on_backfilled(), "index/runs.backfilled.json"),
     ];
     for (key, expected) in cases {
         assert_eq!(key.as_str(), expected);
     }
     assert_eq!(output_prefix("r1", 1), "runs/r1/output/");
     assert_eq!(output_prefix("r1", 2), "runs/r1/attempts/2/output/");
+    assert_eq!(
+        trained_on_prefix(&DatasetName::parse("adult").unwrap(), 3),
+        "index/runs/adult/v3/"
+    );
     let at = DateTime::parse_from_rfc3339("2026-11-24T01:02:03.456Z")
         .unwrap()
         .with_timezone(&Utc);
